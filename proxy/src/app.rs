@@ -1,0 +1,240 @@
+//! Builds the running graph from a [`Config`] and runs it: bind every listener (logging each address),
+//! build exporters and pipelines, serve until shutdown, then drain within `limits.shutdown_timeout`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::admin::{self, AdminState};
+use crate::config::{Config, ConfigError, parse_addr};
+use crate::exporter::{BuildError, Exporter};
+use crate::pipeline::{Chain, NamedExporter, Pipeline, Pipelines, Signal};
+use crate::receiver::{Ingest, grpc, http};
+use crate::telemetry::Metrics;
+
+/// Starting weir failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// An exporter could not be built.
+    #[error(transparent)]
+    Exporter(#[from] BuildError),
+    /// A listener could not bind.
+    #[error("cannot bind {listener} on {addr}: {source}")]
+    Bind {
+        /// Which listener.
+        listener: &'static str,
+        /// Where.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// A running weir.
+#[derive(Debug)]
+pub struct Running {
+    /// The OTLP/gRPC address, when enabled.
+    pub grpc_addr: Option<SocketAddr>,
+    /// The OTLP/HTTP address, when enabled.
+    pub http_addr: Option<SocketAddr>,
+    /// The admin address.
+    pub admin_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    ingest: Arc<Ingest>,
+    admin: Arc<AdminState>,
+    receivers: JoinSet<()>,
+    admin_task: tokio::task::JoinHandle<()>,
+    shutdown_timeout: std::time::Duration,
+}
+
+/// Builds and starts everything the configuration describes (defaults resolved: without exporters,
+/// `debug`). Returns once every listener is bound.
+pub async fn start(config: Config) -> Result<Running, StartError> {
+    let config = config.resolved();
+    config.validate()?;
+    let metrics = Arc::new(Metrics::new());
+
+    let mut exporters = std::collections::BTreeMap::new();
+    for (name, c) in &config.exporters {
+        let exporter = Exporter::build(name, c)?;
+        exporters.insert(
+            name.clone(),
+            Arc::new(NamedExporter {
+                name: name.clone(),
+                exporter,
+            }),
+        );
+    }
+    let mut pipelines = Pipelines::default();
+    // `resolved()` always sets pipelines.
+    let p = config.pipelines.clone().unwrap_or_default();
+    for (signal, pc) in [
+        (Signal::Traces, p.traces),
+        (Signal::Metrics, p.metrics),
+        (Signal::Logs, p.logs),
+    ] {
+        let Some(pc) = pc else { continue };
+        let named = pc
+            .exporters
+            .iter()
+            .filter_map(|n| exporters.get(n).cloned())
+            .collect();
+        pipelines.insert(Pipeline::new(
+            signal,
+            Chain::identity(),
+            named,
+            metrics.clone(),
+        ));
+        tracing::info!(signal = %signal, exporters = ?pc.exporters, "pipeline ready");
+    }
+    let ingest = Arc::new(Ingest::new(
+        Arc::new(pipelines),
+        config.limits.clone(),
+        metrics.clone(),
+    ));
+
+    let (stop, stopped) = watch::channel(false);
+    let mut receivers = JoinSet::new();
+    let otlp = &config.receivers.otlp;
+
+    let grpc_addr = match &otlp.grpc {
+        None => None,
+        Some(l) => {
+            let listener = bind("otlp-grpc", &l.endpoint).await?;
+            let addr = listener.local_addr().ok();
+            let incoming =
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+            let routes = grpc::GrpcReceiver::new(ingest.clone()).routes();
+            let shutdown = wait_for(stopped.clone());
+            receivers.spawn(async move {
+                let served = tonic::transport::Server::builder()
+                    .layer(grpc::StatusFixLayer)
+                    .add_routes(routes)
+                    .serve_with_incoming_shutdown(incoming, shutdown)
+                    .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "OTLP/gRPC server failed");
+                }
+            });
+            addr
+        }
+    };
+
+    let http_addr = match &otlp.http {
+        None => None,
+        Some(l) => {
+            let listener = bind("otlp-http", &l.endpoint).await?;
+            let addr = listener.local_addr().ok();
+            let app = http::router(ingest.clone());
+            let shutdown = wait_for(stopped.clone());
+            receivers.spawn(async move {
+                let listener = listener.tap_io(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
+                let served = axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(shutdown)
+                .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "OTLP/HTTP server failed");
+                }
+            });
+            addr
+        }
+    };
+
+    let admin_state = Arc::new(AdminState {
+        metrics,
+        ready: Default::default(),
+    });
+    let admin_listener = bind("admin", &config.admin.endpoint).await?;
+    let admin_addr = admin_listener
+        .local_addr()
+        .map_err(|source| StartError::Bind {
+            listener: "admin",
+            addr: parse_addr(&config.admin.endpoint).unwrap_or(([0, 0, 0, 0], 0).into()),
+            source,
+        })?;
+    let admin_app = admin::router(admin_state.clone());
+    // The admin listener outlives the receivers' drain so that /metrics stays readable until the end.
+    let admin_task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(admin_listener, admin_app).await {
+            tracing::error!(error = %e, "admin server failed");
+        }
+    });
+    admin_state.ready.store(true, Ordering::SeqCst);
+
+    Ok(Running {
+        grpc_addr,
+        http_addr,
+        admin_addr,
+        stop,
+        ingest,
+        admin: admin_state,
+        receivers,
+        admin_task,
+        shutdown_timeout: config.limits.shutdown_timeout,
+    })
+}
+
+impl Running {
+    /// Serves until `signal` completes, then shuts down gracefully.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) {
+        signal.await;
+        self.shutdown().await;
+    }
+
+    /// Stops accepting, lets in-flight requests finish within `limits.shutdown_timeout`, then stops.
+    pub async fn shutdown(mut self) {
+        tracing::info!(timeout = ?self.shutdown_timeout, "shutting down: draining in-flight requests");
+        self.admin.ready.store(false, Ordering::SeqCst);
+        self.ingest.begin_shutdown();
+        let _ = self.stop.send(true);
+        let drained = tokio::time::timeout(self.shutdown_timeout, async {
+            while self.receivers.join_next().await.is_some() {}
+        })
+        .await;
+        match drained {
+            Ok(()) => tracing::info!("drained; bye"),
+            Err(_) => {
+                tracing::warn!(
+                    "shutdown timeout passed with requests still in flight; closing them"
+                );
+                self.receivers.abort_all();
+            }
+        }
+        self.admin_task.abort();
+    }
+}
+
+async fn bind(listener: &'static str, endpoint: &str) -> Result<TcpListener, StartError> {
+    let addr =
+        parse_addr(endpoint).map_err(|m| ConfigError::Invalid(format!("{listener}: {m}")))?;
+    let l = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            listener,
+            addr,
+            source,
+        })?;
+    let bound = l.local_addr().unwrap_or(addr);
+    tracing::info!(listener, addr = %bound, "listening");
+    Ok(l)
+}
+
+fn wait_for(mut stopped: watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
+    async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    }
+}

@@ -1,0 +1,542 @@
+//! The configuration file: serde types only, plus loading and validation.
+//!
+//! What the user writes is `FooConfig`; [`crate::app`] builds what runs from it. The `///` docs on each
+//! field double as the configuration reference (README "Configuration"). Every struct denies unknown keys,
+//! and [`Config::from_yaml`] reports the full path of a key it does not know (`exporters.backend.otlp.endpont`).
+//! `${env:VAR}` (or `${env:VAR:-default}`) is substituted in the raw text before parsing.
+
+mod env;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use env::substitute_env;
+
+/// Everything that can go wrong while loading or validating a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// `${env:VAR}` named a variable that is not set and has no default.
+    #[error("environment variable {0} is not set (referenced as ${{env:{0}}})")]
+    MissingEnv(String),
+    /// `${env:...}` was not closed or is malformed.
+    #[error(
+        "malformed environment reference at byte {0}: expected ${{env:NAME}} or ${{env:NAME:-default}}"
+    )]
+    BadEnvReference(usize),
+    /// The YAML did not match the schema; `path` names the key.
+    #[error("at `{path}`: {message}")]
+    Schema {
+        /// Dotted path of the offending key (`.` for the root).
+        path: String,
+        /// What serde said.
+        message: String,
+    },
+    /// The configuration parsed but is inconsistent.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// The root of the configuration file.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where weir accepts OTLP.
+    pub receivers: ReceiversConfig,
+    /// Named upstreams. A pipeline names the exporters its data goes to.
+    pub exporters: BTreeMap<String, ExporterConfig>,
+    /// One pipeline per signal. A signal without a pipeline is refused with 404 / UNIMPLEMENTED.
+    /// When the file has no `pipelines` at all, every signal goes to every exporter (or to `debug`).
+    pub pipelines: Option<PipelinesConfig>,
+    /// The admin listener: `/metrics`, `/healthz`, `/readyz`.
+    pub admin: AdminConfig,
+    /// Limits that protect weir from its clients.
+    pub limits: LimitsConfig,
+    /// weir's own logs.
+    pub logs: LogsConfig,
+}
+
+/// Receivers. Only OTLP for now.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReceiversConfig {
+    /// The OTLP receiver: gRPC and HTTP.
+    pub otlp: OtlpReceiverConfig,
+}
+
+impl Default for ReceiversConfig {
+    fn default() -> Self {
+        Self {
+            otlp: OtlpReceiverConfig {
+                grpc: Some(ListenerConfig {
+                    endpoint: "127.0.0.1:4317".into(),
+                }),
+                http: Some(ListenerConfig {
+                    endpoint: "127.0.0.1:4318".into(),
+                }),
+            },
+        }
+    }
+}
+
+/// The OTLP receiver. Omitting `grpc` or `http` disables that transport.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpReceiverConfig {
+    /// OTLP/gRPC (default `127.0.0.1:4317`).
+    pub grpc: Option<ListenerConfig>,
+    /// OTLP/HTTP, protobuf and JSON, HTTP/1.1 and h2c (default `127.0.0.1:4318`).
+    pub http: Option<ListenerConfig>,
+}
+
+/// A listening socket.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// `HOST:PORT` to bind; port 0 picks a free port (weir logs the one it bound).
+    pub endpoint: String,
+}
+
+/// One upstream. Exactly one kind key: `otlp` or `debug`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(try_from = "ExporterKinds")]
+pub enum ExporterConfig {
+    /// Forward over OTLP/gRPC or OTLP/HTTP (protobuf).
+    Otlp(OtlpExporterConfig),
+    /// Print one summary line per batch on stdout (and every item when `verbosity: detailed`).
+    Debug(DebugExporterConfig),
+}
+
+/// The YAML shape of an exporter: a map with exactly one kind key. (YAML enums need `!tags`; a map
+/// with optional keys reads better and reports unknown keys with their path.)
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExporterKinds {
+    otlp: Option<OtlpExporterConfig>,
+    debug: Option<DebugExporterConfig>,
+}
+
+impl TryFrom<ExporterKinds> for ExporterConfig {
+    type Error = String;
+
+    fn try_from(k: ExporterKinds) -> Result<Self, String> {
+        match (k.otlp, k.debug) {
+            (Some(o), None) => Ok(ExporterConfig::Otlp(o)),
+            (None, Some(d)) => Ok(ExporterConfig::Debug(d)),
+            (None, None) => Err("an exporter needs one kind key: `otlp` or `debug`".into()),
+            (Some(_), Some(_)) => {
+                Err("an exporter has exactly one kind key: `otlp` or `debug`".into())
+            }
+        }
+    }
+}
+
+/// Wire protocol of an OTLP exporter.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OtlpProtocol {
+    /// OTLP/gRPC; `endpoint` is `http://HOST:PORT`.
+    #[default]
+    Grpc,
+    /// OTLP/HTTP protobuf; `endpoint` is the base URL, weir appends `/v1/traces` etc.
+    Http,
+}
+
+/// Compression of requests sent upstream.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    /// Uncompressed.
+    None,
+    /// gzip (the OTLP default).
+    #[default]
+    Gzip,
+}
+
+/// An OTLP upstream.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpExporterConfig {
+    /// `http://HOST:PORT` (gRPC) or the OTLP/HTTP base URL. `grpc://` is accepted for gRPC.
+    pub endpoint: String,
+    /// `grpc` (default) or `http`.
+    #[serde(default)]
+    pub protocol: OtlpProtocol,
+    /// `gzip` (default) or `none`.
+    #[serde(default)]
+    pub compression: Compression,
+    /// Time allowed for one attempt (default `5s`). Retries are bounded by the client's deadline.
+    #[serde(default = "default_export_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Extra headers (gRPC metadata) sent with every request, e.g. an API key.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Retries of retryable upstream answers.
+    #[serde(default)]
+    pub retry: RetryConfig,
+}
+
+fn default_export_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+/// Exponential backoff with full jitter for retryable upstream answers.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// Retry at all (default true).
+    pub enabled: bool,
+    /// First backoff (default `50ms`).
+    #[serde(with = "humantime_serde")]
+    pub initial_interval: Duration,
+    /// Largest backoff (default `5s`). A server's RetryInfo / Retry-After takes precedence.
+    #[serde(with = "humantime_serde")]
+    pub max_interval: Duration,
+    /// Growth factor per attempt (default 2).
+    pub multiplier: f64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            initial_interval: Duration::from_millis(50),
+            max_interval: Duration::from_secs(5),
+            multiplier: 2.0,
+        }
+    }
+}
+
+/// The debug exporter.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DebugExporterConfig {
+    /// `basic` (one line per batch, default) or `detailed` (every item too).
+    pub verbosity: Verbosity,
+}
+
+/// How much the debug exporter prints.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Verbosity {
+    /// One summary line per batch.
+    #[default]
+    Basic,
+    /// The summary line, then every item as JSON.
+    Detailed,
+}
+
+/// Pipelines per signal.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PipelinesConfig {
+    /// Spans.
+    pub traces: Option<PipelineConfig>,
+    /// Metric points.
+    pub metrics: Option<PipelineConfig>,
+    /// Log records.
+    pub logs: Option<PipelineConfig>,
+}
+
+/// One pipeline: receiver, filter chain, exporters.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Names from `exporters`. A client is acknowledged once every one of them accepted the data.
+    pub exporters: Vec<String>,
+}
+
+/// The admin listener.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// `HOST:PORT` (default `127.0.0.1:9901`).
+    pub endpoint: String,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            endpoint: "127.0.0.1:9901".into(),
+        }
+    }
+}
+
+/// Limits. Every refusal they cause is counted on `/metrics` (`weir_requests_refused_total`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest OTLP/HTTP body as received, before decompression (default 8 MiB). Above: 413.
+    pub max_request_bytes: usize,
+    /// Largest request after decompression, HTTP body or gRPC message (default 32 MiB).
+    /// Above: 413 / RESOURCE_EXHAUSTED. A gzip bomb stops here without allocating more.
+    pub max_decompressed_bytes: usize,
+    /// Requests processed at once over both transports (default 1024). Above: 503 / UNAVAILABLE,
+    /// retryable.
+    pub max_concurrent_requests: usize,
+    /// Time allowed for a request, from decode to the upstream's answer, unless the client's
+    /// `grpc-timeout` is shorter (default `30s`). Past it the client gets a retryable status.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// How long SIGTERM waits for in-flight requests before exiting (default `20s`).
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+    /// Seconds suggested to refused clients (`Retry-After`, gRPC RetryInfo) (default `1s`).
+    #[serde(with = "humantime_serde")]
+    pub retry_after: Duration,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_request_bytes: 8 << 20,
+            max_decompressed_bytes: 32 << 20,
+            max_concurrent_requests: 1024,
+            request_timeout: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(20),
+            retry_after: Duration::from_secs(1),
+        }
+    }
+}
+
+/// weir's own log output (on stderr).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogsConfig {
+    /// `text` (default) or `json`.
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `weir=debug,info` (default `info`; `RUST_LOG` wins).
+    pub level: String,
+}
+
+impl Default for LogsConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Config {
+    /// Reads, substitutes `${env:...}`, parses and validates a file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let config = Self::from_yaml(&text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses YAML (after `${env:...}` substitution) without validating.
+    pub fn from_yaml(text: &str) -> Result<Self, ConfigError> {
+        Self::from_yaml_with_env(text, |name| std::env::var(name).ok())
+    }
+
+    /// [`Config::from_yaml`] with `${env:...}` looked up by `lookup`.
+    pub fn from_yaml_with_env(
+        text: &str,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let text = substitute_env(text, lookup)?;
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        let de = serde_yaml_ng::Deserializer::from_str(&text);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            ConfigError::Schema {
+                path,
+                message: e.into_inner().to_string(),
+            }
+        })
+    }
+
+    /// Checks what the schema cannot: addresses parse, pipelines name known exporters.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        let otlp = &self.receivers.otlp;
+        for (name, l) in [("grpc", &otlp.grpc), ("http", &otlp.http)] {
+            if let Some(l) = l {
+                parse_addr(&l.endpoint).map_err(|e| {
+                    ConfigError::Invalid(format!("receivers.otlp.{name}.endpoint: {e}"))
+                })?;
+            }
+        }
+        if otlp.grpc.is_none() && otlp.http.is_none() {
+            return invalid("receivers.otlp: enable at least one of grpc and http".into());
+        }
+        parse_addr(&self.admin.endpoint)
+            .map_err(|e| ConfigError::Invalid(format!("admin.endpoint: {e}")))?;
+        for (name, exporter) in &self.exporters {
+            if let ExporterConfig::Otlp(o) = exporter {
+                o.validate()
+                    .map_err(|e| ConfigError::Invalid(format!("exporters.{name}: {e}")))?;
+            }
+        }
+        if let Some(p) = &self.pipelines {
+            for (signal, pipeline) in [
+                ("traces", &p.traces),
+                ("metrics", &p.metrics),
+                ("logs", &p.logs),
+            ] {
+                let Some(pipeline) = pipeline else { continue };
+                if pipeline.exporters.is_empty() {
+                    return invalid(format!("pipelines.{signal}.exporters: name at least one"));
+                }
+                for e in &pipeline.exporters {
+                    if !self.exporters.contains_key(e) {
+                        return invalid(format!(
+                            "pipelines.{signal}.exporters: unknown exporter `{e}` (known: {})",
+                            known(&self.exporters)
+                        ));
+                    }
+                }
+            }
+        }
+        let l = &self.limits;
+        if l.max_request_bytes == 0 || l.max_decompressed_bytes == 0 {
+            return invalid("limits: sizes must be positive".into());
+        }
+        if l.max_concurrent_requests == 0 {
+            return invalid("limits.max_concurrent_requests must be positive".into());
+        }
+        if l.request_timeout.is_zero() {
+            return invalid("limits.request_timeout must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// The exporters each signal's pipeline uses, after defaults: without a `pipelines` section every
+    /// signal goes to every exporter, and without exporters to a `debug` exporter.
+    pub fn resolved(mut self) -> Self {
+        if self.exporters.is_empty() {
+            self.exporters.insert(
+                "debug".into(),
+                ExporterConfig::Debug(DebugExporterConfig::default()),
+            );
+        }
+        if self.pipelines.is_none() {
+            let all = PipelineConfig {
+                exporters: self.exporters.keys().cloned().collect(),
+            };
+            self.pipelines = Some(PipelinesConfig {
+                traces: Some(all.clone()),
+                metrics: Some(all.clone()),
+                logs: Some(all),
+            });
+        }
+        self
+    }
+}
+
+fn known(exporters: &BTreeMap<String, ExporterConfig>) -> String {
+    if exporters.is_empty() {
+        return "none".into();
+    }
+    exporters.keys().cloned().collect::<Vec<_>>().join(", ")
+}
+
+/// Parses `HOST:PORT` where HOST is an IP address or `localhost`.
+pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(a) = s.parse() {
+        return Ok(a);
+    }
+    if let Some(port) = s.strip_prefix("localhost:") {
+        let port: u16 = port.parse().map_err(|_| format!("bad port in `{s}`"))?;
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    Err(format!("`{s}` is not HOST:PORT with an IP address"))
+}
+
+impl OtlpExporterConfig {
+    /// Builds an exporter config from a quick-start `--upstream` URL: `grpc://` or `http://`/`https://`.
+    pub fn from_upstream_url(url: &str) -> Result<Self, ConfigError> {
+        let (protocol, endpoint) = if let Some(rest) = url.strip_prefix("grpc://") {
+            (OtlpProtocol::Grpc, format!("http://{rest}"))
+        } else if url.starts_with("http://") || url.starts_with("https://") {
+            (OtlpProtocol::Http, url.to_string())
+        } else {
+            return Err(ConfigError::Invalid(format!(
+                "--upstream `{url}`: use grpc://HOST:PORT or http://HOST:PORT"
+            )));
+        };
+        let c = Self {
+            endpoint,
+            protocol,
+            compression: Compression::default(),
+            timeout: default_export_timeout(),
+            headers: BTreeMap::new(),
+            retry: RetryConfig::default(),
+        };
+        c.validate().map_err(ConfigError::Invalid)?;
+        Ok(c)
+    }
+
+    /// The endpoint as a URI, `grpc://` normalised to `http://`.
+    pub fn uri(&self) -> Result<http::Uri, String> {
+        let e = match self.endpoint.strip_prefix("grpc://") {
+            Some(rest) => format!("http://{rest}"),
+            None => self.endpoint.clone(),
+        };
+        let uri: http::Uri = e
+            .parse()
+            .map_err(|err| format!("endpoint `{}`: {err}", self.endpoint))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some("https") => {
+                return Err(format!(
+                    "endpoint `{}`: TLS upstreams are not supported yet; use http://",
+                    self.endpoint
+                ));
+            }
+            _ => return Err(format!("endpoint `{}`: needs http://", self.endpoint)),
+        }
+        if uri.host().is_none() {
+            return Err(format!("endpoint `{}`: no host", self.endpoint));
+        }
+        Ok(uri)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        self.uri()?;
+        if self.timeout.is_zero() {
+            return Err("timeout must be positive".into());
+        }
+        for (k, v) in &self.headers {
+            http::HeaderName::from_bytes(k.as_bytes()).map_err(|_| format!("header name `{k}`"))?;
+            http::HeaderValue::from_str(v).map_err(|_| format!("header `{k}` value"))?;
+        }
+        if self.retry.multiplier < 1.0 {
+            return Err("retry.multiplier must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

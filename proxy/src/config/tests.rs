@@ -1,0 +1,110 @@
+use super::*;
+
+const SAMPLE: &str = r#"
+receivers:
+  otlp:
+    grpc: { endpoint: 127.0.0.1:4317 }
+    http: { endpoint: 127.0.0.1:4318 }
+exporters:
+  backend: { otlp: { endpoint: "http://127.0.0.1:14317", protocol: grpc } }
+pipelines:
+  traces: { exporters: [backend] }
+  metrics: { exporters: [backend] }
+  logs: { exporters: [backend] }
+admin: { endpoint: 127.0.0.1:9901 }
+"#;
+
+#[test]
+fn the_documented_shape_parses() {
+    let c = Config::from_yaml(SAMPLE).unwrap();
+    c.validate().unwrap();
+    let ExporterConfig::Otlp(o) = &c.exporters["backend"] else {
+        panic!("not otlp")
+    };
+    assert_eq!(o.protocol, OtlpProtocol::Grpc);
+    assert_eq!(o.compression, Compression::Gzip);
+    assert_eq!(o.timeout, Duration::from_secs(5));
+    let p = c.pipelines.unwrap();
+    assert_eq!(p.logs.unwrap().exporters, vec!["backend"]);
+}
+
+#[test]
+fn unknown_key_error_names_its_path() {
+    let bad = SAMPLE.replace("protocol: grpc", "protocl: grpc");
+    let err = Config::from_yaml(&bad).unwrap_err();
+    match &err {
+        ConfigError::Schema { path, message } => {
+            assert_eq!(path, "exporters.backend.otlp.protocl");
+            assert!(message.contains("protocl"), "{message}");
+        }
+        other => panic!("{other}"),
+    }
+    let err = Config::from_yaml("limits: { max_request_byte: 3 }").unwrap_err();
+    assert!(err.to_string().contains("limits"), "{err}");
+    assert!(err.to_string().contains("max_request_byte"), "{err}");
+}
+
+#[test]
+fn unknown_exporter_in_pipeline_is_invalid() {
+    let bad = SAMPLE.replace(
+        "traces: { exporters: [backend] }",
+        "traces: { exporters: [nope] }",
+    );
+    let err = Config::from_yaml(&bad).unwrap().validate().unwrap_err();
+    assert!(err.to_string().contains("unknown exporter `nope`"), "{err}");
+}
+
+#[test]
+fn bad_addresses_are_invalid() {
+    let bad = SAMPLE.replace("127.0.0.1:4318", "not-an-address");
+    let err = Config::from_yaml(&bad).unwrap().validate().unwrap_err();
+    assert!(
+        err.to_string().contains("receivers.otlp.http.endpoint"),
+        "{err}"
+    );
+    let bad = SAMPLE.replace("http://127.0.0.1:14317", "ftp://x");
+    assert!(Config::from_yaml(&bad).unwrap().validate().is_err());
+}
+
+#[test]
+fn env_is_substituted_before_parsing() {
+    let text = SAMPLE.replace("14317", "${env:UPSTREAM_PORT}");
+    let env = |n: &str| (n == "UPSTREAM_PORT").then(|| "24317".to_string());
+    let c = Config::from_yaml_with_env(&text, env).unwrap();
+    let ExporterConfig::Otlp(o) = &c.exporters["backend"] else {
+        panic!()
+    };
+    assert_eq!(o.endpoint, "http://127.0.0.1:24317");
+}
+
+#[test]
+fn empty_file_means_defaults_and_debug_exporter() {
+    let c = Config::from_yaml("").unwrap().resolved();
+    c.validate().unwrap();
+    assert!(matches!(c.exporters["debug"], ExporterConfig::Debug(_)));
+    let p = c.pipelines.unwrap();
+    assert_eq!(p.traces.unwrap().exporters, vec!["debug"]);
+    assert_eq!(
+        c.receivers.otlp.grpc.unwrap().endpoint,
+        "127.0.0.1:4317".to_string()
+    );
+}
+
+#[test]
+fn durations_and_limits_parse() {
+    let c =
+        Config::from_yaml("limits: { request_timeout: 250ms, max_request_bytes: 1024 }").unwrap();
+    assert_eq!(c.limits.request_timeout, Duration::from_millis(250));
+    assert_eq!(c.limits.max_request_bytes, 1024);
+    assert_eq!(c.limits.max_concurrent_requests, 1024);
+}
+
+#[test]
+fn upstream_urls() {
+    let g = OtlpExporterConfig::from_upstream_url("grpc://127.0.0.1:4317").unwrap();
+    assert_eq!(g.protocol, OtlpProtocol::Grpc);
+    assert_eq!(g.uri().unwrap().to_string(), "http://127.0.0.1:4317/");
+    let h = OtlpExporterConfig::from_upstream_url("http://127.0.0.1:4318").unwrap();
+    assert_eq!(h.protocol, OtlpProtocol::Http);
+    assert!(OtlpExporterConfig::from_upstream_url("kafka://x").is_err());
+}

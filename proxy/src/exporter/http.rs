@@ -1,0 +1,193 @@
+//! The OTLP/HTTP upstream client (protobuf): hyper's pooled client with `TCP_NODELAY`, posting to
+//! `{endpoint}/v1/{signal}`.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use super::grpc::ExportResponse;
+use super::{ExportError, ExportRequest};
+use crate::config::{Compression, OtlpExporterConfig, RetryConfig};
+use crate::pipeline::{PartialSuccess, Signal};
+
+/// Largest upstream response weir reads.
+const MAX_RESPONSE_BYTES: usize = 1 << 20;
+
+/// An OTLP/HTTP exporter.
+#[derive(Debug)]
+pub struct HttpExporter {
+    client: Client<HttpConnector, Full<Bytes>>,
+    base: String,
+    headers: HeaderMap,
+    gzip: bool,
+    timeout: Duration,
+    retry: RetryConfig,
+}
+
+impl HttpExporter {
+    /// Builds the client.
+    pub fn new(config: &OtlpExporterConfig) -> Result<Self, String> {
+        let uri = config.uri()?;
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(config.timeout));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector);
+        let mut headers = HeaderMap::new();
+        for (k, v) in &config.headers {
+            let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| format!("header `{k}`"))?;
+            let value = HeaderValue::from_str(v).map_err(|_| format!("header `{k}` value"))?;
+            headers.insert(name, value);
+        }
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-protobuf"),
+        );
+        let gzip = config.compression == Compression::Gzip;
+        if gzip {
+            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        Ok(Self {
+            client,
+            base: uri.to_string().trim_end_matches('/').to_string(),
+            headers,
+            gzip,
+            timeout: config.timeout,
+            retry: config.retry.clone(),
+        })
+    }
+
+    pub(super) fn retry(&self) -> &RetryConfig {
+        &self.retry
+    }
+
+    /// The body to send, compressed once for every attempt.
+    pub(super) fn prepare(&self, request: &ExportRequest<'_>) -> Bytes {
+        if !self.gzip {
+            return request.body.clone();
+        }
+        use std::io::Write;
+        let mut enc = flate2::write::GzEncoder::new(
+            Vec::with_capacity(request.body.len() / 4),
+            flate2::Compression::fast(),
+        );
+        // Writing into a Vec cannot fail.
+        let _ = enc.write_all(&request.body);
+        Bytes::from(enc.finish().unwrap_or_default())
+    }
+
+    /// One attempt.
+    pub(super) async fn attempt(
+        &self,
+        signal: Signal,
+        body: Bytes,
+        left: Duration,
+    ) -> Result<PartialSuccess, ExportError> {
+        let timeout = self.timeout.min(left);
+        let mut req = Request::post(format!("{}/v1/{}", self.base, signal.as_str()))
+            .body(Full::new(body))
+            .map_err(|e| ExportError::unavailable(format!("bad request: {e}")))?;
+        *req.headers_mut() = self.headers.clone();
+        let call = async {
+            let resp = self
+                .client
+                .request(req)
+                .await
+                .map_err(|e| ExportError::unavailable(format!("upstream unreachable: {e}")))?;
+            let status = resp.status();
+            let retry_after = resp
+                .headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_retry_after);
+            let body = Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            if status.is_success() {
+                let r: ExportResponse = prost::Message::decode(body).unwrap_or_default();
+                Ok(r.into())
+            } else {
+                Err(ExportError::from_http(
+                    status,
+                    retry_after,
+                    &error_detail(status, &body),
+                ))
+            }
+        };
+        match tokio::time::timeout(timeout, call).await {
+            Err(_) => Err(ExportError::unavailable(format!(
+                "no answer within {timeout:?}"
+            ))),
+            Ok(r) => r,
+        }
+    }
+}
+
+/// `Retry-After` as delay-seconds or an HTTP date.
+fn parse_retry_after(v: &str) -> Option<Duration> {
+    if let Ok(secs) = v.trim().parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+    )
+}
+
+/// The message of a `google.rpc.Status` body, or the body as text.
+fn error_detail(status: StatusCode, body: &[u8]) -> String {
+    if body.is_empty() {
+        return String::new();
+    }
+    if let Ok(s) = <tonic_types::Status as prost::Message>::decode(body) {
+        if !s.message.is_empty() {
+            return s.message;
+        }
+    }
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    let cut: String = text.chars().take(256).collect();
+    if cut.is_empty() {
+        status.to_string()
+    } else {
+        cut
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_forms() {
+        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
+        let later = std::time::SystemTime::now() + Duration::from_secs(120);
+        let d = parse_retry_after(&httpdate::fmt_http_date(later)).unwrap();
+        assert!(
+            d > Duration::from_secs(100) && d <= Duration::from_secs(120),
+            "{d:?}"
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn error_detail_reads_rpc_status_or_text() {
+        let s = tonic_types::Status {
+            code: 3,
+            message: "bad span".into(),
+            details: vec![],
+        };
+        let body = prost::Message::encode_to_vec(&s);
+        assert_eq!(error_detail(StatusCode::BAD_REQUEST, &body), "bad span");
+        assert_eq!(error_detail(StatusCode::BAD_REQUEST, b"nope\n"), "nope");
+    }
+}

@@ -1,0 +1,234 @@
+//! The three OTLP signals and a decoded request of any of them.
+
+use opentelemetry_proto::tonic::collector::{
+    logs::v1::ExportLogsServiceRequest, metrics::v1::ExportMetricsServiceRequest,
+    trace::v1::ExportTraceServiceRequest,
+};
+use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+use prost::Message;
+
+/// An OTLP signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Signal {
+    /// Spans.
+    Traces,
+    /// Metric data points.
+    Metrics,
+    /// Log records.
+    Logs,
+}
+
+impl Signal {
+    /// All signals, in a fixed order.
+    pub const ALL: [Signal; 3] = [Signal::Traces, Signal::Metrics, Signal::Logs];
+
+    /// `traces`, `metrics` or `logs`: the label value and the OTLP/HTTP path segment.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signal::Traces => "traces",
+            Signal::Metrics => "metrics",
+            Signal::Logs => "logs",
+        }
+    }
+
+    /// What one item of this signal is called in logs.
+    pub fn item_name(self) -> &'static str {
+        match self {
+            Signal::Traces => "spans",
+            Signal::Metrics => "data points",
+            Signal::Logs => "log records",
+        }
+    }
+
+    /// The gRPC method path of the OTLP export call.
+    pub fn grpc_path(self) -> &'static str {
+        match self {
+            Signal::Traces => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            Signal::Metrics => "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+            Signal::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+        }
+    }
+}
+
+impl std::fmt::Display for Signal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One decoded OTLP export request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Payload {
+    /// `ExportTraceServiceRequest`.
+    Traces(ExportTraceServiceRequest),
+    /// `ExportMetricsServiceRequest`.
+    Metrics(ExportMetricsServiceRequest),
+    /// `ExportLogsServiceRequest`.
+    Logs(ExportLogsServiceRequest),
+}
+
+impl Payload {
+    /// Which signal this is.
+    pub fn signal(&self) -> Signal {
+        match self {
+            Payload::Traces(_) => Signal::Traces,
+            Payload::Metrics(_) => Signal::Metrics,
+            Payload::Logs(_) => Signal::Logs,
+        }
+    }
+
+    /// Decodes protobuf bytes as the request type of `signal`.
+    pub fn decode_protobuf(signal: Signal, bytes: &[u8]) -> Result<Self, prost::DecodeError> {
+        Ok(match signal {
+            Signal::Traces => Payload::Traces(Message::decode(bytes)?),
+            Signal::Metrics => Payload::Metrics(Message::decode(bytes)?),
+            Signal::Logs => Payload::Logs(Message::decode(bytes)?),
+        })
+    }
+
+    /// Decodes the OTLP/JSON mapping (hex ids, integer enums, lowerCamelCase, 64-bit integers as
+    /// strings or numbers, unknown fields ignored).
+    pub fn decode_json(signal: Signal, bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        Ok(match signal {
+            Signal::Traces => Payload::Traces(serde_json::from_slice(bytes)?),
+            Signal::Metrics => Payload::Metrics(serde_json::from_slice(bytes)?),
+            Signal::Logs => Payload::Logs(serde_json::from_slice(bytes)?),
+        })
+    }
+
+    /// Encodes as protobuf.
+    pub fn encode_protobuf(&self) -> Vec<u8> {
+        match self {
+            Payload::Traces(r) => r.encode_to_vec(),
+            Payload::Metrics(r) => r.encode_to_vec(),
+            Payload::Logs(r) => r.encode_to_vec(),
+        }
+    }
+
+    /// Encodes as OTLP/JSON.
+    pub fn encode_json(&self) -> Vec<u8> {
+        let r = match self {
+            Payload::Traces(r) => serde_json::to_vec(r),
+            Payload::Metrics(r) => serde_json::to_vec(r),
+            Payload::Logs(r) => serde_json::to_vec(r),
+        };
+        // Serializing plain data structures into a Vec cannot fail.
+        r.unwrap_or_default()
+    }
+
+    /// Number of items: spans, metric data points or log records.
+    pub fn item_count(&self) -> usize {
+        match self {
+            Payload::Traces(r) => r
+                .resource_spans
+                .iter()
+                .flat_map(|rs| &rs.scope_spans)
+                .map(|ss| ss.spans.len())
+                .sum(),
+            Payload::Metrics(r) => r
+                .resource_metrics
+                .iter()
+                .flat_map(|rm| &rm.scope_metrics)
+                .flat_map(|sm| &sm.metrics)
+                .map(|m| data_points(m.data.as_ref()))
+                .sum(),
+            Payload::Logs(r) => r
+                .resource_logs
+                .iter()
+                .flat_map(|rl| &rl.scope_logs)
+                .map(|sl| sl.log_records.len())
+                .sum(),
+        }
+    }
+
+    /// Number of resources in the request.
+    pub fn resource_count(&self) -> usize {
+        match self {
+            Payload::Traces(r) => r.resource_spans.len(),
+            Payload::Metrics(r) => r.resource_metrics.len(),
+            Payload::Logs(r) => r.resource_logs.len(),
+        }
+    }
+}
+
+/// Data points of one metric, as the OTLP partial-success counts them.
+fn data_points(data: Option<&Data>) -> usize {
+    match data {
+        Some(Data::Gauge(g)) => g.data_points.len(),
+        Some(Data::Sum(s)) => s.data_points.len(),
+        Some(Data::Histogram(h)) => h.data_points.len(),
+        Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
+        Some(Data::Summary(s)) => s.data_points.len(),
+        None => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/otlp-examples");
+
+    fn example(name: &str) -> Vec<u8> {
+        std::fs::read(format!("{EXAMPLES}/{name}")).unwrap()
+    }
+
+    #[test]
+    fn spec_trace_example_decodes_with_hex_ids() {
+        let p = Payload::decode_json(Signal::Traces, &example("trace.json")).unwrap();
+        let Payload::Traces(r) = &p else { panic!() };
+        let span = &r.resource_spans[0].scope_spans[0].spans[0];
+        assert_eq!(
+            span.trace_id,
+            [
+                0x5b, 0x8e, 0xff, 0xf7, 0x98, 0x03, 0x81, 0x03, 0xd2, 0x69, 0xb6, 0x33, 0x81, 0x3f,
+                0xc6, 0x0c
+            ]
+        );
+        assert_eq!(span.kind, 2);
+        assert_eq!(span.start_time_unix_nano, 1544712660000000000);
+        assert_eq!(p.item_count(), 1);
+    }
+
+    #[test]
+    fn spec_examples_round_trip_through_protobuf_and_json() {
+        for (signal, file) in [
+            (Signal::Traces, "trace.json"),
+            (Signal::Metrics, "metrics.json"),
+            (Signal::Logs, "logs.json"),
+        ] {
+            let p = Payload::decode_json(signal, &example(file)).unwrap();
+            assert!(p.item_count() > 0, "{file}");
+            let pb = Payload::decode_protobuf(signal, &p.encode_protobuf()).unwrap();
+            assert_eq!(pb, p, "{file} via protobuf");
+            let js = Payload::decode_json(signal, &p.encode_json()).unwrap();
+            assert_eq!(js, p, "{file} via json");
+        }
+    }
+
+    #[test]
+    fn json_accepts_numbers_or_strings_and_ignores_unknown_fields() {
+        let a = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"5B8EFFF798038103D269B633813FC60C",
+            "spanId":"EEE19B7EC3C1B174","name":"a","kind":2,"startTimeUnixNano":"1544712660000000000",
+            "unknownField":{"x":1}}]}]}],"somethingNew":true}"#;
+        let b = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c",
+            "spanId":"eee19b7ec3c1b174","name":"a","kind":2,"startTimeUnixNano":1544712660000000000}]}]}]}"#;
+        let a = Payload::decode_json(Signal::Traces, a).unwrap();
+        let b = Payload::decode_json(Signal::Traces, b).unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn empty_requests_decode() {
+        for s in Signal::ALL {
+            assert_eq!(Payload::decode_json(s, b"{}").unwrap().item_count(), 0);
+            assert_eq!(Payload::decode_protobuf(s, b"").unwrap().item_count(), 0);
+        }
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        assert!(Payload::decode_json(Signal::Logs, b"{\"resourceLogs\": 5}").is_err());
+        assert!(Payload::decode_protobuf(Signal::Traces, &[0xff, 0xff, 0xff]).is_err());
+    }
+}

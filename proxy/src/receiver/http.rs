@@ -1,0 +1,262 @@
+//! The OTLP/HTTP receiver (axum on hyper, HTTP/1.1 and h2c): `POST /v1/traces`, `/v1/metrics`,
+//! `/v1/logs` with protobuf or JSON bodies, optionally gzip-compressed.
+//!
+//! Status codes per the OTLP specification: 400 (body: `google.rpc.Status`) for undecodable data, 415 for
+//! an unsupported content type or encoding, 413 above a size limit (checked on the wire and after
+//! decompression), 503 with `Retry-After` when weir or the upstream cannot take more. The response uses
+//! the request's content type.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Request, StatusCode, header};
+use http_body_util::{BodyExt, Limited};
+use prost::Message;
+use tonic::Code;
+
+use super::decode::{self, ContentType, DecodeError};
+use super::{Busy, Ingest};
+use crate::pipeline::{PartialSuccess, Refusal, Signal};
+use crate::telemetry::{RefuseReason, Transport};
+
+/// The router for the OTLP/HTTP endpoints.
+pub fn router(ingest: Arc<Ingest>) -> Router {
+    let mut router = Router::new();
+    for signal in Signal::ALL {
+        router = router.route(
+            &format!("/v1/{}", signal.as_str()),
+            post(
+                move |State(ingest): State<Arc<Ingest>>,
+                      ConnectInfo(peer): ConnectInfo<SocketAddr>,
+                      req: Request<Body>| async move {
+                    export(&ingest, signal, peer, req).await
+                },
+            ),
+        );
+    }
+    router
+        // weir applies its own, configurable limits.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(ingest)
+}
+
+async fn export(ingest: &Ingest, signal: Signal, peer: SocketAddr, req: Request<Body>) -> Response {
+    let started = Instant::now();
+    let _in_flight = ingest.metrics().in_flight(Transport::Http);
+    let response = handle(ingest, signal, peer, req).await;
+    ingest
+        .metrics()
+        .request_finished(signal, Transport::Http, started.elapsed());
+    response
+}
+
+async fn handle(ingest: &Ingest, signal: Signal, peer: SocketAddr, req: Request<Body>) -> Response {
+    let limits = ingest.limits();
+    let headers = req.headers();
+    let content_type = ContentType::parse(
+        headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let Some(content_type) = content_type else {
+        ingest.refused_early(signal, Transport::Http, RefuseReason::UnsupportedMediaType);
+        return error(
+            ContentType::Json,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Code::InvalidArgument,
+            "unsupported content type: use application/x-protobuf or application/json",
+            None,
+        );
+    };
+    let gzip = match headers
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
+    {
+        None => false,
+        Some(e) if e.is_empty() || e == "identity" => false,
+        Some(e) if e == "gzip" || e == "x-gzip" => true,
+        Some(e) => {
+            ingest.refused_early(signal, Transport::Http, RefuseReason::UnsupportedMediaType);
+            return error(
+                content_type,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                Code::InvalidArgument,
+                &format!("unsupported content encoding `{e}`: use gzip or none"),
+                None,
+            );
+        }
+    };
+    let _permit = match ingest.admit(signal, Transport::Http) {
+        Ok(p) => p,
+        Err(busy) => return busy_response(content_type, busy, limits.retry_after),
+    };
+    let too_large = |what: &str| {
+        ingest.refused_early(signal, Transport::Http, RefuseReason::TooLarge);
+        error(
+            content_type,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Code::ResourceExhausted,
+            what,
+            None,
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limits.max_request_bytes) {
+        return too_large(&format!(
+            "request body exceeds {} bytes",
+            limits.max_request_bytes
+        ));
+    }
+    let body: Bytes = match Limited::new(req.into_body(), limits.max_request_bytes)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return too_large(&format!(
+                "request body exceeds {} bytes",
+                limits.max_request_bytes
+            ));
+        }
+        Err(e) => {
+            ingest.refused_early(signal, Transport::Http, RefuseReason::Decode);
+            return error(
+                content_type,
+                StatusCode::BAD_REQUEST,
+                Code::InvalidArgument,
+                &format!("could not read the request body: {e}"),
+                None,
+            );
+        }
+    };
+    let decoded = if gzip {
+        decode::gunzip(&body, limits.max_decompressed_bytes)
+            .and_then(|raw| decode::decode(signal, content_type, &raw))
+    } else if body.len() > limits.max_decompressed_bytes {
+        Err(DecodeError::TooLarge {
+            limit: limits.max_decompressed_bytes,
+        })
+    } else {
+        decode::decode(signal, content_type, &body)
+    };
+    let payload = match decoded {
+        Ok(p) => p,
+        Err(e @ DecodeError::TooLarge { .. }) => return too_large(&e.to_string()),
+        Err(e) => {
+            ingest.refused_early(signal, Transport::Http, RefuseReason::Decode);
+            return error(
+                content_type,
+                StatusCode::BAD_REQUEST,
+                Code::InvalidArgument,
+                &e.to_string(),
+                None,
+            );
+        }
+    };
+    match ingest
+        .process(payload, Transport::Http, Some(peer), None)
+        .await
+    {
+        Ok(partial) => success(content_type, signal, &partial),
+        Err(refusal) => refusal_response(ingest, content_type, &refusal),
+    }
+}
+
+fn busy_response(ct: ContentType, busy: Busy, retry_after: std::time::Duration) -> Response {
+    error(
+        ct,
+        StatusCode::SERVICE_UNAVAILABLE,
+        Code::Unavailable,
+        busy.message(),
+        Some(retry_after),
+    )
+}
+
+fn refusal_response(ingest: &Ingest, ct: ContentType, refusal: &Refusal) -> Response {
+    let message = refusal.to_string();
+    if refusal.retryable() {
+        let after = ingest.retry_after(Some(refusal));
+        return error(
+            ct,
+            StatusCode::SERVICE_UNAVAILABLE,
+            Code::Unavailable,
+            &message,
+            Some(after),
+        );
+    }
+    let (status, code) = match refusal {
+        Refusal::NoPipeline(_) => (StatusCode::NOT_FOUND, Code::Unimplemented),
+        Refusal::Export { source, .. } => (source.http_status, source.grpc_code),
+        Refusal::Chain(_) | Refusal::Timeout => (StatusCode::BAD_REQUEST, Code::InvalidArgument),
+    };
+    error(ct, status, code, &message, None)
+}
+
+/// A successful export response, with the partial success when there is one.
+fn success(ct: ContentType, signal: Signal, partial: &PartialSuccess) -> Response {
+    let body = match ct {
+        ContentType::Protobuf => {
+            let r = crate::exporter::export_response(partial);
+            r.encode_to_vec()
+        }
+        ContentType::Json => {
+            let value = if partial.is_empty() {
+                serde_json::json!({})
+            } else {
+                let field = match signal {
+                    Signal::Traces => "rejectedSpans",
+                    Signal::Metrics => "rejectedDataPoints",
+                    Signal::Logs => "rejectedLogRecords",
+                };
+                serde_json::json!({"partialSuccess": {
+                    field: partial.rejected.to_string(),
+                    "errorMessage": partial.message,
+                }})
+            };
+            value.to_string().into_bytes()
+        }
+    };
+    ([(header::CONTENT_TYPE, ct.header_value())], body).into_response()
+}
+
+/// An error response whose body is a `google.rpc.Status` in the request's content type.
+fn error(
+    ct: ContentType,
+    status: StatusCode,
+    code: Code,
+    message: &str,
+    retry_after: Option<std::time::Duration>,
+) -> Response {
+    let body = match ct {
+        ContentType::Protobuf => tonic_types::Status {
+            code: code as i32,
+            message: message.to_string(),
+            details: vec![],
+        }
+        .encode_to_vec(),
+        ContentType::Json => serde_json::json!({"code": code as i32, "message": message})
+            .to_string()
+            .into_bytes(),
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(ct.header_value()),
+    );
+    if let Some(after) = retry_after {
+        // Retry-After has whole seconds; round up so that a client never comes back early.
+        let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+    }
+    (status, headers, body).into_response()
+}

@@ -1,0 +1,146 @@
+//! OTLP receivers: gRPC ([`grpc`]) and HTTP ([`http`]) decode requests within the configured limits,
+//! hand a [`Batch`] to the signal's pipeline through [`Ingest`], and turn the outcome into the status
+//! code the OTLP specification prescribes.
+
+mod decode;
+pub mod grpc;
+pub mod http;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::config::LimitsConfig;
+use crate::pipeline::{Batch, PartialSuccess, Payload, Pipelines, Refusal, RequestContext, Signal};
+use crate::telemetry::{Metrics, RefuseReason, Transport};
+
+/// What both receivers share: the pipelines, the admission limit and the metrics.
+#[derive(Debug)]
+pub struct Ingest {
+    pipelines: Arc<Pipelines>,
+    admission: Arc<Semaphore>,
+    limits: LimitsConfig,
+    metrics: Arc<Metrics>,
+    shutting_down: AtomicBool,
+}
+
+/// Why a request could not even start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Busy {
+    /// `limits.max_concurrent_requests` requests are in flight.
+    Overloaded,
+    /// weir is shutting down.
+    ShuttingDown,
+}
+
+impl Busy {
+    fn reason(self) -> RefuseReason {
+        match self {
+            Busy::Overloaded => RefuseReason::Overloaded,
+            Busy::ShuttingDown => RefuseReason::ShuttingDown,
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            Busy::Overloaded => "weir is at its concurrent request limit; retry later",
+            Busy::ShuttingDown => "weir is shutting down; retry later",
+        }
+    }
+}
+
+impl Ingest {
+    /// The shared receiver state.
+    pub fn new(pipelines: Arc<Pipelines>, limits: LimitsConfig, metrics: Arc<Metrics>) -> Self {
+        Self {
+            pipelines,
+            admission: Arc::new(Semaphore::new(limits.max_concurrent_requests)),
+            limits,
+            metrics,
+            shutting_down: AtomicBool::new(false),
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &LimitsConfig {
+        &self.limits
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// From now on, new requests are refused with a retryable status.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    /// Takes a slot for one request, or says why there is none. Never waits: a full weir answers
+    /// at once so that the client backs off.
+    pub fn admit(
+        &self,
+        signal: Signal,
+        transport: Transport,
+    ) -> Result<OwnedSemaphorePermit, Busy> {
+        self.metrics.request_received(signal, transport);
+        let busy = if self.shutting_down.load(Ordering::Relaxed) {
+            Busy::ShuttingDown
+        } else {
+            match self.admission.clone().try_acquire_owned() {
+                Ok(p) => return Ok(p),
+                Err(_) => Busy::Overloaded,
+            }
+        };
+        self.metrics
+            .request_refused(signal, transport, busy.reason(), 0);
+        Err(busy)
+    }
+
+    /// Counts a request refused before it decoded.
+    pub fn refused_early(&self, signal: Signal, transport: Transport, reason: RefuseReason) {
+        self.metrics.request_refused(signal, transport, reason, 0);
+    }
+
+    /// Sends a decoded request through its pipeline; `Ok` once every upstream accepted it.
+    pub async fn process(
+        &self,
+        payload: Payload,
+        transport: Transport,
+        peer: Option<SocketAddr>,
+        client_timeout: Option<Duration>,
+    ) -> Result<PartialSuccess, Refusal> {
+        let signal = payload.signal();
+        let items = payload.item_count();
+        self.metrics.items_received(signal, transport, items);
+        let timeout = client_timeout.map_or(self.limits.request_timeout, |t| {
+            t.min(self.limits.request_timeout)
+        });
+        let deadline = Instant::now() + timeout;
+        let batch = Batch {
+            payload,
+            context: RequestContext { peer, deadline },
+        };
+        let result = tokio::time::timeout(timeout, self.pipelines.process(batch))
+            .await
+            .unwrap_or(Err(Refusal::Timeout));
+        if let Err(refusal) = &result {
+            self.metrics
+                .request_refused(signal, transport, refusal.reason(), items);
+        }
+        result
+    }
+
+    /// The delay a client should wait before retrying after `refusal`.
+    pub fn retry_after(&self, refusal: Option<&Refusal>) -> Duration {
+        match refusal {
+            Some(Refusal::Export { source, .. }) => {
+                source.retry_after.unwrap_or(self.limits.retry_after)
+            }
+            _ => self.limits.retry_after,
+        }
+    }
+}

@@ -1,0 +1,378 @@
+//! Prometheus metrics (`prometheus-client`), one family per fact, labelled by signal, transport and
+//! exporter. Names follow `weir_<thing>_<unit>_total`.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::pipeline::Signal;
+
+/// The transport a request arrived on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// OTLP/gRPC.
+    Grpc,
+    /// OTLP/HTTP.
+    Http,
+}
+
+impl Transport {
+    fn as_str(self) -> &'static str {
+        match self {
+            Transport::Grpc => "grpc",
+            Transport::Http => "http",
+        }
+    }
+}
+
+/// Why a request was not acknowledged. The label value of `reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RefuseReason {
+    /// The body did not decode (400 / INVALID_ARGUMENT).
+    Decode,
+    /// Above a size limit (413 / RESOURCE_EXHAUSTED).
+    TooLarge,
+    /// Content type or encoding not supported (415).
+    UnsupportedMediaType,
+    /// Too many requests in flight (503 / UNAVAILABLE).
+    Overloaded,
+    /// The request deadline passed (503 / UNAVAILABLE).
+    Timeout,
+    /// No pipeline for this signal (404 / UNIMPLEMENTED).
+    NoPipeline,
+    /// An upstream stayed unavailable until the deadline (503 / UNAVAILABLE).
+    UpstreamUnavailable,
+    /// An upstream refused the data for good (its status is passed through).
+    UpstreamRejected,
+    /// weir is shutting down (503 / UNAVAILABLE).
+    ShuttingDown,
+}
+
+impl RefuseReason {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefuseReason::Decode => "decode",
+            RefuseReason::TooLarge => "too_large",
+            RefuseReason::UnsupportedMediaType => "unsupported_media_type",
+            RefuseReason::Overloaded => "overloaded",
+            RefuseReason::Timeout => "timeout",
+            RefuseReason::NoPipeline => "no_pipeline",
+            RefuseReason::UpstreamUnavailable => "upstream_unavailable",
+            RefuseReason::UpstreamRejected => "upstream_rejected",
+            RefuseReason::ShuttingDown => "shutting_down",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReceiverLabels {
+    signal: &'static str,
+    transport: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusedLabels {
+    signal: &'static str,
+    transport: &'static str,
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ExporterLabels {
+    signal: &'static str,
+    exporter: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ExportFailedLabels {
+    signal: &'static str,
+    exporter: String,
+    retryable: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TransportLabels {
+    transport: &'static str,
+}
+
+fn latency_histogram() -> Histogram {
+    // 250 µs .. ~65 s.
+    Histogram::new(exponential_buckets(0.000_25, 2.0, 19))
+}
+
+/// All of weir's metrics and the registry that renders them.
+pub struct Metrics {
+    registry: Registry,
+    received_items: Family<ReceiverLabels, Counter>,
+    received_requests: Family<ReceiverLabels, Counter>,
+    refused_requests: Family<RefusedLabels, Counter>,
+    refused_items: Family<RefusedLabels, Counter>,
+    request_duration: Family<ReceiverLabels, Histogram, fn() -> Histogram>,
+    in_flight: Family<TransportLabels, Gauge>,
+    exported_items: Family<ExporterLabels, Counter>,
+    export_failed_items: Family<ExportFailedLabels, Counter>,
+    upstream_rejected_items: Family<ExporterLabels, Counter>,
+    export_retries: Family<ExporterLabels, Counter>,
+    export_duration: Family<ExporterLabels, Histogram, fn() -> Histogram>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every family.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("weir");
+        let m = Self {
+            received_items: Family::default(),
+            received_requests: Family::default(),
+            refused_requests: Family::default(),
+            refused_items: Family::default(),
+            request_duration: Family::new_with_constructor(latency_histogram),
+            in_flight: Family::default(),
+            exported_items: Family::default(),
+            export_failed_items: Family::default(),
+            upstream_rejected_items: Family::default(),
+            export_retries: Family::default(),
+            export_duration: Family::new_with_constructor(latency_histogram),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "received_items",
+            "Items (spans, data points, log records) decoded from clients",
+            m.received_items.clone(),
+        );
+        registry.register(
+            "received_requests",
+            "Export requests that arrived, decoded or not",
+            m.received_requests.clone(),
+        );
+        registry.register(
+            "refused_requests",
+            "Requests not acknowledged, by reason",
+            m.refused_requests.clone(),
+        );
+        registry.register(
+            "refused_items",
+            "Decoded items not acknowledged (the client was told to retry or that they are invalid)",
+            m.refused_items.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Time from request headers to response, per signal and transport",
+            m.request_duration.clone(),
+        );
+        registry.register(
+            "requests_in_flight",
+            "Requests being processed",
+            m.in_flight.clone(),
+        );
+        registry.register(
+            "exported_items",
+            "Items an upstream accepted",
+            m.exported_items.clone(),
+        );
+        registry.register(
+            "export_failed_items",
+            "Items an exporter could not deliver (the client was not acknowledged)",
+            m.export_failed_items.clone(),
+        );
+        registry.register(
+            "upstream_rejected_items",
+            "Items an upstream dropped and reported as a partial success (passed back to the client)",
+            m.upstream_rejected_items.clone(),
+        );
+        registry.register(
+            "export_retries",
+            "Retried export attempts",
+            m.export_retries.clone(),
+        );
+        registry.register(
+            "export_duration_seconds",
+            "Time to deliver one batch upstream, retries included",
+            m.export_duration.clone(),
+        );
+        Self { registry, ..m }
+    }
+
+    /// The registry, to render or to register more families.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Renders the Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// A request arrived.
+    pub fn request_received(&self, signal: Signal, transport: Transport) {
+        self.received_requests
+            .get_or_create(&receiver(signal, transport))
+            .inc();
+    }
+
+    /// A request decoded into `items` items.
+    pub fn items_received(&self, signal: Signal, transport: Transport, items: usize) {
+        self.received_items
+            .get_or_create(&receiver(signal, transport))
+            .inc_by(items as u64);
+    }
+
+    /// A request was refused; `items` is 0 when it was refused before decoding.
+    pub fn request_refused(
+        &self,
+        signal: Signal,
+        transport: Transport,
+        reason: RefuseReason,
+        items: usize,
+    ) {
+        let labels = RefusedLabels {
+            signal: signal.as_str(),
+            transport: transport.as_str(),
+            reason: reason.as_str(),
+        };
+        self.refused_requests.get_or_create(&labels).inc();
+        if items > 0 {
+            self.refused_items
+                .get_or_create(&labels)
+                .inc_by(items as u64);
+        }
+    }
+
+    /// A request finished after `elapsed`, whatever its outcome.
+    pub fn request_finished(&self, signal: Signal, transport: Transport, elapsed: Duration) {
+        self.request_duration
+            .get_or_create(&receiver(signal, transport))
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// The in-flight gauge of `transport`; keep the guard while the request runs.
+    pub fn in_flight(&self, transport: Transport) -> InFlightGuard {
+        let gauge = self
+            .in_flight
+            .get_or_create(&TransportLabels {
+                transport: transport.as_str(),
+            })
+            .clone();
+        gauge.inc();
+        InFlightGuard(gauge)
+    }
+
+    /// An upstream accepted `items` items (after `rejected` partial-success drops) in `elapsed`.
+    pub fn items_exported(
+        &self,
+        signal: Signal,
+        exporter: &str,
+        items: usize,
+        rejected: u64,
+        elapsed: Duration,
+    ) {
+        let l = exporter_labels(signal, exporter);
+        self.exported_items
+            .get_or_create(&l)
+            .inc_by((items as u64).saturating_sub(rejected));
+        if rejected > 0 {
+            self.upstream_rejected_items
+                .get_or_create(&l)
+                .inc_by(rejected);
+        }
+        self.export_duration
+            .get_or_create(&l)
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// An exporter gave up on `items` items.
+    pub fn export_failed(&self, signal: Signal, exporter: &str, items: usize, retryable: bool) {
+        self.export_failed_items
+            .get_or_create(&ExportFailedLabels {
+                signal: signal.as_str(),
+                exporter: exporter.to_string(),
+                retryable: if retryable { "true" } else { "false" },
+            })
+            .inc_by(items as u64);
+    }
+
+    /// An exporter retries an attempt.
+    pub fn export_retried(&self, signal: Signal, exporter: &str) {
+        self.export_retries
+            .get_or_create(&exporter_labels(signal, exporter))
+            .inc();
+    }
+}
+
+fn receiver(signal: Signal, transport: Transport) -> ReceiverLabels {
+    ReceiverLabels {
+        signal: signal.as_str(),
+        transport: transport.as_str(),
+    }
+}
+
+fn exporter_labels(signal: Signal, exporter: &str) -> ExporterLabels {
+    ExporterLabels {
+        signal: signal.as_str(),
+        exporter: exporter.to_string(),
+    }
+}
+
+/// Decrements the in-flight gauge when dropped.
+#[derive(Debug)]
+pub struct InFlightGuard(Gauge);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_what_was_counted() {
+        let m = Metrics::new();
+        m.items_received(Signal::Traces, Transport::Grpc, 7);
+        m.request_refused(Signal::Logs, Transport::Http, RefuseReason::TooLarge, 0);
+        m.items_exported(Signal::Traces, "backend", 7, 2, Duration::from_millis(3));
+        let g = m.in_flight(Transport::Http);
+        let text = m.render();
+        assert!(
+            text.contains(r#"weir_received_items_total{signal="traces",transport="grpc"} 7"#),
+            "{text}"
+        );
+        assert!(text.contains(
+            r#"weir_refused_requests_total{signal="logs",transport="http",reason="too_large"} 1"#
+        ));
+        assert!(
+            text.contains(r#"weir_exported_items_total{signal="traces",exporter="backend"} 5"#)
+        );
+        assert!(text.contains(
+            r#"weir_upstream_rejected_items_total{signal="traces",exporter="backend"} 2"#
+        ));
+        assert!(text.contains(r#"weir_requests_in_flight{transport="http"} 1"#));
+        drop(g);
+        assert!(
+            m.render()
+                .contains(r#"weir_requests_in_flight{transport="http"} 0"#)
+        );
+    }
+}
