@@ -114,10 +114,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             let incoming =
                 tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
             let routes = grpc::GrpcReceiver::new(ingest.clone()).routes();
+            let fix_status = grpc::StatusFixLayer::new(metrics.clone());
             let shutdown = wait_for(stopped.clone());
             receivers.spawn(async move {
                 let served = tonic::transport::Server::builder()
-                    .layer(grpc::StatusFixLayer)
+                    .layer(fix_status)
                     .add_routes(routes)
                     .serve_with_incoming_shutdown(incoming, shutdown)
                     .await;
@@ -233,8 +234,6 @@ async fn bind(listener: &'static str, endpoint: &str) -> Result<TcpListener, Sta
     Ok(l)
 }
 
-fn wait_for(mut stopped: watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
-    async move {
-        let _ = stopped.wait_for(|s| *s).await;
-    }
+async fn wait_for(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|s| *s).await;
 }

@@ -1,1 +1,10 @@
+//! End-to-end tests: the real `weir` binary on 127.0.0.1 ephemeral ports, real OTLP clients (the
+//! OpenTelemetry SDK's OTLP exporters, tonic, raw HTTP) and a recording upstream.
 
+mod harness;
+
+mod bad_input;
+mod cli;
+mod forwarding;
+mod sdk;
+mod upstream_failures;

@@ -148,10 +148,10 @@ fn error_detail(status: StatusCode, body: &[u8]) -> String {
     if body.is_empty() {
         return String::new();
     }
-    if let Ok(s) = <tonic_types::Status as prost::Message>::decode(body) {
-        if !s.message.is_empty() {
-            return s.message;
-        }
+    if let Ok(s) = <tonic_types::Status as prost::Message>::decode(body)
+        && !s.message.is_empty()
+    {
+        return s.message;
     }
     let text = String::from_utf8_lossy(body);
     let text = text.trim();

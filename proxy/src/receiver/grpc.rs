@@ -33,7 +33,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use super::Ingest;
 use crate::pipeline::{PartialSuccess, Payload, Refusal, Signal};
-use crate::telemetry::Transport;
+use crate::telemetry::{Metrics, RefuseReason, Transport};
 
 /// The three OTLP gRPC services over one [`Ingest`].
 #[derive(Debug, Clone)]
@@ -147,7 +147,7 @@ impl TraceService for GrpcReceiver {
             .export(Signal::Traces, request.map(Payload::Traces))
             .await?;
         Ok(Response::new(ExportTraceServiceResponse {
-            partial_success: (!p.is_empty()).then(|| ExportTracePartialSuccess {
+            partial_success: (!p.is_empty()).then_some(ExportTracePartialSuccess {
                 rejected_spans: p.rejected,
                 error_message: p.message,
             }),
@@ -165,7 +165,7 @@ impl MetricsService for GrpcReceiver {
             .export(Signal::Metrics, request.map(Payload::Metrics))
             .await?;
         Ok(Response::new(ExportMetricsServiceResponse {
-            partial_success: (!p.is_empty()).then(|| ExportMetricsPartialSuccess {
+            partial_success: (!p.is_empty()).then_some(ExportMetricsPartialSuccess {
                 rejected_data_points: p.rejected,
                 error_message: p.message,
             }),
@@ -183,7 +183,7 @@ impl LogsService for GrpcReceiver {
             .export(Signal::Logs, request.map(Payload::Logs))
             .await?;
         Ok(Response::new(ExportLogsServiceResponse {
-            partial_success: (!p.is_empty()).then(|| ExportLogsPartialSuccess {
+            partial_success: (!p.is_empty()).then_some(ExportLogsPartialSuccess {
                 rejected_log_records: p.rejected,
                 error_message: p.message,
             }),
@@ -191,18 +191,70 @@ impl LogsService for GrpcReceiver {
     }
 }
 
-/// Rewrites the statuses tonic produces before a handler runs (see the module docs).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct StatusFixLayer;
+/// Rewrites the statuses tonic produces before a handler runs (see the module docs) and counts those
+/// refusals, which weir's handlers never see.
+#[derive(Debug, Clone)]
+pub struct StatusFixLayer {
+    metrics: Arc<Metrics>,
+}
+
+impl StatusFixLayer {
+    /// A layer counting into `metrics`.
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Self { metrics }
+    }
+}
 
 impl<S> tower::Layer<S> for StatusFixLayer {
-    type Service = tower::util::MapResponse<
-        S,
-        fn(http::Response<tonic::body::Body>) -> http::Response<tonic::body::Body>,
-    >;
+    type Service = StatusFixService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        tower::util::MapResponse::new(inner, fix_status)
+        StatusFixService {
+            inner,
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+/// See [`StatusFixLayer`].
+#[derive(Debug, Clone)]
+pub struct StatusFixService<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for StatusFixService<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let signal = Signal::ALL
+            .into_iter()
+            .find(|s| req.uri().path() == s.grpc_path());
+        let metrics = self.metrics.clone();
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let mut resp = fut.await?;
+            if let Some(reason) = fix_status(&mut resp)
+                && let Some(signal) = signal
+            {
+                metrics.request_received(signal, Transport::Grpc);
+                metrics.request_refused(signal, Transport::Grpc, reason, 0);
+            }
+            Ok(resp)
+        })
     }
 }
 
@@ -213,30 +265,29 @@ const TONIC_DECODE_FAILURES: [&str; 3] = [
     "protocol%20error",
 ];
 
-fn fix_status(mut resp: http::Response<tonic::body::Body>) -> http::Response<tonic::body::Body> {
+/// Rewrites a tonic-made status in place; returns the refusal reason when it did.
+fn fix_status(resp: &mut http::Response<tonic::body::Body>) -> Option<RefuseReason> {
     let headers = resp.headers_mut();
     let code = headers.get("grpc-status").map(|v| v.as_bytes());
     let message = headers
         .get("grpc-message")
         .map(|v| v.as_bytes())
         .unwrap_or_default();
-    let replacement = match code {
-        // Only tonic's size check answers OUT_OF_RANGE here: weir's handlers never do.
-        Some(b"11") => Some("8"),
-        Some(b"13")
-            if TONIC_DECODE_FAILURES.iter().any(|p| {
-                message.starts_with(p.as_bytes())
-                    || message.starts_with(p.replace("%20", " ").as_bytes())
-            }) =>
-        {
-            Some("3")
+    let is_decode_failure = TONIC_DECODE_FAILURES.iter().any(|p| {
+        message.starts_with(p.as_bytes()) || message.starts_with(p.replace("%20", " ").as_bytes())
+    });
+    let (code, reason) = match code {
+        // Only tonic's size checks answer OUT_OF_RANGE (uncompressed) or RESOURCE_EXHAUSTED
+        // (inflated) here: weir's handlers never do.
+        Some(b"11") => ("8", RefuseReason::TooLarge),
+        Some(b"8") if message.starts_with(b"Error%20decompressing") => {
+            ("8", RefuseReason::TooLarge)
         }
-        _ => None,
+        Some(b"13") if is_decode_failure => ("3", RefuseReason::Decode),
+        _ => return None,
     };
-    if let Some(r) = replacement {
-        headers.insert("grpc-status", http::HeaderValue::from_static(r));
-    }
-    resp
+    headers.insert("grpc-status", http::HeaderValue::from_static(code));
+    Some(reason)
 }
 
 #[cfg(test)]
@@ -265,20 +316,29 @@ mod tests {
 
     #[test]
     fn tonic_statuses_are_rewritten_and_others_kept() {
-        let fixed = fix_status(response_with(
-            "11",
-            "Error,%20decoded%20message%20length%20too%20large",
-        ));
-        assert_eq!(fixed.headers()["grpc-status"], "8");
-        let fixed = fix_status(response_with(
-            "13",
-            "failed%20to%20decode%20Protobuf%20message:%20x",
-        ));
-        assert_eq!(fixed.headers()["grpc-status"], "3");
-        // An upstream's INTERNAL passed through to the client stays INTERNAL.
-        let kept = fix_status(response_with("13", "exporter%20backend:%20upstream%20said"));
-        assert_eq!(kept.headers()["grpc-status"], "13");
-        let kept = fix_status(response_with("14", "x"));
-        assert_eq!(kept.headers()["grpc-status"], "14");
+        let too_large = Some(RefuseReason::TooLarge);
+        let cases = [
+            (
+                "11",
+                "Error,%20decoded%20message%20length%20too%20large",
+                "8",
+                too_large,
+            ),
+            ("8", "Error%20decompressing:%20size%20limit", "8", too_large),
+            (
+                "13",
+                "failed%20to%20decode%20Protobuf%20message:%20x",
+                "3",
+                Some(RefuseReason::Decode),
+            ),
+            // An upstream's INTERNAL passed through to the client stays INTERNAL.
+            ("13", "exporter%20backend:%20upstream%20said", "13", None),
+            ("14", "x", "14", None),
+        ];
+        for (code, message, want, reason) in cases {
+            let mut r = response_with(code, message);
+            assert_eq!(fix_status(&mut r), reason, "{code} {message}");
+            assert_eq!(r.headers()["grpc-status"], want, "{code} {message}");
+        }
     }
 }

@@ -1,0 +1,238 @@
+//! Bad input gets the status the OTLP specification prescribes, and weir keeps serving.
+
+use std::time::Duration;
+
+use crate::harness::*;
+use prost::Message;
+use weir::pipeline::{Payload, Signal};
+
+async fn still_serves(weir: &Weir, upstream: &Recorder) {
+    let before = upstream.items();
+    let (status, _, _) = post(
+        &weir.http_url(Signal::Traces),
+        &[("content-type", "application/json")],
+        example("trace.json"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    upstream.wait_for_items(before + 1).await;
+}
+
+fn rpc_status(body: &[u8]) -> tonic_types::Status {
+    tonic_types::Status::decode(body).expect("body is a google.rpc.Status")
+}
+
+const SMALL_LIMITS: &str = r#"
+limits: { max_request_bytes: 4096, max_decompressed_bytes: 65536 }
+exporters:
+  upstream: { otlp: { endpoint: "UPSTREAM" } }
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_bad_input_statuses() {
+    let (upstream, url) = Recorder::grpc().await;
+    let weir = Weir::with_config(&SMALL_LIMITS.replace("UPSTREAM", &url));
+    let traces = weir.http_url(Signal::Traces);
+
+    // Undecodable protobuf: 400 with a google.rpc.Status body in protobuf.
+    let (status, h, body) = post(
+        &traces,
+        &[("content-type", "application/x-protobuf")],
+        vec![0xff, 0xff, 0xff, 0xff],
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(h["content-type"], "application/x-protobuf");
+    let s = rpc_status(&body);
+    assert_eq!(s.code, tonic::Code::InvalidArgument as i32);
+    assert!(s.message.contains("protobuf"), "{}", s.message);
+
+    // Undecodable JSON: 400 with the Status in JSON.
+    let (status, h, body) = post(
+        &traces,
+        &[("content-type", "application/json")],
+        br#"{"resourceSpans": 7}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(h["content-type"], "application/json");
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["code"], 3);
+
+    // Unsupported content type and encoding: 415.
+    let (status, _, _) = post(&traces, &[("content-type", "text/plain")], b"{}".to_vec()).await;
+    assert_eq!(status, 415);
+    let (status, _, _) = post(
+        &traces,
+        &[
+            ("content-type", "application/json"),
+            ("content-encoding", "br"),
+        ],
+        b"{}".to_vec(),
+    )
+    .await;
+    assert_eq!(status, 415);
+
+    // Corrupt gzip: 400.
+    let (status, _, _) = post(
+        &traces,
+        &[
+            ("content-type", "application/json"),
+            ("content-encoding", "gzip"),
+        ],
+        b"definitely not gzip".to_vec(),
+    )
+    .await;
+    assert_eq!(status, 400);
+
+    // Over the wire limit: 413.
+    let (status, _, _) = post(
+        &traces,
+        &[("content-type", "application/json")],
+        vec![b' '; 5000],
+    )
+    .await;
+    assert_eq!(status, 413);
+
+    // A gzip bomb: small on the wire, over the decompressed limit: 413.
+    let bomb = gzip(&vec![b' '; 1 << 20]);
+    assert!(bomb.len() < 4096, "{}", bomb.len());
+    let (status, _, body) = post(
+        &traces,
+        &[
+            ("content-type", "application/json"),
+            ("content-encoding", "gzip"),
+        ],
+        bomb,
+    )
+    .await;
+    assert_eq!(status, 413, "{body:?}");
+
+    // Unknown path: 404; wrong method: 405.
+    let (status, _, _) = post(
+        &format!("http://{}/v1/profiles", weir.http),
+        &[("content-type", "application/json")],
+        b"{}".to_vec(),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, _, _) = get(&traces).await;
+    assert_eq!(status, 405);
+
+    still_serves(&weir, &upstream).await;
+    assert_eq!(
+        weir.metric(
+            r#"weir_refused_requests_total{signal="traces",transport="http",reason="too_large"}"#
+        )
+        .await,
+        2.0
+    );
+    assert_eq!(
+        weir.metric(
+            r#"weir_refused_requests_total{signal="traces",transport="http",reason="decode"}"#
+        )
+        .await,
+        3.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn grpc_bad_input_statuses() {
+    let (upstream, url) = Recorder::grpc().await;
+    let weir = Weir::with_config(&SMALL_LIMITS.replace("UPSTREAM", &url));
+
+    let err = grpc_raw(&weir, Signal::Traces, vec![0xff, 0xff, 0xff], false)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+
+    // Above the message size limit: RESOURCE_EXHAUSTED without RetryInfo (not retryable).
+    let big = Payload::decode_json(Signal::Logs, &example("logs.json")).unwrap();
+    let weir::pipeline::Payload::Logs(mut req) = big else {
+        unreachable!()
+    };
+    let one = req.resource_logs[0].clone();
+    while prost::Message::encoded_len(&req) < 70_000 {
+        req.resource_logs.push(one.clone());
+    }
+    let bytes = prost::Message::encode_to_vec(&req);
+    let err = grpc_raw(&weir, Signal::Logs, bytes.clone(), false)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::ResourceExhausted, "{err:?}");
+    use tonic_types::StatusExt;
+    assert!(err.get_details_retry_info().is_none());
+
+    // The same compressed is small on the wire but too large once inflated.
+    let err = grpc_raw(&weir, Signal::Logs, bytes, true)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::ResourceExhausted, "{err:?}");
+
+    still_serves(&weir, &upstream).await;
+    // Refusals made by tonic before weir's handler runs are counted too.
+    assert_eq!(
+        weir.metric(
+            r#"weir_refused_requests_total{signal="traces",transport="grpc",reason="decode"}"#
+        )
+        .await,
+        1.0
+    );
+    assert_eq!(
+        weir.metric(
+            r#"weir_refused_requests_total{signal="logs",transport="grpc",reason="too_large"}"#
+        )
+        .await,
+        2.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn overload_is_refused_with_retry_hints() {
+    let (upstream, url) = Recorder::grpc().await;
+    let weir = Weir::with_config(&format!(
+        "limits: {{ max_concurrent_requests: 1, retry_after: 2s }}\nexporters:\n  upstream: {{ otlp: {{ endpoint: \"{url}\" }} }}\n"
+    ));
+    upstream.script(1, Answer::Slow(Duration::from_millis(1500)));
+    let url = weir.http_url(Signal::Traces);
+    let slow = tokio::spawn(async move {
+        post(
+            &url,
+            &[("content-type", "application/json")],
+            example("trace.json"),
+        )
+        .await
+    });
+    // Wait until the slow request holds the only slot.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while upstream.calls() == 0 {
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (status, h, _) = post(
+        &weir.http_url(Signal::Traces),
+        &[("content-type", "application/json")],
+        example("trace.json"),
+    )
+    .await;
+    assert_eq!(status, 503);
+    assert_eq!(h["retry-after"], "2");
+    let err = grpc_raw(&weir, Signal::Logs, Vec::new(), false)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unavailable);
+    use tonic_types::StatusExt;
+    assert_eq!(
+        err.get_details_retry_info().unwrap().retry_delay,
+        Some(Duration::from_secs(2))
+    );
+    assert_eq!(slow.await.unwrap().0, 200, "the admitted request completes");
+    assert!(
+        weir.metric(
+            r#"weir_refused_requests_total{signal="traces",transport="http",reason="overloaded"}"#
+        )
+        .await
+            >= 1.0
+    );
+    still_serves(&weir, &upstream).await;
+}

@@ -1,0 +1,484 @@
+//! Test harness: the real `weir` binary on ephemeral ports, a recording OTLP upstream (gRPC and
+//! HTTP) whose answers a test can script, and small raw clients.
+
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BufMut, Bytes};
+use http_body_util::{BodyExt, Full};
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use weir::pipeline::{Payload, Signal};
+
+/// A running weir binary. Killed on drop.
+pub struct Weir {
+    child: Child,
+    pub grpc: SocketAddr,
+    pub http: SocketAddr,
+    pub admin: SocketAddr,
+    pub logs: Arc<Mutex<Vec<String>>>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Weir {
+    /// `weir run` forwarding to `upstream` (grpc://... or http://...), ephemeral ports.
+    pub fn start(upstream: &str) -> Weir {
+        Self::start_with(&["--upstream", upstream], None)
+    }
+
+    /// `weir run --config FILE` with `yaml` (receivers and admin on ephemeral ports unless set).
+    pub fn with_config(yaml: &str) -> Weir {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("weir.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        let path = path.to_str().unwrap().to_string();
+        Self::start_with(&["--config", &path], Some(dir))
+    }
+
+    fn start_with(extra: &[&str], dir: Option<tempfile::TempDir>) -> Weir {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
+        cmd.args([
+            "run",
+            "--otlp-grpc",
+            "127.0.0.1:0",
+            "--otlp-http",
+            "127.0.0.1:0",
+        ])
+        .args(["--admin", "127.0.0.1:0", "--log-format", "json"])
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn weir");
+        let stderr = child.stderr.take().unwrap();
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                    let f = &v["fields"];
+                    if f["message"] == "listening" {
+                        let _ = tx.send((
+                            f["listener"].as_str().unwrap_or("").to_string(),
+                            f["addr"].as_str().unwrap_or("").parse::<SocketAddr>().ok(),
+                        ));
+                    }
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let (mut grpc, mut http, mut admin) = (None, None, None);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while grpc.is_none() || http.is_none() || admin.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok((l, a)) => match l.as_str() {
+                    "otlp-grpc" => grpc = a,
+                    "otlp-http" => http = a,
+                    "admin" => admin = a,
+                    _ => {}
+                },
+                Err(_) => panic!("weir did not start: {:?}", logs.lock().unwrap()),
+            }
+        }
+        Weir {
+            child,
+            grpc: grpc.unwrap(),
+            http: http.unwrap(),
+            admin: admin.unwrap(),
+            logs,
+            _dir: dir,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn grpc_url(&self) -> String {
+        format!("http://{}", self.grpc)
+    }
+
+    pub fn http_url(&self, signal: Signal) -> String {
+        format!("http://{}/v1/{}", self.http, signal.as_str())
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "weir did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The value of one Prometheus sample, 0 when absent.
+    pub async fn metric(&self, name_and_labels: &str) -> f64 {
+        let (status, _, body) = get(&format!("http://{}/metrics", self.admin)).await;
+        assert_eq!(status, 200);
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+}
+
+impl Drop for Weir {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// How the recording upstream answers the next export calls.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    /// A gRPC error status.
+    Status(tonic::Code, &'static str),
+    /// Success after a delay.
+    Slow(Duration),
+    /// Success with a partial-success rejection of n items.
+    Partial(i64, &'static str),
+}
+
+#[derive(Default)]
+struct RecorderState {
+    received: Vec<Payload>,
+    script: VecDeque<Answer>,
+    always: Option<Answer>,
+    calls: usize,
+}
+
+/// An OTLP upstream recording what reaches it, over gRPC and HTTP.
+#[derive(Clone, Default)]
+pub struct Recorder {
+    state: Arc<Mutex<RecorderState>>,
+}
+
+impl Recorder {
+    /// Starts a gRPC upstream on 127.0.0.1; returns it and its `grpc://` URL.
+    pub async fn grpc() -> (Recorder, String) {
+        let r = Recorder::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        let (a, b, c) = (r.clone(), r.clone(), r.clone());
+        tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .add_service(
+                    TraceServiceServer::new(a)
+                        .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
+                )
+                .add_service(
+                    MetricsServiceServer::new(b)
+                        .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
+                )
+                .add_service(
+                    LogsServiceServer::new(c)
+                        .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
+                )
+                .serve_with_incoming(incoming)
+                .await
+                .unwrap();
+        });
+        (r, format!("grpc://{addr}"))
+    }
+
+    /// Starts an OTLP/HTTP (protobuf, gzip) upstream; returns it and its base URL.
+    pub async fn http() -> (Recorder, String) {
+        use axum::routing::post;
+        let r = Recorder::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut app = axum::Router::new();
+        for signal in Signal::ALL {
+            let rec = r.clone();
+            app = app.route(
+                &format!("/v1/{}", signal.as_str()),
+                post(move |headers: http::HeaderMap, body: Bytes| {
+                    let rec = rec.clone();
+                    async move { rec.http_export(signal, headers, body).await }
+                }),
+            );
+        }
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (r, format!("http://{addr}"))
+    }
+
+    async fn http_export(
+        &self,
+        signal: Signal,
+        headers: http::HeaderMap,
+        body: Bytes,
+    ) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let raw = if headers.get("content-encoding").is_some_and(|v| v == "gzip") {
+            let mut out = Vec::new();
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut out)
+                .unwrap();
+            out
+        } else {
+            body.to_vec()
+        };
+        assert_eq!(headers["content-type"], "application/x-protobuf");
+        let payload = Payload::decode_protobuf(signal, &raw).unwrap();
+        match self.answer(payload).await {
+            Ok(_) => (http::StatusCode::OK, Vec::new()).into_response(),
+            Err(status) => {
+                let code = match status.code() {
+                    tonic::Code::Unavailable => 503,
+                    tonic::Code::InvalidArgument => 400,
+                    _ => 500,
+                };
+                let body = prost::Message::encode_to_vec(&tonic_types::Status {
+                    code: status.code() as i32,
+                    message: status.message().to_string(),
+                    details: vec![],
+                });
+                (
+                    http::StatusCode::from_u16(code).unwrap(),
+                    [("retry-after", "0")],
+                    body,
+                )
+                    .into_response()
+            }
+        }
+    }
+
+    /// The next `n` calls get `answer`.
+    pub fn script(&self, n: usize, answer: Answer) {
+        let mut s = self.state.lock().unwrap();
+        for _ in 0..n {
+            s.script.push_back(answer.clone());
+        }
+    }
+
+    /// Every call (after the script) gets `answer`.
+    pub fn always(&self, answer: Option<Answer>) {
+        self.state.lock().unwrap().always = answer;
+    }
+
+    /// Everything accepted so far.
+    pub fn received(&self) -> Vec<Payload> {
+        self.state.lock().unwrap().received.clone()
+    }
+
+    /// Export calls so far, answered or not.
+    pub fn calls(&self) -> usize {
+        self.state.lock().unwrap().calls
+    }
+
+    /// Items accepted so far.
+    pub fn items(&self) -> usize {
+        self.received().iter().map(Payload::item_count).sum()
+    }
+
+    /// Waits until `items` items arrived (or panics after 10 s).
+    pub async fn wait_for_items(&self, items: usize) -> Vec<Payload> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.items() < items {
+            assert!(
+                Instant::now() < deadline,
+                "only {} of {items} items arrived",
+                self.items()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.received()
+    }
+
+    async fn answer(&self, payload: Payload) -> Result<i64, tonic::Status> {
+        let answer = {
+            let mut s = self.state.lock().unwrap();
+            s.calls += 1;
+            s.script.pop_front().or_else(|| s.always.clone())
+        };
+        let mut rejected = 0;
+        match answer {
+            Some(Answer::Status(code, msg)) => return Err(tonic::Status::new(code, msg)),
+            Some(Answer::Slow(d)) => tokio::time::sleep(d).await,
+            Some(Answer::Partial(n, _)) => rejected = n,
+            None => {}
+        }
+        self.state.lock().unwrap().received.push(payload);
+        Ok(rejected)
+    }
+}
+
+#[tonic::async_trait]
+impl TraceService for Recorder {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let rejected = self.answer(Payload::Traces(request.into_inner())).await?;
+        Ok(tonic::Response::new(ExportTraceServiceResponse {
+            partial_success: (rejected > 0).then(|| ExportTracePartialSuccess {
+                rejected_spans: rejected,
+                error_message: "some spans were too old".into(),
+            }),
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl MetricsService for Recorder {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        self.answer(Payload::Metrics(request.into_inner())).await?;
+        Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
+    }
+}
+
+#[tonic::async_trait]
+impl LogsService for Recorder {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportLogsServiceRequest>,
+    ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
+        self.answer(Payload::Logs(request.into_inner())).await?;
+        Ok(tonic::Response::new(ExportLogsServiceResponse::default()))
+    }
+}
+
+/// A raw HTTP/1.1 POST; returns status, headers and body.
+pub async fn post(
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (u16, http::HeaderMap, Bytes) {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<Bytes>>();
+    let mut req = http::Request::post(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = client
+        .request(req.body(Full::new(Bytes::from(body))).unwrap())
+        .await
+        .unwrap();
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    (parts.status.as_u16(), parts.headers, body)
+}
+
+/// A raw HTTP GET.
+pub async fn get(url: &str) -> (u16, http::HeaderMap, Bytes) {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<Bytes>>();
+    let resp = client.get(url.parse().unwrap()).await.unwrap();
+    let (parts, body) = resp.into_parts();
+    (
+        parts.status.as_u16(),
+        parts.headers,
+        body.collect().await.unwrap().to_bytes(),
+    )
+}
+
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+pub fn example(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/../tests/data/otlp-examples/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+/// A gRPC codec sending raw bytes and returning raw bytes: lets a test send anything.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RawCodec;
+
+impl Codec for RawCodec {
+    type Encode = Bytes;
+    type Decode = Bytes;
+    type Encoder = Self;
+    type Decoder = Self;
+    fn encoder(&mut self) -> Self {
+        *self
+    }
+    fn decoder(&mut self) -> Self {
+        *self
+    }
+}
+
+impl Encoder for RawCodec {
+    type Item = Bytes;
+    type Error = tonic::Status;
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        dst.put(item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawCodec {
+    type Item = Bytes;
+    type Error = tonic::Status;
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, tonic::Status> {
+        Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
+}
+
+/// Sends raw bytes as an OTLP gRPC export of `signal`, optionally gzip-compressed by tonic.
+pub async fn grpc_raw(
+    weir: &Weir,
+    signal: Signal,
+    body: Vec<u8>,
+    gzip: bool,
+) -> Result<Bytes, tonic::Status> {
+    let channel = tonic::transport::Endpoint::from_shared(weir.grpc_url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = tonic::client::Grpc::new(channel).max_encoding_message_size(usize::MAX);
+    if gzip {
+        client = client.send_compressed(tonic::codec::CompressionEncoding::Gzip);
+    }
+    client.ready().await.unwrap();
+    let path = http::uri::PathAndQuery::from_static(signal.grpc_path());
+    client
+        .unary(tonic::Request::new(Bytes::from(body)), path, RawCodec)
+        .await
+        .map(|r| r.into_inner())
+}
