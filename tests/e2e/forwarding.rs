@@ -162,3 +162,80 @@ async fn empty_requests_succeed() {
     }
     assert_eq!(upstream.calls(), 0, "nothing to forward");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_upstream_the_debug_exporter_prints_batches() {
+    let weir = Weir::start_args(&[]);
+    for (signal, file) in EXAMPLES {
+        let (status, _, _) = post(
+            &weir.http_url(signal),
+            &[("content-type", "application/json")],
+            example(file),
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let out = weir.stdout.lock().unwrap().join("\n");
+        if out.lines().count() >= 3 {
+            assert!(
+                out.contains("debug: traces: 1 resource(s), 1 spans"),
+                "{out}"
+            );
+            assert!(
+                out.contains("debug: logs: 1 resource(s), 1 log records"),
+                "{out}"
+            );
+            assert!(out.contains("debug: metrics: 1 resource(s), 3 data points"), "{out}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{out}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fan_out_with_headers_and_no_compression() {
+    let (a, a_url) = Recorder::grpc().await;
+    let (b, b_url) = Recorder::http().await;
+    let weir = Weir::with_config(&format!(
+        r#"
+exporters:
+  a:
+    otlp:
+      endpoint: "{a_url}"
+      compression: none
+      headers: {{ x-api-key: "k-123" }}
+  b:
+    otlp:
+      endpoint: "{b_url}"
+      protocol: http
+      headers: {{ x-tenant: "blue" }}
+pipelines:
+  traces: {{ exporters: [a, b] }}
+  logs: {{ exporters: [b] }}
+"#
+    ));
+    let traces = Payload::decode_json(Signal::Traces, &example("trace.json")).unwrap();
+    let logs = Payload::decode_json(Signal::Logs, &example("logs.json")).unwrap();
+    grpc_raw(&weir, Signal::Traces, traces.encode_protobuf(), false)
+        .await
+        .unwrap();
+    grpc_raw(&weir, Signal::Logs, logs.encode_protobuf(), false)
+        .await
+        .unwrap();
+    // Metrics have no pipeline here: UNIMPLEMENTED, not retryable.
+    let err = grpc_raw(&weir, Signal::Metrics, b"".to_vec(), false)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unimplemented);
+    assert_eq!(a.received(), vec![traces.clone()]);
+    assert_eq!(b.received(), vec![traces, logs]);
+    let ah = &a.headers()[0];
+    assert_eq!(ah["x-api-key"], "k-123");
+    assert!(ah.get("grpc-encoding").is_none(), "compression: none");
+    let bh = &b.headers()[0];
+    assert_eq!(bh["x-tenant"], "blue");
+    assert_eq!(bh["content-encoding"], "gzip");
+}

@@ -40,6 +40,7 @@ pub struct Weir {
     pub http: SocketAddr,
     pub admin: SocketAddr,
     pub logs: Arc<Mutex<Vec<String>>>,
+    pub stdout: Arc<Mutex<Vec<String>>>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -47,6 +48,11 @@ impl Weir {
     /// `weir run` forwarding to `upstream` (grpc://... or http://...), ephemeral ports.
     pub fn start(upstream: &str) -> Weir {
         Self::start_with(&["--upstream", upstream], None)
+    }
+
+    /// `weir run` with only the flags (no upstream: the debug exporter).
+    pub fn start_args(args: &[&str]) -> Weir {
+        Self::start_with(args, None)
     }
 
     /// `weir run --config FILE` with `yaml` (receivers and admin on ephemeral ports unless set).
@@ -70,10 +76,18 @@ impl Weir {
         .args(["--admin", "127.0.0.1:0", "--log-format", "json"])
         .args(extra)
         .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn weir");
         let stderr = child.stderr.take().unwrap();
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let out = child.stdout.take().unwrap();
+        let sink = stdout.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
         let logs = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let sink = logs.clone();
@@ -111,6 +125,7 @@ impl Weir {
             http: http.unwrap(),
             admin: admin.unwrap(),
             logs,
+            stdout,
             _dir: dir,
         }
     }
@@ -176,6 +191,7 @@ pub enum Answer {
 #[derive(Default)]
 struct RecorderState {
     received: Vec<Payload>,
+    headers: Vec<http::HeaderMap>,
     script: VecDeque<Answer>,
     always: Option<Answer>,
     calls: usize,
@@ -255,7 +271,7 @@ impl Recorder {
         };
         assert_eq!(headers["content-type"], "application/x-protobuf");
         let payload = Payload::decode_protobuf(signal, &raw).unwrap();
-        match self.answer(payload).await {
+        match self.answer(headers, payload).await {
             Ok(_) => (http::StatusCode::OK, Vec::new()).into_response(),
             Err(status) => {
                 let code = match status.code() {
@@ -296,6 +312,11 @@ impl Recorder {
         self.state.lock().unwrap().received.clone()
     }
 
+    /// The headers (gRPC metadata) of every call.
+    pub fn headers(&self) -> Vec<http::HeaderMap> {
+        self.state.lock().unwrap().headers.clone()
+    }
+
     /// Export calls so far, answered or not.
     pub fn calls(&self) -> usize {
         self.state.lock().unwrap().calls
@@ -320,10 +341,15 @@ impl Recorder {
         self.received()
     }
 
-    async fn answer(&self, payload: Payload) -> Result<i64, tonic::Status> {
+    async fn answer(
+        &self,
+        headers: http::HeaderMap,
+        payload: Payload,
+    ) -> Result<i64, tonic::Status> {
         let answer = {
             let mut s = self.state.lock().unwrap();
             s.calls += 1;
+            s.headers.push(headers);
             s.script.pop_front().or_else(|| s.always.clone())
         };
         let mut rejected = 0;
@@ -344,7 +370,12 @@ impl TraceService for Recorder {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let rejected = self.answer(Payload::Traces(request.into_inner())).await?;
+        let rejected = self
+            .answer(
+                request.metadata().clone().into_headers(),
+                Payload::Traces(request.into_inner()),
+            )
+            .await?;
         Ok(tonic::Response::new(ExportTraceServiceResponse {
             partial_success: (rejected > 0).then(|| ExportTracePartialSuccess {
                 rejected_spans: rejected,
@@ -360,7 +391,11 @@ impl MetricsService for Recorder {
         &self,
         request: tonic::Request<ExportMetricsServiceRequest>,
     ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
-        self.answer(Payload::Metrics(request.into_inner())).await?;
+        self.answer(
+            request.metadata().clone().into_headers(),
+            Payload::Metrics(request.into_inner()),
+        )
+        .await?;
         Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
     }
 }
@@ -371,7 +406,11 @@ impl LogsService for Recorder {
         &self,
         request: tonic::Request<ExportLogsServiceRequest>,
     ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
-        self.answer(Payload::Logs(request.into_inner())).await?;
+        self.answer(
+            request.metadata().clone().into_headers(),
+            Payload::Logs(request.into_inner()),
+        )
+        .await?;
         Ok(tonic::Response::new(ExportLogsServiceResponse::default()))
     }
 }
