@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use weir::config::{Config, ExporterConfig, ListenerConfig, LogFormat, OtlpExporterConfig};
+use weir::config::{
+    Compression, Config, ExporterConfig, ListenerConfig, LogFormat, OtlpExporterConfig,
+};
 
 /// weir: a WebAssembly-extensible OpenTelemetry edge proxy.
 #[derive(Debug, Parser)]
@@ -44,6 +46,9 @@ struct RunArgs {
     /// (OTLP/HTTP protobuf). Replaces the file's exporters and pipelines.
     #[arg(long, value_name = "URL")]
     upstream: Option<String>,
+    /// Compression towards `--upstream`: gzip (default) or none.
+    #[arg(long, value_enum, requires = "upstream")]
+    upstream_compression: Option<Compression>,
     /// Admin listen address for /metrics, /healthz, /readyz.
     #[arg(long, value_name = "ADDR")]
     admin: Option<String>,
@@ -110,10 +115,13 @@ fn build_config(args: &RunArgs) -> anyhow::Result<Config> {
     if let Some(url) = &args.upstream {
         config.exporters.clear();
         config.pipelines = None;
-        config.exporters.insert(
-            "upstream".into(),
-            ExporterConfig::Otlp(OtlpExporterConfig::from_upstream_url(url)?),
-        );
+        let mut exporter = OtlpExporterConfig::from_upstream_url(url)?;
+        if let Some(c) = args.upstream_compression {
+            exporter.compression = c;
+        }
+        config
+            .exporters
+            .insert("upstream".into(), ExporterConfig::Otlp(exporter));
     }
     if let Some(a) = &args.admin {
         config.admin.endpoint = a.clone();

@@ -154,7 +154,7 @@ pub enum OtlpProtocol {
 }
 
 /// Compression of requests sent upstream.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Compression {
     /// Uncompressed.

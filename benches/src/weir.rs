@@ -1,0 +1,304 @@
+//! The weir child process: spawning it, learning its listen addresses from its
+//! JSON log lines, draining its output, and stopping it.
+//!
+//! weir is started with every listener on port 0 and `--log-format json`; it
+//! announces each bound socket with a log line whose fields are
+//! `message = "listening"`, `listener = "otlp-grpc" | "otlp-http" | "admin"` and
+//! `addr = "127.0.0.1:PORT"`. Both stdout and stderr are read line by line by
+//! background threads for the whole life of the child, so it never blocks on a
+//! full pipe; the most recent lines are kept for error messages.
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How many recent output lines are kept for diagnostics.
+const KEPT_LINES: usize = 200;
+
+/// The addresses weir announced.
+#[derive(Debug, Clone, Copy)]
+pub struct Listeners {
+    pub otlp_grpc: SocketAddr,
+    pub otlp_http: SocketAddr,
+    /// Only known if announced before both OTLP listeners.
+    pub admin: Option<SocketAddr>,
+}
+
+/// A running weir child process; stopped (SIGTERM, then SIGKILL) when dropped.
+pub struct WeirProcess {
+    child: Child,
+    listeners: Listeners,
+    log: Arc<Mutex<VecDeque<String>>>,
+    exit: Option<ExitStatus>,
+}
+
+enum OutputEvent {
+    Listening(String, SocketAddr),
+    Closed,
+}
+
+impl WeirProcess {
+    /// Spawns `bin run ...` with all listeners on port 0, forwarding to
+    /// `upstream`, and waits up to `startup_timeout` for the OTLP listeners.
+    pub fn spawn(
+        bin: &Path,
+        upstream: SocketAddr,
+        extra_args: &[String],
+        verbose: bool,
+        startup_timeout: Duration,
+    ) -> Result<Self> {
+        let upstream = format!("grpc://{upstream}");
+        let mut child = Command::new(bin)
+            .args([
+                "run",
+                "--otlp-grpc",
+                "127.0.0.1:0",
+                "--otlp-http",
+                "127.0.0.1:0",
+            ])
+            .args(["--upstream", &upstream, "--admin", "127.0.0.1:0"])
+            .args(["--log-format", "json"])
+            .args(extra_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("spawning {}", bin.display()))?;
+
+        let log = Arc::new(Mutex::new(VecDeque::with_capacity(KEPT_LINES)));
+        let (tx, rx) = mpsc::channel();
+        let mut streams = 0;
+        if let Some(stderr) = child.stderr.take() {
+            spawn_reader("weir-stderr", stderr, tx.clone(), Arc::clone(&log), verbose)?;
+            streams += 1;
+        }
+        if let Some(stdout) = child.stdout.take() {
+            spawn_reader("weir-stdout", stdout, tx, Arc::clone(&log), verbose)?;
+            streams += 1;
+        }
+
+        let mut process = Self {
+            child,
+            // Replaced as soon as weir has announced its listeners.
+            listeners: Listeners {
+                otlp_grpc: SocketAddr::from(([127, 0, 0, 1], 0)),
+                otlp_http: SocketAddr::from(([127, 0, 0, 1], 0)),
+                admin: None,
+            },
+            log,
+            exit: None,
+        };
+        // On error, dropping `process` stops the child.
+        process.listeners = process.wait_for_listeners(&rx, streams, startup_timeout)?;
+        Ok(process)
+    }
+
+    fn wait_for_listeners(
+        &mut self,
+        events: &mpsc::Receiver<OutputEvent>,
+        mut open_streams: usize,
+        timeout: Duration,
+    ) -> Result<Listeners> {
+        let (mut grpc, mut http, mut admin) = (None, None, None);
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let (Some(otlp_grpc), Some(otlp_http)) = (grpc, http) {
+                return Ok(Listeners {
+                    otlp_grpc,
+                    otlp_http,
+                    admin,
+                });
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                bail!(
+                    "weir did not announce its otlp-grpc and otlp-http listeners within \
+                     {timeout:.0?}; its output so far:\n{}",
+                    self.recent_output()
+                );
+            }
+            match events.recv_timeout((deadline - now).min(Duration::from_millis(200))) {
+                Ok(OutputEvent::Listening(name, addr)) => match name.as_str() {
+                    "otlp-grpc" => grpc = Some(addr),
+                    "otlp-http" => http = Some(addr),
+                    "admin" => admin = Some(addr),
+                    _ => {}
+                },
+                Ok(OutputEvent::Closed) => open_streams = open_streams.saturating_sub(1),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => open_streams = 0,
+            }
+            if let Some(status) = self.child.try_wait().context("polling weir")? {
+                // Give the readers a moment to collect the last lines.
+                thread::sleep(Duration::from_millis(100));
+                self.exit = Some(status);
+                bail!(
+                    "weir exited during startup ({status}); its output:\n{}",
+                    self.recent_output()
+                );
+            }
+            if open_streams == 0 {
+                bail!(
+                    "weir closed its output without announcing its listeners; its output:\n{}",
+                    self.recent_output()
+                );
+            }
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The announced listen addresses.
+    pub fn listeners(&self) -> Listeners {
+        self.listeners
+    }
+
+    /// `Some(status)` if the process has already exited.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        if self.exit.is_none() {
+            self.exit = self.child.try_wait().ok().flatten();
+        }
+        self.exit
+    }
+
+    /// The last lines weir wrote, newline-separated.
+    pub fn recent_output(&self) -> String {
+        match self.log.lock() {
+            Ok(lines) if lines.is_empty() => "(nothing)".to_owned(),
+            Ok(lines) => lines.iter().cloned().collect::<Vec<_>>().join("\n"),
+            Err(_) => "(unavailable)".to_owned(),
+        }
+    }
+
+    /// Sends SIGTERM, waits up to `grace`, then SIGKILLs. Returns the exit status.
+    pub fn stop(&mut self, grace: Duration) -> Result<ExitStatus> {
+        if let Some(status) = self.exited() {
+            return Ok(status);
+        }
+        let pid = libc::pid_t::try_from(self.child.id()).context("pid out of range")?;
+        // SAFETY: kill(2) on the pid of our own child, which has not been reaped
+        // yet (try_wait above returned None), so the pid cannot have been reused.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().context("waiting for weir")? {
+                self.exit = Some(status);
+                return Ok(status);
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!("loadgen: weir did not exit within {grace:?} of SIGTERM; sending SIGKILL");
+        self.child.kill().context("killing weir")?;
+        let status = self.child.wait().context("waiting for weir")?;
+        self.exit = Some(status);
+        Ok(status)
+    }
+}
+
+impl Drop for WeirProcess {
+    fn drop(&mut self) {
+        if self.exit.is_none()
+            && let Err(e) = self.stop(Duration::from_secs(10))
+        {
+            eprintln!("loadgen: stopping weir: {e:#}");
+        }
+    }
+}
+
+fn spawn_reader(
+    name: &str,
+    stream: impl Read + Send + 'static,
+    events: mpsc::Sender<OutputEvent>,
+    log: Arc<Mutex<VecDeque<String>>>,
+    verbose: bool,
+) -> Result<()> {
+    thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            let mut reader = BufReader::new(stream);
+            let mut raw = Vec::new();
+            loop {
+                raw.clear();
+                match reader.read_until(b'\n', &mut raw) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                let line = String::from_utf8_lossy(&raw).trim_end().to_owned();
+                if verbose {
+                    eprintln!("[weir] {line}");
+                }
+                if let Some((listener, addr)) = parse_listening(&line) {
+                    let _ = events.send(OutputEvent::Listening(listener, addr));
+                }
+                if let Ok(mut lines) = log.lock() {
+                    if lines.len() == KEPT_LINES {
+                        lines.pop_front();
+                    }
+                    lines.push_back(line);
+                }
+            }
+            let _ = events.send(OutputEvent::Closed);
+        })
+        .with_context(|| format!("spawning thread {name}"))?;
+    Ok(())
+}
+
+/// Recognises a `listening` log line (tracing-subscriber JSON, with the event's
+/// fields nested under `fields` or flattened to the top level).
+fn parse_listening(line: &str) -> Option<(String, SocketAddr)> {
+    let value: Value = serde_json::from_str(line).ok()?;
+    let field = |key: &str| {
+        value
+            .get("fields")
+            .and_then(|f| f.get(key))
+            .or_else(|| value.get(key))
+            .and_then(Value::as_str)
+    };
+    if field("message")? != "listening" {
+        return None;
+    }
+    let listener = field("listener")?.to_owned();
+    let addr = field("addr")?;
+    let addr = addr
+        .strip_prefix("http://")
+        .or_else(|| addr.strip_prefix("grpc://"))
+        .unwrap_or(addr)
+        .parse()
+        .ok()?;
+    Some((listener, addr))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_listening_lines() {
+        let line = r#"{"timestamp":"t","level":"INFO","fields":{"message":"listening","listener":"otlp-grpc","addr":"127.0.0.1:41234"},"target":"weir::app"}"#;
+        let (name, addr) = parse_listening(line).expect("recognised");
+        assert_eq!(name, "otlp-grpc");
+        assert_eq!(addr, "127.0.0.1:41234".parse().expect("addr"));
+
+        let flat = r#"{"message":"listening","listener":"admin","addr":"127.0.0.1:9"}"#;
+        assert_eq!(
+            parse_listening(flat).map(|(n, _)| n).as_deref(),
+            Some("admin")
+        );
+
+        assert!(parse_listening("not json").is_none());
+        assert!(parse_listening(r#"{"fields":{"message":"started"}}"#).is_none());
+    }
+}
