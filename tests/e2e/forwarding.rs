@@ -187,7 +187,10 @@ async fn without_upstream_the_debug_exporter_prints_batches() {
                 out.contains("debug: logs: 1 resource(s), 1 log records"),
                 "{out}"
             );
-            assert!(out.contains("debug: metrics: 1 resource(s), 3 data points"), "{out}");
+            assert!(
+                out.contains("debug: metrics: 1 resource(s), 3 data points"),
+                "{out}"
+            );
             break;
         }
         assert!(std::time::Instant::now() < deadline, "{out}");
