@@ -12,8 +12,9 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::admin::{self, AdminState};
-use crate::config::{Config, ConfigError, parse_addr};
+use crate::config::{Config, ConfigError, FilterConfig, parse_addr};
 use crate::exporter::{BuildError, Exporter};
+use crate::filter::{FilterError, FilterSpec, LoadedFilter, Runtime};
 use crate::pipeline::{Chain, NamedExporter, Pipeline, Pipelines, Signal};
 use crate::receiver::{Ingest, grpc, http};
 use crate::telemetry::Metrics;
@@ -27,6 +28,17 @@ pub enum StartError {
     /// An exporter could not be built.
     #[error(transparent)]
     Exporter(#[from] BuildError),
+    /// A filter could not be loaded.
+    #[error("filter {name}: {source}")]
+    Filter {
+        /// The filter's name.
+        name: String,
+        /// Why.
+        source: FilterError,
+    },
+    /// The filter runtime could not start.
+    #[error(transparent)]
+    FilterRuntime(#[from] FilterError),
     /// A listener could not bind.
     #[error("cannot bind {listener} on {addr}: {source}")]
     Bind {
@@ -74,6 +86,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             }),
         );
     }
+    let runtime = Arc::new(Runtime::new(
+        config
+            .state_dir
+            .as_ref()
+            .map(|d| d.join("cache"))
+            .as_deref(),
+    )?);
     let mut pipelines = Pipelines::default();
     // `resolved()` always sets pipelines.
     let p = config.pipelines.clone().unwrap_or_default();
@@ -88,13 +107,21 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             .iter()
             .filter_map(|n| exporters.get(n).cloned())
             .collect();
+        let mut filters = Vec::new();
+        for fc in &pc.filters {
+            filters.push(load_filter(&runtime, fc, signal, &metrics)?);
+        }
         pipelines.insert(Pipeline::new(
             signal,
-            Chain::identity(),
+            Chain::new(filters),
             named,
             metrics.clone(),
         ));
-        tracing::info!(signal = %signal, exporters = ?pc.exporters, "pipeline ready");
+        tracing::info!(
+            signal = %signal, exporters = ?pc.exporters,
+            filters = ?pc.filters.iter().map(|f| &f.name).collect::<Vec<_>>(),
+            "pipeline ready"
+        );
     }
     let ingest = Arc::new(Ingest::new(
         Arc::new(pipelines),
@@ -217,6 +244,40 @@ impl Running {
         }
         self.admin_task.abort();
     }
+}
+
+/// Reads, compiles and loads one configured filter.
+pub fn load_filter(
+    runtime: &Arc<Runtime>,
+    fc: &FilterConfig,
+    signal: Signal,
+    metrics: &Arc<Metrics>,
+) -> Result<Arc<LoadedFilter>, StartError> {
+    let err = |source: FilterError| StartError::Filter {
+        name: fc.name.clone(),
+        source,
+    };
+    let bytes = std::fs::read(&fc.module).map_err(|source| {
+        err(FilterError::Read {
+            path: fc.module.display().to_string(),
+            source,
+        })
+    })?;
+    let started = std::time::Instant::now();
+    let module = runtime.compile(&bytes).map_err(err)?;
+    let spec = FilterSpec {
+        name: fc.name.clone(),
+        config: fc.config_text(),
+        on_error: fc.on_error,
+        limits: fc.limits.clone(),
+    };
+    let filter =
+        LoadedFilter::load(runtime.clone(), spec, module, signal, metrics.clone()).map_err(err)?;
+    tracing::info!(
+        filter = %fc.name, signal = %signal, sha256 = %filter.module.sha256,
+        elapsed = ?started.elapsed(), "filter loaded"
+    );
+    Ok(filter)
 }
 
 async fn bind(listener: &'static str, endpoint: &str) -> Result<TcpListener, StartError> {

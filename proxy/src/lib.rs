@@ -13,6 +13,7 @@ pub mod admin;
 pub mod app;
 pub mod config;
 pub mod exporter;
+pub mod filter;
 pub mod pipeline;
 pub mod receiver;
 pub mod telemetry;

@@ -5,6 +5,7 @@ mod harness;
 
 mod bad_input;
 mod cli;
+mod filters;
 mod forwarding;
 mod sdk;
 mod upstream_failures;

@@ -9,10 +9,12 @@ mod env;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+
+use crate::filter::{FilterLimits, OnError};
 
 pub use env::substitute_env;
 
@@ -65,6 +67,9 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// weir's own logs.
     pub logs: LogsConfig,
+    /// Where weir keeps state across restarts: the compiled-filter cache (and filters pushed through the
+    /// admin API). Absent: nothing is kept.
+    pub state_dir: Option<PathBuf>,
 }
 
 /// Receivers. Only OTLP for now.
@@ -255,6 +260,41 @@ pub struct PipelinesConfig {
 pub struct PipelineConfig {
     /// Names from `exporters`. A client is acknowledged once every one of them accepted the data.
     pub exporters: Vec<String>,
+    /// Wasm filters, run in this order on every batch before it is exported.
+    #[serde(default)]
+    pub filters: Vec<FilterConfig>,
+}
+
+/// One Wasm filter of a pipeline.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FilterConfig {
+    /// Unique within the pipeline; names the filter in logs, metrics and the admin API.
+    pub name: String,
+    /// Path of the `.wasm` file (a component, or a core module built with wit-bindgen); relative paths
+    /// are relative to the configuration file.
+    pub module: PathBuf,
+    /// Handed to the filter's `init` as JSON text (any YAML value; absent: empty string).
+    #[serde(default)]
+    pub config: Option<serde_json::Value>,
+    /// `fail-open` (default: the batch passes as it was) or `fail-closed` (the client gets a retryable
+    /// error) when the filter traps, runs out of time or memory, or misbehaves.
+    #[serde(default)]
+    pub on_error: OnError,
+    /// `deadline` per call (default `50ms`) and `memory` per instance in bytes (default 64 MiB).
+    #[serde(default)]
+    pub limits: FilterLimits,
+}
+
+impl FilterConfig {
+    /// The filter's `init` argument.
+    pub fn config_text(&self) -> String {
+        match &self.config {
+            None => String::new(),
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(v) => v.to_string(),
+        }
+    }
 }
 
 /// The admin listener.
@@ -347,9 +387,27 @@ impl Config {
             path: path.display().to_string(),
             source,
         })?;
-        let config = Self::from_yaml(&text)?;
+        let mut config = Self::from_yaml(&text)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.resolve_paths(base);
         config.validate()?;
         Ok(config)
+    }
+
+    /// Makes relative filter module paths relative to `base` (the configuration file's directory).
+    pub fn resolve_paths(&mut self, base: &Path) {
+        if let Some(p) = &mut self.pipelines {
+            for pipeline in [&mut p.traces, &mut p.metrics, &mut p.logs]
+                .into_iter()
+                .flatten()
+            {
+                for f in &mut pipeline.filters {
+                    if f.module.is_relative() {
+                        f.module = base.join(&f.module);
+                    }
+                }
+            }
+        }
     }
 
     /// Parses YAML (after `${env:...}` substitution) without validating.
@@ -408,6 +466,25 @@ impl Config {
                 if pipeline.exporters.is_empty() {
                     return invalid(format!("pipelines.{signal}.exporters: name at least one"));
                 }
+                let mut names = std::collections::HashSet::new();
+                for f in &pipeline.filters {
+                    if f.name.is_empty() || !names.insert(f.name.as_str()) {
+                        return invalid(format!(
+                            "pipelines.{signal}.filters: filter names must be unique and non-empty (`{}`)",
+                            f.name
+                        ));
+                    }
+                    if f.limits.deadline.is_zero()
+                        || f.limits.memory == 0
+                        || f.limits.memory > crate::filter::runtime::MAX_MEMORY
+                    {
+                        return invalid(format!(
+                            "pipelines.{signal}.filters.{}.limits: deadline must be positive and memory between 1 byte and {} bytes",
+                            f.name,
+                            crate::filter::runtime::MAX_MEMORY
+                        ));
+                    }
+                }
                 for e in &pipeline.exporters {
                     if !self.exporters.contains_key(e) {
                         return invalid(format!(
@@ -443,6 +520,7 @@ impl Config {
         if self.pipelines.is_none() {
             let all = PipelineConfig {
                 exporters: self.exporters.keys().cloned().collect(),
+                filters: Vec::new(),
             };
             self.pipelines = Some(PipelinesConfig {
                 traces: Some(all.clone()),

@@ -1,10 +1,15 @@
-//! The filter-chain seam: the one place where filters act on a batch between receiver and exporters.
+//! The filter chain: the one place where filters act on a batch between receiver and exporters.
 //!
-//! Today the chain is the identity: no filter kinds exist yet, so a [`Chain`] passes every batch through
-//! unchanged and never fails. The Wasm filter runtime replaces the inside of [`Chain::apply`]; receivers
-//! and exporters do not change when it does.
+//! A [`Chain`] is an immutable, ordered list of loaded filters. A pipeline holds its chain in an
+//! `ArcSwap`: a request loads the chain once and finishes on it, while a swap makes new requests see the
+//! new one. The batch is decoded once by the receiver, lent to each filter in turn through the WIT
+//! `batch` resource, and encoded once after the chain.
+
+use std::sync::Arc;
 
 use super::Batch;
+use crate::filter::batch::BatchState;
+use crate::filter::{Fault, LoadedFilter, Verdict};
 
 /// Why the chain refused a batch.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +22,14 @@ pub enum ChainError {
         /// Its reason.
         reason: String,
     },
+    /// A `fail-closed` filter failed; retryable.
+    #[error("filter {filter} failed ({fault}); it fails closed")]
+    Failed {
+        /// The filter's name.
+        filter: String,
+        /// What happened.
+        fault: Fault,
+    },
 }
 
 impl ChainError {
@@ -24,22 +37,78 @@ impl ChainError {
     pub fn retryable(&self) -> bool {
         match self {
             ChainError::Rejected { .. } => false,
+            ChainError::Failed { .. } => true,
         }
     }
 }
 
-/// An ordered, immutable chain of filters for one pipeline (empty for now).
+/// An ordered, immutable chain of filters for one pipeline.
 #[derive(Debug, Clone, Default)]
-pub struct Chain {}
+pub struct Chain {
+    filters: Vec<Arc<LoadedFilter>>,
+}
 
 impl Chain {
-    /// The empty chain: batches pass unchanged.
+    /// The empty chain: batches pass unchanged, without being indexed.
     pub fn identity() -> Self {
-        Self {}
+        Self::default()
     }
 
-    /// Runs the batch through every filter in order.
-    pub fn apply(&self, batch: Batch) -> Result<Batch, ChainError> {
+    /// A chain of `filters`, run in order.
+    pub fn new(filters: Vec<Arc<LoadedFilter>>) -> Self {
+        Self { filters }
+    }
+
+    /// The filters, in order.
+    pub fn filters(&self) -> &[Arc<LoadedFilter>] {
+        &self.filters
+    }
+
+    /// Runs the batch through every filter in order. A filter that fails is handled by its `on_error`
+    /// policy: `fail-open` passes the batch on as it was before that filter, `fail-closed` refuses it.
+    /// A quarantined filter is not called at all; its policy applies directly.
+    pub fn apply(&self, mut batch: Batch) -> Result<Batch, ChainError> {
+        if self.filters.is_empty() {
+            return Ok(batch);
+        }
+        let ctx = &batch.context;
+        let mut state = BatchState::new(
+            std::mem::replace(
+                &mut batch.payload,
+                crate::pipeline::Payload::Traces(Default::default()),
+            ),
+            ctx.headers.clone(),
+            ctx.peer,
+        );
+        for filter in &self.filters {
+            let result = if filter.is_quarantined() {
+                Err(Fault {
+                    class: crate::filter::FaultClass::Trap,
+                    message: "quarantined after repeated failures".into(),
+                })
+            } else {
+                let (s, r) = filter.call(state);
+                state = s;
+                r
+            };
+            match result {
+                Ok(Verdict::Continue) => {}
+                Ok(Verdict::Reject(reason)) => {
+                    return Err(ChainError::Rejected {
+                        filter: filter.name().to_string(),
+                        reason,
+                    });
+                }
+                Err(_) if filter.fails_open() => {}
+                Err(fault) => {
+                    return Err(ChainError::Failed {
+                        filter: filter.name().to_string(),
+                        fault,
+                    });
+                }
+            }
+        }
+        batch.payload = state.finish();
         Ok(batch)
     }
 }

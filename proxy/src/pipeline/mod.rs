@@ -12,6 +12,7 @@ mod signal;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use futures::future::join_all;
 
@@ -26,6 +27,8 @@ use crate::telemetry::{Metrics, RefuseReason};
 pub struct RequestContext {
     /// The client's address, when known.
     pub peer: Option<std::net::SocketAddr>,
+    /// The request's headers (gRPC metadata), which filters may read.
+    pub headers: http::HeaderMap,
     /// When the request must be answered: the sooner of `limits.request_timeout` and the client's
     /// own deadline (`grpc-timeout`).
     pub deadline: Instant,
@@ -109,7 +112,8 @@ impl Refusal {
         match self {
             Refusal::NoPipeline(_) => RefuseReason::NoPipeline,
             Refusal::Timeout => RefuseReason::Timeout,
-            Refusal::Chain(_) => RefuseReason::UpstreamRejected,
+            Refusal::Chain(e) if e.retryable() => RefuseReason::FilterFailed,
+            Refusal::Chain(_) => RefuseReason::FilterRejected,
             Refusal::Export { source, .. } if source.retryable() => {
                 RefuseReason::UpstreamUnavailable
             }
@@ -131,7 +135,7 @@ pub struct NamedExporter {
 #[derive(Debug)]
 pub struct Pipeline {
     signal: Signal,
-    chain: Chain,
+    chain: ArcSwap<Chain>,
     exporters: Vec<Arc<NamedExporter>>,
     metrics: Arc<Metrics>,
 }
@@ -146,16 +150,33 @@ impl Pipeline {
     ) -> Self {
         Self {
             signal,
-            chain,
+            chain: ArcSwap::from_pointee(chain),
             exporters,
             metrics,
         }
     }
 
+    /// The signal.
+    pub fn signal(&self) -> Signal {
+        self.signal
+    }
+
+    /// The chain new requests run on.
+    pub fn chain(&self) -> Arc<Chain> {
+        self.chain.load_full()
+    }
+
+    /// Swaps in a new chain atomically: requests in flight finish on the chain they started with.
+    pub fn swap_chain(&self, chain: Chain) -> Arc<Chain> {
+        self.chain.swap(Arc::new(chain))
+    }
+
     /// Runs the batch through the chain and every exporter; `Ok` means every upstream accepted it.
     pub async fn process(&self, batch: Batch) -> Result<PartialSuccess, Refusal> {
         let deadline = batch.context.deadline;
-        let batch = self.chain.apply(batch)?;
+        // One load per request: a swap during the request does not affect it.
+        let chain = self.chain.load_full();
+        let batch = chain.apply(batch)?;
         let items = batch.payload.item_count();
         if items == 0 {
             // An empty request succeeds without bothering the upstream.

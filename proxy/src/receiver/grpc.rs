@@ -85,8 +85,15 @@ impl GrpcReceiver {
                 .get("grpc-timeout")
                 .and_then(|v| v.to_str().ok())
                 .and_then(parse_grpc_timeout);
+            let (metadata, _, payload) = req.into_parts();
             ingest
-                .process(req.into_inner(), Transport::Grpc, peer, timeout)
+                .process(
+                    payload,
+                    Transport::Grpc,
+                    peer,
+                    metadata.into_headers(),
+                    timeout,
+                )
                 .await
                 .map_err(|r| refusal_status(ingest, &r))
         }

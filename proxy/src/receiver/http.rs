@@ -59,7 +59,8 @@ async fn export(ingest: &Ingest, signal: Signal, peer: SocketAddr, req: Request<
 
 async fn handle(ingest: &Ingest, signal: Signal, peer: SocketAddr, req: Request<Body>) -> Response {
     let limits = ingest.limits();
-    let headers = req.headers();
+    let (parts, body) = req.into_parts();
+    let headers = &parts.headers;
     let content_type = ContentType::parse(
         headers
             .get(header::CONTENT_TYPE)
@@ -117,10 +118,7 @@ async fn handle(ingest: &Ingest, signal: Signal, peer: SocketAddr, req: Request<
             limits.max_request_bytes
         ));
     }
-    let body: Bytes = match Limited::new(req.into_body(), limits.max_request_bytes)
-        .collect()
-        .await
-    {
+    let body: Bytes = match Limited::new(body, limits.max_request_bytes).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             return too_large(&format!(
@@ -164,7 +162,7 @@ async fn handle(ingest: &Ingest, signal: Signal, peer: SocketAddr, req: Request<
         }
     };
     match ingest
-        .process(payload, Transport::Http, Some(peer), None)
+        .process(payload, Transport::Http, Some(peer), parts.headers, None)
         .await
     {
         Ok(partial) => success(content_type, signal, &partial),

@@ -111,6 +111,7 @@ impl Ingest {
         payload: Payload,
         transport: Transport,
         peer: Option<SocketAddr>,
+        headers: ::http::HeaderMap,
         client_timeout: Option<Duration>,
     ) -> Result<PartialSuccess, Refusal> {
         let signal = payload.signal();
@@ -122,7 +123,11 @@ impl Ingest {
         let deadline = Instant::now() + timeout;
         let batch = Batch {
             payload,
-            context: RequestContext { peer, deadline },
+            context: RequestContext {
+                peer,
+                headers,
+                deadline,
+            },
         };
         let result = tokio::time::timeout(timeout, self.pipelines.process(batch))
             .await

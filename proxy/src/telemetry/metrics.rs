@@ -51,6 +51,10 @@ pub enum RefuseReason {
     UpstreamRejected,
     /// weir is shutting down (503 / UNAVAILABLE).
     ShuttingDown,
+    /// A filter rejected the batch (400 / INVALID_ARGUMENT).
+    FilterRejected,
+    /// A fail-closed filter failed (503 / UNAVAILABLE).
+    FilterFailed,
 }
 
 impl RefuseReason {
@@ -66,6 +70,8 @@ impl RefuseReason {
             RefuseReason::UpstreamUnavailable => "upstream_unavailable",
             RefuseReason::UpstreamRejected => "upstream_rejected",
             RefuseReason::ShuttingDown => "shutting_down",
+            RefuseReason::FilterRejected => "filter_rejected",
+            RefuseReason::FilterFailed => "filter_failed",
         }
     }
 }
@@ -97,6 +103,31 @@ struct ExportFailedLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FilterLabels {
+    signal: &'static str,
+    filter: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FilterErrorLabels {
+    signal: &'static str,
+    filter: String,
+    class: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FilterNamedLabels {
+    signal: &'static str,
+    filter: String,
+    name: String,
+}
+
+fn filter_histogram() -> Histogram {
+    // 1 µs .. ~0.5 s.
+    Histogram::new(exponential_buckets(0.000_001, 2.0, 20))
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TransportLabels {
     transport: &'static str,
 }
@@ -120,6 +151,18 @@ pub struct Metrics {
     upstream_rejected_items: Family<ExporterLabels, Counter>,
     export_retries: Family<ExporterLabels, Counter>,
     export_duration: Family<ExporterLabels, Histogram, fn() -> Histogram>,
+    filter_calls: Family<FilterLabels, Counter>,
+    filter_errors: Family<FilterErrorLabels, Counter>,
+    filter_items_in: Family<FilterLabels, Counter>,
+    filter_items_out: Family<FilterLabels, Counter>,
+    filter_items_dropped: Family<FilterLabels, Counter>,
+    filter_items_modified: Family<FilterLabels, Counter>,
+    filter_duration: Family<FilterLabels, Histogram, fn() -> Histogram>,
+    filter_quarantines: Family<FilterLabels, Counter>,
+    filter_rollbacks: Family<FilterLabels, Counter>,
+    filter_swaps: Family<FilterLabels, Counter>,
+    filter_counters: Family<FilterNamedLabels, Counter>,
+    filter_gauges: Family<FilterNamedLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -150,6 +193,18 @@ impl Metrics {
             upstream_rejected_items: Family::default(),
             export_retries: Family::default(),
             export_duration: Family::new_with_constructor(latency_histogram),
+            filter_calls: Family::default(),
+            filter_errors: Family::default(),
+            filter_items_in: Family::default(),
+            filter_items_out: Family::default(),
+            filter_items_dropped: Family::default(),
+            filter_items_modified: Family::default(),
+            filter_duration: Family::new_with_constructor(filter_histogram),
+            filter_quarantines: Family::default(),
+            filter_rollbacks: Family::default(),
+            filter_swaps: Family::default(),
+            filter_counters: Family::default(),
+            filter_gauges: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -206,6 +261,62 @@ impl Metrics {
             "export_duration_seconds",
             "Time to deliver one batch upstream, retries included",
             m.export_duration.clone(),
+        );
+        registry.register("filter_calls", "Filter calls", m.filter_calls.clone());
+        registry.register(
+            "filter_errors",
+            "Filter calls that failed, by class: trap, deadline, memory, bad_output, init",
+            m.filter_errors.clone(),
+        );
+        registry.register(
+            "filter_items_in",
+            "Items filters saw",
+            m.filter_items_in.clone(),
+        );
+        registry.register(
+            "filter_items_out",
+            "Items filters let through",
+            m.filter_items_out.clone(),
+        );
+        registry.register(
+            "filter_items_dropped",
+            "Items filters dropped",
+            m.filter_items_dropped.clone(),
+        );
+        registry.register(
+            "filter_items_modified",
+            "Items filters changed",
+            m.filter_items_modified.clone(),
+        );
+        registry.register(
+            "filter_call_duration_seconds",
+            "Time of one filter call",
+            m.filter_duration.clone(),
+        );
+        registry.register(
+            "filter_quarantines",
+            "Filters quarantined after repeated failures",
+            m.filter_quarantines.clone(),
+        );
+        registry.register(
+            "filter_rollbacks",
+            "Filter versions rolled back (by the admin API or after a quarantine)",
+            m.filter_rollbacks.clone(),
+        );
+        registry.register(
+            "filter_swaps",
+            "Filter chains swapped in",
+            m.filter_swaps.clone(),
+        );
+        registry.register(
+            "filter_counter",
+            "Counters that filters keep (host import counter-add)",
+            m.filter_counters.clone(),
+        );
+        registry.register(
+            "filter_gauge",
+            "Gauges that filters set (host import gauge-set)",
+            m.filter_gauges.clone(),
         );
         Self { registry, ..m }
     }
@@ -316,6 +427,101 @@ impl Metrics {
         self.export_retries
             .get_or_create(&exporter_labels(signal, exporter))
             .inc();
+    }
+}
+
+impl Metrics {
+    /// A filter call finished; `fault` is the error class when it failed.
+    #[allow(clippy::too_many_arguments)]
+    pub fn filter_called(
+        &self,
+        signal: Signal,
+        filter: &str,
+        items: usize,
+        dropped: usize,
+        modified: usize,
+        elapsed: Duration,
+        fault: Option<&'static str>,
+    ) {
+        let l = filter_labels(signal, filter);
+        self.filter_calls.get_or_create(&l).inc();
+        self.filter_duration
+            .get_or_create(&l)
+            .observe(elapsed.as_secs_f64());
+        self.filter_items_in.get_or_create(&l).inc_by(items as u64);
+        if let Some(class) = fault {
+            self.filter_errors
+                .get_or_create(&FilterErrorLabels {
+                    signal: signal.as_str(),
+                    filter: filter.to_string(),
+                    class,
+                })
+                .inc();
+            return;
+        }
+        self.filter_items_out
+            .get_or_create(&l)
+            .inc_by(items.saturating_sub(dropped) as u64);
+        if dropped > 0 {
+            self.filter_items_dropped
+                .get_or_create(&l)
+                .inc_by(dropped as u64);
+        }
+        if modified > 0 {
+            self.filter_items_modified
+                .get_or_create(&l)
+                .inc_by(modified as u64);
+        }
+    }
+
+    /// A filter was quarantined.
+    pub fn filter_quarantined(&self, signal: Signal, filter: &str) {
+        self.filter_quarantines
+            .get_or_create(&filter_labels(signal, filter))
+            .inc();
+    }
+
+    /// A filter was rolled back to its previous version.
+    pub fn filter_rolled_back(&self, signal: Signal, filter: &str) {
+        self.filter_rollbacks
+            .get_or_create(&filter_labels(signal, filter))
+            .inc();
+    }
+
+    /// A chain containing `filter` was swapped in.
+    pub fn filter_swapped(&self, signal: Signal, filter: &str) {
+        self.filter_swaps
+            .get_or_create(&filter_labels(signal, filter))
+            .inc();
+    }
+
+    /// A filter's own counter.
+    pub fn filter_counter(&self, signal: Signal, filter: &str, name: &str, delta: u64) {
+        self.filter_counters
+            .get_or_create(&FilterNamedLabels {
+                signal: signal.as_str(),
+                filter: filter.to_string(),
+                name: name.chars().take(128).collect(),
+            })
+            .inc_by(delta);
+    }
+
+    /// A filter's own gauge.
+    pub fn filter_gauge(&self, signal: Signal, filter: &str, name: &str, value: f64) {
+        self.filter_gauges
+            .get_or_create(&FilterNamedLabels {
+                signal: signal.as_str(),
+                filter: filter.to_string(),
+                name: name.chars().take(128).collect(),
+            })
+            .set(value);
+    }
+}
+
+fn filter_labels(signal: Signal, filter: &str) -> FilterLabels {
+    FilterLabels {
+        signal: signal.as_str(),
+        filter: filter.to_string(),
     }
 }
 

@@ -1,0 +1,800 @@
+//! The host side of the WIT `batch` resource: a decoded request lent to filters, read and changed in
+//! place through an item index, with an undo journal so that a failing filter's partial changes can be
+//! rolled back (`fail-open` means "the batch passes unchanged").
+
+use std::net::SocketAddr;
+
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
+use opentelemetry_proto::tonic::metrics::v1::{Metric, metric::Data};
+use opentelemetry_proto::tonic::trace::v1::Span;
+
+use super::bindings::weir::filter::types::{
+    Attribute, MetricKind, Signal as WitSignal, StatusCode, TraceId, Value,
+};
+use crate::pipeline::{Payload, Signal};
+
+/// Where an item lives in the payload.
+#[derive(Debug, Clone, Copy)]
+struct ItemRef {
+    resource: u32,
+    scope: u32,
+    index: u32,
+}
+
+/// One attribute list that a change touched.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    Resource(u32),
+    Item(u32),
+    Point(u32, u32),
+}
+
+/// How to undo one change.
+#[derive(Debug)]
+enum Undo {
+    /// The attribute at `pos` was replaced; it was `old`.
+    Replaced(Target, usize, Option<AnyValue>),
+    /// An attribute was appended.
+    Appended(Target),
+    /// The attribute at `pos` was removed.
+    Removed(Target, usize, KeyValue),
+    Dropped(u32),
+    SpanName(u32, String),
+    TraceState(u32, String),
+    Body(u32, Option<AnyValue>),
+}
+
+/// A batch lent to filters.
+#[derive(Debug)]
+pub struct BatchState {
+    payload: Payload,
+    items: Vec<ItemRef>,
+    dropped: Vec<bool>,
+    dropped_count: usize,
+    modified: Vec<bool>,
+    headers: http::HeaderMap,
+    peer: Option<SocketAddr>,
+    routes: Vec<Option<Vec<String>>>,
+    journal: Vec<Undo>,
+}
+
+/// A filter addressed something that does not exist: the "bad output" error class.
+#[derive(Debug, thiserror::Error)]
+#[error("filter passed an invalid {what} index {index}")]
+pub struct BadIndex {
+    what: &'static str,
+    index: u32,
+}
+
+type R<T> = Result<T, BadIndex>;
+
+impl BatchState {
+    /// Indexes `payload` for filters.
+    pub fn new(payload: Payload, headers: http::HeaderMap, peer: Option<SocketAddr>) -> Self {
+        let mut items = Vec::new();
+        let mut push = |resource: usize, scope: usize, n: usize| {
+            for index in 0..n {
+                items.push(ItemRef {
+                    resource: resource as u32,
+                    scope: scope as u32,
+                    index: index as u32,
+                });
+            }
+        };
+        match &payload {
+            Payload::Traces(r) => {
+                for (ri, rs) in r.resource_spans.iter().enumerate() {
+                    for (si, ss) in rs.scope_spans.iter().enumerate() {
+                        push(ri, si, ss.spans.len());
+                    }
+                }
+            }
+            Payload::Metrics(r) => {
+                for (ri, rm) in r.resource_metrics.iter().enumerate() {
+                    for (si, sm) in rm.scope_metrics.iter().enumerate() {
+                        push(ri, si, sm.metrics.len());
+                    }
+                }
+            }
+            Payload::Logs(r) => {
+                for (ri, rl) in r.resource_logs.iter().enumerate() {
+                    for (si, sl) in rl.scope_logs.iter().enumerate() {
+                        push(ri, si, sl.log_records.len());
+                    }
+                }
+            }
+        }
+        let n = items.len();
+        let resources = payload.resource_count();
+        Self {
+            payload,
+            items,
+            dropped: vec![false; n],
+            dropped_count: 0,
+            modified: vec![false; n],
+            headers,
+            peer,
+            routes: vec![None; resources],
+            journal: Vec::new(),
+        }
+    }
+
+    /// The signal.
+    pub fn signal(&self) -> Signal {
+        self.payload.signal()
+    }
+
+    /// Starts a filter call: changes from here on can be undone.
+    pub fn begin(&mut self) {
+        self.journal.clear();
+    }
+
+    /// Undoes every change since [`BatchState::begin`].
+    pub fn rollback(&mut self) {
+        while let Some(u) = self.journal.pop() {
+            self.undo(u);
+        }
+    }
+
+    /// Items dropped so far.
+    pub fn dropped_count(&self) -> usize {
+        self.dropped_count
+    }
+
+    /// Items modified so far (attributes, names, bodies).
+    pub fn modified_count(&self) -> usize {
+        self.modified.iter().filter(|m| **m).count()
+    }
+
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// True without items.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Routing labels per resource, as filters set them.
+    pub fn routes(&self) -> &[Option<Vec<String>>] {
+        &self.routes
+    }
+
+    /// Gives the payload back without the dropped items (and without emptied scopes and resources).
+    pub fn finish(self) -> Payload {
+        let mut payload = self.payload;
+        if self.dropped_count == 0 {
+            return payload;
+        }
+        let mut keep = self.dropped.iter().map(|d| !d);
+        match &mut payload {
+            Payload::Traces(r) => {
+                for rs in &mut r.resource_spans {
+                    for ss in &mut rs.scope_spans {
+                        ss.spans.retain(|_| keep.next().unwrap_or(true));
+                    }
+                    rs.scope_spans.retain(|s| !s.spans.is_empty());
+                }
+                r.resource_spans.retain(|r| !r.scope_spans.is_empty());
+            }
+            Payload::Metrics(r) => {
+                for rm in &mut r.resource_metrics {
+                    for sm in &mut rm.scope_metrics {
+                        sm.metrics.retain(|_| keep.next().unwrap_or(true));
+                    }
+                    rm.scope_metrics.retain(|s| !s.metrics.is_empty());
+                }
+                r.resource_metrics.retain(|r| !r.scope_metrics.is_empty());
+            }
+            Payload::Logs(r) => {
+                for rl in &mut r.resource_logs {
+                    for sl in &mut rl.scope_logs {
+                        sl.log_records.retain(|_| keep.next().unwrap_or(true));
+                    }
+                    rl.scope_logs.retain(|s| !s.log_records.is_empty());
+                }
+                r.resource_logs.retain(|r| !r.scope_logs.is_empty());
+            }
+        }
+        payload
+    }
+
+    fn item(&self, item: u32) -> R<ItemRef> {
+        self.items.get(item as usize).copied().ok_or(BadIndex {
+            what: "item",
+            index: item,
+        })
+    }
+
+    fn check_resource(&self, res: u32) -> R<()> {
+        if (res as usize) < self.payload.resource_count() {
+            Ok(())
+        } else {
+            Err(BadIndex {
+                what: "resource",
+                index: res,
+            })
+        }
+    }
+
+    fn span(&self, item: u32) -> R<Option<&Span>> {
+        let r = self.item(item)?;
+        Ok(match &self.payload {
+            Payload::Traces(t) => Some(
+                &t.resource_spans[r.resource as usize].scope_spans[r.scope as usize].spans
+                    [r.index as usize],
+            ),
+            _ => None,
+        })
+    }
+
+    fn span_mut(&mut self, item: u32) -> R<Option<&mut Span>> {
+        let r = self.item(item)?;
+        Ok(match &mut self.payload {
+            Payload::Traces(t) => Some(
+                &mut t.resource_spans[r.resource as usize].scope_spans[r.scope as usize].spans
+                    [r.index as usize],
+            ),
+            _ => None,
+        })
+    }
+
+    fn log(&self, item: u32) -> R<Option<&LogRecord>> {
+        let r = self.item(item)?;
+        Ok(match &self.payload {
+            Payload::Logs(l) => Some(
+                &l.resource_logs[r.resource as usize].scope_logs[r.scope as usize].log_records
+                    [r.index as usize],
+            ),
+            _ => None,
+        })
+    }
+
+    fn log_mut(&mut self, item: u32) -> R<Option<&mut LogRecord>> {
+        let r = self.item(item)?;
+        Ok(match &mut self.payload {
+            Payload::Logs(l) => Some(
+                &mut l.resource_logs[r.resource as usize].scope_logs[r.scope as usize].log_records
+                    [r.index as usize],
+            ),
+            _ => None,
+        })
+    }
+
+    fn metric(&self, item: u32) -> R<Option<&Metric>> {
+        let r = self.item(item)?;
+        Ok(match &self.payload {
+            Payload::Metrics(m) => Some(
+                &m.resource_metrics[r.resource as usize].scope_metrics[r.scope as usize].metrics
+                    [r.index as usize],
+            ),
+            _ => None,
+        })
+    }
+
+    fn metric_mut(&mut self, item: u32) -> R<Option<&mut Metric>> {
+        let r = self.item(item)?;
+        Ok(match &mut self.payload {
+            Payload::Metrics(m) => Some(
+                &mut m.resource_metrics[r.resource as usize].scope_metrics[r.scope as usize]
+                    .metrics[r.index as usize],
+            ),
+            _ => None,
+        })
+    }
+
+    /// The attribute list of a target.
+    fn attrs_mut(&mut self, t: Target) -> Option<&mut Vec<KeyValue>> {
+        match t {
+            Target::Resource(res) => {
+                let res = res as usize;
+                let resource = match &mut self.payload {
+                    Payload::Traces(r) => r.resource_spans.get_mut(res)?.resource.as_mut(),
+                    Payload::Metrics(r) => r.resource_metrics.get_mut(res)?.resource.as_mut(),
+                    Payload::Logs(r) => r.resource_logs.get_mut(res)?.resource.as_mut(),
+                };
+                resource.map(|r| &mut r.attributes)
+            }
+            Target::Item(item) => match self.signal() {
+                Signal::Traces => self.span_mut(item).ok()?.map(|s| &mut s.attributes),
+                Signal::Logs => self.log_mut(item).ok()?.map(|l| &mut l.attributes),
+                Signal::Metrics => None,
+            },
+            Target::Point(item, point) => {
+                let m = self.metric_mut(item).ok()??;
+                point_attrs_mut(m, point as usize)
+            }
+        }
+    }
+
+    fn ensure_resource(&mut self, res: u32) {
+        let res = res as usize;
+        let slot = match &mut self.payload {
+            Payload::Traces(r) => &mut r.resource_spans[res].resource,
+            Payload::Metrics(r) => &mut r.resource_metrics[res].resource,
+            Payload::Logs(r) => &mut r.resource_logs[res].resource,
+        };
+        slot.get_or_insert_with(Default::default);
+    }
+
+    fn set_attr(&mut self, t: Target, key: &str, value: AnyValue) {
+        let Some(attrs) = self.attrs_mut(t) else {
+            return;
+        };
+        let undo = match attrs.iter().position(|kv| kv.key == key) {
+            Some(pos) => {
+                let old = attrs[pos].value.replace(value);
+                Undo::Replaced(t, pos, old)
+            }
+            None => {
+                attrs.push(KeyValue {
+                    key: key.to_string(),
+                    value: Some(value),
+                    ..Default::default()
+                });
+                Undo::Appended(t)
+            }
+        };
+        self.journal.push(undo);
+        self.mark_modified(t);
+    }
+
+    fn remove_attr(&mut self, t: Target, key: &str) -> bool {
+        let Some(attrs) = self.attrs_mut(t) else {
+            return false;
+        };
+        let Some(pos) = attrs.iter().position(|kv| kv.key == key) else {
+            return false;
+        };
+        let kv = attrs.remove(pos);
+        self.journal.push(Undo::Removed(t, pos, kv));
+        self.mark_modified(t);
+        true
+    }
+
+    fn mark_modified(&mut self, t: Target) {
+        match t {
+            Target::Item(i) | Target::Point(i, _) => {
+                if let Some(m) = self.modified.get_mut(i as usize) {
+                    *m = true;
+                }
+            }
+            Target::Resource(_) => {}
+        }
+    }
+
+    fn undo(&mut self, u: Undo) {
+        match u {
+            Undo::Replaced(t, pos, old) => {
+                if let Some(kv) = self.attrs_mut(t).and_then(|a| a.get_mut(pos)) {
+                    kv.value = old;
+                }
+            }
+            Undo::Appended(t) => {
+                if let Some(a) = self.attrs_mut(t) {
+                    a.pop();
+                }
+            }
+            Undo::Removed(t, pos, kv) => {
+                if let Some(a) = self.attrs_mut(t) {
+                    a.insert(pos.min(a.len()), kv);
+                }
+            }
+            Undo::Dropped(i) => {
+                self.dropped[i as usize] = false;
+                self.dropped_count -= 1;
+            }
+            Undo::SpanName(i, old) => {
+                if let Ok(Some(s)) = self.span_mut(i) {
+                    s.name = old;
+                }
+            }
+            Undo::TraceState(i, old) => {
+                if let Ok(Some(s)) = self.span_mut(i) {
+                    s.trace_state = old;
+                }
+            }
+            Undo::Body(i, old) => {
+                if let Ok(Some(l)) = self.log_mut(i) {
+                    l.body = old;
+                }
+            }
+        }
+    }
+}
+
+fn point_attrs_mut(m: &mut Metric, point: usize) -> Option<&mut Vec<KeyValue>> {
+    Some(match m.data.as_mut()? {
+        Data::Gauge(g) => &mut g.data_points.get_mut(point)?.attributes,
+        Data::Sum(s) => &mut s.data_points.get_mut(point)?.attributes,
+        Data::Histogram(h) => &mut h.data_points.get_mut(point)?.attributes,
+        Data::ExponentialHistogram(h) => &mut h.data_points.get_mut(point)?.attributes,
+        Data::Summary(s) => &mut s.data_points.get_mut(point)?.attributes,
+    })
+}
+
+fn point_count(m: &Metric) -> usize {
+    match m.data.as_ref() {
+        Some(Data::Gauge(g)) => g.data_points.len(),
+        Some(Data::Sum(s)) => s.data_points.len(),
+        Some(Data::Histogram(h)) => h.data_points.len(),
+        Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
+        Some(Data::Summary(s)) => s.data_points.len(),
+        None => 0,
+    }
+}
+
+fn first_point_attrs(m: &Metric) -> &[KeyValue] {
+    match m.data.as_ref() {
+        Some(Data::Gauge(g)) => g.data_points.first().map(|p| &p.attributes[..]),
+        Some(Data::Sum(s)) => s.data_points.first().map(|p| &p.attributes[..]),
+        Some(Data::Histogram(h)) => h.data_points.first().map(|p| &p.attributes[..]),
+        Some(Data::ExponentialHistogram(h)) => h.data_points.first().map(|p| &p.attributes[..]),
+        Some(Data::Summary(s)) => s.data_points.first().map(|p| &p.attributes[..]),
+        None => None,
+    }
+    .unwrap_or(&[])
+}
+
+/// OTLP value to WIT value. Arrays and maps travel as their OTLP/JSON text.
+pub fn to_wit(v: &AnyValue) -> Value {
+    match &v.value {
+        Some(any_value::Value::StringValue(s)) => Value::Str(s.clone()),
+        Some(any_value::Value::BoolValue(b)) => Value::Boolean(*b),
+        Some(any_value::Value::IntValue(i)) => Value::Int(*i),
+        Some(any_value::Value::DoubleValue(d)) => Value::Double(*d),
+        Some(any_value::Value::BytesValue(b)) => Value::Bytes(b.clone()),
+        Some(_) => Value::Json(serde_json::to_string(v).unwrap_or_default()),
+        None => Value::Str(String::new()),
+    }
+}
+
+/// WIT value to OTLP value. JSON that is not an OTLP `AnyValue` is kept as a string.
+pub fn from_wit(v: Value) -> AnyValue {
+    let value = match v {
+        Value::Str(s) => any_value::Value::StringValue(s),
+        Value::Boolean(b) => any_value::Value::BoolValue(b),
+        Value::Int(i) => any_value::Value::IntValue(i),
+        Value::Double(d) => any_value::Value::DoubleValue(d),
+        Value::Bytes(b) => any_value::Value::BytesValue(b),
+        Value::Json(s) => match serde_json::from_str::<AnyValue>(&s) {
+            Ok(v) => return v,
+            Err(_) => any_value::Value::StringValue(s),
+        },
+    };
+    AnyValue { value: Some(value) }
+}
+
+fn attributes(kvs: &[KeyValue]) -> Vec<Attribute> {
+    kvs.iter()
+        .map(|kv| Attribute {
+            key: kv.key.clone(),
+            value: kv
+                .value
+                .as_ref()
+                .map(to_wit)
+                .unwrap_or(Value::Str(String::new())),
+        })
+        .collect()
+}
+
+fn find(kvs: &[KeyValue], key: &str) -> Option<Value> {
+    kvs.iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref())
+        .map(to_wit)
+}
+
+fn trace_id(bytes: &[u8]) -> TraceId {
+    if bytes.len() != 16 {
+        return TraceId { high: 0, low: 0 };
+    }
+    let mut h = [0u8; 8];
+    let mut l = [0u8; 8];
+    h.copy_from_slice(&bytes[..8]);
+    l.copy_from_slice(&bytes[8..]);
+    TraceId {
+        high: u64::from_be_bytes(h),
+        low: u64::from_be_bytes(l),
+    }
+}
+
+fn span_id(bytes: &[u8]) -> u64 {
+    <[u8; 8]>::try_from(bytes).map_or(0, u64::from_be_bytes)
+}
+
+/// The accessors behind the WIT `batch` resource, on plain Rust types so that they are testable without
+/// a Wasm guest. `super::instance` forwards the generated trait's methods here.
+impl BatchState {
+    pub(super) fn wit_signal(&self) -> WitSignal {
+        match self.signal() {
+            Signal::Traces => WitSignal::Traces,
+            Signal::Metrics => WitSignal::Metrics,
+            Signal::Logs => WitSignal::Logs,
+        }
+    }
+
+    pub(super) fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
+
+    pub(super) fn peer(&self) -> Option<String> {
+        self.peer.map(|p| p.to_string())
+    }
+
+    pub(super) fn resource_attributes(&mut self, res: u32) -> R<Vec<Attribute>> {
+        self.check_resource(res)?;
+        Ok(self
+            .attrs_mut(Target::Resource(res))
+            .map(|a| attributes(a))
+            .unwrap_or_default())
+    }
+
+    pub(super) fn resource_attribute(&mut self, res: u32, key: &str) -> R<Option<Value>> {
+        self.check_resource(res)?;
+        Ok(self
+            .attrs_mut(Target::Resource(res))
+            .and_then(|a| find(a, key)))
+    }
+
+    pub(super) fn set_resource_attribute(&mut self, res: u32, key: &str, value: Value) -> R<()> {
+        self.check_resource(res)?;
+        self.ensure_resource(res);
+        self.set_attr(Target::Resource(res), key, from_wit(value));
+        Ok(())
+    }
+
+    pub(super) fn remove_resource_attribute(&mut self, res: u32, key: &str) -> R<bool> {
+        self.check_resource(res)?;
+        Ok(self.remove_attr(Target::Resource(res), key))
+    }
+
+    pub(super) fn set_route(&mut self, res: u32, exporters: Vec<String>) -> R<()> {
+        self.check_resource(res)?;
+        self.routes[res as usize] = Some(exporters);
+        Ok(())
+    }
+
+    pub(super) fn item_resource(&self, item: u32) -> R<u32> {
+        Ok(self.item(item)?.resource)
+    }
+
+    pub(super) fn scope_name(&self, item: u32) -> R<String> {
+        let r = self.item(item)?;
+        let (ri, si) = (r.resource as usize, r.scope as usize);
+        let scope = match &self.payload {
+            Payload::Traces(t) => t.resource_spans[ri].scope_spans[si].scope.as_ref(),
+            Payload::Metrics(m) => m.resource_metrics[ri].scope_metrics[si].scope.as_ref(),
+            Payload::Logs(l) => l.resource_logs[ri].scope_logs[si].scope.as_ref(),
+        };
+        Ok(scope.map(|s| s.name.clone()).unwrap_or_default())
+    }
+
+    pub(super) fn attributes(&self, item: u32) -> R<Vec<Attribute>> {
+        Ok(match self.signal() {
+            Signal::Traces => self.span(item)?.map(|s| attributes(&s.attributes)),
+            Signal::Logs => self.log(item)?.map(|l| attributes(&l.attributes)),
+            Signal::Metrics => self.metric(item)?.map(|m| attributes(first_point_attrs(m))),
+        }
+        .unwrap_or_default())
+    }
+
+    pub(super) fn attribute(&self, item: u32, key: &str) -> R<Option<Value>> {
+        Ok(match self.signal() {
+            Signal::Traces => self.span(item)?.and_then(|s| find(&s.attributes, key)),
+            Signal::Logs => self.log(item)?.and_then(|l| find(&l.attributes, key)),
+            Signal::Metrics => self
+                .metric(item)?
+                .and_then(|m| find(first_point_attrs(m), key)),
+        })
+    }
+
+    pub(super) fn set_attribute(&mut self, item: u32, key: &str, value: Value) -> R<()> {
+        self.item(item)?;
+        let value = from_wit(value);
+        if self.signal() == Signal::Metrics {
+            let n = self.metric(item)?.map_or(0, point_count);
+            for p in 0..n {
+                self.set_attr(Target::Point(item, p as u32), key, value.clone());
+            }
+        } else {
+            self.set_attr(Target::Item(item), key, value);
+        }
+        Ok(())
+    }
+
+    pub(super) fn remove_attribute(&mut self, item: u32, key: &str) -> R<bool> {
+        self.item(item)?;
+        if self.signal() == Signal::Metrics {
+            let n = self.metric(item)?.map_or(0, point_count);
+            let mut any = false;
+            for p in 0..n {
+                any |= self.remove_attr(Target::Point(item, p as u32), key);
+            }
+            Ok(any)
+        } else {
+            Ok(self.remove_attr(Target::Item(item), key))
+        }
+    }
+
+    pub(super) fn drop_item(&mut self, item: u32) -> R<()> {
+        self.item(item)?;
+        if !self.dropped[item as usize] {
+            self.dropped[item as usize] = true;
+            self.dropped_count += 1;
+            self.journal.push(Undo::Dropped(item));
+        }
+        Ok(())
+    }
+
+    pub(super) fn is_dropped(&self, item: u32) -> R<bool> {
+        self.item(item)?;
+        Ok(self.dropped[item as usize])
+    }
+
+    pub(super) fn trace_id(&self, item: u32) -> R<TraceId> {
+        Ok(match self.signal() {
+            Signal::Traces => self.span(item)?.map(|s| trace_id(&s.trace_id)),
+            Signal::Logs => self.log(item)?.map(|l| trace_id(&l.trace_id)),
+            Signal::Metrics => {
+                self.item(item)?;
+                None
+            }
+        }
+        .unwrap_or(TraceId { high: 0, low: 0 }))
+    }
+
+    pub(super) fn trace_ids(&self) -> Vec<TraceId> {
+        (0..self.items.len() as u32)
+            .map(|i| self.trace_id(i).unwrap_or(TraceId { high: 0, low: 0 }))
+            .collect()
+    }
+
+    pub(super) fn span_id(&self, item: u32) -> R<u64> {
+        Ok(match self.signal() {
+            Signal::Traces => self.span(item)?.map(|s| span_id(&s.span_id)),
+            Signal::Logs => self.log(item)?.map(|l| span_id(&l.span_id)),
+            Signal::Metrics => {
+                self.item(item)?;
+                None
+            }
+        }
+        .unwrap_or(0))
+    }
+
+    pub(super) fn parent_span_id(&self, item: u32) -> R<u64> {
+        Ok(self.span(item)?.map_or(0, |s| span_id(&s.parent_span_id)))
+    }
+
+    pub(super) fn span_name(&self, item: u32) -> R<String> {
+        Ok(self.span(item)?.map(|s| s.name.clone()).unwrap_or_default())
+    }
+
+    pub(super) fn set_span_name(&mut self, item: u32, name: String) -> R<()> {
+        if let Some(s) = self.span_mut(item)? {
+            let old = std::mem::replace(&mut s.name, name);
+            self.journal.push(Undo::SpanName(item, old));
+            self.modified[item as usize] = true;
+        }
+        Ok(())
+    }
+
+    pub(super) fn span_kind(&self, item: u32) -> R<u8> {
+        Ok(self
+            .span(item)?
+            .map_or(0, |s| u8::try_from(s.kind).unwrap_or(0)))
+    }
+
+    pub(super) fn span_status(&self, item: u32) -> R<(StatusCode, String)> {
+        let status = self.span(item)?.and_then(|s| s.status.as_ref());
+        Ok(match status {
+            Some(st) => (
+                match st.code {
+                    1 => StatusCode::Ok,
+                    2 => StatusCode::Error,
+                    _ => StatusCode::Unset,
+                },
+                st.message.clone(),
+            ),
+            None => (StatusCode::Unset, String::new()),
+        })
+    }
+
+    pub(super) fn span_times(&self, item: u32) -> R<(u64, u64)> {
+        Ok(self
+            .span(item)?
+            .map_or((0, 0), |s| (s.start_time_unix_nano, s.end_time_unix_nano)))
+    }
+
+    pub(super) fn trace_state(&self, item: u32) -> R<String> {
+        Ok(self
+            .span(item)?
+            .map(|s| s.trace_state.clone())
+            .unwrap_or_default())
+    }
+
+    pub(super) fn set_trace_state(&mut self, item: u32, value: String) -> R<()> {
+        if let Some(s) = self.span_mut(item)? {
+            let old = std::mem::replace(&mut s.trace_state, value);
+            self.journal.push(Undo::TraceState(item, old));
+            self.modified[item as usize] = true;
+        }
+        Ok(())
+    }
+
+    pub(super) fn severity(&self, item: u32) -> R<(u8, String)> {
+        Ok(self.log(item)?.map_or((0, String::new()), |l| {
+            (
+                u8::try_from(l.severity_number).unwrap_or(0),
+                l.severity_text.clone(),
+            )
+        }))
+    }
+
+    pub(super) fn body(&self, item: u32) -> R<Option<Value>> {
+        Ok(self.log(item)?.and_then(|l| l.body.as_ref()).map(to_wit))
+    }
+
+    pub(super) fn set_body(&mut self, item: u32, value: Value) -> R<()> {
+        if let Some(l) = self.log_mut(item)? {
+            let old = l.body.replace(from_wit(value));
+            self.journal.push(Undo::Body(item, old));
+            self.modified[item as usize] = true;
+        }
+        Ok(())
+    }
+
+    pub(super) fn log_time(&self, item: u32) -> R<u64> {
+        Ok(self.log(item)?.map_or(0, |l| {
+            if l.time_unix_nano != 0 {
+                l.time_unix_nano
+            } else {
+                l.observed_time_unix_nano
+            }
+        }))
+    }
+
+    pub(super) fn metric_name(&self, item: u32) -> R<String> {
+        Ok(self
+            .metric(item)?
+            .map(|m| m.name.clone())
+            .unwrap_or_default())
+    }
+
+    pub(super) fn metric_kind(&self, item: u32) -> R<MetricKind> {
+        Ok(match self.metric(item)?.and_then(|m| m.data.as_ref()) {
+            Some(Data::Gauge(_)) => MetricKind::Gauge,
+            Some(Data::Sum(_)) => MetricKind::Sum,
+            Some(Data::Histogram(_)) => MetricKind::Histogram,
+            Some(Data::ExponentialHistogram(_)) => MetricKind::ExponentialHistogram,
+            Some(Data::Summary(_)) => MetricKind::Summary,
+            None => MetricKind::Empty,
+        })
+    }
+
+    pub(super) fn point_count(&self, item: u32) -> R<u32> {
+        Ok(self.metric(item)?.map_or(0, |m| point_count(m) as u32))
+    }
+
+    pub(super) fn point_value(&self, item: u32, point: u32) -> R<Option<f64>> {
+        use opentelemetry_proto::tonic::metrics::v1::number_data_point::Value as N;
+        let m = self.metric(item)?;
+        let p = match m.and_then(|m| m.data.as_ref()) {
+            Some(Data::Gauge(g)) => g.data_points.get(point as usize),
+            Some(Data::Sum(s)) => s.data_points.get(point as usize),
+            _ => None,
+        };
+        Ok(p.and_then(|p| p.value).map(|v| match v {
+            N::AsDouble(d) => d,
+            N::AsInt(i) => i as f64,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests;

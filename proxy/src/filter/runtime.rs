@@ -1,0 +1,228 @@
+//! The wasmtime engine weir runs filters in: pooling allocator, copy-on-write memory images, epoch
+//! interruption driven by a ticker thread, and compilation (componentizing core modules first) cached by
+//! sha256 in memory and on disk.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use super::FilterError;
+use super::bindings;
+use super::instance::StoreState;
+
+/// How often the epoch advances: the granularity of call deadlines.
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// Largest linear memory any filter instance may have; per-filter caps are lower.
+pub const MAX_MEMORY: usize = 512 << 20;
+
+/// A compiled filter module, content-addressed.
+#[derive(Clone)]
+pub struct Module {
+    /// Hex sha256 of the bytes as uploaded.
+    pub sha256: String,
+    /// The compiled component.
+    pub component: Component,
+}
+
+impl std::fmt::Debug for Module {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Module")
+            .field("sha256", &self.sha256)
+            .finish()
+    }
+}
+
+/// The engine, the linker with weir's host functions, and the module cache.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<StoreState>,
+    modules: Mutex<HashMap<String, Module>>,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").finish_non_exhaustive()
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Hex sha256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Runtime {
+    /// Builds the engine. With `cache_dir`, compiled code is also cached on disk, so a restart does not
+    /// recompile.
+    pub fn new(cache_dir: Option<&Path>) -> Result<Self, FilterError> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        config.memory_init_cow(true);
+        config.wasm_component_model(true);
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(1000);
+        pool.total_core_instances(1000);
+        pool.total_memories(1000);
+        pool.total_tables(1000);
+        pool.max_memory_size(MAX_MEMORY);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        if let Some(dir) = cache_dir {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                FilterError::Setup(format!("cache directory {}: {e}", dir.display()))
+            })?;
+            let dir = std::fs::canonicalize(dir).map_err(|e| {
+                FilterError::Setup(format!("cache directory {}: {e}", dir.display()))
+            })?;
+            let mut cache = wasmtime::CacheConfig::new();
+            cache.with_directory(dir);
+            let cache = wasmtime::Cache::new(cache)
+                .map_err(|e| FilterError::Setup(format!("compilation cache: {e}")))?;
+            config.cache(Some(cache));
+        }
+        let engine = Engine::new(&config)
+            .map_err(|e| FilterError::Setup(format!("wasmtime engine: {e}")))?;
+        let mut linker = Linker::new(&engine);
+        bindings::Filter::add_to_linker::<StoreState, wasmtime::component::HasSelf<StoreState>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(|e| FilterError::Setup(format!("linker: {e}")))?;
+
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let stop = ticker_stop.clone();
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("weir-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    match weak.upgrade() {
+                        Some(e) => e.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })
+            .map_err(|e| FilterError::Setup(format!("epoch thread: {e}")))?;
+        Ok(Self {
+            engine,
+            linker,
+            modules: Mutex::new(HashMap::new()),
+            ticker_stop,
+        })
+    }
+
+    /// The linker.
+    pub(super) fn linker(&self) -> &Linker<StoreState> {
+        &self.linker
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Compiles `bytes` (a component, or a core module built with wit-bindgen, which is componentized
+    /// first), or returns the module already compiled from the same bytes. Slow: call it off the request
+    /// path.
+    pub fn compile(&self, bytes: &[u8]) -> Result<Module, FilterError> {
+        let sha256 = sha256_hex(bytes);
+        if let Some(m) = self.lock_modules().get(&sha256) {
+            return Ok(m.clone());
+        }
+        let component_bytes;
+        let bytes = if is_core_module(bytes) {
+            component_bytes = componentize(bytes)?;
+            &component_bytes[..]
+        } else {
+            bytes
+        };
+        let component = Component::new(&self.engine, bytes)
+            .map_err(|e| FilterError::Compile(format!("{e:#}")))?;
+        let module = Module {
+            sha256: sha256.clone(),
+            component,
+        };
+        self.lock_modules().insert(sha256, module.clone());
+        Ok(module)
+    }
+
+    fn lock_modules(&self) -> std::sync::MutexGuard<'_, HashMap<String, Module>> {
+        // A panic while holding this lock cannot leave the map inconsistent: inserts are single calls.
+        self.modules.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Core modules start with `\0asm` and version 1; components use a different version/layer.
+fn is_core_module(bytes: &[u8]) -> bool {
+    bytes.len() >= 8 && &bytes[..4] == b"\0asm" && bytes[4..8] == [1, 0, 0, 0]
+}
+
+/// Turns a core module carrying wit-bindgen's component-type section into a component.
+fn componentize(module: &[u8]) -> Result<Vec<u8>, FilterError> {
+    wit_component::ComponentEncoder::default()
+        .module(module)
+        .and_then(|e| e.validate(true).encode())
+        .map_err(|e| {
+            FilterError::Compile(format!(
+                "not a weir filter component, nor a core module built with wit-bindgen: {e:#}"
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256_is_hex() {
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn garbage_is_refused_with_a_clear_error() {
+        let rt = Runtime::new(None).unwrap();
+        let err = rt.compile(b"definitely not wasm").unwrap_err();
+        assert!(matches!(err, FilterError::Compile(_)), "{err}");
+        // An empty core module makes an empty component: it compiles, but is no filter.
+        let rt = std::sync::Arc::new(rt);
+        let module = rt.compile(&wat_empty_module()).unwrap();
+        let spec = super::super::FilterSpec {
+            name: "empty".into(),
+            config: String::new(),
+            on_error: Default::default(),
+            limits: Default::default(),
+        };
+        let metrics = std::sync::Arc::new(crate::telemetry::Metrics::new());
+        let err = super::super::LoadedFilter::load(
+            rt,
+            spec,
+            module,
+            crate::pipeline::Signal::Traces,
+            metrics,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("weir:filter@0.1.0"), "{err}");
+    }
+
+    /// The smallest valid core module: magic and version.
+    fn wat_empty_module() -> Vec<u8> {
+        b"\0asm\x01\0\0\0".to_vec()
+    }
+}

@@ -1,0 +1,279 @@
+//! Wasm filters end to end: compiled guests (built by `filters/build.sh`) configured in a pipeline of the
+//! real weir binary. Hostile guests are contained, and their `on_error` policy decides the outcome.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use weir::pipeline::{Payload, Signal};
+
+use crate::harness::*;
+
+/// Builds every filter and fixture once per test run; returns the folder of `.wasm` files.
+pub fn wasm_dir() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let out = std::process::Command::new("bash")
+            .arg(root.join("filters/build.sh"))
+            .output()
+            .expect("run filters/build.sh");
+        assert!(
+            out.status.success(),
+            "filters/build.sh failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        root.join("target/wasm")
+    })
+    .clone()
+}
+
+pub fn wasm(name: &str) -> String {
+    wasm_dir()
+        .join(format!("{name}.wasm"))
+        .display()
+        .to_string()
+}
+
+/// A config sending traces through one filter to `upstream`.
+fn one_filter(upstream: &str, module: &str, config: &str, on_error: &str, limits: &str) -> String {
+    format!(
+        r#"
+limits: {{ retry_after: 1s }}
+exporters:
+  up: {{ otlp: {{ endpoint: "{upstream}" }} }}
+pipelines:
+  traces:
+    exporters: [up]
+    filters:
+      - name: f
+        module: "{}"
+        config: {config}
+        on_error: {on_error}
+        limits: {limits}
+"#,
+        wasm(module)
+    )
+}
+
+fn str_attr(p: &Payload, key: &str) -> Option<String> {
+    let Payload::Traces(t) = p else { return None };
+    let span = &t.resource_spans[0].scope_spans[0].spans[0];
+    span.attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+            Value::StringValue(s) => Some(s.clone()),
+            _ => None,
+        })
+}
+
+async fn send_trace(weir: &Weir) -> (u16, http::HeaderMap, bytes::Bytes) {
+    post(
+        &weir.http_url(Signal::Traces),
+        &[("content-type", "application/json")],
+        example("trace.json"),
+    )
+    .await
+}
+
+fn trace() -> Payload {
+    Payload::decode_json(Signal::Traces, &example("trace.json")).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_filters_attribute_change_arrives_upstream() {
+    let (upstream, url) = Recorder::grpc().await;
+    let weir = Weir::with_config(&format!(
+        r#"
+exporters:
+  up: {{ otlp: {{ endpoint: "{url}" }} }}
+pipelines:
+  traces:
+    exporters: [up]
+    filters:
+      - {{ name: zone, module: "{m}", config: {{ key: edge.zone, value: eu-1 }} }}
+      - {{ name: noop, module: "{noop}" }}
+  logs:
+    exporters: [up]
+    filters:
+      - {{ name: zone, module: "{m}", config: {{ key: edge.zone, value: eu-2 }} }}
+"#,
+        m = wasm("set-attribute"),
+        noop = wasm("noop"),
+    ));
+    let (status, _, body) = send_trace(&weir).await;
+    assert_eq!(status, 200, "{body:?}");
+    let got = upstream.wait_for_items(1).await;
+    assert_eq!(str_attr(&got[0], "edge.zone").as_deref(), Some("eu-1"));
+    // Everything else is as sent.
+    let Payload::Traces(mut t) = got[0].clone() else {
+        panic!()
+    };
+    t.resource_spans[0].scope_spans[0].spans[0]
+        .attributes
+        .retain(|kv| kv.key != "edge.zone");
+    assert_eq!(Payload::Traces(t), trace());
+
+    grpc_raw(
+        &weir,
+        Signal::Logs,
+        Payload::decode_json(Signal::Logs, &example("logs.json"))
+            .unwrap()
+            .encode_protobuf(),
+        false,
+    )
+    .await
+    .unwrap();
+    let got = upstream.wait_for_items(2).await;
+    let Payload::Logs(l) = &got[1] else { panic!() };
+    let rec = &l.resource_logs[0].scope_logs[0].log_records[0];
+    assert!(rec.attributes.iter().any(|kv| kv.key == "edge.zone"));
+    assert_eq!(
+        weir.metric(r#"weir_filter_items_modified_total{signal="traces",filter="zone"}"#)
+            .await,
+        1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_filter_can_drop_items_and_reject_batches() {
+    let (upstream, url) = Recorder::grpc().await;
+    let weir = Weir::with_config(&one_filter(
+        &url,
+        "set-attribute",
+        r#"{ key: k, value: v, drop_if_name: "I'm a server span" }"#,
+        "fail-closed",
+        "{}",
+    ));
+    let (status, _, _) = send_trace(&weir).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        upstream.calls(),
+        0,
+        "the only span was dropped: nothing to forward"
+    );
+    assert_eq!(
+        weir.metric(r#"weir_filter_items_dropped_total{signal="traces",filter="f"}"#)
+            .await,
+        1.0
+    );
+
+    let weir = Weir::with_config(&one_filter(
+        &url,
+        "hostile",
+        "{ mode: reject }",
+        "fail-open",
+        "{}",
+    ));
+    let (status, _, body) = send_trace(&weir).await;
+    assert_eq!(status, 400, "a rejection is not retryable");
+    assert!(String::from_utf8_lossy(&body).contains("rejects on purpose"));
+}
+
+/// Each limit and fault: the obeyed case passes the data; the violated case is contained, classified,
+/// and the policy decides: fail-open forwards the batch unchanged, fail-closed answers 503.
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_guests_are_contained_and_the_policy_decides() {
+    let cases = [
+        // (mode, limits, obeyed?, class)
+        ("hog-small", "{ memory: 16777216 }", true, ""),
+        ("hog", "{ memory: 16777216 }", false, "memory"),
+        ("spin", "{ deadline: 20ms }", false, "deadline"),
+        ("trap", "{}", false, "trap"),
+        ("garbage", "{}", false, "bad_output"),
+    ];
+    for (mode, limits, obeyed, class) in cases {
+        for policy in ["fail-open", "fail-closed"] {
+            let (upstream, url) = Recorder::grpc().await;
+            let weir = Weir::with_config(&one_filter(
+                &url,
+                "hostile",
+                &format!("{{ mode: {mode}, after: 1 }}"),
+                policy,
+                limits,
+            ));
+            let (status, h, body) = send_trace(&weir).await;
+            let what = format!("{mode} {policy}: {body:?}");
+            if obeyed || policy == "fail-open" {
+                assert_eq!(status, 200, "{what}");
+                assert_eq!(upstream.wait_for_items(1).await, vec![trace()], "{what}");
+            } else {
+                assert_eq!(status, 503, "{what}");
+                assert!(h.contains_key("retry-after"), "{what}");
+                assert_eq!(upstream.calls(), 0, "{what}");
+            }
+            if !obeyed {
+                let metric = format!(
+                    r#"weir_filter_errors_total{{signal="traces",filter="f",class="{class}"}}"#
+                );
+                assert_eq!(weir.metric(&metric).await, 1.0, "{what}");
+            }
+            // weir keeps serving, with a fresh instance.
+            let (status, _, _) = send_trace(&weir).await;
+            assert!(status == 200 || status == 503, "{what}: {status}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_filter_that_keeps_failing_is_quarantined() {
+    let (upstream, url) = Recorder::grpc().await;
+    let weir = Weir::with_config(&one_filter(
+        &url,
+        "hostile",
+        "{ mode: trap, only_with_header: content-type }",
+        "fail-open",
+        "{}",
+    ));
+    for _ in 0..7 {
+        let (status, _, _) = send_trace(&weir).await;
+        assert_eq!(status, 200);
+    }
+    assert_eq!(upstream.wait_for_items(7).await.len(), 7);
+    assert_eq!(
+        weir.metric(r#"weir_filter_quarantines_total{signal="traces",filter="f"}"#)
+            .await,
+        1.0
+    );
+    // Once quarantined the guest is no longer called: 5 faults, not 7.
+    assert_eq!(
+        weir.metric(r#"weir_filter_errors_total{signal="traces",filter="f",class="trap"}"#)
+            .await,
+        5.0
+    );
+}
+
+#[test]
+fn a_filter_that_refuses_its_config_stops_startup() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("weir.yaml");
+    std::fs::write(
+        &path,
+        one_filter(
+            "grpc://127.0.0.1:1",
+            "hostile",
+            "{ mode: init-fails }",
+            "fail-open",
+            "{}",
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args([
+            "run",
+            "--otlp-grpc",
+            "127.0.0.1:0",
+            "--otlp-http",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--config",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refuses its config on purpose"), "{err}");
+}
