@@ -14,7 +14,8 @@ use tokio::task::JoinSet;
 use crate::admin::{self, AdminState};
 use crate::config::{Config, ConfigError, FilterConfig, parse_addr};
 use crate::exporter::{BuildError, Exporter};
-use crate::filter::{FilterError, FilterSpec, LoadedFilter, Runtime};
+use crate::filter::manager::QuarantineSender;
+use crate::filter::{FilterError, FilterSpec, LoadedFilter, Manager, Runtime};
 use crate::pipeline::{Chain, NamedExporter, Pipeline, Pipelines, Signal};
 use crate::receiver::{Ingest, grpc, http};
 use crate::telemetry::Metrics;
@@ -39,6 +40,9 @@ pub enum StartError {
     /// The filter runtime could not start.
     #[error(transparent)]
     FilterRuntime(#[from] FilterError),
+    /// The state directory could not be read.
+    #[error("state directory: {0}")]
+    State(String),
     /// A listener could not bind.
     #[error("cannot bind {listener} on {addr}: {source}")]
     Bind {
@@ -86,6 +90,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             }),
         );
     }
+    let (quarantine_tx, quarantine_rx) = tokio::sync::mpsc::unbounded_channel();
     let runtime = Arc::new(Runtime::new(
         config
             .state_dir
@@ -109,7 +114,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             .collect();
         let mut filters = Vec::new();
         for fc in &pc.filters {
-            filters.push(load_filter(&runtime, fc, signal, &metrics)?);
+            filters.push(load_filter(
+                &runtime,
+                fc,
+                signal,
+                &metrics,
+                Some(quarantine_tx.clone()),
+            )?);
         }
         pipelines.insert(Pipeline::new(
             signal,
@@ -123,8 +134,28 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             "pipeline ready"
         );
     }
+    let pipelines = Arc::new(pipelines);
+    let manager = Manager::new(
+        runtime.clone(),
+        pipelines.clone(),
+        metrics.clone(),
+        config.state_dir.clone(),
+        quarantine_tx,
+    );
+    manager.adopt_configured().await;
+    let restored = manager
+        .restore()
+        .await
+        .map_err(|e| StartError::State(e.to_string()))?;
+    if restored > 0 {
+        tracing::info!(
+            filters = restored,
+            "applied filter changes from the state directory"
+        );
+    }
+    tokio::spawn(manager.clone().watch_quarantines(quarantine_rx));
     let ingest = Arc::new(Ingest::new(
-        Arc::new(pipelines),
+        pipelines,
         config.limits.clone(),
         metrics.clone(),
     ));
@@ -185,6 +216,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let admin_state = Arc::new(AdminState {
         metrics,
         ready: Default::default(),
+        manager,
+        token: config.admin.token.clone(),
     });
     let admin_listener = bind("admin", &config.admin.endpoint).await?;
     let admin_addr = admin_listener
@@ -197,7 +230,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let admin_app = admin::router(admin_state.clone());
     // The admin listener outlives the receivers' drain so that /metrics stays readable until the end.
     let admin_task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(admin_listener, admin_app).await {
+        let app = admin_app.into_make_service_with_connect_info::<SocketAddr>();
+        if let Err(e) = axum::serve(admin_listener, app).await {
             tracing::error!(error = %e, "admin server failed");
         }
     });
@@ -252,6 +286,7 @@ pub fn load_filter(
     fc: &FilterConfig,
     signal: Signal,
     metrics: &Arc<Metrics>,
+    quarantine: Option<QuarantineSender>,
 ) -> Result<Arc<LoadedFilter>, StartError> {
     let err = |source: FilterError| StartError::Filter {
         name: fc.name.clone(),
@@ -271,8 +306,15 @@ pub fn load_filter(
         on_error: fc.on_error,
         limits: fc.limits.clone(),
     };
-    let filter =
-        LoadedFilter::load(runtime.clone(), spec, module, signal, metrics.clone()).map_err(err)?;
+    let filter = LoadedFilter::load(
+        runtime.clone(),
+        spec,
+        module,
+        signal,
+        metrics.clone(),
+        quarantine,
+    )
+    .map_err(err)?;
     tracing::info!(
         filter = %fc.name, signal = %signal, sha256 = %filter.module.sha256,
         elapsed = ?started.elapsed(), "filter loaded"

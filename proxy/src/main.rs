@@ -29,6 +29,89 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Manage the Wasm filters of a running weir (through its admin API), or test one offline.
+    #[command(subcommand)]
+    Filter(FilterCommand),
+}
+
+#[derive(Debug, clap::Args)]
+struct AdminArgs {
+    /// weir's admin API.
+    #[arg(long, default_value = "http://127.0.0.1:9901", env = "WEIR_ADMIN")]
+    admin: String,
+    /// Bearer token (needed from non-loopback addresses).
+    #[arg(long, env = "WEIR_TOKEN")]
+    token: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum FilterCommand {
+    /// Upload a module and add or replace filter NAME with it; it is validated before it goes live.
+    Push {
+        /// The filter's name in its pipeline.
+        name: String,
+        /// The .wasm file (component or wit-bindgen core module).
+        file: PathBuf,
+        /// Filter configuration: JSON text, or @FILE to read it from a file.
+        #[arg(long)]
+        config: Option<String>,
+        /// The pipeline.
+        #[arg(long, default_value = "traces")]
+        pipeline: String,
+        /// fail-open or fail-closed.
+        #[arg(long, default_value = "fail-open")]
+        on_error: String,
+        /// Time one call may take, e.g. 50ms.
+        #[arg(long)]
+        deadline: Option<String>,
+        /// Memory cap per instance, in bytes.
+        #[arg(long)]
+        memory: Option<usize>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// List the active filters with version, sha256, state and statistics.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Re-activate the previous version of filter NAME.
+    Rollback {
+        /// The filter's name.
+        name: String,
+        /// The pipeline.
+        #[arg(long, default_value = "traces")]
+        pipeline: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Remove filter NAME from its pipeline.
+    Rm {
+        /// The filter's name.
+        name: String,
+        /// The pipeline.
+        #[arg(long, default_value = "traces")]
+        pipeline: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Run a filter offline on an OTLP/JSON batch and print what it did.
+    Test {
+        /// The .wasm file.
+        file: PathBuf,
+        /// OTLP/JSON request to feed it.
+        #[arg(long)]
+        input: PathBuf,
+        /// Filter configuration: JSON text, or @FILE.
+        #[arg(long)]
+        config: Option<String>,
+        /// The signal of the input.
+        #[arg(long, default_value = "traces")]
+        signal: String,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -74,6 +157,13 @@ fn main() -> ExitCode {
             Err(e) => {
                 eprintln!("{}: {e}", config.display());
                 ExitCode::from(64)
+            }
+        },
+        Command::Filter(cmd) => match filter_command(cmd) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("weir: {e:#}");
+                ExitCode::FAILURE
             }
         },
         Command::Run(args) => {
@@ -168,5 +258,168 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = ctrl_c.await;
+    }
+}
+
+/// `--config` as JSON text or `@FILE`.
+fn read_config_arg(arg: Option<&str>) -> anyhow::Result<Option<serde_json::Value>> {
+    let Some(arg) = arg else { return Ok(None) };
+    let text = match arg.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?,
+        None => arg.to_string(),
+    };
+    // Not JSON: pass it on as a string; the filter decides what it means.
+    Ok(Some(
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    ))
+}
+
+fn filter_command(cmd: FilterCommand) -> anyhow::Result<()> {
+    use http::Method;
+    use weir::admin::client::AdminClient;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    match cmd {
+        FilterCommand::Test {
+            file,
+            input,
+            config,
+            signal,
+        } => {
+            let module =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let input =
+                std::fs::read(&input).with_context(|| format!("reading {}", input.display()))?;
+            let signal = weir::filter::manager::parse_signal(&signal)
+                .context("--signal: traces, metrics or logs")?;
+            let config = match read_config_arg(config.as_deref())? {
+                None => String::new(),
+                Some(serde_json::Value::String(s)) => s,
+                Some(v) => v.to_string(),
+            };
+            let report =
+                weir::filter::offline::run(&module, &config, signal, &input, Default::default())?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
+        FilterCommand::Push {
+            name,
+            file,
+            config,
+            pipeline,
+            on_error,
+            deadline,
+            memory,
+            admin,
+        } => runtime.block_on(async {
+            let client = AdminClient::new(&admin.admin, admin.token);
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let started = std::time::Instant::now();
+            let uploaded = client
+                .call(Method::POST, "/v1/modules", "application/wasm", bytes)
+                .await?;
+            let sha256 = uploaded["sha256"].as_str().unwrap_or_default().to_string();
+            let mut limits = serde_json::Map::new();
+            if let Some(d) = deadline {
+                limits.insert("deadline".into(), d.into());
+            }
+            if let Some(m) = memory {
+                limits.insert("memory".into(), m.into());
+            }
+            let mut request = serde_json::json!({
+                "module": sha256,
+                "on_error": on_error,
+                "limits": limits,
+            });
+            if let Some(c) = read_config_arg(config.as_deref())? {
+                request["config"] = c;
+            }
+            let info = client
+                .call(
+                    Method::PUT,
+                    &format!("/v1/pipelines/{pipeline}/filters/{name}"),
+                    "application/json",
+                    serde_json::to_vec(&request)?,
+                )
+                .await?;
+            println!(
+                "{pipeline}/{name}: version {} active ({}), sha256 {} in {:?}",
+                info["version"],
+                info["state"].as_str().unwrap_or("?"),
+                sha256,
+                started.elapsed()
+            );
+            Ok(())
+        }),
+        FilterCommand::List { json, admin } => runtime.block_on(async {
+            let client = AdminClient::new(&admin.admin, admin.token);
+            let v = client
+                .call(Method::GET, "/v1/filters", "application/json", Vec::new())
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                return Ok(());
+            }
+            println!(
+                "{:<8} {:<20} {:>7} {:<12} {:<14} {:>10} {:>8} {:>10}  sha256",
+                "PIPELINE", "NAME", "VERSION", "STATE", "ON_ERROR", "CALLS", "ERRORS", "DROPPED"
+            );
+            for f in v["filters"].as_array().into_iter().flatten() {
+                println!(
+                    "{:<8} {:<20} {:>7} {:<12} {:<14} {:>10} {:>8} {:>10}  {}",
+                    f["pipeline"].as_str().unwrap_or(""),
+                    f["name"].as_str().unwrap_or(""),
+                    f["version"],
+                    f["state"].as_str().unwrap_or(""),
+                    f["on_error"].as_str().unwrap_or(""),
+                    f["stats"]["calls"],
+                    f["stats"]["errors"],
+                    f["stats"]["items_dropped"],
+                    f["sha256"].as_str().unwrap_or(""),
+                );
+            }
+            Ok(())
+        }),
+        FilterCommand::Rollback {
+            name,
+            pipeline,
+            admin,
+        } => runtime.block_on(async {
+            let client = AdminClient::new(&admin.admin, admin.token);
+            let info = client
+                .call(
+                    Method::POST,
+                    &format!("/v1/pipelines/{pipeline}/filters/{name}/rollback"),
+                    "application/json",
+                    Vec::new(),
+                )
+                .await?;
+            println!(
+                "{pipeline}/{name}: rolled back to version {}, sha256 {}",
+                info["version"],
+                info["sha256"].as_str().unwrap_or("")
+            );
+            Ok(())
+        }),
+        FilterCommand::Rm {
+            name,
+            pipeline,
+            admin,
+        } => runtime.block_on(async {
+            let client = AdminClient::new(&admin.admin, admin.token);
+            client
+                .call(
+                    Method::DELETE,
+                    &format!("/v1/pipelines/{pipeline}/filters/{name}"),
+                    "application/json",
+                    Vec::new(),
+                )
+                .await?;
+            println!("{pipeline}/{name}: removed");
+            Ok(())
+        }),
     }
 }

@@ -177,8 +177,9 @@ async fn a_filter_can_drop_items_and_reject_batches() {
 async fn hostile_guests_are_contained_and_the_policy_decides() {
     let cases = [
         // (mode, limits, obeyed?, class)
-        ("hog-small", "{ memory: 16777216 }", true, ""),
-        ("hog", "{ memory: 16777216 }", false, "memory"),
+        // A generous deadline: the memory cases must hit the cap, not the clock, on a busy machine.
+        ("hog-small", "{ memory: 16777216, deadline: 5s }", true, ""),
+        ("hog", "{ memory: 16777216, deadline: 5s }", false, "memory"),
         ("spin", "{ deadline: 20ms }", false, "deadline"),
         ("trap", "{}", false, "trap"),
         ("garbage", "{}", false, "bad_output"),
@@ -276,4 +277,32 @@ fn a_filter_that_refuses_its_config_stops_startup() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("refuses its config on purpose"), "{err}");
+}
+
+#[test]
+fn filter_test_runs_a_filter_offline() {
+    let input = format!(
+        "{}/../tests/data/otlp-examples/trace.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["filter", "test", &wasm("set-attribute"), "--input", &input])
+        .args(["--config", r#"{"key":"edge.zone","value":"lab"}"#])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["verdict"], "continue");
+    assert_eq!(report["items_in"], 1);
+    assert_eq!(report["items_modified"], 1);
+    let out_payload =
+        Payload::decode_json(Signal::Traces, report["output"].to_string().as_bytes()).unwrap();
+    assert_eq!(str_attr(&out_payload, "edge.zone").as_deref(), Some("lab"));
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["filter", "test", &wasm("hostile"), "--input", &input])
+        .args(["--config", r#"{"mode":"trap","only_with_header":"x"}"#])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
 }

@@ -301,14 +301,17 @@ impl FilterConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
-    /// `HOST:PORT` (default `127.0.0.1:9901`).
+    /// `HOST:PORT` (default `127.0.0.1:9901`). A non-loopback address needs `token`.
     pub endpoint: String,
+    /// Bearer token that requests from non-loopback addresses must present (use `${env:...}`).
+    pub token: Option<String>,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         Self {
             endpoint: "127.0.0.1:9901".into(),
+            token: None,
         }
     }
 }
@@ -448,8 +451,13 @@ impl Config {
         if otlp.grpc.is_none() && otlp.http.is_none() {
             return invalid("receivers.otlp: enable at least one of grpc and http".into());
         }
-        parse_addr(&self.admin.endpoint)
+        let admin = parse_addr(&self.admin.endpoint)
             .map_err(|e| ConfigError::Invalid(format!("admin.endpoint: {e}")))?;
+        if !admin.ip().is_loopback() && self.admin.token.as_deref().is_none_or(str::is_empty) {
+            return invalid(format!(
+                "admin.endpoint {admin} is not a loopback address: set admin.token so that remote requests are authenticated"
+            ));
+        }
         for (name, exporter) in &self.exporters {
             if let ExporterConfig::Otlp(o) = exporter {
                 o.validate()

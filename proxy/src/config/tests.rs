@@ -108,3 +108,52 @@ fn upstream_urls() {
     assert_eq!(h.protocol, OtlpProtocol::Http);
     assert!(OtlpExporterConfig::from_upstream_url("kafka://x").is_err());
 }
+
+#[test]
+fn a_remote_admin_endpoint_needs_a_token() {
+    let c = Config::from_yaml("admin: { endpoint: 0.0.0.0:9901 }").unwrap();
+    let err = c.validate().unwrap_err();
+    assert!(err.to_string().contains("admin.token"), "{err}");
+    let c = Config::from_yaml("admin: { endpoint: 0.0.0.0:9901, token: t0ken }").unwrap();
+    c.validate().unwrap();
+}
+
+#[test]
+fn filters_are_configured_per_pipeline() {
+    let text = r#"
+exporters:
+  up: { otlp: { endpoint: "http://127.0.0.1:4317" } }
+pipelines:
+  traces:
+    exporters: [up]
+    filters:
+      - name: zone
+        module: filters/zone.wasm
+        config: { key: edge.zone, value: eu }
+        on_error: fail-closed
+        limits: { deadline: 10ms, memory: 1048576 }
+"#;
+    let mut c = Config::from_yaml(text).unwrap();
+    c.resolve_paths(Path::new("/etc/weir"));
+    c.validate().unwrap();
+    let f = &c
+        .pipelines
+        .as_ref()
+        .unwrap()
+        .traces
+        .as_ref()
+        .unwrap()
+        .filters[0];
+    assert_eq!(f.module, Path::new("/etc/weir/filters/zone.wasm"));
+    assert_eq!(f.on_error, OnError::FailClosed);
+    assert_eq!(f.limits.deadline, Duration::from_millis(10));
+    assert_eq!(f.config_text(), r#"{"key":"edge.zone","value":"eu"}"#);
+    let dup = text.replace(
+        "filters:\n",
+        "filters:\n      - { name: zone, module: x.wasm }\n",
+    );
+    let dup = Config::from_yaml(&dup).unwrap();
+    assert!(dup.validate().unwrap_err().to_string().contains("unique"));
+    let bad = text.replace("on_error: fail-closed", "on_error: explode");
+    assert!(Config::from_yaml(&bad).is_err());
+}

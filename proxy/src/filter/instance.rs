@@ -12,6 +12,7 @@ use wasmtime::{ResourceLimiter, Store, Trap};
 use super::batch::{BadIndex, BatchState};
 use super::bindings::weir::filter::{host, types};
 use super::bindings::{Filter as FilterBindings, FilterPre};
+use super::manager::{QuarantineSender, Quarantined};
 use super::runtime::{EPOCH_TICK, Module, Runtime};
 use super::{FaultClass, FilterError, FilterSpec, OnError};
 use crate::pipeline::{Payload, Signal};
@@ -117,6 +118,7 @@ pub struct LoadedFilter {
     quarantined: AtomicBool,
     name: Arc<str>,
     signal: Signal,
+    quarantine: Option<QuarantineSender>,
 }
 
 impl std::fmt::Debug for LoadedFilter {
@@ -153,6 +155,7 @@ impl LoadedFilter {
         module: Module,
         signal: Signal,
         metrics: Arc<Metrics>,
+        quarantine: Option<QuarantineSender>,
     ) -> Result<Arc<Self>, FilterError> {
         let name: Arc<str> = Arc::from(spec.name.as_str());
         let pre = runtime
@@ -172,6 +175,7 @@ impl LoadedFilter {
             quarantined: AtomicBool::new(false),
             name,
             signal,
+            quarantine,
         };
         let instance = filter.instantiate().map_err(|f| match f.class {
             FaultClass::Init => FilterError::Init(f.message),
@@ -331,6 +335,14 @@ impl LoadedFilter {
                     tracing::error!(filter = %self.name, sha256 = %self.module.sha256,
                         "filter quarantined after {n} consecutive failures");
                     self.metrics.filter_quarantined(self.signal, &self.name);
+                    if let Some(tx) = &self.quarantine {
+                        // The manager may be gone at shutdown; then there is nobody to roll back.
+                        let _ = tx.send(Quarantined {
+                            signal: self.signal,
+                            name: self.spec.name.clone(),
+                            sha256: self.module.sha256.clone(),
+                        });
+                    }
                 }
             }
         }

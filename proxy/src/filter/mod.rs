@@ -12,6 +12,8 @@
 pub mod batch;
 mod bindings;
 pub mod instance;
+pub mod manager;
+pub mod offline;
 pub mod runtime;
 
 use std::time::Duration;
@@ -19,10 +21,11 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use instance::{Fault, LoadedFilter, Verdict};
+pub use manager::Manager;
 pub use runtime::{Module, Runtime};
 
 /// What to do with a batch when a filter fails on it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnError {
     /// The batch passes as it was before the filter (the filter's partial changes are undone).
@@ -67,7 +70,7 @@ impl std::fmt::Display for FaultClass {
 }
 
 /// Per-filter limits.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FilterLimits {
     /// Time one call may take (default `50ms`); past it the call is interrupted.

@@ -160,6 +160,11 @@ impl Runtime {
         Ok(module)
     }
 
+    /// The module compiled from bytes with this sha256, if this process compiled it.
+    pub fn cached(&self, sha256: &str) -> Option<Module> {
+        self.lock_modules().get(sha256).cloned()
+    }
+
     fn lock_modules(&self) -> std::sync::MutexGuard<'_, HashMap<String, Module>> {
         // A panic while holding this lock cannot leave the map inconsistent: inserts are single calls.
         self.modules.lock().unwrap_or_else(|p| p.into_inner())
@@ -216,6 +221,7 @@ mod tests {
             module,
             crate::pipeline::Signal::Traces,
             metrics,
+            None,
         )
         .unwrap_err();
         assert!(err.to_string().contains("weir:filter@0.1.0"), "{err}");

@@ -1,0 +1,113 @@
+//! The filter admin API (REST, JSON): upload modules, push, list, roll back and remove filters.
+//! Described by `openapi.json`, served at `GET /openapi.json`.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::AdminState;
+use crate::filter::manager::{FilterRequest, ManageError, parse_signal};
+use crate::pipeline::Signal;
+
+/// The OpenAPI document of the admin API.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
+    (status, Json(json!({ "error": message.to_string() }))).into_response()
+}
+
+fn manage_error(e: ManageError) -> Response {
+    let status = match &e {
+        ManageError::NotFound(_) => StatusCode::NOT_FOUND,
+        ManageError::Conflict(_) => StatusCode::CONFLICT,
+        ManageError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        ManageError::State(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    error(status, e)
+}
+
+fn signal(s: &str) -> Result<Signal, Box<Response>> {
+    parse_signal(s).ok_or_else(|| {
+        Box::new(error(
+            StatusCode::NOT_FOUND,
+            format!("unknown pipeline `{s}`: traces, metrics or logs"),
+        ))
+    })
+}
+
+/// `POST /v1/modules`: the body is the `.wasm` file.
+pub async fn upload(State(s): State<Arc<AdminState>>, body: Bytes) -> Response {
+    if body.is_empty() {
+        return error(StatusCode::BAD_REQUEST, "empty body: send the .wasm file");
+    }
+    let size = body.len();
+    match s.manager.upload(body.to_vec()).await {
+        Ok(sha256) => (
+            StatusCode::CREATED,
+            Json(json!({ "sha256": sha256, "bytes": size })),
+        )
+            .into_response(),
+        Err(ManageError::Invalid(e)) => error(StatusCode::BAD_REQUEST, e),
+        Err(e) => manage_error(e),
+    }
+}
+
+/// `PUT /v1/pipelines/{signal}/filters/{name}`.
+pub async fn put(
+    State(s): State<Arc<AdminState>>,
+    Path((pipeline, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let signal = match signal(&pipeline) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let request: FilterRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid request: {e}")),
+    };
+    match s.manager.put(signal, &name, request).await {
+        Ok(info) => Json(info).into_response(),
+        Err(e) => manage_error(e),
+    }
+}
+
+/// `GET /v1/filters`.
+pub async fn list(State(s): State<Arc<AdminState>>) -> Response {
+    Json(json!({ "filters": s.manager.list().await })).into_response()
+}
+
+/// `POST /v1/pipelines/{signal}/filters/{name}/rollback`.
+pub async fn rollback(
+    State(s): State<Arc<AdminState>>,
+    Path((pipeline, name)): Path<(String, String)>,
+) -> Response {
+    let signal = match signal(&pipeline) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    match s.manager.rollback(signal, &name).await {
+        Ok(info) => Json(info).into_response(),
+        Err(e) => manage_error(e),
+    }
+}
+
+/// `DELETE /v1/pipelines/{signal}/filters/{name}`.
+pub async fn remove(
+    State(s): State<Arc<AdminState>>,
+    Path((pipeline, name)): Path<(String, String)>,
+) -> Response {
+    let signal = match signal(&pipeline) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    match s.manager.remove(signal, &name).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => manage_error(e),
+    }
+}

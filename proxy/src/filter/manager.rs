@@ -1,0 +1,574 @@
+//! The filter control plane: which filter versions each pipeline runs, and every change to that (push,
+//! rollback, removal, automatic rollback after a quarantine). A change builds a new immutable chain and
+//! swaps it into the pipeline; startup takes the same path.
+//!
+//! With a state directory, uploaded modules (`modules/<sha256>.wasm`) and the API's changes
+//! (`filters.json`) survive a restart: at start weir loads the configuration file's filters, then applies
+//! the recorded changes on top, so a filter pushed or removed through the API stays so, and the file's
+//! other filters stay as the file says.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Mutex, mpsc};
+
+use super::{FilterError, FilterLimits, FilterSpec, LoadedFilter, OnError, Runtime};
+use crate::pipeline::{Chain, Pipelines, Signal};
+use crate::telemetry::Metrics;
+
+/// Versions of a filter kept for rollback.
+const HISTORY: usize = 5;
+
+/// A filter asked the control plane to act on it.
+#[derive(Debug, Clone)]
+pub struct Quarantined {
+    /// Its pipeline.
+    pub signal: Signal,
+    /// Its name.
+    pub name: String,
+    /// The version that failed.
+    pub sha256: String,
+}
+
+/// Sends quarantine notices to the manager.
+pub type QuarantineSender = mpsc::UnboundedSender<Quarantined>;
+
+/// A control-plane operation failed; the variant decides the admin API's status code.
+#[derive(Debug, thiserror::Error)]
+pub enum ManageError {
+    /// Unknown pipeline, filter or module (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request cannot be carried out in the current state (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// The filter failed validation; nothing changed (422).
+    #[error(transparent)]
+    Invalid(#[from] FilterError),
+    /// The state directory could not be written (500).
+    #[error("state directory: {0}")]
+    State(String),
+}
+
+/// What a new filter version is made of (the admin API's request body).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FilterRequest {
+    /// The module's sha256, as returned by the upload.
+    pub module: String,
+    /// Handed to `init` as JSON text.
+    #[serde(default)]
+    pub config: Option<serde_json::Value>,
+    /// `fail-open` (default) or `fail-closed`.
+    #[serde(default)]
+    pub on_error: OnError,
+    /// Deadline and memory cap.
+    #[serde(default)]
+    pub limits: FilterLimits,
+}
+
+impl FilterRequest {
+    fn config_text(&self) -> String {
+        match &self.config {
+            None => String::new(),
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(v) => v.to_string(),
+        }
+    }
+}
+
+/// One filter as the admin API lists it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FilterInfo {
+    /// The pipeline (signal).
+    pub pipeline: String,
+    /// The filter's name.
+    pub name: String,
+    /// Increases with every push of this name.
+    pub version: u64,
+    /// The active module.
+    pub sha256: String,
+    /// `active` or `quarantined`.
+    pub state: String,
+    /// Failure policy.
+    pub on_error: OnError,
+    /// Versions available to roll back to.
+    pub previous_versions: usize,
+    /// Where the active version came from: `config` or `api`.
+    pub source: String,
+    /// Counters of the active version.
+    pub stats: FilterStatsInfo,
+}
+
+/// Counters of a filter version.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct FilterStatsInfo {
+    /// Calls.
+    pub calls: u64,
+    /// Failed calls.
+    pub errors: u64,
+    /// Items seen.
+    pub items_in: u64,
+    /// Items dropped.
+    pub items_dropped: u64,
+    /// Items changed.
+    pub items_modified: u64,
+    /// Batches rejected.
+    pub rejected: u64,
+}
+
+struct Version {
+    version: u64,
+    request: FilterRequest,
+    filter: Arc<LoadedFilter>,
+    from_api: bool,
+}
+
+#[derive(Default)]
+struct Entry {
+    /// Oldest first; the last is active. Empty: removed.
+    versions: Vec<Version>,
+    next_version: u64,
+}
+
+/// What `filters.json` records: the API's changes.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Persisted {
+    filters: Vec<PersistedFilter>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct PersistedFilter {
+    pipeline: String,
+    name: String,
+    /// Oldest first; empty means the filter was removed.
+    versions: Vec<FilterRequest>,
+}
+
+/// The control plane.
+pub struct Manager {
+    runtime: Arc<Runtime>,
+    pipelines: Arc<Pipelines>,
+    metrics: Arc<Metrics>,
+    state_dir: Option<PathBuf>,
+    quarantine_tx: QuarantineSender,
+    /// Changes are serialized: one at a time, each a complete swap.
+    entries: Mutex<BTreeMap<(Signal, String), Entry>>,
+    /// Filter order per pipeline (names in chain order).
+    order: Mutex<BTreeMap<Signal, Vec<String>>>,
+}
+
+impl std::fmt::Debug for Manager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Manager").finish_non_exhaustive()
+    }
+}
+
+/// Parses `traces`, `metrics` or `logs`.
+pub fn parse_signal(s: &str) -> Option<Signal> {
+    Signal::ALL.into_iter().find(|x| x.as_str() == s)
+}
+
+impl Manager {
+    /// A manager over `pipelines`. `quarantine_tx` is the sender whose receiver
+    /// [`Manager::watch_quarantines`] drains; the configuration's filters were loaded with it too.
+    pub fn new(
+        runtime: Arc<Runtime>,
+        pipelines: Arc<Pipelines>,
+        metrics: Arc<Metrics>,
+        state_dir: Option<PathBuf>,
+        quarantine_tx: QuarantineSender,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            runtime,
+            pipelines,
+            metrics,
+            state_dir,
+            quarantine_tx,
+            entries: Mutex::new(BTreeMap::new()),
+            order: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// Rolls a quarantined filter back to its previous version, when it has one.
+    pub async fn watch_quarantines(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Quarantined>) {
+        while let Some(q) = rx.recv().await {
+            let active = {
+                let entries = self.entries.lock().await;
+                entries
+                    .get(&(q.signal, q.name.clone()))
+                    .and_then(|e| e.versions.last())
+                    .map(|v| (v.filter.module.sha256.clone(), e_len(&entries, &q)))
+            };
+            match active {
+                Some((sha, n)) if sha == q.sha256 && n >= 2 => {
+                    match self.rollback(q.signal, &q.name).await {
+                        Ok(info) => tracing::warn!(
+                            filter = %q.name, signal = %q.signal, from = %q.sha256, to = %info.sha256,
+                            "quarantined filter rolled back to its previous version"
+                        ),
+                        Err(e) => {
+                            tracing::error!(filter = %q.name, error = %e, "automatic rollback failed")
+                        }
+                    }
+                }
+                _ => tracing::warn!(
+                    filter = %q.name, signal = %q.signal,
+                    "quarantined filter has no previous version; its on_error policy applies until it is replaced"
+                ),
+            }
+        }
+    }
+
+    /// Registers the configuration file's filters (already in the chains) as version 1.
+    pub async fn adopt_configured(&self) {
+        let mut entries = self.entries.lock().await;
+        let mut order = self.order.lock().await;
+        for signal in Signal::ALL {
+            let Some(p) = self.pipelines.get(signal) else {
+                continue;
+            };
+            let chain = p.chain();
+            let names = order.entry(signal).or_default();
+            for f in chain.filters() {
+                names.push(f.name().to_string());
+                let request = FilterRequest {
+                    module: f.module.sha256.clone(),
+                    config: Some(serde_json::Value::String(f.spec.config.clone())),
+                    on_error: f.spec.on_error,
+                    limits: f.spec.limits.clone(),
+                };
+                entries.insert(
+                    (signal, f.name().to_string()),
+                    Entry {
+                        versions: vec![Version {
+                            version: 1,
+                            request,
+                            filter: f.clone(),
+                            from_api: false,
+                        }],
+                        next_version: 2,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Compiles and stores an uploaded module; returns its sha256.
+    pub async fn upload(&self, bytes: Vec<u8>) -> Result<String, ManageError> {
+        let runtime = self.runtime.clone();
+        let (module, bytes) = tokio::task::spawn_blocking(move || {
+            let m = runtime.compile(&bytes);
+            (m, bytes)
+        })
+        .await
+        .map_err(|e| ManageError::State(format!("compile task: {e}")))?;
+        let module = module?;
+        if let Some(dir) = &self.state_dir {
+            let path = modules_dir(dir).join(format!("{}.wasm", module.sha256));
+            if !path.exists() {
+                write_atomic(&path, &bytes)?;
+            }
+        }
+        Ok(module.sha256)
+    }
+
+    async fn module(&self, sha256: &str) -> Result<super::Module, ManageError> {
+        if let Some(m) = self.runtime.cached(sha256) {
+            return Ok(m);
+        }
+        let Some(dir) = &self.state_dir else {
+            return Err(ManageError::NotFound(format!(
+                "module {sha256} is not uploaded (POST /v1/modules first)"
+            )));
+        };
+        let path = modules_dir(dir).join(format!("{sha256}.wasm"));
+        let bytes = std::fs::read(&path).map_err(|_| {
+            ManageError::NotFound(format!(
+                "module {sha256} is not uploaded (POST /v1/modules first)"
+            ))
+        })?;
+        let runtime = self.runtime.clone();
+        let m = tokio::task::spawn_blocking(move || runtime.compile(&bytes))
+            .await
+            .map_err(|e| ManageError::State(format!("compile task: {e}")))??;
+        Ok(m)
+    }
+
+    async fn load(
+        &self,
+        signal: Signal,
+        name: &str,
+        request: &FilterRequest,
+    ) -> Result<Arc<LoadedFilter>, ManageError> {
+        if request.limits.deadline.is_zero()
+            || request.limits.memory == 0
+            || request.limits.memory > super::runtime::MAX_MEMORY
+        {
+            return Err(FilterError::Limits(format!(
+                "deadline must be positive and memory between 1 and {} bytes",
+                super::runtime::MAX_MEMORY
+            ))
+            .into());
+        }
+        let module = self.module(&request.module).await?;
+        let spec = FilterSpec {
+            name: name.to_string(),
+            config: request.config_text(),
+            on_error: request.on_error,
+            limits: request.limits.clone(),
+        };
+        let runtime = self.runtime.clone();
+        let metrics = self.metrics.clone();
+        let tx = self.quarantine_tx.clone();
+        let f = tokio::task::spawn_blocking(move || {
+            LoadedFilter::load(runtime, spec, module, signal, metrics, Some(tx))
+        })
+        .await
+        .map_err(|e| ManageError::State(format!("load task: {e}")))??;
+        Ok(f)
+    }
+
+    /// Validates and activates a new version of filter `name` in `signal`'s pipeline (appended to the
+    /// chain when new, in place otherwise). Nothing changes when validation fails.
+    pub async fn put(
+        &self,
+        signal: Signal,
+        name: &str,
+        request: FilterRequest,
+    ) -> Result<FilterInfo, ManageError> {
+        if name.is_empty() || name.len() > 128 || name.contains('/') {
+            return Err(ManageError::Conflict(
+                "a filter name is 1 to 128 characters, no `/`".into(),
+            ));
+        }
+        self.pipeline(signal)?;
+        let filter = self.load(signal, name, &request).await?;
+        let mut entries = self.entries.lock().await;
+        let entry = entries.entry((signal, name.to_string())).or_default();
+        entry.next_version = entry.next_version.max(1);
+        entry.versions.push(Version {
+            version: entry.next_version,
+            request,
+            filter,
+            from_api: true,
+        });
+        entry.next_version += 1;
+        if entry.versions.len() > HISTORY {
+            entry.versions.remove(0);
+        }
+        {
+            let mut order = self.order.lock().await;
+            let names = order.entry(signal).or_default();
+            if !names.iter().any(|n| n == name) {
+                names.push(name.to_string());
+            }
+        }
+        self.swap(signal, &entries).await;
+        self.metrics.filter_swapped(signal, name);
+        self.persist(&entries).await?;
+        let info = info(signal, name, entries.get(&(signal, name.to_string())));
+        info.ok_or_else(|| ManageError::NotFound(name.to_string()))
+    }
+
+    /// Re-activates the previous version of a filter.
+    pub async fn rollback(&self, signal: Signal, name: &str) -> Result<FilterInfo, ManageError> {
+        let mut entries = self.entries.lock().await;
+        let entry = entries
+            .get_mut(&(signal, name.to_string()))
+            .filter(|e| !e.versions.is_empty())
+            .ok_or_else(|| ManageError::NotFound(format!("no filter {name} in {signal}")))?;
+        if entry.versions.len() < 2 {
+            return Err(ManageError::Conflict(format!(
+                "filter {name} has no previous version to roll back to"
+            )));
+        }
+        entry.versions.pop();
+        self.swap(signal, &entries).await;
+        self.metrics.filter_rolled_back(signal, name);
+        self.persist(&entries).await?;
+        info(signal, name, entries.get(&(signal, name.to_string())))
+            .ok_or_else(|| ManageError::NotFound(name.to_string()))
+    }
+
+    /// Removes a filter from its pipeline.
+    pub async fn remove(&self, signal: Signal, name: &str) -> Result<(), ManageError> {
+        let mut entries = self.entries.lock().await;
+        let entry = entries
+            .get_mut(&(signal, name.to_string()))
+            .filter(|e| !e.versions.is_empty())
+            .ok_or_else(|| ManageError::NotFound(format!("no filter {name} in {signal}")))?;
+        entry.versions.clear();
+        self.swap(signal, &entries).await;
+        self.persist(&entries).await?;
+        Ok(())
+    }
+
+    /// Every active filter.
+    pub async fn list(&self) -> Vec<FilterInfo> {
+        let entries = self.entries.lock().await;
+        let order = self.order.lock().await;
+        let mut out = Vec::new();
+        for (signal, names) in order.iter() {
+            for name in names {
+                if let Some(i) = info(*signal, name, entries.get(&(*signal, name.clone()))) {
+                    out.push(i);
+                }
+            }
+        }
+        out
+    }
+
+    /// Applies the changes recorded in the state directory (at startup).
+    pub async fn restore(&self) -> Result<usize, ManageError> {
+        let Some(dir) = &self.state_dir else {
+            return Ok(0);
+        };
+        let path = dir.join("filters.json");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(ManageError::State(format!("{}: {e}", path.display()))),
+        };
+        let persisted: Persisted = serde_json::from_str(&text)
+            .map_err(|e| ManageError::State(format!("{}: {e}", path.display())))?;
+        let mut n = 0;
+        for pf in persisted.filters {
+            let Some(signal) = parse_signal(&pf.pipeline) else {
+                continue;
+            };
+            if pf.versions.is_empty() {
+                if self.remove(signal, &pf.name).await.is_ok() {
+                    n += 1;
+                }
+                continue;
+            }
+            // Reload every kept version so that rollback works after a restart too.
+            let mut loaded = Vec::new();
+            for request in pf.versions {
+                let filter = self.load(signal, &pf.name, &request).await?;
+                loaded.push((request, filter));
+            }
+            let mut entries = self.entries.lock().await;
+            let entry = entries.entry((signal, pf.name.clone())).or_default();
+            entry.versions.clear();
+            for (request, filter) in loaded {
+                entry.next_version = entry.next_version.max(1);
+                entry.versions.push(Version {
+                    version: entry.next_version,
+                    request,
+                    filter,
+                    from_api: true,
+                });
+                entry.next_version += 1;
+            }
+            let mut order = self.order.lock().await;
+            let names = order.entry(signal).or_default();
+            if !names.iter().any(|x| x == &pf.name) {
+                names.push(pf.name.clone());
+            }
+            drop(order);
+            self.swap(signal, &entries).await;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    fn pipeline(&self, signal: Signal) -> Result<&crate::pipeline::Pipeline, ManageError> {
+        self.pipelines
+            .get(signal)
+            .ok_or_else(|| ManageError::NotFound(format!("no {signal} pipeline is configured")))
+    }
+
+    /// Builds the chain of `signal` from the active versions, in order, and swaps it in.
+    async fn swap(&self, signal: Signal, entries: &BTreeMap<(Signal, String), Entry>) {
+        let Ok(pipeline) = self.pipeline(signal) else {
+            return;
+        };
+        let order = self.order.lock().await;
+        let filters = order
+            .get(&signal)
+            .into_iter()
+            .flatten()
+            .filter_map(|name| entries.get(&(signal, name.clone()))?.versions.last())
+            .map(|v| v.filter.clone())
+            .collect();
+        pipeline.swap_chain(Chain::new(filters));
+    }
+
+    async fn persist(
+        &self,
+        entries: &BTreeMap<(Signal, String), Entry>,
+    ) -> Result<(), ManageError> {
+        let Some(dir) = &self.state_dir else {
+            return Ok(());
+        };
+        let persisted = Persisted {
+            filters: entries
+                .iter()
+                .filter(|(_, e)| e.versions.is_empty() || e.versions.iter().any(|v| v.from_api))
+                .map(|((signal, name), e)| PersistedFilter {
+                    pipeline: signal.as_str().to_string(),
+                    name: name.clone(),
+                    versions: e.versions.iter().map(|v| v.request.clone()).collect(),
+                })
+                .collect(),
+        };
+        let text =
+            serde_json::to_vec_pretty(&persisted).map_err(|e| ManageError::State(e.to_string()))?;
+        write_atomic(&dir.join("filters.json"), &text)
+    }
+}
+
+fn e_len(entries: &BTreeMap<(Signal, String), Entry>, q: &Quarantined) -> usize {
+    entries
+        .get(&(q.signal, q.name.clone()))
+        .map_or(0, |e| e.versions.len())
+}
+
+fn info(signal: Signal, name: &str, entry: Option<&Entry>) -> Option<FilterInfo> {
+    let entry = entry?;
+    let v = entry.versions.last()?;
+    let s = &v.filter.stats;
+    use std::sync::atomic::Ordering::Relaxed;
+    Some(FilterInfo {
+        pipeline: signal.as_str().to_string(),
+        name: name.to_string(),
+        version: v.version,
+        sha256: v.filter.module.sha256.clone(),
+        state: if v.filter.is_quarantined() {
+            "quarantined"
+        } else {
+            "active"
+        }
+        .to_string(),
+        on_error: v.request.on_error,
+        previous_versions: entry.versions.len() - 1,
+        source: if v.from_api { "api" } else { "config" }.to_string(),
+        stats: FilterStatsInfo {
+            calls: s.calls.load(Relaxed),
+            errors: s.errors.load(Relaxed),
+            items_in: s.items_in.load(Relaxed),
+            items_dropped: s.items_dropped.load(Relaxed),
+            items_modified: s.items_modified.load(Relaxed),
+            rejected: s.rejected.load(Relaxed),
+        },
+    })
+}
+
+fn modules_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("modules")
+}
+
+/// Writes via a temporary file and a rename, so that a crash never leaves a torn file.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ManageError> {
+    let err = |e: std::io::Error| ManageError::State(format!("{}: {e}", path.display()));
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(err)?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)
+}

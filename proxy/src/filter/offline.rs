@@ -1,0 +1,72 @@
+//! `weir filter test`: runs a filter on an OTLP/JSON batch offline and reports what it did. The filter
+//! author's inner loop: no weir server, no upstream.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::batch::BatchState;
+use super::{FilterError, FilterLimits, FilterSpec, LoadedFilter, OnError, Runtime, Verdict};
+use crate::pipeline::{Payload, Signal};
+use crate::telemetry::Metrics;
+
+/// What one offline run produced.
+#[derive(Debug, Serialize)]
+pub struct TestReport {
+    /// `continue`, `reject: ...` or `error: ...`.
+    pub verdict: String,
+    /// Items in the input.
+    pub items_in: usize,
+    /// Items the filter dropped.
+    pub items_dropped: usize,
+    /// Items the filter changed.
+    pub items_modified: usize,
+    /// The batch after the filter, as OTLP/JSON.
+    pub output: serde_json::Value,
+}
+
+/// Runs `module` with `config` on `input` (OTLP/JSON of `signal`).
+pub fn run(
+    module: &[u8],
+    config: &str,
+    signal: Signal,
+    input: &[u8],
+    limits: FilterLimits,
+) -> Result<TestReport, FilterError> {
+    let payload = Payload::decode_json(signal, input)
+        .map_err(|e| FilterError::DryRun(format!("input is not OTLP/JSON {signal}: {e}")))?;
+    let runtime = Arc::new(Runtime::new(None)?);
+    let compiled = runtime.compile(module)?;
+    let spec = FilterSpec {
+        name: "test".into(),
+        config: config.to_string(),
+        on_error: OnError::FailClosed,
+        limits,
+    };
+    let filter = LoadedFilter::load(
+        runtime,
+        spec,
+        compiled,
+        signal,
+        Arc::new(Metrics::new()),
+        None,
+    )?;
+    let items_in = payload.item_count();
+    let batch = BatchState::new(payload, http::HeaderMap::new(), None);
+    let (batch, result) = filter.call(batch);
+    let items_dropped = batch.dropped_count();
+    let items_modified = batch.modified_count();
+    let verdict = match result {
+        Ok(Verdict::Continue) => "continue".to_string(),
+        Ok(Verdict::Reject(r)) => format!("reject: {r}"),
+        Err(fault) => format!("error: {fault}"),
+    };
+    let output = serde_json::from_slice(&batch.finish().encode_json()).unwrap_or_default();
+    Ok(TestReport {
+        verdict,
+        items_in,
+        items_dropped,
+        items_modified,
+        output,
+    })
+}
