@@ -39,7 +39,7 @@
 //! export_filter!(Tagger);
 //! ```
 //!
-//! Build it for `wasm32-unknown-unknown` (or `wasm32-wasip2`) as a `cdylib`; weir accepts the core module
+//! Build it for `wasm32-unknown-unknown` as a `cdylib`; weir accepts the core module
 //! and makes it a component when it loads it. `filters/build.sh` in the weir repository builds every
 //! filter there.
 #![deny(missing_docs)]

@@ -126,7 +126,7 @@ struct RunArgs {
     #[arg(long, value_name = "ADDR")]
     otlp_http: Option<String>,
     /// Forward everything to this upstream: grpc://HOST:PORT (OTLP/gRPC) or http://HOST:PORT
-    /// (OTLP/HTTP protobuf). Replaces the file's exporters and pipelines.
+    /// (OTLP/HTTP protobuf). Replaces the file's exporters; pipelines keep their filters.
     #[arg(long, value_name = "URL")]
     upstream: Option<String>,
     /// Compression towards `--upstream`: gzip (default) or none.
@@ -203,8 +203,16 @@ fn build_config(args: &RunArgs) -> anyhow::Result<Config> {
         });
     }
     if let Some(url) = &args.upstream {
+        // The upstream replaces the file's exporters; pipelines keep their filters.
         config.exporters.clear();
-        config.pipelines = None;
+        if let Some(p) = &mut config.pipelines {
+            for pipeline in [&mut p.traces, &mut p.metrics, &mut p.logs]
+                .into_iter()
+                .flatten()
+            {
+                pipeline.exporters = vec!["upstream".into()];
+            }
+        }
         let mut exporter = OtlpExporterConfig::from_upstream_url(url)?;
         if let Some(c) = args.upstream_compression {
             exporter.compression = c;

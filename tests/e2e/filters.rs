@@ -306,3 +306,35 @@ fn filter_test_runs_a_filter_offline() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn components_are_accepted_as_well_as_core_modules() {
+    // What `wasm-tools component new` would make of the core module.
+    let core = std::fs::read(wasm("set-attribute")).unwrap();
+    let component = wit_component::ComponentEncoder::default()
+        .module(&core)
+        .unwrap()
+        .validate(true)
+        .encode()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("component.wasm");
+    std::fs::write(&path, component).unwrap();
+    let (upstream, url) = Recorder::grpc().await;
+    let weir = Weir::with_config(&format!(
+        r#"
+exporters:
+  up: {{ otlp: {{ endpoint: "{url}" }} }}
+pipelines:
+  traces:
+    exporters: [up]
+    filters:
+      - {{ name: zone, module: "{}", config: {{ key: edge.zone, value: component }} }}
+"#,
+        path.display()
+    ));
+    let (status, _, _) = send_trace(&weir).await;
+    assert_eq!(status, 200);
+    let got = upstream.wait_for_items(1).await;
+    assert_eq!(str_attr(&got[0], "edge.zone").as_deref(), Some("component"));
+}

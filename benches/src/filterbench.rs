@@ -1,0 +1,239 @@
+//! `filterbench`: what Wasm filters cost, measured in-process on weir's own filter runtime.
+//!
+//! Reports, for batches of realistic spans (the load generator's payloads): the per-batch cost of a
+//! chain of three noop filters against no chain; the per-span cost of a trace-id-reading filter (one
+//! host call per span, and bulk) and of an attribute-rewriting filter; the time to create and
+//! initialize an instance; and the time from push to active (compile, validate, swap). Filters come
+//! from `target/wasm` (`bash filters/build.sh`).
+//!
+//! `cargo run --release -p weir-bench --bin filterbench -- [--spans 100] [--iterations 2000]`
+
+#[allow(dead_code)]
+#[path = "payload.rs"]
+mod payload;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use weir::filter::manager::{FilterRequest, Manager};
+use weir::filter::{FilterLimits, FilterSpec, LoadedFilter, OnError, Runtime};
+use weir::pipeline::{Batch, Chain, Payload, Pipeline, Pipelines, RequestContext, Signal};
+use weir::telemetry::Metrics;
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// Spans per batch.
+    #[arg(long, default_value_t = 100)]
+    spans: usize,
+    /// Batches per measurement (bounded: the whole run stays under a minute on a laptop).
+    #[arg(long, default_value_t = 2000)]
+    iterations: usize,
+    /// Folder of the built filters.
+    #[arg(long, default_value = "target/wasm")]
+    wasm: PathBuf,
+}
+
+struct Bench {
+    runtime: Arc<Runtime>,
+    metrics: Arc<Metrics>,
+    wasm: PathBuf,
+}
+
+impl Bench {
+    fn load(&self, module: &str, config: &str) -> Result<Arc<LoadedFilter>> {
+        let path = self.wasm.join(format!("{module}.wasm"));
+        let bytes = std::fs::read(&path)
+            .with_context(|| format!("{} (run `bash filters/build.sh`)", path.display()))?;
+        let compiled = self.runtime.compile(&bytes)?;
+        let spec = FilterSpec {
+            name: module.to_string(),
+            config: config.to_string(),
+            on_error: OnError::FailClosed,
+            limits: FilterLimits {
+                deadline: Duration::from_secs(1),
+                ..Default::default()
+            },
+        };
+        Ok(LoadedFilter::load(
+            self.runtime.clone(),
+            spec,
+            compiled,
+            Signal::Traces,
+            self.metrics.clone(),
+            None,
+        )?)
+    }
+}
+
+fn batch(payload: &Payload) -> Batch {
+    Batch {
+        payload: payload.clone(),
+        context: RequestContext {
+            peer: None,
+            headers: http::HeaderMap::new(),
+            deadline: Instant::now() + Duration::from_secs(60),
+        },
+    }
+}
+
+/// Mean time of `chain.apply` per batch, the batch clone excluded.
+fn per_batch(chain: &Chain, payloads: &[Payload], iterations: usize) -> Result<Duration> {
+    let mut total = Duration::ZERO;
+    for i in 0..iterations {
+        let b = batch(&payloads[i % payloads.len()]);
+        let started = Instant::now();
+        let out = chain.apply(b).map_err(|e| anyhow::anyhow!("{e}"))?;
+        total += started.elapsed();
+        std::hint::black_box(out);
+    }
+    Ok(total / iterations as u32)
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let payloads: Vec<Payload> = payload::build(16, args.spans, 7)
+        .into_iter()
+        .map(|p| Payload::decode_protobuf(Signal::Traces, &p.body))
+        .collect::<Result<_, _>>()?;
+    let metrics = Arc::new(Metrics::new());
+    let b = Bench {
+        runtime: Arc::new(Runtime::new(None)?),
+        metrics: metrics.clone(),
+        wasm: args.wasm.clone(),
+    };
+    let n = args.iterations;
+    let spans = args.spans as f64;
+
+    // The work a request does anyway, for scale: decode + encode of one batch.
+    let bodies: Vec<Vec<u8>> = payloads.iter().map(Payload::encode_protobuf).collect();
+    let started = Instant::now();
+    for i in 0..n {
+        let p = Payload::decode_protobuf(Signal::Traces, &bodies[i % bodies.len()])?;
+        std::hint::black_box(p.encode_protobuf());
+    }
+    let codec = started.elapsed() / n as u32;
+
+    let none = per_batch(&Chain::identity(), &payloads, n)?;
+    let noop = b.load("noop", "")?;
+    let three = Chain::new(vec![noop.clone(), b.load("noop", "")?, b.load("noop", "")?]);
+    let three_noops = per_batch(&three, &payloads, n)?;
+    let one_noop = per_batch(&Chain::new(vec![noop]), &payloads, n)?;
+    let per_call = per_batch(
+        &Chain::new(vec![b.load("trace-ids", r#"{"bulk":false}"#)?]),
+        &payloads,
+        n,
+    )?;
+    let bulk = per_batch(
+        &Chain::new(vec![b.load("trace-ids", r#"{"bulk":true}"#)?]),
+        &payloads,
+        n,
+    )?;
+    let rewrite = per_batch(
+        &Chain::new(vec![
+            b.load("set-attribute", r#"{"key":"edge.zone","value":"eu-1"}"#)?,
+        ]),
+        &payloads,
+        n,
+    )?;
+
+    // Instance creation: instantiate from the InstancePre (pooling allocator, CoW image) + init.
+    let f = b.load("noop", "")?;
+    let rounds = 200;
+    let started = Instant::now();
+    for _ in 0..rounds {
+        f.prewarm().map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let instance = started.elapsed() / rounds;
+
+    // Push to active through the control plane: upload (compile, cold) and put (validate + swap).
+    let mut pipelines = Pipelines::default();
+    pipelines.insert(Pipeline::new(
+        Signal::Traces,
+        Chain::identity(),
+        vec![],
+        metrics.clone(),
+    ));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let manager = Manager::new(
+        Arc::new(Runtime::new(None)?),
+        Arc::new(pipelines),
+        metrics,
+        None,
+        tx,
+    );
+    let bytes = std::fs::read(args.wasm.join("set-attribute.wasm"))?;
+    let (compile, put) = rt.block_on(async {
+        let started = Instant::now();
+        let sha256 = manager.upload(bytes).await?;
+        let compile = started.elapsed();
+        let mut puts = Duration::ZERO;
+        for i in 0..20 {
+            let request: FilterRequest = serde_json::from_value(serde_json::json!({
+                "module": sha256, "config": { "key": "k", "value": format!("v{i}") },
+            }))?;
+            let started = Instant::now();
+            manager.put(Signal::Traces, "zone", request).await?;
+            puts += started.elapsed();
+        }
+        anyhow::Ok((compile, puts / 20))
+    })?;
+
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    let ns_span =
+        |d: Duration, base: Duration| (d.as_secs_f64() - base.as_secs_f64()) * 1e9 / spans;
+    println!(
+        "weir filterbench: {} spans per batch, {n} batches per figure",
+        args.spans
+    );
+    println!(
+        "  decode + encode of a batch (for scale)    {:>9.1} µs",
+        us(codec)
+    );
+    println!(
+        "  chain: none                               {:>9.1} µs/batch",
+        us(none)
+    );
+    println!(
+        "  chain: 1 noop                             {:>9.1} µs/batch",
+        us(one_noop)
+    );
+    println!(
+        "  chain: 3 noops                            {:>9.1} µs/batch",
+        us(three_noops)
+    );
+    println!(
+        "  3 noops vs (decode + encode + none)       {:>9.1} %  of no-filter throughput",
+        100.0 * (us(codec) + us(none)) / (us(codec) + us(three_noops))
+    );
+    println!(
+        "  trace ids, one call per span              {:>9.1} ns/span (over 1 noop)",
+        ns_span(per_call, one_noop)
+    );
+    println!(
+        "  trace ids, bulk                           {:>9.1} ns/span (over 1 noop)",
+        ns_span(bulk, one_noop)
+    );
+    println!(
+        "  set one attribute per span                {:>9.1} ns/span (over 1 noop)",
+        ns_span(rewrite, one_noop)
+    );
+    println!(
+        "  instance creation (instantiate + init)    {:>9.1} µs",
+        us(instance)
+    );
+    println!(
+        "  push: upload + compile (cold)             {:>9.1} ms",
+        compile.as_secs_f64() * 1e3
+    );
+    println!(
+        "  push: validate + swap (compiled)          {:>9.1} ms",
+        put.as_secs_f64() * 1e3
+    );
+    Ok(())
+}
