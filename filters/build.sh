@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds every filter and test fixture in filters/ to Wasm: target/wasm/<name>.wasm (core modules; weir
-# componentizes them when it loads them).
+# componentizes them when it loads them), and the Python filters in filters/python/ to components
+# (target/wasm/py-<name>.wasm, with componentize-py).
 #
 # Prefers an installed wasm32 target of the rustup toolchain (`rustup target add wasm32-unknown-unknown`).
 # Where none can be installed, falls back to Debian's rustc-web, cargo-web, rust-web-src and lld-22 with
@@ -35,4 +36,19 @@ for wasm in "$here/target/$target/release/"*.wasm; do
   name="$(basename "$wasm" .wasm)"
   cp "$wasm" "$out/${name//_/-}.wasm"
   echo "$out/${name//_/-}.wasm"
+done
+
+# Filters in Python (python/<name>/app.py), made components by componentize-py (from PyPI).
+if ! command -v componentize-py >/dev/null 2>&1; then
+  echo "build.sh: installing componentize-py for the Python filters" >&2
+  python3 -m pip install -q componentize-py >&2
+fi
+for dir in "$here"/python/*/; do
+  name="$(basename "$dir")"
+  target_file="$out/py-$name.wasm"
+  # Rebuild only when the source changed: componentizing bundles CPython and takes a while.
+  if [ ! -f "$target_file" ] || [ -n "$(find "$dir" -newer "$target_file" -name '*.py')" ]; then
+    componentize-py -d "$here/../wit" -w filter componentize app -p "$dir" -o "$target_file" >&2
+  fi
+  echo "$target_file"
 done

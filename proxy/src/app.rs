@@ -114,13 +114,18 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             .collect();
         let mut filters = Vec::new();
         for fc in &pc.filters {
-            filters.push(load_filter(
-                &runtime,
-                fc,
-                signal,
-                &metrics,
-                Some(quarantine_tx.clone()),
-            )?);
+            // Loading compiles and runs `init`, which may make blocking WASI calls: off the runtime.
+            let (rt, fc, m, q) = (
+                runtime.clone(),
+                fc.clone(),
+                metrics.clone(),
+                quarantine_tx.clone(),
+            );
+            let loaded =
+                tokio::task::spawn_blocking(move || load_filter(&rt, &fc, signal, &m, Some(q)))
+                    .await
+                    .map_err(|e| StartError::State(format!("filter loading task: {e}")))??;
+            filters.push(loaded);
         }
         pipelines.insert(Pipeline::new(
             signal,

@@ -159,13 +159,17 @@ fn main() -> ExitCode {
                 ExitCode::from(64)
             }
         },
-        Command::Filter(cmd) => match filter_command(cmd) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("weir: {e:#}");
-                ExitCode::FAILURE
+        Command::Filter(cmd) => {
+            // Filters' own log lines and prints go to stderr, so `filter test` shows them.
+            weir::telemetry::init_logging(LogFormat::Text, "info");
+            match filter_command(cmd) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("weir: {e:#}");
+                    ExitCode::FAILURE
+                }
             }
-        },
+        }
         Command::Run(args) => {
             let config = match build_config(&args) {
                 Ok(c) => c,

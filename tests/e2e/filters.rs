@@ -338,3 +338,38 @@ pipelines:
     let got = upstream.wait_for_items(1).await;
     assert_eq!(str_attr(&got[0], "edge.zone").as_deref(), Some("component"));
 }
+
+/// A filter written in Python (componentize-py), with WASI for its runtime: stdout goes into weir's log.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_python_filter_runs_with_its_prints_in_the_log() {
+    let (upstream, url) = Recorder::grpc().await;
+    let weir = Weir::with_config(&format!(
+        r#"
+exporters:
+  up: {{ otlp: {{ endpoint: "{url}" }} }}
+pipelines:
+  traces:
+    exporters: [up]
+    filters:
+      - name: py
+        module: "{}"
+        config: {{ value: from-python }}
+        limits: {{ deadline: 5s, memory: 268435456 }}
+"#,
+        wasm("py-tagger")
+    ));
+    let (status, _, body) = send_trace(&weir).await;
+    assert_eq!(status, 200, "{body:?}");
+    let got = upstream.wait_for_items(1).await;
+    assert_eq!(
+        str_attr(&got[0], "filter.lang").as_deref(),
+        Some("from-python")
+    );
+    let logs = weir.logs.lock().unwrap().join("\n");
+    assert!(logs.contains("python tagger ready"), "{logs}");
+    assert_eq!(
+        weir.metric(r#"weir_filter_counter_total{signal="traces",filter="py",name="tagged"}"#)
+            .await,
+        1.0
+    );
+}

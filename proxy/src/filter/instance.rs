@@ -40,11 +40,14 @@ pub struct Fault {
 /// What a store holds: the resource table the batch is lent through, the memory cap, and who to blame.
 pub struct StoreState {
     table: ResourceTable,
+    wasi: wasmtime_wasi::WasiCtx,
     limits: MemoryCap,
     filter: Arc<str>,
     signal: Signal,
     metrics: Arc<Metrics>,
     bad_output: Option<String>,
+    /// During the validation dry run the filter's own counters and gauges are not recorded.
+    dry_run: bool,
 }
 
 /// Refuses memory growth past the filter's cap and remembers that it did.
@@ -193,8 +196,10 @@ impl LoadedFilter {
         let mut sample = BatchState::new(sample, http::HeaderMap::new(), None);
         sample.begin();
         // The dry run does not count in the filter's statistics or metrics.
+        instance.store.data_mut().dry_run = true;
         let (_, result) = filter.run(&mut instance, sample);
         result.map_err(|fault| FilterError::DryRun(fault.to_string()))?;
+        instance.store.data_mut().dry_run = false;
         filter.checkin(instance);
         Ok(Arc::new(filter))
     }
@@ -221,6 +226,7 @@ impl LoadedFilter {
             self.runtime.engine(),
             StoreState {
                 table: ResourceTable::new(),
+                wasi: super::wasi::context(self.name.clone()),
                 limits: MemoryCap {
                     max: self.spec.limits.memory,
                     exceeded: false,
@@ -229,6 +235,7 @@ impl LoadedFilter {
                 signal: self.signal,
                 metrics: self.metrics.clone(),
                 bad_output: None,
+                dry_run: false,
             },
         );
         store.limiter(|s| &mut s.limits);
@@ -457,6 +464,15 @@ macro_rules! write {
     }};
 }
 
+impl wasmtime_wasi::WasiView for StoreState {
+    fn ctx(&mut self) -> wasmtime_wasi::WasiCtxView<'_> {
+        wasmtime_wasi::WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
 impl types::Host for StoreState {}
 
 impl types::HostBatch for StoreState {
@@ -597,11 +613,17 @@ impl host::Host for StoreState {
         Ok(())
     }
     fn counter_add(&mut self, name: String, delta: u64) -> WResult<()> {
+        if self.dry_run {
+            return Ok(());
+        }
         self.metrics
             .filter_counter(self.signal, &self.filter, &name, delta);
         Ok(())
     }
     fn gauge_set(&mut self, name: String, value: f64) -> WResult<()> {
+        if self.dry_run {
+            return Ok(());
+        }
         self.metrics
             .filter_gauge(self.signal, &self.filter, &name, value);
         Ok(())

@@ -5,7 +5,9 @@
 //! - [`runtime`]: the engine (pooling allocator, copy-on-write images, epoch ticker) and the compile cache;
 //! - [`instance`]: a loaded filter, its instance pool, limits and fault classification, the host imports;
 //! - [`batch`]: the `batch` resource lent to filters, with an undo journal for `fail-open`;
-//! - [`bindings`]: the one `bindgen!` site.
+//! - [`bindings`]: the one `bindgen!` site;
+//! - `wasi`: the sandboxed WASI subset (clocks, random, stdout/stderr into the log) for components from
+//!   other languages.
 //!
 //! A pipeline runs its filters as a [`crate::pipeline::Chain`], an immutable value swapped atomically.
 
@@ -15,6 +17,7 @@ pub mod instance;
 pub mod manager;
 pub mod offline;
 pub mod runtime;
+mod wasi;
 
 use std::time::Duration;
 

@@ -96,6 +96,9 @@ impl Runtime {
         let engine = Engine::new(&config)
             .map_err(|e| FilterError::Setup(format!("wasmtime engine: {e}")))?;
         let mut linker = Linker::new(&engine);
+        // The WASI subset components from other languages import (see `super::wasi`).
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| FilterError::Setup(format!("WASI linker: {e}")))?;
         bindings::Filter::add_to_linker::<StoreState, wasmtime::component::HasSelf<StoreState>>(
             &mut linker,
             |s| s,

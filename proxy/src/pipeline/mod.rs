@@ -176,7 +176,11 @@ impl Pipeline {
         let deadline = batch.context.deadline;
         // One load per request: a swap during the request does not affect it.
         let chain = self.chain.load_full();
-        let batch = chain.apply(batch)?;
+        let batch = if chain.filters().is_empty() {
+            batch
+        } else {
+            run_blocking(|| chain.apply(batch))?
+        };
         let items = batch.payload.item_count();
         if items == 0 {
             // An empty request succeeds without bothering the upstream.
@@ -282,6 +286,16 @@ impl Pipelines {
         let signal = batch.payload.signal();
         let pipeline = self.get(signal).ok_or(Refusal::NoPipeline(signal))?;
         pipeline.process(batch).await
+    }
+}
+
+/// Runs CPU-bound, synchronous work (Wasm filter calls, which may also make blocking WASI calls) without
+/// stalling the other tasks of a multi-threaded runtime: the worker hands its queue to another thread for
+/// the duration. Elsewhere (a current-thread runtime, no runtime) it simply calls `f`.
+fn run_blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 
