@@ -2,10 +2,13 @@
 //!
 //! A filter is a type that implements [`Filter`]; [`export_filter!`] turns it into the exports weir calls.
 //! weir lends the filter one batch of one signal at a time through a [`Batch`] handle: reading a trace id
-//! does not copy attributes, and changes are made in place on weir's side.
+//! does not copy attributes, and changes are made in place on weir's side. [`Batch::spans`],
+//! [`Batch::log_records`] and [`Batch::metric_views`] give typed views ([`SpanView`], [`LogView`],
+//! [`MetricView`]); the index-based methods of [`Batch`] are the same calls without the view, and
+//! [`Batch::trace_ids`] reads every trace id in one call.
 //!
 //! ```ignore
-//! use weir_guest_sdk::{export_filter, Batch, Filter, Value, Verdict};
+//! use weir_guest_sdk::{export_filter, Batch, Filter, Verdict};
 //!
 //! /// Tags every span with the deployment it passed through, and drops health checks.
 //! #[derive(Default)]
@@ -25,12 +28,12 @@
 //!     }
 //!
 //!     fn traces(&mut self, batch: &Batch) -> Verdict {
-//!         for span in batch.items() {
-//!             if batch.span_name(span) == "GET /healthz" {
-//!                 batch.drop_item(span);
+//!         for span in batch.spans() {
+//!             if span.name() == "GET /healthz" {
+//!                 span.drop_item();
 //!                 continue;
 //!             }
-//!             batch.set_attribute(span, "edge.zone", &Value::Str(self.zone.clone()));
+//!             span.set_attribute("edge.zone", self.zone.as_str());
 //!         }
 //!         Verdict::Continue
 //!     }
@@ -111,6 +114,216 @@ impl Batch {
     /// Resource indices, `0..resource_count()`.
     pub fn resources(&self) -> std::ops::Range<u32> {
         0..self.resource_count()
+    }
+}
+
+impl Batch {
+    /// The spans of a traces batch, as typed views.
+    pub fn spans(&self) -> impl Iterator<Item = SpanView<'_>> {
+        self.items()
+            .map(move |index| SpanView { batch: self, index })
+    }
+
+    /// The log records of a logs batch, as typed views.
+    pub fn log_records(&self) -> impl Iterator<Item = LogView<'_>> {
+        self.items()
+            .map(move |index| LogView { batch: self, index })
+    }
+
+    /// The metrics of a metrics batch, as typed views.
+    pub fn metric_views(&self) -> impl Iterator<Item = MetricView<'_>> {
+        self.items()
+            .map(move |index| MetricView { batch: self, index })
+    }
+}
+
+/// Methods every item view shares: index, attributes, resource, drop.
+macro_rules! item_view {
+    ($view:ident, $what:literal) => {
+        #[doc = concat!("One ", $what, " of a batch. Reads go to weir on demand; writes change weir's copy.")]
+        #[derive(Clone, Copy)]
+        pub struct $view<'a> {
+            batch: &'a Batch,
+            index: u32,
+        }
+
+        impl<'a> $view<'a> {
+            /// The item's index in the batch.
+            pub fn index(&self) -> u32 {
+                self.index
+            }
+
+            /// The index of the item's resource.
+            pub fn resource(&self) -> u32 {
+                self.batch.item_resource(self.index)
+            }
+
+            /// One attribute.
+            pub fn attribute(&self, key: &str) -> Option<Value> {
+                self.batch.attribute(self.index, key)
+            }
+
+            /// Every attribute (copies them; prefer `attribute` for one key).
+            pub fn attributes(&self) -> Vec<Attribute> {
+                self.batch.attributes(self.index)
+            }
+
+            /// Sets (adds or replaces) an attribute.
+            pub fn set_attribute(&self, key: &str, value: impl Into<Value>) {
+                self.batch.set_attribute(self.index, key, &value.into());
+            }
+
+            /// Removes an attribute; true when it existed.
+            pub fn remove_attribute(&self, key: &str) -> bool {
+                self.batch.remove_attribute(self.index, key)
+            }
+
+            /// Drops the item: it is not forwarded.
+            pub fn drop_item(&self) {
+                self.batch.drop_item(self.index);
+            }
+        }
+    };
+}
+
+item_view!(SpanView, "span");
+item_view!(LogView, "log record");
+item_view!(MetricView, "metric");
+
+impl SpanView<'_> {
+    /// The span's name.
+    pub fn name(&self) -> String {
+        self.batch.span_name(self.index)
+    }
+
+    /// Renames the span.
+    pub fn set_name(&self, name: &str) {
+        self.batch.set_span_name(self.index, name);
+    }
+
+    /// The trace id.
+    pub fn trace_id(&self) -> TraceId {
+        self.batch.trace_id(self.index)
+    }
+
+    /// The span id.
+    pub fn span_id(&self) -> u64 {
+        self.batch.span_id(self.index)
+    }
+
+    /// The parent span id, 0 for a root span.
+    pub fn parent_span_id(&self) -> u64 {
+        self.batch.parent_span_id(self.index)
+    }
+
+    /// The OTLP span kind (0 unspecified, 1 internal, 2 server, 3 client, 4 producer, 5 consumer).
+    pub fn kind(&self) -> u8 {
+        self.batch.span_kind(self.index)
+    }
+
+    /// Status code and message.
+    pub fn status(&self) -> (StatusCode, String) {
+        self.batch.span_status(self.index)
+    }
+
+    /// Start and end, nanoseconds since the Unix epoch.
+    pub fn times(&self) -> (u64, u64) {
+        self.batch.span_times(self.index)
+    }
+
+    /// The W3C tracestate.
+    pub fn trace_state(&self) -> String {
+        self.batch.trace_state(self.index)
+    }
+
+    /// Replaces the W3C tracestate.
+    pub fn set_trace_state(&self, value: &str) {
+        self.batch.set_trace_state(self.index, value);
+    }
+}
+
+impl LogView<'_> {
+    /// Severity number (0..24) and text.
+    pub fn severity(&self) -> (u8, String) {
+        self.batch.severity(self.index)
+    }
+
+    /// The body.
+    pub fn body(&self) -> Option<Value> {
+        self.batch.body(self.index)
+    }
+
+    /// Replaces the body.
+    pub fn set_body(&self, value: impl Into<Value>) {
+        self.batch.set_body(self.index, &value.into());
+    }
+
+    /// The trace id (zero when the record has none).
+    pub fn trace_id(&self) -> TraceId {
+        self.batch.trace_id(self.index)
+    }
+
+    /// Event time (or observed time), nanoseconds since the Unix epoch.
+    pub fn time(&self) -> u64 {
+        self.batch.log_time(self.index)
+    }
+}
+
+impl MetricView<'_> {
+    /// The metric's name.
+    pub fn name(&self) -> String {
+        self.batch.metric_name(self.index)
+    }
+
+    /// Gauge, sum, histogram...
+    pub fn kind(&self) -> MetricKind {
+        self.batch.metric_kind(self.index)
+    }
+
+    /// Number of data points.
+    pub fn point_count(&self) -> u32 {
+        self.batch.point_count(self.index)
+    }
+
+    /// A gauge or sum data point's value.
+    pub fn point_value(&self, point: u32) -> Option<f64> {
+        self.batch.point_value(self.index, point)
+    }
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Self {
+        Value::Str(s.to_string())
+    }
+}
+
+impl From<String> for Value {
+    fn from(s: String) -> Self {
+        Value::Str(s)
+    }
+}
+
+impl From<i64> for Value {
+    fn from(i: i64) -> Self {
+        Value::Int(i)
+    }
+}
+
+impl From<f64> for Value {
+    fn from(d: f64) -> Self {
+        Value::Double(d)
+    }
+}
+
+impl From<bool> for Value {
+    fn from(b: bool) -> Self {
+        Value::Boolean(b)
+    }
+}
+
+impl From<&Value> for Value {
+    fn from(v: &Value) -> Self {
+        v.clone()
     }
 }
 

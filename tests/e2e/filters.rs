@@ -180,6 +180,7 @@ async fn hostile_guests_are_contained_and_the_policy_decides() {
         // A generous deadline: the memory cases must hit the cap, not the clock, on a busy machine.
         ("hog-small", "{ memory: 16777216, deadline: 5s }", true, ""),
         ("hog", "{ memory: 16777216, deadline: 5s }", false, "memory"),
+        ("behave", "{ deadline: 20ms }", true, ""),
         ("spin", "{ deadline: 20ms }", false, "deadline"),
         ("trap", "{}", false, "trap"),
         ("garbage", "{}", false, "bad_output"),

@@ -106,7 +106,8 @@ impl Weir {
             }
         });
         let (mut grpc, mut http, mut admin) = (None, None, None);
-        let deadline = Instant::now() + Duration::from_secs(30);
+        // Generous: a Python filter (CPython inside) compiles at startup, slowly on a busy machine.
+        let deadline = Instant::now() + Duration::from_secs(120);
         while grpc.is_none() || http.is_none() || admin.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {

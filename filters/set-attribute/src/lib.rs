@@ -49,9 +49,9 @@ impl Filter for SetAttribute {
 
     fn traces(&mut self, batch: &Batch) -> Verdict {
         if let Some(name) = &self.config.drop_if_name {
-            for item in batch.items() {
-                if &batch.span_name(item) == name {
-                    batch.drop_item(item);
+            for span in batch.spans() {
+                if &span.name() == name {
+                    span.drop_item();
                 }
             }
         }
