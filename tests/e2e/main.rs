@@ -8,5 +8,6 @@ mod bad_input;
 mod cli;
 mod filters;
 mod forwarding;
+mod sampler;
 mod sdk;
 mod upstream_failures;

@@ -1,0 +1,138 @@
+//! The reference sampler, compiled to Wasm, through the real weir binary: the same traces get the same
+//! decisions on two weir instances, and the adaptive ratio converges to its target.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use weir::pipeline::{Payload, Signal};
+
+use crate::filters::wasm;
+use crate::harness::*;
+
+/// `n` single-span traces with trace ids from a fixed sequence.
+fn traces(n: u64, seed: u64) -> Payload {
+    let mut x = seed;
+    let spans = (0..n)
+        .map(|i| {
+            let mut id = [0u8; 16];
+            for chunk in id.chunks_mut(8) {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                chunk.copy_from_slice(&x.to_be_bytes());
+            }
+            Span {
+                trace_id: id.to_vec(),
+                span_id: (i + 1).to_be_bytes().to_vec(),
+                name: format!("op-{i}"),
+                ..Default::default()
+            }
+        })
+        .collect();
+    Payload::Traces(ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    })
+}
+
+fn config(url: &str, sampler: &str) -> String {
+    format!(
+        r#"
+exporters:
+  up: {{ otlp: {{ endpoint: "{url}" }} }}
+pipelines:
+  traces:
+    exporters: [up]
+    filters:
+      - {{ name: sampler, module: "{}", config: {sampler} }}
+"#,
+        wasm("sampler")
+    )
+}
+
+fn kept(payloads: &[Payload]) -> BTreeSet<(Vec<u8>, String)> {
+    payloads
+        .iter()
+        .flat_map(|p| match p {
+            Payload::Traces(t) => t
+                .resource_spans
+                .iter()
+                .flat_map(|r| &r.scope_spans)
+                .flat_map(|s| &s.spans)
+                .map(|s| (s.trace_id.clone(), s.trace_state.clone()))
+                .collect::<Vec<_>>(),
+            _ => vec![],
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_weirs_keep_the_same_traces() {
+    let batch = traces(400, 42);
+    let mut results = Vec::new();
+    for _ in 0..2 {
+        let (upstream, url) = Recorder::grpc().await;
+        let weir = Weir::with_config(&config(&url, "{ ratio: 0.25 }"));
+        grpc_raw(&weir, Signal::Traces, batch.encode_protobuf(), false)
+            .await
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while upstream.calls() == 0 {
+            assert!(Instant::now() < deadline);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        results.push(kept(&upstream.received()));
+    }
+    assert_eq!(results[0], results[1], "consistent across instances");
+    let n = results[0].len();
+    assert!((60..=140).contains(&n), "about a quarter of 400 kept: {n}");
+    assert!(
+        results[0].iter().all(|(_, ts)| ts == "ot=th:c"),
+        "th recorded"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_adaptive_ratio_converges_to_its_target() {
+    let (_upstream, url) = Recorder::grpc().await;
+    let weir = Weir::with_config(&config(
+        &url,
+        "{ target_spans_per_second: 500, min_ratio: 0.01, adjust_interval_ms: 200 }",
+    ));
+    // About 5,000 spans/s offered, one request at a time (one filter instance), for at most 6 s.
+    let gauge = r#"weir_filter_gauge{signal="traces",filter="sampler",name="ratio"}"#;
+    let started = Instant::now();
+    let mut seed = 1;
+    let mut ratio = 1.0;
+    while started.elapsed() < Duration::from_secs(6) {
+        let tick = Instant::now();
+        seed += 1;
+        grpc_raw(
+            &weir,
+            Signal::Traces,
+            traces(100, seed).encode_protobuf(),
+            false,
+        )
+        .await
+        .unwrap();
+        if let Some(rest) = Duration::from_millis(20).checked_sub(tick.elapsed()) {
+            tokio::time::sleep(rest).await;
+        }
+        if started.elapsed() > Duration::from_secs(3) {
+            ratio = weir.metric(gauge).await;
+            let offered = 100.0 / tick.elapsed().as_secs_f64().max(0.02);
+            let target_ratio = 500.0 / offered;
+            if (ratio / target_ratio - 1.0).abs() < 0.35 {
+                return;
+            }
+        }
+    }
+    panic!("ratio {ratio} did not converge to the target in 6 s");
+}
