@@ -133,6 +133,23 @@ struct Entry {
     next_version: u64,
 }
 
+impl Entry {
+    /// Adds an API-made version as the active one, keeping at most [`HISTORY`] versions.
+    fn push(&mut self, request: FilterRequest, filter: Arc<LoadedFilter>) {
+        self.next_version = self.next_version.max(1);
+        self.versions.push(Version {
+            version: self.next_version,
+            request,
+            filter,
+            from_api: true,
+        });
+        self.next_version += 1;
+        if self.versions.len() > HISTORY {
+            self.versions.remove(0);
+        }
+    }
+}
+
 /// What `filters.json` records: the API's changes.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Persisted {
@@ -348,24 +365,8 @@ impl Manager {
         let filter = self.load(signal, name, &request).await?;
         let mut entries = self.entries.lock().await;
         let entry = entries.entry((signal, name.to_string())).or_default();
-        entry.next_version = entry.next_version.max(1);
-        entry.versions.push(Version {
-            version: entry.next_version,
-            request,
-            filter,
-            from_api: true,
-        });
-        entry.next_version += 1;
-        if entry.versions.len() > HISTORY {
-            entry.versions.remove(0);
-        }
-        {
-            let mut order = self.order.lock().await;
-            let names = order.entry(signal).or_default();
-            if !names.iter().any(|n| n == name) {
-                names.push(name.to_string());
-            }
-        }
+        entry.push(request, filter);
+        self.append_to_order(signal, name).await;
         self.swap(signal, &entries).await;
         self.metrics.filter_swapped(signal, name);
         self.persist(&entries).await?;
@@ -455,25 +456,22 @@ impl Manager {
             let entry = entries.entry((signal, pf.name.clone())).or_default();
             entry.versions.clear();
             for (request, filter) in loaded {
-                entry.next_version = entry.next_version.max(1);
-                entry.versions.push(Version {
-                    version: entry.next_version,
-                    request,
-                    filter,
-                    from_api: true,
-                });
-                entry.next_version += 1;
+                entry.push(request, filter);
             }
-            let mut order = self.order.lock().await;
-            let names = order.entry(signal).or_default();
-            if !names.iter().any(|x| x == &pf.name) {
-                names.push(pf.name.clone());
-            }
-            drop(order);
+            self.append_to_order(signal, &pf.name).await;
             self.swap(signal, &entries).await;
             n += 1;
         }
         Ok(n)
+    }
+
+    /// Puts a new filter name at the end of its pipeline's chain order (existing names keep their place).
+    async fn append_to_order(&self, signal: Signal, name: &str) {
+        let mut order = self.order.lock().await;
+        let names = order.entry(signal).or_default();
+        if !names.iter().any(|n| n == name) {
+            names.push(name.to_string());
+        }
     }
 
     fn pipeline(&self, signal: Signal) -> Result<&crate::pipeline::Pipeline, ManageError> {
