@@ -8,6 +8,7 @@ mod bad_input;
 mod cli;
 mod filters;
 mod forwarding;
+mod redactor;
 mod sampler;
 mod sdk;
 mod upstream_failures;
