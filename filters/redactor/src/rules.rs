@@ -294,7 +294,10 @@ mod tests {
                 "v6 full ****",
             ),
             ("time 12:30:45", "time 12:30:45"),
-            ("Authorization: Bearer abc.DEF-123~xyz", "Authorization: ****"),
+            (
+                "Authorization: Bearer abc.DEF-123~xyz",
+                "Authorization: ****",
+            ),
             ("bearer of good news", "bearer of good news"),
             (
                 "jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl end",
