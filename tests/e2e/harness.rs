@@ -55,6 +55,11 @@ impl Weir {
         Self::start_with(args, None)
     }
 
+    /// `weir run --config PATH` for a file of the repository, with extra environment variables.
+    pub fn with_config_file(path: &str, envs: &[(&str, String)]) -> Weir {
+        Self::spawn(&["--config", path], None, envs)
+    }
+
     /// `weir run --config FILE` with `yaml` (receivers and admin on ephemeral ports unless set).
     pub fn with_config(yaml: &str) -> Weir {
         let dir = tempfile::tempdir().unwrap();
@@ -65,7 +70,14 @@ impl Weir {
     }
 
     fn start_with(extra: &[&str], dir: Option<tempfile::TempDir>) -> Weir {
+        Self::spawn(extra, dir, &[])
+    }
+
+    fn spawn(extra: &[&str], dir: Option<tempfile::TempDir>, envs: &[(&str, String)]) -> Weir {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
         cmd.args([
             "run",
             "--otlp-grpc",
