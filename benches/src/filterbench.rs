@@ -76,6 +76,7 @@ fn batch(payload: &Payload) -> Batch {
             headers: http::HeaderMap::new(),
             deadline: Instant::now() + Duration::from_secs(60),
         },
+        routing: None,
     }
 }
 
@@ -153,7 +154,8 @@ fn main() -> Result<()> {
     pipelines.insert(Pipeline::new(
         Signal::Traces,
         Chain::identity(),
-        vec![],
+        &[],
+        Arc::new(Default::default()),
         metrics.clone(),
     ));
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -12,11 +12,11 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::admin::{self, AdminState};
-use crate::config::{Config, ConfigError, FilterConfig, parse_addr};
-use crate::exporter::{BuildError, Exporter};
+use crate::config::{Config, ConfigError, ExporterConfig, FilterConfig, QueueConfig, parse_addr};
+use crate::exporter::{BuildError, Exporter, ExporterQueue};
 use crate::filter::manager::QuarantineSender;
 use crate::filter::{FilterError, FilterSpec, LoadedFilter, Manager, Runtime};
-use crate::pipeline::{Chain, NamedExporter, Pipeline, Pipelines, Signal};
+use crate::pipeline::{Chain, Exporters, Pipeline, Pipelines, Signal};
 use crate::receiver::{Ingest, grpc, http};
 use crate::telemetry::Metrics;
 
@@ -79,25 +79,30 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     config.validate()?;
     let metrics = Arc::new(Metrics::new());
 
-    let mut exporters = std::collections::BTreeMap::new();
+    let mut exporters = Exporters::new();
     for (name, c) in &config.exporters {
         let exporter = Exporter::build(name, c)?;
+        let queue = match c {
+            ExporterConfig::Otlp(o) => o.queue.clone(),
+            ExporterConfig::Debug(_) => QueueConfig::default(),
+        };
         exporters.insert(
             name.clone(),
-            Arc::new(NamedExporter {
-                name: name.clone(),
-                exporter,
-            }),
+            ExporterQueue::spawn(name, exporter, &queue, metrics.clone()),
         );
     }
+    let exporters = Arc::new(exporters);
     let (quarantine_tx, quarantine_rx) = tokio::sync::mpsc::unbounded_channel();
-    let runtime = Arc::new(Runtime::new(
-        config
-            .state_dir
-            .as_ref()
-            .map(|d| d.join("cache"))
-            .as_deref(),
-    )?);
+    let runtime = Arc::new(
+        Runtime::new(
+            config
+                .state_dir
+                .as_ref()
+                .map(|d| d.join("cache"))
+                .as_deref(),
+        )?
+        .with_exporters(exporters.keys().cloned()),
+    );
     let mut pipelines = Pipelines::default();
     // `resolved()` always sets pipelines.
     let p = config.pipelines.clone().unwrap_or_default();
@@ -107,11 +112,6 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         (Signal::Logs, p.logs),
     ] {
         let Some(pc) = pc else { continue };
-        let named = pc
-            .exporters
-            .iter()
-            .filter_map(|n| exporters.get(n).cloned())
-            .collect();
         let mut filters = Vec::new();
         for fc in &pc.filters {
             // Loading compiles and runs `init`, which may make blocking WASI calls: off the runtime.
@@ -130,7 +130,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         pipelines.insert(Pipeline::new(
             signal,
             Chain::new(filters),
-            named,
+            &pc.exporters,
+            exporters.clone(),
             metrics.clone(),
         ));
         tracing::info!(

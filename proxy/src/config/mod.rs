@@ -190,6 +190,32 @@ pub struct OtlpExporterConfig {
     /// Retries of retryable upstream answers.
     #[serde(default)]
     pub retry: RetryConfig,
+    /// The exporter's own queue and senders.
+    #[serde(default)]
+    pub queue: QueueConfig,
+}
+
+/// An exporter's bounded queue: requests wait in it for one of the exporter's senders, so that a slow
+/// or dead upstream fills its own queue (and then refuses) instead of holding up the others.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// Batches waiting or being sent, at most (default 1000). Above: 503 / UNAVAILABLE, retryable.
+    pub max_batches: usize,
+    /// Encoded bytes waiting or being sent, at most (default 64 MiB). Above: 503 / UNAVAILABLE.
+    pub max_bytes: usize,
+    /// Requests sent upstream at once (default 64).
+    pub concurrency: usize,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            max_batches: 1000,
+            max_bytes: 64 << 20,
+            concurrency: 64,
+        }
+    }
 }
 
 fn default_export_timeout() -> Duration {
@@ -578,6 +604,7 @@ impl OtlpExporterConfig {
             timeout: default_export_timeout(),
             headers: BTreeMap::new(),
             retry: RetryConfig::default(),
+            queue: QueueConfig::default(),
         };
         c.validate().map_err(ConfigError::Invalid)?;
         Ok(c)
@@ -619,6 +646,13 @@ impl OtlpExporterConfig {
         }
         if self.retry.multiplier < 1.0 {
             return Err("retry.multiplier must be at least 1".into());
+        }
+        let q = &self.queue;
+        if q.max_batches == 0 || q.max_bytes == 0 || q.concurrency == 0 {
+            return Err("queue: max_batches, max_bytes and concurrency must be positive".into());
+        }
+        if q.max_bytes > u32::MAX as usize {
+            return Err(format!("queue.max_bytes: at most {} bytes", u32::MAX));
         }
         Ok(())
     }

@@ -9,6 +9,7 @@ mod debug;
 mod error;
 mod grpc;
 mod http;
+pub mod queue;
 pub mod retry;
 
 use std::time::{Duration, Instant};
@@ -19,6 +20,7 @@ pub use debug::DebugExporter;
 pub use error::ExportError;
 pub use grpc::GrpcExporter;
 pub use http::HttpExporter;
+pub use queue::{ExporterQueue, QueueFull};
 
 use crate::config::{ExporterConfig, OtlpProtocol};
 use crate::pipeline::{PartialSuccess, Payload, Signal};

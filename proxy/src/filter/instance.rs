@@ -48,6 +48,8 @@ pub struct StoreState {
     bad_output: Option<String>,
     /// During the validation dry run the filter's own counters and gauges are not recorded.
     dry_run: bool,
+    /// Valid route labels.
+    exporters: Arc<[String]>,
 }
 
 /// Refuses memory growth past the filter's cap and remembers that it did.
@@ -236,6 +238,7 @@ impl LoadedFilter {
                 metrics: self.metrics.clone(),
                 bad_output: None,
                 dry_run: false,
+                exporters: self.runtime.exporters(),
             },
         );
         store.limiter(|s| &mut s.limits);
@@ -486,7 +489,7 @@ impl types::HostBatch for StoreState {
         Ok(self.batch(&h)?.peer())
     }
     fn resource_count(&mut self, h: H) -> WResult<u32> {
-        Ok(self.batch(&h)?.routes().len() as u32)
+        Ok(self.batch(&h)?.resource_count() as u32)
     }
     fn resource_attributes(&mut self, h: H, res: u32) -> WResult<Vec<types::Attribute>> {
         write!(self, h, resource_attributes(res))
@@ -508,6 +511,9 @@ impl types::HostBatch for StoreState {
     }
     fn set_route(&mut self, h: H, res: u32, exporters: Vec<String>) -> WResult<()> {
         write!(self, h, set_route(res, exporters))
+    }
+    fn set_item_route(&mut self, h: H, item: u32, exporters: Vec<String>) -> WResult<()> {
+        write!(self, h, set_item_route(item, exporters))
     }
     fn item_count(&mut self, h: H) -> WResult<u32> {
         Ok(self.batch(&h)?.len() as u32)
@@ -568,6 +574,53 @@ impl types::HostBatch for StoreState {
     }
     fn set_trace_state(&mut self, h: H, item: u32, value: String) -> WResult<()> {
         write!(self, h, set_trace_state(item, value))
+    }
+    fn event_count(&mut self, h: H, item: u32) -> WResult<u32> {
+        read!(self, h, event_count(item))
+    }
+    fn event_name(&mut self, h: H, item: u32, event: u32) -> WResult<String> {
+        read!(self, h, event_name(item, event))
+    }
+    fn event_attributes(&mut self, h: H, item: u32, event: u32) -> WResult<Vec<types::Attribute>> {
+        read!(self, h, event_attributes(item, event))
+    }
+    fn set_event_attribute(
+        &mut self,
+        h: H,
+        item: u32,
+        event: u32,
+        key: String,
+        value: types::Value,
+    ) -> WResult<()> {
+        write!(self, h, set_sub_attribute(item, false, event, &key, value))
+    }
+    fn remove_event_attribute(
+        &mut self,
+        h: H,
+        item: u32,
+        event: u32,
+        key: String,
+    ) -> WResult<bool> {
+        write!(self, h, remove_sub_attribute(item, false, event, &key))
+    }
+    fn link_count(&mut self, h: H, item: u32) -> WResult<u32> {
+        read!(self, h, link_count(item))
+    }
+    fn link_attributes(&mut self, h: H, item: u32, link: u32) -> WResult<Vec<types::Attribute>> {
+        read!(self, h, link_attributes(item, link))
+    }
+    fn set_link_attribute(
+        &mut self,
+        h: H,
+        item: u32,
+        link: u32,
+        key: String,
+        value: types::Value,
+    ) -> WResult<()> {
+        write!(self, h, set_sub_attribute(item, true, link, &key, value))
+    }
+    fn remove_link_attribute(&mut self, h: H, item: u32, link: u32, key: String) -> WResult<bool> {
+        write!(self, h, remove_sub_attribute(item, true, link, &key))
     }
     fn severity(&mut self, h: H, item: u32) -> WResult<(u8, String)> {
         read!(self, h, severity(item))
@@ -638,6 +691,9 @@ impl host::Host for StoreState {
     }
     fn random_u64(&mut self) -> WResult<u64> {
         Ok(random_u64())
+    }
+    fn exporters(&mut self) -> WResult<Vec<String>> {
+        Ok(self.exporters.to_vec())
     }
 }
 

@@ -21,6 +21,8 @@ pub struct TestReport {
     pub items_dropped: usize,
     /// Items the filter changed.
     pub items_modified: usize,
+    /// Route labels the filter set: label set (comma-separated exporter names) to item count.
+    pub routes: std::collections::BTreeMap<String, usize>,
     /// The batch after the filter, as OTLP/JSON.
     pub output: serde_json::Value,
 }
@@ -61,12 +63,20 @@ pub fn run(
         Ok(Verdict::Reject(r)) => format!("reject: {r}"),
         Err(fault) => format!("error: {fault}"),
     };
-    let output = serde_json::from_slice(&batch.finish().encode_json()).unwrap_or_default();
+    let (payload, routing) = batch.finish();
+    let mut routes = std::collections::BTreeMap::new();
+    if let Some(r) = routing {
+        for id in r.items.iter().flatten() {
+            *routes.entry(r.sets[*id as usize].join(",")).or_insert(0) += 1;
+        }
+    }
+    let output = serde_json::from_slice(&payload.encode_json()).unwrap_or_default();
     Ok(TestReport {
         verdict,
         items_in,
         items_dropped,
         items_modified,
+        routes,
         output,
     })
 }

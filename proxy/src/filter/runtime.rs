@@ -45,6 +45,7 @@ pub struct Runtime {
     linker: Linker<StoreState>,
     modules: Mutex<HashMap<String, Module>>,
     ticker_stop: Arc<AtomicBool>,
+    exporters: Arc<[String]>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -66,6 +67,17 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 impl Runtime {
+    /// Tells filters (WIT `host.exporters`) which exporter names are valid route labels.
+    pub fn with_exporters(mut self, names: impl IntoIterator<Item = String>) -> Self {
+        self.exporters = names.into_iter().collect();
+        self
+    }
+
+    /// The exporter names filters may route to (empty when unknown).
+    pub fn exporters(&self) -> Arc<[String]> {
+        self.exporters.clone()
+    }
+
     /// Builds the engine. With `cache_dir`, compiled code is also cached on disk, so a restart does not
     /// recompile.
     pub fn new(cache_dir: Option<&Path>) -> Result<Self, FilterError> {
@@ -125,6 +137,7 @@ impl Runtime {
             linker,
             modules: Mutex::new(HashMap::new()),
             ticker_stop,
+            exporters: Arc::from(Vec::new()),
         })
     }
 

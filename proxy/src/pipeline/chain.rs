@@ -108,7 +108,9 @@ impl Chain {
                 }
             }
         }
-        batch.payload = state.finish();
+        let (payload, routing) = state.finish();
+        batch.payload = payload;
+        batch.routing = routing;
         Ok(batch)
     }
 }

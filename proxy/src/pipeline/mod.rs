@@ -1,26 +1,39 @@
-//! Per-signal pipelines: a decoded [`Batch`] goes through the filter chain seam, then to every exporter
-//! of its pipeline, and the client's acknowledgement waits for all of them.
+//! Per-signal pipelines: a decoded [`Batch`] goes through the filter chain, is split by the route
+//! labels filters set, and each part is queued to the exporters it is routed to ([`ExporterQueue`]); the
+//! client's acknowledgement waits for every one of them.
 //!
-//! Acknowledgement rule: [`Pipeline::process`] returns `Ok` only after every exporter's upstream accepted
-//! the data; any failure makes the whole request fail (retryable if any failure was), so weir never says
-//! OK for data it might lose. When one exporter accepted and another did not, the client's retry gives
-//! the first a duplicate: delivery is at least once.
+//! Routing rule: an item labelled by a filter (WIT `set-route`, `set-item-route`) goes to exactly the
+//! exporters its labels name; an unlabelled item goes to the pipeline's `exporters`. A label naming an
+//! exporter weir does not have is ignored and counted (`weir_route_unknown_items`); an item whose labels
+//! name no known exporter at all goes to the pipeline's `exporters`, so that nothing is lost to a typo.
+//! Each distinct part is encoded once and shared by all its exporters and their retries.
+//!
+//! Acknowledgement rule: [`Pipeline::process`] returns `Ok` only after every exporter the data was routed
+//! to accepted it; any failure makes the whole request fail (retryable if any failure was), so weir never
+//! says OK for data it might lose. When one exporter accepted and another did not, the client's retry
+//! gives the first a duplicate: delivery is at least once.
 
 mod chain;
 mod signal;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use futures::future::join_all;
+use tokio::sync::OwnedSemaphorePermit;
 
 pub use chain::{Chain, ChainError};
 pub use signal::{Payload, Signal};
 
-use crate::exporter::{ExportError, ExportRequest, Exporter};
+use crate::exporter::{ExportError, ExporterQueue};
+use crate::filter::batch::Routing;
 use crate::telemetry::{Metrics, RefuseReason};
+
+/// Every exporter weir runs, by name: the valid route labels.
+pub type Exporters = BTreeMap<String, Arc<ExporterQueue>>;
 
 /// Where a batch came from, for filters (later), logs and metrics.
 #[derive(Debug, Clone)]
@@ -41,6 +54,8 @@ pub struct Batch {
     pub payload: Payload,
     /// Where it came from and until when it may take.
     pub context: RequestContext,
+    /// Route labels the filter chain set, if any.
+    pub routing: Option<Routing>,
 }
 
 /// The upstream's OTLP partial success, passed back to the client.
@@ -86,6 +101,9 @@ pub enum Refusal {
     /// The filter chain refused the batch.
     #[error(transparent)]
     Chain(#[from] ChainError),
+    /// An exporter the batch is routed to has a full queue; retryable.
+    #[error("{0}; retry later")]
+    QueueFull(#[from] crate::exporter::QueueFull),
     /// An exporter failed; retryable or not as the upstream said.
     #[error("exporter {exporter}: {source}")]
     Export {
@@ -101,7 +119,7 @@ impl Refusal {
     pub fn retryable(&self) -> bool {
         match self {
             Refusal::NoPipeline(_) => false,
-            Refusal::Timeout => true,
+            Refusal::Timeout | Refusal::QueueFull(_) => true,
             Refusal::Chain(e) => e.retryable(),
             Refusal::Export { source, .. } => source.retryable(),
         }
@@ -112,6 +130,7 @@ impl Refusal {
         match self {
             Refusal::NoPipeline(_) => RefuseReason::NoPipeline,
             Refusal::Timeout => RefuseReason::Timeout,
+            Refusal::QueueFull(_) => RefuseReason::QueueFull,
             Refusal::Chain(e) if e.retryable() => RefuseReason::FilterFailed,
             Refusal::Chain(_) => RefuseReason::FilterRejected,
             Refusal::Export { source, .. } if source.retryable() => {
@@ -122,36 +141,41 @@ impl Refusal {
     }
 }
 
-/// An exporter with the name the configuration gave it.
-#[derive(Debug)]
-pub struct NamedExporter {
-    /// Name from `exporters:`.
-    pub name: String,
-    /// The exporter.
-    pub exporter: Exporter,
-}
-
-/// One signal's pipeline: chain, then exporters.
+/// One signal's pipeline: chain, then the exporters each item is routed to.
 #[derive(Debug)]
 pub struct Pipeline {
     signal: Signal,
     chain: ArcSwap<Chain>,
-    exporters: Vec<Arc<NamedExporter>>,
+    /// Where unlabelled items go: the pipeline's `exporters`.
+    defaults: Vec<Arc<ExporterQueue>>,
+    /// Every exporter, for route labels.
+    all: Arc<Exporters>,
     metrics: Arc<Metrics>,
 }
 
+/// One part of a batch and the exporters it goes to.
+struct Delivery {
+    payload: Arc<Payload>,
+    exporters: Vec<Arc<ExporterQueue>>,
+}
+
 impl Pipeline {
-    /// A pipeline for `signal` sending to `exporters`.
+    /// A pipeline for `signal` sending unlabelled items to `defaults` (names from `all`).
     pub fn new(
         signal: Signal,
         chain: Chain,
-        exporters: Vec<Arc<NamedExporter>>,
+        defaults: &[String],
+        all: Arc<Exporters>,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             signal,
             chain: ArcSwap::from_pointee(chain),
-            exporters,
+            defaults: defaults
+                .iter()
+                .filter_map(|n| all.get(n).cloned())
+                .collect(),
+            all,
             metrics,
         }
     }
@@ -171,8 +195,14 @@ impl Pipeline {
         self.chain.swap(Arc::new(chain))
     }
 
-    /// Runs the batch through the chain and every exporter; `Ok` means every upstream accepted it.
-    pub async fn process(&self, batch: Batch) -> Result<PartialSuccess, Refusal> {
+    /// Runs the batch through the chain and queues it to every exporter it is routed to; `Ok` means
+    /// every one of them delivered it. `admission` (the receiver's slot) is given back once the batch
+    /// is queued: from then on the queues bound what waits.
+    pub async fn process(
+        &self,
+        batch: Batch,
+        admission: Option<OwnedSemaphorePermit>,
+    ) -> Result<PartialSuccess, Refusal> {
         let deadline = batch.context.deadline;
         // One load per request: a swap during the request does not affect it.
         let chain = self.chain.load_full();
@@ -181,65 +211,63 @@ impl Pipeline {
         } else {
             run_blocking(|| chain.apply(batch))?
         };
-        let items = batch.payload.item_count();
-        if items == 0 {
+        if batch.payload.item_count() == 0 {
             // An empty request succeeds without bothering the upstream.
             return Ok(PartialSuccess::default());
         }
-        // Encoded once, shared by every exporter and every retry.
-        let body = Bytes::from(batch.payload.encode_protobuf());
-        let request = ExportRequest {
-            signal: self.signal,
-            payload: &batch.payload,
-            body,
-            items,
-            deadline,
-        };
-        let sends = self.exporters.iter().map(|e| {
-            let request = &request;
-            async move {
-                let started = Instant::now();
-                let result = e.exporter.export(&e.name, request, &self.metrics).await;
-                (e, result, started.elapsed())
+        let deliveries = self.route(batch.payload, batch.routing);
+        // Encoded once per part, shared by its exporters and every retry.
+        let bodies: Vec<Bytes> = deliveries
+            .iter()
+            .map(|d| Bytes::from(d.payload.encode_protobuf()))
+            .collect();
+        // Room in every queue first, so that a full one refuses before anyone got a copy.
+        let mut reservations = Vec::new();
+        for (d, body) in deliveries.iter().zip(&bodies) {
+            for e in &d.exporters {
+                reservations.push((e.reserve(body.len())?, d, body));
             }
-        });
+        }
+        let waits: Vec<_> = reservations
+            .into_iter()
+            .map(|(r, d, body)| {
+                let name = r.name().to_string();
+                let items = d.payload.item_count();
+                let rx = r.send(self.signal, d.payload.clone(), body.clone(), deadline);
+                (name, items, rx)
+            })
+            .collect();
+        drop(admission);
         let deadline = tokio::time::Instant::from_std(deadline);
-        let results = tokio::time::timeout_at(deadline, join_all(sends))
-            .await
-            .map_err(|_| {
-                for e in &self.exporters {
-                    self.metrics
-                        .export_failed(self.signal, &e.name, items, true);
-                }
-                Refusal::Timeout
-            })?;
+        let results = tokio::time::timeout_at(
+            deadline,
+            join_all(
+                waits
+                    .into_iter()
+                    .map(|(name, items, rx)| async move { (name, items, rx.await) }),
+            ),
+        )
+        .await
+        .map_err(|_| Refusal::Timeout)?;
         let mut partial = PartialSuccess::default();
         let mut failure: Option<Refusal> = None;
-        for (e, result, elapsed) in results {
+        for (name, _items, result) in results {
             match result {
-                Ok(p) => {
-                    let rejected = u64::try_from(p.rejected).unwrap_or(0);
-                    self.metrics
-                        .items_exported(self.signal, &e.name, items, rejected, elapsed);
-                    partial.merge(&e.name, p);
+                Ok(Ok((p, _elapsed))) => partial.merge(&name, p),
+                // The sender went away without answering: only when weir shuts down.
+                Err(_) => {
+                    failure.get_or_insert(Refusal::Timeout);
                 }
-                Err(source) => {
-                    let retryable = source.retryable();
-                    self.metrics
-                        .export_failed(self.signal, &e.name, items, retryable);
-                    tracing::warn!(
-                        exporter = %e.name, signal = %self.signal, items, retryable,
-                        error = %source, "export failed"
-                    );
+                Ok(Err(source)) => {
                     // A retryable failure wins: the client's retry then reaches the upstream that
                     // failed for the moment.
                     let replace = match &failure {
                         None => true,
-                        Some(f) => retryable && !f.retryable(),
+                        Some(f) => source.retryable() && !f.retryable(),
                     };
                     if replace {
                         failure = Some(Refusal::Export {
-                            exporter: e.name.clone(),
+                            exporter: name,
                             source,
                         });
                     }
@@ -250,6 +278,93 @@ impl Pipeline {
             Some(f) => Err(f),
             None => Ok(partial),
         }
+    }
+
+    /// Splits the payload by route labels into parts, one per distinct set of exporters.
+    fn route(&self, payload: Payload, routing: Option<Routing>) -> Vec<Delivery> {
+        let whole = |payload| {
+            vec![Delivery {
+                payload: Arc::new(payload),
+                exporters: self.defaults.clone(),
+            }]
+        };
+        let Some(routing) = routing else {
+            return whole(payload);
+        };
+        // Group 0 is "unlabelled"; group k+1 is label set k. Each group's exporters, by name.
+        let mut groups: Vec<Vec<&Arc<ExporterQueue>>> = vec![self.defaults.iter().collect()];
+        for set in &routing.sets {
+            let mut known = Vec::new();
+            for name in set {
+                match self.all.get(name) {
+                    Some(e) => known.push(e),
+                    None => {
+                        let n = routing
+                            .items
+                            .iter()
+                            .filter(|i| i.is_some_and(|k| routing.sets[k as usize] == *set))
+                            .count();
+                        self.metrics.route_unknown(self.signal, name, n);
+                    }
+                }
+            }
+            if known.is_empty() {
+                known = self.defaults.iter().collect();
+            }
+            groups.push(known);
+        }
+        let group_of = |i: usize| {
+            routing
+                .items
+                .get(i)
+                .copied()
+                .flatten()
+                .map_or(0, |k| k as usize + 1)
+        };
+        let mut present = vec![false; groups.len()];
+        for i in 0..routing.items.len() {
+            present[group_of(i)] = true;
+        }
+        // Per exporter, the groups it receives; exporters receiving the same groups share one part.
+        let mut by_exporter: BTreeMap<&str, (Arc<ExporterQueue>, Vec<bool>)> = BTreeMap::new();
+        for (g, exporters) in groups.iter().enumerate() {
+            if !present[g] {
+                continue;
+            }
+            for e in exporters {
+                by_exporter
+                    .entry(e.name())
+                    .or_insert_with(|| ((*e).clone(), vec![false; groups.len()]))
+                    .1[g] = true;
+            }
+        }
+        let mut parts: Vec<(Vec<bool>, Vec<Arc<ExporterQueue>>)> = Vec::new();
+        for (_, (e, mask)) in by_exporter {
+            match parts.iter_mut().find(|(m, _)| *m == mask) {
+                Some((_, es)) => es.push(e),
+                None => parts.push((mask, vec![e])),
+            }
+        }
+        if let [(mask, _)] = &parts[..] {
+            if mask.iter().zip(&present).all(|(m, p)| *m || !p) {
+                let exporters = parts.pop().map(|(_, e)| e).unwrap_or_default();
+                return vec![Delivery {
+                    payload: Arc::new(payload),
+                    exporters,
+                }];
+            }
+        }
+        parts
+            .into_iter()
+            .map(|(mask, exporters)| {
+                let mut part = payload.clone();
+                part.retain_items(|i| mask[group_of(i)]);
+                Delivery {
+                    payload: Arc::new(part),
+                    exporters,
+                }
+            })
+            .collect()
     }
 }
 
@@ -282,10 +397,14 @@ impl Pipelines {
     }
 
     /// Processes a batch in its signal's pipeline, bounded by its deadline.
-    pub async fn process(&self, batch: Batch) -> Result<PartialSuccess, Refusal> {
+    pub async fn process(
+        &self,
+        batch: Batch,
+        admission: Option<OwnedSemaphorePermit>,
+    ) -> Result<PartialSuccess, Refusal> {
         let signal = batch.payload.signal();
         let pipeline = self.get(signal).ok_or(Refusal::NoPipeline(signal))?;
-        pipeline.process(batch).await
+        pipeline.process(batch, admission).await
     }
 }
 
@@ -302,4 +421,122 @@ fn run_blocking<T>(f: impl FnOnce() -> T) -> T {
 /// Time left until `deadline`, zero when it passed.
 pub fn remaining(deadline: Instant) -> Duration {
     deadline.saturating_duration_since(Instant::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::QueueConfig;
+    use crate::exporter::{DebugExporter, Exporter};
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+
+    fn pipeline(defaults: &[&str]) -> Pipeline {
+        let metrics = Arc::new(Metrics::new());
+        let all: Exporters = ["a", "b", "c"]
+            .iter()
+            .map(|n| {
+                let e = Exporter::Debug(DebugExporter::new(Default::default()));
+                let q = ExporterQueue::spawn(n, e, &QueueConfig::default(), metrics.clone());
+                (n.to_string(), q)
+            })
+            .collect();
+        let defaults: Vec<String> = defaults.iter().map(|s| s.to_string()).collect();
+        Pipeline::new(
+            Signal::Traces,
+            Chain::identity(),
+            &defaults,
+            Arc::new(all),
+            metrics,
+        )
+    }
+
+    /// One resource, spans named 0..n.
+    fn spans(n: usize) -> Payload {
+        Payload::Traces(ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: (0..n)
+                        .map(|i| Span {
+                            name: i.to_string(),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        })
+    }
+
+    fn names(p: &Payload) -> Vec<String> {
+        let Payload::Traces(t) = p else { panic!() };
+        t.resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .flat_map(|s| &s.spans)
+            .map(|s| s.name.clone())
+            .collect()
+    }
+
+    fn parts(d: &[Delivery]) -> Vec<(Vec<&str>, Vec<String>)> {
+        d.iter()
+            .map(|d| {
+                (
+                    d.exporters.iter().map(|e| e.name()).collect(),
+                    names(&d.payload),
+                )
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn unlabelled_batches_go_whole_to_the_defaults() {
+        let p = pipeline(&["a", "b"]);
+        let d = p.route(spans(3), None);
+        assert_eq!(
+            parts(&d),
+            vec![(vec!["a", "b"], vec!["0".into(), "1".into(), "2".into()])]
+        );
+    }
+
+    #[tokio::test]
+    async fn labels_split_the_batch_and_unknown_names_fall_back_to_the_defaults() {
+        let p = pipeline(&["a"]);
+        let routing = Routing {
+            sets: vec![
+                vec!["b".into()],
+                vec!["a".into(), "b".into()],
+                vec!["zzz".into()],
+            ],
+            items: vec![None, Some(0), Some(1), Some(2)],
+        };
+        let d = p.route(spans(4), Some(routing));
+        assert_eq!(
+            parts(&d),
+            vec![
+                (vec!["a"], vec!["0".into(), "2".into(), "3".into()]),
+                (vec!["b"], vec!["1".into(), "2".into()]),
+            ]
+        );
+        assert!(
+            p.metrics
+                .render()
+                .contains(r#"weir_route_unknown_items_total{signal="traces",exporter="zzz"} 1"#)
+        );
+    }
+
+    #[tokio::test]
+    async fn one_label_set_for_everything_sends_the_batch_whole() {
+        let p = pipeline(&["a"]);
+        let routing = Routing {
+            sets: vec![vec!["b".into(), "c".into()]],
+            items: vec![Some(0), Some(0)],
+        };
+        let d = p.route(spans(2), Some(routing));
+        assert_eq!(
+            parts(&d),
+            vec![(vec!["b", "c"], vec!["0".into(), "1".into()])]
+        );
+    }
 }

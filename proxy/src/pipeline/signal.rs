@@ -96,6 +96,46 @@ impl Payload {
         })
     }
 
+    /// Keeps the items (spans, metrics, log records, numbered in payload order) for which `keep` is
+    /// true, and drops scopes and resources left empty.
+    pub fn retain_items(&mut self, mut keep: impl FnMut(usize) -> bool) {
+        let mut i = 0;
+        let mut keep = move || {
+            let k = keep(i);
+            i += 1;
+            k
+        };
+        match self {
+            Payload::Traces(r) => {
+                for rs in &mut r.resource_spans {
+                    for ss in &mut rs.scope_spans {
+                        ss.spans.retain(|_| keep());
+                    }
+                    rs.scope_spans.retain(|s| !s.spans.is_empty());
+                }
+                r.resource_spans.retain(|r| !r.scope_spans.is_empty());
+            }
+            Payload::Metrics(r) => {
+                for rm in &mut r.resource_metrics {
+                    for sm in &mut rm.scope_metrics {
+                        sm.metrics.retain(|_| keep());
+                    }
+                    rm.scope_metrics.retain(|s| !s.metrics.is_empty());
+                }
+                r.resource_metrics.retain(|r| !r.scope_metrics.is_empty());
+            }
+            Payload::Logs(r) => {
+                for rl in &mut r.resource_logs {
+                    for sl in &mut rl.scope_logs {
+                        sl.log_records.retain(|_| keep());
+                    }
+                    rl.scope_logs.retain(|s| !s.log_records.is_empty());
+                }
+                r.resource_logs.retain(|r| !r.scope_logs.is_empty());
+            }
+        }
+    }
+
     /// Encodes as protobuf.
     pub fn encode_protobuf(&self) -> Vec<u8> {
         match self {

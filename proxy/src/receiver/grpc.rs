@@ -76,7 +76,7 @@ impl GrpcReceiver {
         let ingest = &self.ingest;
         let _in_flight = ingest.metrics().in_flight(Transport::Grpc);
         let result = async {
-            let _permit = ingest
+            let permit = ingest
                 .admit(signal, Transport::Grpc)
                 .map_err(|busy| unavailable(busy.message(), ingest.limits().retry_after))?;
             let peer = req.remote_addr();
@@ -88,6 +88,7 @@ impl GrpcReceiver {
             let (metadata, _, payload) = req.into_parts();
             ingest
                 .process(
+                    permit,
                     payload,
                     Transport::Grpc,
                     peer,
@@ -121,7 +122,7 @@ fn refusal_status(ingest: &Ingest, refusal: &Refusal) -> Status {
     let code = match refusal {
         Refusal::NoPipeline(_) => Code::Unimplemented,
         Refusal::Export { source, .. } => source.grpc_code,
-        Refusal::Chain(_) | Refusal::Timeout => Code::InvalidArgument,
+        Refusal::Chain(_) | Refusal::Timeout | Refusal::QueueFull(_) => Code::InvalidArgument,
     };
     Status::new(code, message)
 }

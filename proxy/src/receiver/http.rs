@@ -94,7 +94,7 @@ async fn handle(ingest: &Ingest, signal: Signal, peer: SocketAddr, req: Request<
             );
         }
     };
-    let _permit = match ingest.admit(signal, Transport::Http) {
+    let permit = match ingest.admit(signal, Transport::Http) {
         Ok(p) => p,
         Err(busy) => return busy_response(content_type, busy, limits.retry_after),
     };
@@ -162,7 +162,14 @@ async fn handle(ingest: &Ingest, signal: Signal, peer: SocketAddr, req: Request<
         }
     };
     match ingest
-        .process(payload, Transport::Http, Some(peer), parts.headers, None)
+        .process(
+            permit,
+            payload,
+            Transport::Http,
+            Some(peer),
+            parts.headers,
+            None,
+        )
         .await
     {
         Ok(partial) => success(content_type, signal, &partial),
@@ -195,7 +202,9 @@ fn refusal_response(ingest: &Ingest, ct: ContentType, refusal: &Refusal) -> Resp
     let (status, code) = match refusal {
         Refusal::NoPipeline(_) => (StatusCode::NOT_FOUND, Code::Unimplemented),
         Refusal::Export { source, .. } => (source.http_status, source.grpc_code),
-        Refusal::Chain(_) | Refusal::Timeout => (StatusCode::BAD_REQUEST, Code::InvalidArgument),
+        Refusal::Chain(_) | Refusal::Timeout | Refusal::QueueFull(_) => {
+            (StatusCode::BAD_REQUEST, Code::InvalidArgument)
+        }
     };
     error(ct, status, code, &message, None)
 }

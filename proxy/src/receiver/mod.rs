@@ -105,9 +105,11 @@ impl Ingest {
         self.metrics.request_refused(signal, transport, reason, 0);
     }
 
-    /// Sends a decoded request through its pipeline; `Ok` once every upstream accepted it.
+    /// Sends a decoded request through its pipeline; `Ok` once every upstream accepted it. The
+    /// admission slot is given back once the batch is queued to its exporters.
     pub async fn process(
         &self,
+        admission: OwnedSemaphorePermit,
         payload: Payload,
         transport: Transport,
         peer: Option<SocketAddr>,
@@ -128,8 +130,9 @@ impl Ingest {
                 headers,
                 deadline,
             },
+            routing: None,
         };
-        let result = tokio::time::timeout(timeout, self.pipelines.process(batch))
+        let result = tokio::time::timeout(timeout, self.pipelines.process(batch, Some(admission)))
             .await
             .unwrap_or(Err(Refusal::Timeout));
         if let Err(refusal) = &result {

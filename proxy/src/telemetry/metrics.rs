@@ -55,6 +55,8 @@ pub enum RefuseReason {
     FilterRejected,
     /// A fail-closed filter failed (503 / UNAVAILABLE).
     FilterFailed,
+    /// An exporter's queue is full (503 / UNAVAILABLE).
+    QueueFull,
 }
 
 impl RefuseReason {
@@ -72,6 +74,7 @@ impl RefuseReason {
             RefuseReason::ShuttingDown => "shutting_down",
             RefuseReason::FilterRejected => "filter_rejected",
             RefuseReason::FilterFailed => "filter_failed",
+            RefuseReason::QueueFull => "queue_full",
         }
     }
 }
@@ -100,6 +103,11 @@ struct ExportFailedLabels {
     signal: &'static str,
     exporter: String,
     retryable: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueueLabels {
+    exporter: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -151,6 +159,10 @@ pub struct Metrics {
     upstream_rejected_items: Family<ExporterLabels, Counter>,
     export_retries: Family<ExporterLabels, Counter>,
     export_duration: Family<ExporterLabels, Histogram, fn() -> Histogram>,
+    queue_batches: Family<QueueLabels, Gauge>,
+    queue_bytes: Family<QueueLabels, Gauge>,
+    queue_abandoned: Family<ExporterLabels, Counter>,
+    route_unknown: Family<ExporterLabels, Counter>,
     filter_calls: Family<FilterLabels, Counter>,
     filter_errors: Family<FilterErrorLabels, Counter>,
     filter_items_in: Family<FilterLabels, Counter>,
@@ -193,6 +205,10 @@ impl Metrics {
             upstream_rejected_items: Family::default(),
             export_retries: Family::default(),
             export_duration: Family::new_with_constructor(latency_histogram),
+            queue_batches: Family::default(),
+            queue_bytes: Family::default(),
+            queue_abandoned: Family::default(),
+            route_unknown: Family::default(),
             filter_calls: Family::default(),
             filter_errors: Family::default(),
             filter_items_in: Family::default(),
@@ -261,6 +277,26 @@ impl Metrics {
             "export_duration_seconds",
             "Time to deliver one batch upstream, retries included",
             m.export_duration.clone(),
+        );
+        registry.register(
+            "exporter_queue_batches",
+            "Batches queued for or being sent by an exporter",
+            m.queue_batches.clone(),
+        );
+        registry.register(
+            "exporter_queue_bytes",
+            "Encoded bytes queued for or being sent by an exporter",
+            m.queue_bytes.clone(),
+        );
+        registry.register(
+            "exporter_abandoned_items",
+            "Items an exporter stopped sending because the client gave up waiting (it retries them)",
+            m.queue_abandoned.clone(),
+        );
+        registry.register(
+            "route_unknown_items",
+            "Items a filter labelled with an exporter name weir does not know (the label is ignored)",
+            m.route_unknown.clone(),
         );
         registry.register("filter_calls", "Filter calls", m.filter_calls.clone());
         registry.register(
@@ -419,6 +455,29 @@ impl Metrics {
                 exporter: exporter.to_string(),
                 retryable: if retryable { "true" } else { "false" },
             })
+            .inc_by(items as u64);
+    }
+
+    /// An exporter's queue grew (positive) or shrank (negative) by `batches` batches of `bytes` bytes.
+    pub fn queue_changed(&self, exporter: &str, batches: i64, bytes: i64) {
+        let l = QueueLabels {
+            exporter: exporter.to_string(),
+        };
+        self.queue_batches.get_or_create(&l).inc_by(batches);
+        self.queue_bytes.get_or_create(&l).inc_by(bytes);
+    }
+
+    /// An exporter stopped sending `items` items because their client stopped waiting.
+    pub fn export_abandoned(&self, signal: Signal, exporter: &str, items: usize) {
+        self.queue_abandoned
+            .get_or_create(&exporter_labels(signal, exporter))
+            .inc_by(items as u64);
+    }
+
+    /// A filter routed `items` items to `exporter`, which is not configured.
+    pub fn route_unknown(&self, signal: Signal, exporter: &str, items: usize) {
+        self.route_unknown
+            .get_or_create(&exporter_labels(signal, exporter))
             .inc_by(items as u64);
     }
 

@@ -28,6 +28,8 @@ enum Target {
     Resource(u32),
     Item(u32),
     Point(u32, u32),
+    Event(u32, u32),
+    Link(u32, u32),
 }
 
 /// How to undo one change.
@@ -43,6 +45,19 @@ enum Undo {
     SpanName(u32, String),
     TraceState(u32, String),
     Body(u32, Option<AnyValue>),
+    Route(u32, u32),
+}
+
+/// No route label: the item goes to the pipeline's exporters.
+const NO_ROUTE: u32 = u32::MAX;
+
+/// The route labels filters set, for the items that survived the chain (see [`BatchState::finish`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Routing {
+    /// The distinct label sets, each a list of exporter names.
+    pub sets: Vec<Vec<String>>,
+    /// Per surviving item, in payload order: an index into `sets`, or `None` for unlabelled items.
+    pub items: Vec<Option<u32>>,
 }
 
 /// A batch lent to filters.
@@ -55,7 +70,11 @@ pub struct BatchState {
     modified: Vec<bool>,
     headers: http::HeaderMap,
     peer: Option<SocketAddr>,
-    routes: Vec<Option<Vec<String>>>,
+    /// Per item, an index into `route_sets` or [`NO_ROUTE`].
+    routes: Vec<u32>,
+    route_sets: Vec<Vec<String>>,
+    /// Per resource, the index of its first item (items are numbered resource by resource), plus the end.
+    resource_start: Vec<u32>,
     journal: Vec<Undo>,
 }
 
@@ -107,6 +126,15 @@ impl BatchState {
         }
         let n = items.len();
         let resources = payload.resource_count();
+        let mut resource_start = Vec::with_capacity(resources + 1);
+        for (i, it) in items.iter().enumerate() {
+            while resource_start.len() <= it.resource as usize {
+                resource_start.push(i as u32);
+            }
+        }
+        while resource_start.len() <= resources {
+            resource_start.push(n as u32);
+        }
         Self {
             payload,
             items,
@@ -115,7 +143,9 @@ impl BatchState {
             modified: vec![false; n],
             headers,
             peer,
-            routes: vec![None; resources],
+            routes: vec![NO_ROUTE; n],
+            route_sets: Vec::new(),
+            resource_start,
             journal: Vec::new(),
         }
     }
@@ -147,6 +177,11 @@ impl BatchState {
         self.modified.iter().filter(|m| **m).count()
     }
 
+    /// Number of resources.
+    pub fn resource_count(&self) -> usize {
+        self.resource_start.len() - 1
+    }
+
     /// Number of items.
     pub fn len(&self) -> usize {
         self.items.len()
@@ -157,48 +192,31 @@ impl BatchState {
         self.items.is_empty()
     }
 
-    /// Routing labels per resource, as filters set them.
-    pub fn routes(&self) -> &[Option<Vec<String>>] {
-        &self.routes
+    /// The route labels of an item, if a filter set any.
+    pub fn route(&self, item: u32) -> Option<&[String]> {
+        let id = *self.routes.get(item as usize)?;
+        self.route_sets.get(id as usize).map(Vec::as_slice)
     }
 
-    /// Gives the payload back without the dropped items (and without emptied scopes and resources).
-    pub fn finish(self) -> Payload {
+    /// Gives the payload back without the dropped items (and without emptied scopes and resources),
+    /// with the route labels of the items that are left, if any filter set some.
+    pub fn finish(self) -> (Payload, Option<Routing>) {
+        let routing = (!self.route_sets.is_empty()).then(|| Routing {
+            items: self
+                .routes
+                .iter()
+                .zip(&self.dropped)
+                .filter(|(_, d)| !**d)
+                .map(|(r, _)| (*r != NO_ROUTE).then_some(*r))
+                .collect(),
+            sets: self.route_sets,
+        });
         let mut payload = self.payload;
-        if self.dropped_count == 0 {
-            return payload;
+        if self.dropped_count > 0 {
+            let dropped = self.dropped;
+            payload.retain_items(|i| !dropped.get(i).copied().unwrap_or(false));
         }
-        let mut keep = self.dropped.iter().map(|d| !d);
-        match &mut payload {
-            Payload::Traces(r) => {
-                for rs in &mut r.resource_spans {
-                    for ss in &mut rs.scope_spans {
-                        ss.spans.retain(|_| keep.next().unwrap_or(true));
-                    }
-                    rs.scope_spans.retain(|s| !s.spans.is_empty());
-                }
-                r.resource_spans.retain(|r| !r.scope_spans.is_empty());
-            }
-            Payload::Metrics(r) => {
-                for rm in &mut r.resource_metrics {
-                    for sm in &mut rm.scope_metrics {
-                        sm.metrics.retain(|_| keep.next().unwrap_or(true));
-                    }
-                    rm.scope_metrics.retain(|s| !s.metrics.is_empty());
-                }
-                r.resource_metrics.retain(|r| !r.scope_metrics.is_empty());
-            }
-            Payload::Logs(r) => {
-                for rl in &mut r.resource_logs {
-                    for sl in &mut rl.scope_logs {
-                        sl.log_records.retain(|_| keep.next().unwrap_or(true));
-                    }
-                    rl.scope_logs.retain(|s| !s.log_records.is_empty());
-                }
-                r.resource_logs.retain(|r| !r.scope_logs.is_empty());
-            }
-        }
-        payload
+        (payload, routing)
     }
 
     fn item(&self, item: u32) -> R<ItemRef> {
@@ -306,6 +324,18 @@ impl BatchState {
                 let m = self.metric_mut(item).ok()??;
                 point_attrs_mut(m, point as usize)
             }
+            Target::Event(item, event) => self
+                .span_mut(item)
+                .ok()??
+                .events
+                .get_mut(event as usize)
+                .map(|e| &mut e.attributes),
+            Target::Link(item, link) => self
+                .span_mut(item)
+                .ok()??
+                .links
+                .get_mut(link as usize)
+                .map(|l| &mut l.attributes),
         }
     }
 
@@ -356,7 +386,7 @@ impl BatchState {
 
     fn mark_modified(&mut self, t: Target) {
         match t {
-            Target::Item(i) | Target::Point(i, _) => {
+            Target::Item(i) | Target::Point(i, _) | Target::Event(i, _) | Target::Link(i, _) => {
                 if let Some(m) = self.modified.get_mut(i as usize) {
                     *m = true;
                 }
@@ -401,6 +431,7 @@ impl BatchState {
                     l.body = old;
                 }
             }
+            Undo::Route(i, old) => self.routes[i as usize] = old,
         }
     }
 }
@@ -556,8 +587,42 @@ impl BatchState {
 
     pub(super) fn set_route(&mut self, res: u32, exporters: Vec<String>) -> R<()> {
         self.check_resource(res)?;
-        self.routes[res as usize] = Some(exporters);
+        let id = self.route_id(exporters);
+        let (start, end) = (
+            self.resource_start[res as usize],
+            self.resource_start[res as usize + 1],
+        );
+        for item in start..end {
+            self.label(item, id);
+        }
         Ok(())
+    }
+
+    pub(super) fn set_item_route(&mut self, item: u32, exporters: Vec<String>) -> R<()> {
+        self.item(item)?;
+        let id = self.route_id(exporters);
+        self.label(item, id);
+        Ok(())
+    }
+
+    /// Interns a label set (sorted, without duplicates): batches have few distinct ones.
+    fn route_id(&mut self, mut exporters: Vec<String>) -> u32 {
+        exporters.sort_unstable();
+        exporters.dedup();
+        match self.route_sets.iter().position(|s| *s == exporters) {
+            Some(i) => i as u32,
+            None => {
+                self.route_sets.push(exporters);
+                (self.route_sets.len() - 1) as u32
+            }
+        }
+    }
+
+    fn label(&mut self, item: u32, id: u32) {
+        let old = std::mem::replace(&mut self.routes[item as usize], id);
+        if old != id {
+            self.journal.push(Undo::Route(item, old));
+        }
     }
 
     pub(super) fn item_resource(&self, item: u32) -> R<u32> {
@@ -725,6 +790,83 @@ impl BatchState {
             self.modified[item as usize] = true;
         }
         Ok(())
+    }
+
+    pub(super) fn event_count(&self, item: u32) -> R<u32> {
+        Ok(self.span(item)?.map_or(0, |s| s.events.len() as u32))
+    }
+
+    pub(super) fn event_name(&self, item: u32, event: u32) -> R<String> {
+        Ok(self
+            .span(item)?
+            .and_then(|s| s.events.get(event as usize))
+            .map(|e| e.name.clone())
+            .unwrap_or_default())
+    }
+
+    pub(super) fn event_attributes(&self, item: u32, event: u32) -> R<Vec<Attribute>> {
+        Ok(self
+            .span(item)?
+            .and_then(|s| s.events.get(event as usize))
+            .map(|e| attributes(&e.attributes))
+            .unwrap_or_default())
+    }
+
+    pub(super) fn link_count(&self, item: u32) -> R<u32> {
+        Ok(self.span(item)?.map_or(0, |s| s.links.len() as u32))
+    }
+
+    pub(super) fn link_attributes(&self, item: u32, link: u32) -> R<Vec<Attribute>> {
+        Ok(self
+            .span(item)?
+            .and_then(|s| s.links.get(link as usize))
+            .map(|l| attributes(&l.attributes))
+            .unwrap_or_default())
+    }
+
+    /// Sets an event (`link == false`) or link attribute; an index past the end is bad output.
+    pub(super) fn set_sub_attribute(
+        &mut self,
+        item: u32,
+        link: bool,
+        index: u32,
+        key: &str,
+        value: Value,
+    ) -> R<()> {
+        let t = self.sub_target(item, link, index)?;
+        self.set_attr(t, key, from_wit(value));
+        Ok(())
+    }
+
+    /// Removes an event (`link == false`) or link attribute; true when it existed.
+    pub(super) fn remove_sub_attribute(
+        &mut self,
+        item: u32,
+        link: bool,
+        index: u32,
+        key: &str,
+    ) -> R<bool> {
+        let t = self.sub_target(item, link, index)?;
+        Ok(self.remove_attr(t, key))
+    }
+
+    fn sub_target(&self, item: u32, link: bool, index: u32) -> R<Target> {
+        let n = if link {
+            self.link_count(item)?
+        } else {
+            self.event_count(item)?
+        };
+        if index >= n {
+            return Err(BadIndex {
+                what: if link { "link" } else { "event" },
+                index,
+            });
+        }
+        Ok(if link {
+            Target::Link(item, index)
+        } else {
+            Target::Event(item, index)
+        })
     }
 
     pub(super) fn severity(&self, item: u32) -> R<(u8, String)> {

@@ -51,7 +51,7 @@ fn set_and_remove_attributes_then_roll_back() {
         b.resource_attribute(0, "service.name").unwrap(),
         Some(s("my.service"))
     );
-    assert_eq!(b.finish(), example("trace.json", Signal::Traces));
+    assert_eq!(b.finish().0, example("trace.json", Signal::Traces));
 }
 
 #[test]
@@ -59,7 +59,7 @@ fn dropped_items_leave_the_payload_and_empty_containers_go() {
     let mut b = batch("logs.json", Signal::Logs);
     b.drop_item(0).unwrap();
     assert_eq!(b.dropped_count(), 1);
-    let p = b.finish();
+    let p = b.finish().0;
     assert_eq!(p.item_count(), 0);
     assert_eq!(p.resource_count(), 0);
 }
@@ -73,7 +73,7 @@ fn metric_attributes_apply_to_every_point() {
     let n = b.point_count(0).unwrap();
     assert!(n >= 1);
     b.set_attribute(0, "k", Value::Int(7)).unwrap();
-    let Payload::Metrics(m) = b.finish() else {
+    let Payload::Metrics(m) = b.finish().0 else {
         panic!()
     };
     let Some(Data::Sum(sum)) = &m.resource_metrics[0].scope_metrics[0].metrics[0].data else {
@@ -104,4 +104,114 @@ fn values_round_trip_including_arrays_as_json() {
             value: Some(any_value::Value::StringValue("not json".into()))
         }
     );
+}
+
+/// Three resources of two spans each, span names `r{resource}s{span}`.
+fn routed_batch() -> BatchState {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    let req = ExportTraceServiceRequest {
+        resource_spans: (0..3)
+            .map(|r| ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: (0..2)
+                        .map(|i| Span {
+                            name: format!("r{r}s{i}"),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })
+            .collect(),
+    };
+    BatchState::new(Payload::Traces(req), http::HeaderMap::new(), None)
+}
+
+#[test]
+fn routes_label_resources_and_items_and_survive_drops() {
+    let b = routed_batch();
+    assert_eq!(b.resource_count(), 3);
+    assert_eq!(b.finish().1, None, "no labels, no routing");
+
+    let mut b = routed_batch();
+    b.set_route(1, vec!["b".into(), "a".into(), "a".into()])
+        .unwrap();
+    b.set_item_route(4, vec!["c".into()]).unwrap();
+    b.set_item_route(5, vec!["a".into(), "b".into()]).unwrap();
+    assert_eq!(b.route(2), Some(&["a".to_string(), "b".to_string()][..]));
+    assert!(b.set_route(3, vec![]).is_err());
+    assert!(b.set_item_route(6, vec![]).is_err());
+    b.drop_item(0).unwrap();
+    let (p, routing) = b.finish();
+    assert_eq!(p.item_count(), 5);
+    let routing = routing.unwrap();
+    // Label sets are sorted, deduplicated and shared.
+    assert_eq!(routing.sets, vec![vec!["a", "b"], vec!["c"]]);
+    assert_eq!(
+        routing.items,
+        vec![None, Some(0), Some(0), Some(1), Some(0)]
+    );
+}
+
+#[test]
+fn route_labels_roll_back_with_the_filter_call() {
+    let mut b = routed_batch();
+    b.set_route(0, vec!["a".into()]).unwrap();
+    b.begin();
+    b.set_route(0, vec!["b".into()]).unwrap();
+    b.set_item_route(3, vec!["b".into()]).unwrap();
+    b.rollback();
+    assert_eq!(b.route(0), Some(&["a".to_string()][..]));
+    assert_eq!(b.route(3), None);
+}
+
+#[test]
+fn event_and_link_attributes_are_read_changed_and_rolled_back() {
+    use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
+    let mut payload = example("trace.json", Signal::Traces);
+    let Payload::Traces(t) = &mut payload else {
+        panic!()
+    };
+    let kv = |k: &str, v: &str| KeyValue {
+        key: k.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(v.into())),
+        }),
+        ..Default::default()
+    };
+    let span = &mut t.resource_spans[0].scope_spans[0].spans[0];
+    span.events.push(Event {
+        name: "exception".into(),
+        attributes: vec![kv("exception.message", "boom")],
+        ..Default::default()
+    });
+    span.links.push(Link {
+        attributes: vec![kv("peer", "x")],
+        ..Default::default()
+    });
+    let original = payload.clone();
+    let mut b = BatchState::new(payload, http::HeaderMap::new(), None);
+    assert_eq!(b.event_count(0).unwrap(), 1);
+    assert_eq!(b.link_count(0).unwrap(), 1);
+    assert_eq!(b.event_name(0, 0).unwrap(), "exception");
+    assert_eq!(
+        b.event_attributes(0, 0).unwrap(),
+        vec![Attribute {
+            key: "exception.message".into(),
+            value: s("boom")
+        }]
+    );
+    b.begin();
+    b.set_sub_attribute(0, false, 0, "exception.message", s("****"))
+        .unwrap();
+    assert_eq!(b.event_attributes(0, 0).unwrap()[0].value, s("****"));
+    assert!(b.remove_sub_attribute(0, true, 0, "peer").unwrap());
+    assert!(b.link_attributes(0, 0).unwrap().is_empty());
+    assert!(b.set_sub_attribute(0, false, 1, "k", s("v")).is_err());
+    assert!(b.remove_sub_attribute(0, true, 1, "k").is_err());
+    assert_eq!(b.modified_count(), 1);
+    b.rollback();
+    assert_eq!(b.finish().0, original);
 }
