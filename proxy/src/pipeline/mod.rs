@@ -345,14 +345,14 @@ impl Pipeline {
                 None => parts.push((mask, vec![e])),
             }
         }
-        if let [(mask, _)] = &parts[..] {
-            if mask.iter().zip(&present).all(|(m, p)| *m || !p) {
-                let exporters = parts.pop().map(|(_, e)| e).unwrap_or_default();
-                return vec![Delivery {
-                    payload: Arc::new(payload),
-                    exporters,
-                }];
-            }
+        if let [(mask, _)] = &parts[..]
+            && mask.iter().zip(&present).all(|(m, p)| *m || !p)
+        {
+            let exporters = parts.pop().map(|(_, e)| e).unwrap_or_default();
+            return vec![Delivery {
+                payload: Arc::new(payload),
+                exporters,
+            }];
         }
         parts
             .into_iter()
