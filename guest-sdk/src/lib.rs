@@ -182,6 +182,12 @@ macro_rules! item_view {
             pub fn drop_item(&self) {
                 self.batch.drop_item(self.index);
             }
+
+            /// Routes the item to these exporters only (replaces earlier labels). Names must be
+            /// exporters of weir's configuration: check them in `init` against [`exporters`].
+            pub fn route_to(&self, exporters: &[String]) {
+                self.batch.set_item_route(self.index, exporters);
+            }
         }
     };
 }
@@ -239,6 +245,84 @@ impl SpanView<'_> {
     /// Replaces the W3C tracestate.
     pub fn set_trace_state(&self, value: &str) {
         self.batch.set_trace_state(self.index, value);
+    }
+
+    /// The span's events.
+    pub fn events(&self) -> impl Iterator<Item = SubView<'_>> {
+        let n = self.batch.event_count(self.index);
+        (0..n).map(move |i| SubView {
+            batch: self.batch,
+            item: self.index,
+            index: i,
+            link: false,
+        })
+    }
+
+    /// The span's links.
+    pub fn links(&self) -> impl Iterator<Item = SubView<'_>> {
+        let n = self.batch.link_count(self.index);
+        (0..n).map(move |i| SubView {
+            batch: self.batch,
+            item: self.index,
+            index: i,
+            link: true,
+        })
+    }
+}
+
+/// One event or link of a span: its attributes.
+#[derive(Clone, Copy)]
+pub struct SubView<'a> {
+    batch: &'a Batch,
+    item: u32,
+    index: u32,
+    link: bool,
+}
+
+impl SubView<'_> {
+    /// True for a link, false for an event.
+    pub fn is_link(&self) -> bool {
+        self.link
+    }
+
+    /// The event's name (empty for a link).
+    pub fn name(&self) -> String {
+        if self.link {
+            String::new()
+        } else {
+            self.batch.event_name(self.item, self.index)
+        }
+    }
+
+    /// Every attribute.
+    pub fn attributes(&self) -> Vec<Attribute> {
+        if self.link {
+            self.batch.link_attributes(self.item, self.index)
+        } else {
+            self.batch.event_attributes(self.item, self.index)
+        }
+    }
+
+    /// Sets (adds or replaces) an attribute.
+    pub fn set_attribute(&self, key: &str, value: impl Into<Value>) {
+        let value = value.into();
+        if self.link {
+            self.batch
+                .set_link_attribute(self.item, self.index, key, &value);
+        } else {
+            self.batch
+                .set_event_attribute(self.item, self.index, key, &value);
+        }
+    }
+
+    /// Removes an attribute; true when it existed.
+    pub fn remove_attribute(&self, key: &str) -> bool {
+        if self.link {
+            self.batch.remove_link_attribute(self.item, self.index, key)
+        } else {
+            self.batch
+                .remove_event_attribute(self.item, self.index, key)
+        }
     }
 }
 
@@ -340,6 +424,12 @@ impl TraceId {
     pub fn is_zero(&self) -> bool {
         self.high == 0 && self.low == 0
     }
+}
+
+/// The exporter names weir is configured with: the valid route labels. Empty when weir does not know
+/// them (`weir filter test` without a configuration); skip name checks then.
+pub fn exporters() -> Vec<String> {
+    host::exporters()
 }
 
 /// Writes a line into weir's log at info level, tagged with the filter's name.

@@ -286,6 +286,32 @@ impl Running {
     }
 }
 
+/// Loads every configured filter as [`start`] would (compile, link, `init` with the configured exporter
+/// names, dry run) without serving anything: `weir validate`. Returns how many there are.
+pub fn check_filters(config: &Config) -> Result<usize, StartError> {
+    let config = config.clone().resolved();
+    config.validate()?;
+    let p = config.pipelines.clone().unwrap_or_default();
+    let filters: Vec<_> = [
+        (Signal::Traces, p.traces),
+        (Signal::Metrics, p.metrics),
+        (Signal::Logs, p.logs),
+    ]
+    .into_iter()
+    .filter_map(|(s, pc)| pc.map(|pc| (s, pc.filters)))
+    .flat_map(|(s, fs)| fs.into_iter().map(move |f| (s, f)))
+    .collect();
+    if filters.is_empty() {
+        return Ok(0);
+    }
+    let runtime = Arc::new(Runtime::new(None)?.with_exporters(config.exporters.keys().cloned()));
+    let metrics = Arc::new(Metrics::new());
+    for (signal, fc) in &filters {
+        load_filter(&runtime, fc, *signal, &metrics, None)?;
+    }
+    Ok(filters.len())
+}
+
 /// Reads, compiles and loads one configured filter.
 pub fn load_filter(
     runtime: &Arc<Runtime>,

@@ -143,11 +143,16 @@ struct RunArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Validate { config } => match Config::load(&config) {
-            Ok(c) => {
-                let c = c.resolved();
+        Command::Validate { config } => match Config::load(&config).and_then(|c| {
+            // Filters are loaded too (compiled, `init` run with their config, dry run), so a filter
+            // config error (a router naming an unknown exporter) shows here, not at start.
+            let filters = weir::app::check_filters(&c)
+                .map_err(|e| weir::config::ConfigError::Invalid(e.to_string()))?;
+            Ok((c.resolved(), filters))
+        }) {
+            Ok((c, filters)) => {
                 println!(
-                    "{}: ok ({} exporter(s): {})",
+                    "{}: ok ({} exporter(s): {}; {filters} filter(s) loaded)",
                     config.display(),
                     c.exporters.len(),
                     c.exporters.keys().cloned().collect::<Vec<_>>().join(", ")

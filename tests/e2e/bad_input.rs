@@ -189,11 +189,22 @@ async fn grpc_bad_input_statuses() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn overload_is_refused_with_retry_hints() {
-    let (upstream, url) = Recorder::grpc().await;
+    let (_upstream, url) = Recorder::grpc().await;
+    // The one admission slot is held while a batch is decoded and filtered: a filter that spins until
+    // its 2 s deadline (and fails open) holds it long enough to see the next request refused.
     let weir = Weir::with_config(&format!(
-        "limits: {{ max_concurrent_requests: 1, retry_after: 2s }}\nexporters:\n  upstream: {{ otlp: {{ endpoint: \"{url}\" }} }}\n"
+        r#"
+limits: {{ max_concurrent_requests: 1, retry_after: 2s }}
+exporters:
+  upstream: {{ otlp: {{ endpoint: "{url}" }} }}
+pipelines:
+  traces:
+    exporters: [upstream]
+    filters:
+      - {{ name: slow, module: "{}", config: {{ mode: spin, after: 1 }}, limits: {{ deadline: 2s }} }}
+"#,
+        crate::filters::wasm("hostile")
     ));
-    upstream.script(1, Answer::Slow(Duration::from_millis(1500)));
     let url = weir.http_url(Signal::Traces);
     let slow = tokio::spawn(async move {
         post(
@@ -203,12 +214,7 @@ async fn overload_is_refused_with_retry_hints() {
         )
         .await
     });
-    // Wait until the slow request holds the only slot.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while upstream.calls() == 0 {
-        assert!(std::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
     let (status, h, _) = post(
         &weir.http_url(Signal::Traces),
         &[("content-type", "application/json")],
@@ -234,5 +240,81 @@ async fn overload_is_refused_with_retry_hints() {
         .await
             >= 1.0
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_exporter_queue_is_refused_with_retry_hints() {
+    let (upstream, url) = Recorder::grpc().await;
+    // One batch being sent and one waiting, at most; the upstream takes 1.5 s per batch.
+    let weir = Weir::with_config(&format!(
+        r#"
+limits: {{ retry_after: 2s }}
+exporters:
+  upstream: {{ otlp: {{ endpoint: "{url}", queue: {{ max_batches: 1, concurrency: 1 }} }} }}
+"#
+    ));
+    upstream.script(2, Answer::Slow(Duration::from_millis(1500)));
+    let held: Vec<_> = (0..2)
+        .map(|_| {
+            let url = weir.http_url(Signal::Traces);
+            tokio::spawn(async move {
+                post(
+                    &url,
+                    &[("content-type", "application/json")],
+                    example("trace.json"),
+                )
+                .await
+                .0
+            })
+        })
+        .collect();
+    // Wait until one is being sent and the other waits.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while upstream.calls() == 0
+        || weir
+            .metric(r#"weir_exporter_queue_batches{exporter="upstream"}"#)
+            .await
+            < 2.0
+    {
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (status, h, body) = post(
+        &weir.http_url(Signal::Traces),
+        &[("content-type", "application/json")],
+        example("trace.json"),
+    )
+    .await;
+    assert_eq!(status, 503, "{body:?}");
+    assert_eq!(h["retry-after"], "2");
+    assert!(
+        String::from_utf8_lossy(&body).contains("queue is full"),
+        "{body:?}"
+    );
+    let err = grpc_raw(&weir, Signal::Traces, example_protobuf(), false)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unavailable);
+    use tonic_types::StatusExt;
+    assert_eq!(
+        err.get_details_retry_info().unwrap().retry_delay,
+        Some(Duration::from_secs(2))
+    );
+    for h in held {
+        assert_eq!(h.await.unwrap(), 200, "the queued requests complete");
+    }
+    assert_eq!(
+        weir.metric(
+            r#"weir_refused_requests_total{signal="traces",transport="http",reason="queue_full"}"#
+        )
+        .await,
+        1.0
+    );
     still_serves(&weir, &upstream).await;
+}
+
+fn example_protobuf() -> Vec<u8> {
+    Payload::decode_json(Signal::Traces, &example("trace.json"))
+        .unwrap()
+        .encode_protobuf()
 }

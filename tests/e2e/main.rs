@@ -10,6 +10,7 @@ mod edge_example;
 mod filters;
 mod forwarding;
 mod redactor;
+mod router;
 mod sampler;
 mod sdk;
 mod upstream_failures;

@@ -1,5 +1,5 @@
-//! The redactor filter: removes secrets and personal data from resource, span and log attributes and
-//! from log bodies, before they leave the edge (the collector's `redaction` processor counterpart).
+//! The redactor filter: removes secrets and personal data from resource, span, span event, span link
+//! and log attributes and from log bodies, before they leave the edge (the collector's `redaction` processor counterpart).
 //!
 //! Config (JSON), every field optional:
 //! - `allow_keys`: when set, every other attribute key is redacted;
@@ -10,7 +10,8 @@
 //! - `action`: `mask` (default, `****`), `hash` (`sha256:` + 16 hex digits of a salted SHA-256, so equal
 //!   values stay joinable; `salt`), or `remove` (the attribute goes; log bodies are masked instead);
 //! - `summary` (default false): adds `redaction.redacted.keys` (the keys touched) and
-//!   `redaction.redacted.count` to each item that had something redacted;
+//!   `redaction.redacted.count` to each item that had something redacted (event and link keys appear
+//!   as `event.KEY` and `link.KEY`);
 //! - `log_bodies` (default true): also scan string log bodies.
 //!
 //! Every redaction is counted on `/metrics` as `weir_filter_counter_total{name="redacted"}`.
@@ -55,9 +56,12 @@ pub struct Redactor {
     log_bodies: bool,
 }
 
+#[derive(Clone, Copy)]
 enum Target {
     Resource(u32),
     Item(u32),
+    Event(u32, u32),
+    Link(u32, u32),
 }
 
 impl Redactor {
@@ -66,6 +70,8 @@ impl Redactor {
         let attrs = match target {
             Target::Resource(r) => batch.resource_attributes(r),
             Target::Item(i) => batch.attributes(i),
+            Target::Event(i, e) => batch.event_attributes(i, e),
+            Target::Link(i, l) => batch.link_attributes(i, l),
         };
         let mut touched = Vec::new();
         for a in attrs {
@@ -82,6 +88,8 @@ impl Redactor {
                     match target {
                         Target::Resource(r) => batch.set_resource_attribute(r, &a.key, &v),
                         Target::Item(i) => batch.set_attribute(i, &a.key, &v),
+                        Target::Event(i, e) => batch.set_event_attribute(i, e, &a.key, &v),
+                        Target::Link(i, l) => batch.set_link_attribute(i, l, &a.key, &v),
                     }
                     touched.push(a.key);
                 }
@@ -89,6 +97,8 @@ impl Redactor {
                     match target {
                         Target::Resource(r) => batch.remove_resource_attribute(r, &a.key),
                         Target::Item(i) => batch.remove_attribute(i, &a.key),
+                        Target::Event(i, e) => batch.remove_event_attribute(i, e, &a.key),
+                        Target::Link(i, l) => batch.remove_link_attribute(i, l, &a.key),
                     };
                     touched.push(a.key);
                 }
@@ -98,12 +108,23 @@ impl Redactor {
     }
 
     fn run(&self, batch: &Batch, bodies: bool) -> Verdict {
+        let spans = !bodies;
         let mut total = 0u64;
         for r in batch.resources() {
             total += self.attributes(batch, Target::Resource(r)).len() as u64;
         }
         for item in batch.items() {
             let mut touched = self.attributes(batch, Target::Item(item));
+            if spans {
+                for e in 0..batch.event_count(item) {
+                    let keys = self.attributes(batch, Target::Event(item, e));
+                    touched.extend(keys.into_iter().map(|k| format!("event.{k}")));
+                }
+                for l in 0..batch.link_count(item) {
+                    let keys = self.attributes(batch, Target::Link(item, l));
+                    touched.extend(keys.into_iter().map(|k| format!("link.{k}")));
+                }
+            }
             if bodies
                 && self.log_bodies
                 && let Some(Value::Str(body)) = batch.body(item)

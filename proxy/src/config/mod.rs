@@ -351,8 +351,9 @@ pub struct LimitsConfig {
     /// Largest request after decompression, HTTP body or gRPC message (default 32 MiB).
     /// Above: 413 / RESOURCE_EXHAUSTED. A gzip bomb stops here without allocating more.
     pub max_decompressed_bytes: usize,
-    /// Requests processed at once over both transports (default 1024). Above: 503 / UNAVAILABLE,
-    /// retryable.
+    /// Requests being decoded, filtered and queued at once over both transports (default 1024). Above:
+    /// 503 / UNAVAILABLE, retryable. A request waiting for its upstreams holds no slot: the exporters'
+    /// queues (`exporters.*.otlp.queue`) bound those.
     pub max_concurrent_requests: usize,
     /// Time allowed for a request, from decode to the upstream's answer, unless the client's
     /// `grpc-timeout` is shorter (default `30s`). Past it the client gets a retryable status.

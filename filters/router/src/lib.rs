@@ -1,0 +1,155 @@
+//! The router filter: labels each item with the exporters it goes to.
+//!
+//! Config (JSON): `routes`, a list of rules tried in order, each with `from` (`resource_attribute`,
+//! `header` or `attribute`), `key`, one of `exact`, `prefix` or `regex` (none: the key is present) and
+//! `exporters`; `default`, the exporters for items no rule matches (absent: the pipeline's `exporters`);
+//! `match`, `first` (default) or `all` (the union of every matching rule). Exporter names are checked
+//! against weir's configuration at `init`, so a typo refuses the filter instead of losing data.
+//!
+//! Decisions are made per resource (one `set-route` call per resource) unless a rule looks at item
+//! attributes; then per item, still labelling a whole resource at once when its items agree. The
+//! counters `weir_filter_counter_total{name="matched"}` and `{name="defaulted"}` count items.
+//! The logic is in [`rules`].
+
+pub mod rules;
+
+use rules::{Config, From, Route, Router};
+use weir_guest_sdk::{Batch, Filter, Value, Verdict, export_filter, exporters, host, parse_config};
+
+/// The filter.
+pub struct RouterFilter {
+    router: Router,
+}
+
+/// An attribute or header value as text, for matching.
+fn text(v: Value) -> String {
+    match v {
+        Value::Str(s) | Value::Json(s) => s,
+        Value::Boolean(b) => b.to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::Double(d) => d.to_string(),
+        Value::Bytes(b) => String::from_utf8_lossy(&b).into_owned(),
+    }
+}
+
+impl RouterFilter {
+    fn route(&mut self, batch: &Batch) {
+        let router = &mut self.router;
+        // Headers are the same for the whole batch: read each one once.
+        let mut headers: Vec<(String, Option<String>)> = Vec::new();
+        let mut header = |key: &str| -> Option<String> {
+            if let Some((_, v)) = headers.iter().find(|(k, _)| k == key) {
+                return v.clone();
+            }
+            let v = batch.header(key);
+            headers.push((key.to_string(), v.clone()));
+            v
+        };
+        let (mut matched, mut defaulted) = (0u64, 0u64);
+        let mut count = |d: Route, n: u64| match d {
+            Route::Matched(_) => matched += n,
+            Route::Default(_) => defaulted += n,
+            Route::Unlabelled => {}
+        };
+        if !router.per_item {
+            let mut items_per_resource = vec![0u64; batch.resource_count() as usize];
+            for i in batch.items() {
+                if let Some(n) = items_per_resource.get_mut(batch.item_resource(i) as usize) {
+                    *n += 1;
+                }
+            }
+            for res in batch.resources() {
+                let d = router.decide(|from, key| match from {
+                    From::Header => header(key),
+                    From::ResourceAttribute => batch.resource_attribute(res, key).map(text),
+                    From::Attribute => None,
+                });
+                count(d, items_per_resource[res as usize]);
+                if let Some(set) = d.set() {
+                    batch.set_route(res, &router.sets[set]);
+                }
+            }
+        } else {
+            // Items are numbered resource by resource: decide for a run of one resource, then label the
+            // resource at once when the run agrees.
+            let n = batch.item_count();
+            let mut start = 0;
+            while start < n {
+                let res = batch.item_resource(start);
+                let mut end = start + 1;
+                while end < n && batch.item_resource(end) == res {
+                    end += 1;
+                }
+                let mut resource_values: Vec<(String, Option<String>)> = Vec::new();
+                let decisions: Vec<Route> = (start..end)
+                    .map(|item| {
+                        router.decide(|from, key| match from {
+                            From::Header => header(key),
+                            From::ResourceAttribute => {
+                                if let Some((_, v)) = resource_values.iter().find(|(k, _)| k == key)
+                                {
+                                    return v.clone();
+                                }
+                                let v = batch.resource_attribute(res, key).map(text);
+                                resource_values.push((key.to_string(), v.clone()));
+                                v
+                            }
+                            From::Attribute => batch.attribute(item, key).map(text),
+                        })
+                    })
+                    .collect();
+                for d in &decisions {
+                    count(*d, 1);
+                }
+                if decisions.iter().all(|d| d.set() == decisions[0].set()) {
+                    if let Some(set) = decisions[0].set() {
+                        batch.set_route(res, &router.sets[set]);
+                    }
+                } else {
+                    for (item, d) in (start..end).zip(decisions) {
+                        if let Some(set) = d.set() {
+                            batch.set_item_route(item, &router.sets[set]);
+                        }
+                    }
+                }
+                start = end;
+            }
+        }
+        if matched > 0 {
+            host::counter_add("matched", matched);
+        }
+        if defaulted > 0 {
+            host::counter_add("defaulted", defaulted);
+        }
+    }
+}
+
+impl Filter for RouterFilter {
+    fn init(config: &str) -> Result<Self, String> {
+        let config: Config = if config.trim().is_empty() {
+            Config::default()
+        } else {
+            parse_config(config)?
+        };
+        Ok(Self {
+            router: Router::new(config, &exporters())?,
+        })
+    }
+
+    fn traces(&mut self, batch: &Batch) -> Verdict {
+        self.route(batch);
+        Verdict::Continue
+    }
+
+    fn metrics(&mut self, batch: &Batch) -> Verdict {
+        self.route(batch);
+        Verdict::Continue
+    }
+
+    fn logs(&mut self, batch: &Batch) -> Verdict {
+        self.route(batch);
+        Verdict::Continue
+    }
+}
+
+export_filter!(RouterFilter);

@@ -1,0 +1,294 @@
+//! The reference router, compiled to Wasm, through the real weir binary: routing by each selector,
+//! fan-out, unknown exporter names refused, and a dead upstream that does not hold up the other.
+
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use weir::pipeline::{Payload, Signal};
+
+use crate::filters::wasm;
+use crate::harness::*;
+
+fn kv(k: &str, v: &str) -> KeyValue {
+    KeyValue {
+        key: k.into(),
+        value: Some(AnyValue {
+            value: Some(Value::StringValue(v.into())),
+        }),
+        ..Default::default()
+    }
+}
+
+/// One resource with `tenant`, and spans given as (name, http.route).
+fn resource(tenant: &str, spans: &[(&str, &str)]) -> ResourceSpans {
+    ResourceSpans {
+        resource: Some(Resource {
+            attributes: vec![kv("tenant", tenant)],
+            ..Default::default()
+        }),
+        scope_spans: vec![ScopeSpans {
+            spans: spans
+                .iter()
+                .map(|(name, route)| Span {
+                    name: name.to_string(),
+                    trace_id: vec![1; 16],
+                    span_id: vec![2; 8],
+                    attributes: vec![kv("http.route", route)],
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+fn traces(resources: Vec<ResourceSpans>) -> Vec<u8> {
+    Payload::Traces(ExportTraceServiceRequest {
+        resource_spans: resources,
+    })
+    .encode_protobuf()
+}
+
+fn span_names(received: &[Payload]) -> Vec<String> {
+    let mut names: Vec<String> = received
+        .iter()
+        .flat_map(|p| match p {
+            Payload::Traces(t) => t.resource_spans.clone(),
+            _ => vec![],
+        })
+        .flat_map(|r| r.scope_spans)
+        .flat_map(|s| s.spans)
+        .map(|s| s.name)
+        .collect();
+    names.sort();
+    names
+}
+
+async fn post_traces(weir: &Weir, headers: &[(&str, &str)], body: Vec<u8>) -> u16 {
+    let mut h = vec![("content-type", "application/x-protobuf")];
+    h.extend_from_slice(headers);
+    post(&weir.http_url(Signal::Traces), &h, body).await.0
+}
+
+const RULES: &str = r#"
+          routes:
+            - { from: resource_attribute, key: tenant, exact: beta, exporters: [b] }
+            - { from: header, key: x-team, prefix: pay, exporters: [b, c] }
+            - { from: attribute, key: http.route, regex: "^/internal/", exporters: [c] }
+          default: [a]"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn routes_by_resource_attribute_header_and_item_attribute_and_fans_out() {
+    let (a, a_url) = Recorder::grpc().await;
+    let (b, b_url) = Recorder::grpc().await;
+    let (c, c_url) = Recorder::http().await;
+    let weir = Weir::with_config(&format!(
+        r#"
+exporters:
+  a: {{ otlp: {{ endpoint: "{a_url}" }} }}
+  b: {{ otlp: {{ endpoint: "{b_url}" }} }}
+  c: {{ otlp: {{ endpoint: "{c_url}", protocol: http }} }}
+pipelines:
+  traces:
+    exporters: [a]
+    filters:
+      - name: route
+        module: "{}"
+        on_error: fail-closed
+        config:{RULES}
+"#,
+        wasm("router")
+    ));
+    // One request, three destinations: a whole resource by its attribute, and the spans of another
+    // resource split by their own attribute.
+    let body = traces(vec![
+        resource("beta", &[("beta-1", "/public"), ("beta-2", "/internal/x")]),
+        resource(
+            "gamma",
+            &[
+                ("gamma-internal", "/internal/y"),
+                ("gamma-public", "/public"),
+            ],
+        ),
+    ]);
+    grpc_raw(&weir, Signal::Traces, body, false).await.unwrap();
+    // By header, to two exporters.
+    let body = traces(vec![resource("gamma", &[("payroll", "/public")])]);
+    assert_eq!(
+        post_traces(&weir, &[("x-team", "payroll")], body).await,
+        200
+    );
+
+    let (got_a, got_b, got_c) = (
+        a.wait_for_items(1).await,
+        b.wait_for_items(3).await,
+        c.wait_for_items(2).await,
+    );
+    assert_eq!(span_names(&got_a), ["gamma-public"]);
+    assert_eq!(span_names(&got_b), ["beta-1", "beta-2", "payroll"]);
+    assert_eq!(span_names(&got_c), ["gamma-internal", "payroll"]);
+    // Nothing more arrives later.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!((a.items(), b.items(), c.items()), (1, 3, 2));
+    // A split part keeps its resource.
+    let Payload::Traces(t) = &got_c[0] else {
+        panic!()
+    };
+    let res = t.resource_spans[0].resource.as_ref().unwrap();
+    assert_eq!(res.attributes, vec![kv("tenant", "gamma")]);
+    let counter = |name: &str| {
+        format!(r#"weir_filter_counter_total{{signal="traces",filter="route",name="{name}"}}"#)
+    };
+    assert_eq!(weir.metric(&counter("matched")).await, 4.0);
+    assert_eq!(weir.metric(&counter("defaulted")).await, 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_exporter_names_are_refused_when_the_config_is_validated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("weir.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+exporters:
+  a: {{ otlp: {{ endpoint: "http://127.0.0.1:1" }} }}
+pipelines:
+  traces:
+    exporters: [a]
+    filters:
+      - name: route
+        module: "{}"
+        config: {{ routes: [{{ from: header, key: x-team, exact: pay, exporters: [payments] }}] }}
+"#,
+            wasm("router")
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["validate", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(
+        err.contains("routes[0].exporters: unknown exporter `payments` (weir has: a)"),
+        "{err}"
+    );
+
+    // Pushing it to a running weir is refused the same way, and nothing changes.
+    let (_up, url) = Recorder::grpc().await;
+    let weir = Weir::start(&url);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["filter", "push", "route", &wasm("router"), "--config"])
+        .arg(r#"{"default":["nope"]}"#)
+        .args(["--admin", &format!("http://{}", weir.admin)])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("422") && err.contains("unknown exporter `nope`"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_upstream_fills_its_own_queue_and_the_other_keeps_receiving() {
+    let (live, live_url) = Recorder::grpc().await;
+    let (dead, dead_url) = Recorder::grpc().await;
+    dead.always(Some(Answer::Status(tonic::Code::Unavailable, "down")));
+    // Eight admission slots in all: if requests for the dead upstream held theirs while retrying, the
+    // live upstream's requests would be refused.
+    let weir = Weir::with_config(&format!(
+        r#"
+limits: {{ max_concurrent_requests: 8, request_timeout: 4s }}
+exporters:
+  live: {{ otlp: {{ endpoint: "{live_url}" }} }}
+  dead:
+    otlp:
+      endpoint: "{dead_url}"
+      retry: {{ initial_interval: 20ms, max_interval: 100ms }}
+      queue: {{ max_batches: 4, concurrency: 2 }}
+pipelines:
+  traces:
+    exporters: [live]
+    filters:
+      - name: route
+        module: "{}"
+        config: {{ routes: [{{ from: header, key: x-tenant, exact: dead, exporters: [dead] }}] }}
+"#,
+        wasm("router")
+    ));
+    // 16 requests for the dead upstream at once, and while they are pending, 60 for the live one.
+    let dead_sends: Vec<_> = (0..16)
+        .map(|i| {
+            let body = traces(vec![resource("t", &[(&format!("dead-{i}"), "/")])]);
+            let url = weir.http_url(Signal::Traces);
+            tokio::spawn(async move {
+                let h = [
+                    ("content-type", "application/x-protobuf"),
+                    ("x-tenant", "dead"),
+                ];
+                post(&url, &h, body).await.0
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let mut live_statuses = Vec::new();
+    for round in 0..15 {
+        let sends: Vec<_> = (0..4)
+            .map(|i| {
+                let body = traces(vec![resource("t", &[(&format!("live-{round}-{i}"), "/")])]);
+                let url = weir.http_url(Signal::Traces);
+                tokio::spawn(async move {
+                    post(&url, &[("content-type", "application/x-protobuf")], body)
+                        .await
+                        .0
+                })
+            })
+            .collect();
+        for s in sends {
+            live_statuses.push(s.await.unwrap());
+        }
+    }
+    let live_elapsed = started.elapsed();
+    assert!(live_statuses.iter().all(|s| *s == 200), "{live_statuses:?}");
+    assert_eq!(live.wait_for_items(60).await.len(), 60);
+    // The live requests did not wait for the dead upstream's requests to time out.
+    assert!(live_elapsed < Duration::from_secs(3), "{live_elapsed:?}");
+
+    // The dead upstream's requests: refused at once when its queue was full, or failed at their
+    // deadline; never acknowledged.
+    let mut dead_statuses = Vec::new();
+    for s in dead_sends {
+        dead_statuses.push(s.await.unwrap());
+    }
+    assert!(dead_statuses.iter().all(|s| *s == 503), "{dead_statuses:?}");
+    assert!(
+        weir.metric(
+            r#"weir_refused_requests_total{signal="traces",transport="http",reason="queue_full"}"#
+        )
+        .await
+            >= 10.0
+    );
+    assert!(dead.calls() > 0);
+    assert_eq!(dead.items(), 0);
+
+    // The upstream comes back: its traffic flows again, and the live one got nothing of it.
+    dead.always(None);
+    let body = traces(vec![resource("t", &[("dead-again", "/")])]);
+    assert_eq!(post_traces(&weir, &[("x-tenant", "dead")], body).await, 200);
+    assert_eq!(span_names(&dead.received()), ["dead-again"]);
+    assert!(
+        !span_names(&live.received())
+            .iter()
+            .any(|n| n.starts_with("dead"))
+    );
+}
