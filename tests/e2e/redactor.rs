@@ -112,3 +112,71 @@ pipelines:
         4.0
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn span_event_and_link_attributes_are_redacted_too() {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    let (upstream, url) = Recorder::grpc().await;
+    let weir = Weir::with_config(&format!(
+        r#"
+exporters:
+  up: {{ otlp: {{ endpoint: "{url}" }} }}
+pipelines:
+  traces:
+    exporters: [up]
+    filters:
+      - name: redact
+        module: "{}"
+        config: {{ summary: true }}
+        on_error: fail-closed
+"#,
+        wasm("redactor")
+    ));
+    let request = Payload::Traces(ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans: vec![Span {
+                    name: "checkout".into(),
+                    events: vec![Event {
+                        name: "exception".into(),
+                        attributes: vec![kv("exception.message", "no user jane@example.com")],
+                        ..Default::default()
+                    }],
+                    links: vec![Link {
+                        attributes: vec![kv("auth", "Bearer abcdefgh12345"), kv("ok", "fine")],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    });
+    grpc_raw(&weir, Signal::Traces, request.encode_protobuf(), false)
+        .await
+        .unwrap();
+    let got = upstream.wait_for_items(1).await;
+    let Payload::Traces(t) = &got[0] else {
+        panic!()
+    };
+    let span = &t.resource_spans[0].scope_spans[0].spans[0];
+    assert_eq!(
+        text(get(&span.events[0].attributes, "exception.message")).as_deref(),
+        Some("no user ****")
+    );
+    assert_eq!(
+        text(get(&span.links[0].attributes, "auth")).as_deref(),
+        Some("****")
+    );
+    assert_eq!(
+        text(get(&span.links[0].attributes, "ok")).as_deref(),
+        Some("fine")
+    );
+    assert_eq!(
+        text(get(&span.attributes, "redaction.redacted.keys")).as_deref(),
+        Some("event.exception.message,link.auth")
+    );
+}
