@@ -2,7 +2,8 @@
 //!
 //! Reports, for batches of realistic spans (the load generator's payloads): the per-batch cost of a
 //! chain of three noop filters against no chain; the per-span cost of a trace-id-reading filter (one
-//! host call per span, and bulk) and of an attribute-rewriting filter; the time to create and
+//! host call per span, and bulk), of an attribute-rewriting filter and of each reference filter
+//! (sampler, redactor, router) and the batch cost of the three in one chain; the time to create and
 //! initialize an instance; and the time from push to active (compile, validate, swap). Filters come
 //! from `target/wasm` (`bash filters/build.sh`).
 //!
@@ -140,6 +141,23 @@ fn main() -> Result<()> {
         n,
     )?;
 
+    // The reference filters, as in examples/edge.yaml (the sampler keeping everything, so that the two
+    // after it see every span).
+    let sampler = b.load("sampler", r#"{"ratio":1.0}"#)?;
+    let redactor = b.load("redactor", r#"{"block_keys":["password","authorization"]}"#)?;
+    let router = b.load(
+        "router",
+        r#"{"routes":[
+            {"from":"resource_attribute","key":"service.namespace","exact":"payments","exporters":["archive"]},
+            {"from":"header","key":"x-weir-archive","exact":"true","exporters":["archive"]},
+            {"from":"attribute","key":"http.route","prefix":"/internal/","exporters":["archive"]}
+        ],"default":["primary"]}"#,
+    )?;
+    let sampler_t = per_batch(&Chain::new(vec![sampler.clone()]), &payloads, n)?;
+    let redactor_t = per_batch(&Chain::new(vec![redactor.clone()]), &payloads, n)?;
+    let router_t = per_batch(&Chain::new(vec![router.clone()]), &payloads, n)?;
+    let edge_t = per_batch(&Chain::new(vec![sampler, redactor, router]), &payloads, n)?;
+
     // Instance creation: instantiate from the InstancePre (pooling allocator, CoW image) + init.
     let f = b.load("noop", "")?;
     let rounds = 200;
@@ -224,6 +242,22 @@ fn main() -> Result<()> {
     println!(
         "  set one attribute per span                {:>9.1} ns/span (over 1 noop)",
         ns_span(rewrite, one_noop)
+    );
+    println!(
+        "  sampler (ratio 1)                         {:>9.1} ns/span (over 1 noop)",
+        ns_span(sampler_t, one_noop)
+    );
+    println!(
+        "  redactor (all built-ins, 2 block keys)    {:>9.1} ns/span (over 1 noop)",
+        ns_span(redactor_t, one_noop)
+    );
+    println!(
+        "  router (3 rules, per item)                {:>9.1} ns/span (over 1 noop)",
+        ns_span(router_t, one_noop)
+    );
+    println!(
+        "  chain: sampler + redactor + router        {:>9.1} µs/batch",
+        us(edge_t)
     );
     println!(
         "  instance creation (instantiate + init)    {:>9.1} µs",

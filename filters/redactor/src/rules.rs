@@ -1,6 +1,6 @@
 //! The redaction rules, as plain Rust on strings: unit-tested natively, used by the filter in `lib.rs`.
 
-use regex::Regex;
+use regex::{Regex, RegexSet};
 use sha2::{Digest, Sha256};
 
 /// What happens to a value that must not pass.
@@ -60,18 +60,33 @@ impl Builtin {
         }
     }
 
+    /// A cheap test every value this detector can match passes: most values fail all of them, and
+    /// then no regular expression runs at all.
+    fn may_match(self, v: &[u8], digits: usize) -> bool {
+        let has = |c: u8| v.contains(&c);
+        match self {
+            Builtin::Email => has(b'@'),
+            Builtin::CreditCard => digits >= 13,
+            Builtin::Ipv4 => digits >= 4 && has(b'.'),
+            Builtin::Ipv6 => v.iter().filter(|c| **c == b':').count() >= 2,
+            Builtin::Bearer => v.windows(6).any(|w| w.eq_ignore_ascii_case(b"bearer")),
+            Builtin::Jwt => v.windows(3).any(|w| w == b"eyJ"),
+            Builtin::UrlSecret => has(b'='),
+        }
+    }
+
     fn pattern(self) -> &'static str {
         match self {
             Builtin::Email => r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}",
-            Builtin::CreditCard => r"\b(?:\d[ \-]?){12,18}\d\b",
+            Builtin::CreditCard => r"(?-u:\b)(?:\d[ \-]?){12,18}\d(?-u:\b)",
             Builtin::Ipv4 => {
-                r"\b(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\b"
+                r"(?-u:\b)(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?-u:\b)"
             }
             Builtin::Ipv6 => {
-                r"(?i)\b(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}\b|(?i)\b(?:[0-9a-f]{1,4}:){1,7}:(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4}){0,6})?\b|::(?:[0-9a-f]{1,4}:){0,6}[0-9a-f]{1,4}\b"
+                r"(?i-u)\b(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}\b|(?i-u)\b(?:[0-9a-f]{1,4}:){1,7}:(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4}){0,6})?\b|(?-u)::(?:[0-9a-f]{1,4}:){0,6}[0-9a-f]{1,4}\b"
             }
-            Builtin::Bearer => r"(?i)\bbearer\s+[A-Za-z0-9\-._~+/]{8,}=*",
-            Builtin::Jwt => r"\beyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+",
+            Builtin::Bearer => r"(?i-u)\bbearer\s+[A-Za-z0-9\-._~+/]{8,}=*",
+            Builtin::Jwt => r"(?-u:\b)eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+",
             Builtin::UrlSecret => {
                 r"(?i)([?&](?:access_token|token|api_key|apikey|key|secret|password|passwd|pwd|sig|signature|auth)=)[^&#\s]+"
             }
@@ -109,6 +124,9 @@ pub struct Rules {
     block_key_patterns: Vec<Regex>,
     value_patterns: Vec<(String, Regex)>,
     builtins: Vec<(Builtin, Regex)>,
+    /// Every value pattern (built-ins first, in order), for one pass that finds which of them match:
+    /// most values match none, and then the pass is all the work.
+    any: RegexSet,
     /// What happens to a redacted value.
     pub action: Action,
     salt: String,
@@ -137,7 +155,15 @@ impl Rules {
         salt: String,
     ) -> Result<Self, String> {
         let compile = |p: &str| Regex::new(p).map_err(|e| format!("pattern `{p}`: {e}"));
+        let any = RegexSet::new(
+            builtins
+                .iter()
+                .map(|b| b.pattern().to_string())
+                .chain(value_patterns.iter().cloned()),
+        )
+        .map_err(|e| format!("value patterns: {e}"))?;
         Ok(Self {
+            any,
             allow_keys: allow_keys.map(|v| v.into_iter().map(|k| k.to_lowercase()).collect()),
             block_keys: block_keys.into_iter().map(|k| k.to_lowercase()).collect(),
             block_key_patterns: block_key_patterns
@@ -159,13 +185,21 @@ impl Rules {
 
     /// True when the key itself says the value must go (not allowed, or blocked).
     pub fn key_blocked(&self, key: &str) -> bool {
-        let k = key.to_lowercase();
+        // Keys are compared case-insensitively; lists were lower-cased once, so no allocation here
+        // for ASCII keys.
+        let same = |k: &String| {
+            if key.is_ascii() {
+                k.eq_ignore_ascii_case(key)
+            } else {
+                *k == key.to_lowercase()
+            }
+        };
         if let Some(allow) = &self.allow_keys
-            && !allow.contains(&k)
+            && !allow.iter().any(same)
         {
             return true;
         }
-        self.block_keys.contains(&k) || self.block_key_patterns.iter().any(|r| r.is_match(key))
+        self.block_keys.iter().any(same) || self.block_key_patterns.iter().any(|r| r.is_match(key))
     }
 
     fn hash(&self, v: &str) -> String {
@@ -198,24 +232,32 @@ impl Rules {
                 },
             };
         }
+        if self.value_patterns.is_empty() {
+            let v = value.as_bytes();
+            let digits = v.iter().filter(|c| c.is_ascii_digit()).count();
+            if !self.builtins.iter().any(|(b, _)| b.may_match(v, digits)) {
+                return Outcome::Clean;
+            }
+        }
+        let matched = self.any.matches(value);
+        if !matched.matched_any() {
+            return Outcome::Clean;
+        }
         let mut what = Vec::new();
         let mut out = value.to_string();
-        let rules = self
-            .builtins
-            .iter()
-            .map(|(b, r)| {
-                (
-                    b.name().to_string(),
-                    r,
-                    *b == Builtin::CreditCard,
-                    *b == Builtin::UrlSecret,
-                )
-            })
-            .chain(
-                self.value_patterns
-                    .iter()
-                    .map(|(p, r)| (format!("pattern:{p}"), r, false, false)),
-            );
+        // Only the patterns that matched run again, to find and replace.
+        let rules = matched.iter().map(|i| match self.builtins.get(i) {
+            Some((b, r)) => (
+                b.name().to_string(),
+                r,
+                *b == Builtin::CreditCard,
+                *b == Builtin::UrlSecret,
+            ),
+            None => {
+                let (p, r) = &self.value_patterns[i - self.builtins.len()];
+                (format!("pattern:{p}"), r, false, false)
+            }
+        });
         for (name, re, card, url) in rules {
             let mut hit = false;
             let replaced = re.replace_all(&out, |c: &regex::Captures<'_>| {
