@@ -140,7 +140,7 @@ impl Router {
     /// Compiles `config`. With a non-empty `known`, every exporter name must be in it.
     pub fn new(config: Config, known: &[String]) -> Result<Self, String> {
         let mut sets: Vec<Vec<String>> = Vec::new();
-        let mut intern = |mut names: Vec<String>, sets: &mut Vec<Vec<String>>| -> usize {
+        let intern = |mut names: Vec<String>, sets: &mut Vec<Vec<String>>| -> usize {
             names.sort();
             names.dedup();
             match sets.iter().position(|s| *s == names) {
