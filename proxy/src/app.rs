@@ -37,6 +37,9 @@ pub enum StartError {
         /// Why.
         source: FilterError,
     },
+    /// A durable queue could not be opened.
+    #[error(transparent)]
+    Queue(#[from] crate::exporter::durable::DurableError),
     /// The filter runtime could not start.
     #[error(transparent)]
     FilterRuntime(#[from] FilterError),
@@ -86,9 +89,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             ExporterConfig::Otlp(o) => o.queue.clone(),
             ExporterConfig::Debug(_) => QueueConfig::default(),
         };
+        let dir = config
+            .state_dir
+            .as_ref()
+            .map(|d| d.join("queues").join(name));
         exporters.insert(
             name.clone(),
-            ExporterQueue::spawn(name, exporter, &queue, metrics.clone()),
+            ExporterQueue::spawn(name, exporter, &queue, dir.as_deref(), metrics.clone())?,
         );
     }
     let exporters = Arc::new(exporters);

@@ -14,6 +14,7 @@ pub mod app;
 pub mod config;
 pub mod exporter;
 pub mod filter;
+pub mod fuzzing;
 pub mod pipeline;
 pub mod receiver;
 pub mod telemetry;

@@ -151,6 +151,18 @@ async fn the_edge_example_samples_redacts_and_routes() {
         assert!(std::time::Instant::now() < deadline, "logs did not arrive");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    // The queues are durable: clients were acknowledged once the data was on disk. Wait until both
+    // queues are empty, so that everything has reached its upstream.
+    for exporter in ["primary", "archive"] {
+        let gauge = format!(r#"weir_exporter_queue_batches{{exporter="{exporter}"}}"#);
+        while weir.metric(&gauge).await > 0.0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{exporter} queue did not drain"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
     // Secrets are redacted on the way.
     assert_eq!(
         log_bodies(&primary.received()),

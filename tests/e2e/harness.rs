@@ -155,6 +155,12 @@ impl Weir {
         format!("http://{}/v1/{}", self.http, signal.as_str())
     }
 
+    /// Kills weir with SIGKILL (no chance to flush or clean up) and waits for it.
+    pub fn kill9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let ok = Command::new("kill")

@@ -206,6 +206,29 @@ pub struct QueueConfig {
     pub max_bytes: usize,
     /// Requests sent upstream at once (default 64).
     pub concurrency: usize,
+    /// Keep the queue on disk under `state_dir/queues/NAME` (default false). Clients are then
+    /// acknowledged once their data is written (and synced, see `sync`), and the queue survives
+    /// upstream outages and restarts, kill -9 included; weir retries delivery until the upstream
+    /// accepts or refuses for good.
+    pub durable: bool,
+    /// Durable queue: bytes on disk at most (default 1 GiB). Above: 503 / UNAVAILABLE.
+    pub max_disk_bytes: usize,
+    /// Durable queue: size at which a segment file is closed and a new one started (default 8 MiB).
+    pub segment_bytes: usize,
+    /// Durable queue: `always` (default: `fdatasync` before acknowledging, shared by concurrent
+    /// requests) or `none` (the OS writes back; survives a crash of weir, not a power loss).
+    pub sync: SyncPolicy,
+}
+
+/// When the durable queue forces data to disk.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncPolicy {
+    /// `fdatasync` before acknowledging.
+    #[default]
+    Always,
+    /// Leave it to the OS.
+    None,
 }
 
 impl Default for QueueConfig {
@@ -214,6 +237,10 @@ impl Default for QueueConfig {
             max_batches: 1000,
             max_bytes: 64 << 20,
             concurrency: 64,
+            durable: false,
+            max_disk_bytes: 1 << 30,
+            segment_bytes: 8 << 20,
+            sync: SyncPolicy::Always,
         }
     }
 }
@@ -489,6 +516,11 @@ impl Config {
             if let ExporterConfig::Otlp(o) = exporter {
                 o.validate()
                     .map_err(|e| ConfigError::Invalid(format!("exporters.{name}: {e}")))?;
+                if o.queue.durable && self.state_dir.is_none() {
+                    return invalid(format!(
+                        "exporters.{name}.otlp.queue.durable needs state_dir, where the queue is kept"
+                    ));
+                }
             }
         }
         if let Some(p) = &self.pipelines {
@@ -652,8 +684,14 @@ impl OtlpExporterConfig {
         if q.max_batches == 0 || q.max_bytes == 0 || q.concurrency == 0 {
             return Err("queue: max_batches, max_bytes and concurrency must be positive".into());
         }
-        if q.max_bytes > u32::MAX as usize {
-            return Err(format!("queue.max_bytes: at most {} bytes", u32::MAX));
+        if q.max_bytes > u32::MAX as usize || q.max_disk_bytes > u32::MAX as usize {
+            return Err(format!(
+                "queue.max_bytes and queue.max_disk_bytes: at most {} bytes",
+                u32::MAX
+            ));
+        }
+        if q.durable && (q.max_disk_bytes == 0 || q.segment_bytes == 0) {
+            return Err("queue: max_disk_bytes and segment_bytes must be positive".into());
         }
         Ok(())
     }

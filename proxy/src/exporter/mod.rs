@@ -6,6 +6,7 @@
 //! status code to pass on.
 
 mod debug;
+pub mod durable;
 mod error;
 mod grpc;
 mod http;

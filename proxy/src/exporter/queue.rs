@@ -5,6 +5,10 @@
 //! Then it enqueues one job per exporter and waits for their answers. Each exporter's dispatcher hands
 //! jobs, in order, to at most `queue.concurrency` senders, which retry within the job's deadline.
 //!
+//! With `queue.durable` the queue is a [`DurableQueue`] on disk instead: a job is acknowledged once it
+//! is written and synced, and a separate delivery loop sends records in order, retrying until the
+//! upstream accepts or refuses them for good.
+//!
 //! The queue is what keeps one upstream's trouble to itself: a dead upstream fills its own queue and
 //! then refuses only the requests routed to it, while the admission slots those requests would have held
 //! stay free for everyone else (a pipeline gives its slot back once its jobs are queued). A job whose
@@ -17,8 +21,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
+use super::durable::{DurableError, DurableQueue, Record};
 use super::{ExportError, ExportRequest, Exporter};
-use crate::config::QueueConfig;
+use crate::config::{QueueConfig, SyncPolicy};
 use crate::pipeline::{PartialSuccess, Payload, Signal};
 use crate::telemetry::Metrics;
 
@@ -33,6 +38,7 @@ pub struct ExporterQueue {
     tx: mpsc::Sender<Job>,
     bytes: Arc<Semaphore>,
     max_bytes: usize,
+    durable: Option<Arc<DurableQueue>>,
     metrics: Arc<Metrics>,
 }
 
@@ -47,11 +53,23 @@ pub struct QueueFull {
 /// Room for one job in one exporter's queue, taken before anything is sent.
 #[derive(Debug)]
 pub struct Reservation {
-    slot: mpsc::OwnedPermit<Job>,
-    bytes: OwnedSemaphorePermit,
+    room: Room,
     size: usize,
     name: Arc<str>,
     metrics: Arc<Metrics>,
+}
+
+/// The room a reservation holds.
+#[derive(Debug)]
+enum Room {
+    Memory {
+        slot: mpsc::OwnedPermit<Job>,
+        bytes: OwnedSemaphorePermit,
+    },
+    Durable {
+        queue: Arc<DurableQueue>,
+        bytes: OwnedSemaphorePermit,
+    },
 }
 
 /// One batch for one exporter.
@@ -83,32 +101,66 @@ impl Drop for Accounted {
 }
 
 impl ExporterQueue {
-    /// Starts `exporter`'s dispatcher on the current tokio runtime.
+    /// Starts `exporter`'s dispatcher on the current tokio runtime. With `config.durable`, the queue
+    /// lives in `durable_dir` (and what a previous run left there is delivered first).
     pub fn spawn(
         name: &str,
         exporter: Exporter,
         config: &QueueConfig,
+        durable_dir: Option<&std::path::Path>,
         metrics: Arc<Metrics>,
-    ) -> Arc<Self> {
+    ) -> Result<Arc<Self>, DurableError> {
         let name: Arc<str> = Arc::from(name);
-        let (tx, rx) = mpsc::channel(config.max_batches);
-        let max_bytes = config.max_bytes.min(u32::MAX as usize);
-        tokio::spawn(dispatch(
-            name.clone(),
-            Arc::new(exporter),
-            rx,
-            config.concurrency,
-            metrics.clone(),
-        ));
         // Touch the gauges so that they show 0 from the start.
         metrics.queue_changed(&name, 0, 0);
-        Arc::new(Self {
+        let durable = match (config.durable, durable_dir) {
+            (true, Some(dir)) => Some(DurableQueue::open(
+                dir,
+                &name,
+                config.max_disk_bytes,
+                config.segment_bytes as u64,
+                config.sync == SyncPolicy::Always,
+                metrics.clone(),
+            )?),
+            _ => None,
+        };
+        let (tx, rx) = mpsc::channel(config.max_batches);
+        let max_bytes = config.max_bytes.min(u32::MAX as usize);
+        let exporter = Arc::new(exporter);
+        match &durable {
+            Some(q) => {
+                tokio::spawn(dispatch_durable(
+                    name.clone(),
+                    exporter,
+                    q.clone(),
+                    config.concurrency,
+                    metrics.clone(),
+                ));
+                tokio::spawn(watch_age(name.clone(), Arc::downgrade(q), metrics.clone()));
+            }
+            None => {
+                tokio::spawn(dispatch(
+                    name.clone(),
+                    exporter,
+                    rx,
+                    config.concurrency,
+                    metrics.clone(),
+                ));
+            }
+        }
+        Ok(Arc::new(Self {
             name,
             tx,
             bytes: Arc::new(Semaphore::new(max_bytes)),
             max_bytes,
+            durable,
             metrics,
-        })
+        }))
+    }
+
+    /// True when the queue is on disk: its answer means "written", not "delivered".
+    pub fn is_durable(&self) -> bool {
+        self.durable.is_some()
     }
 
     /// The exporter's name.
@@ -122,6 +174,18 @@ impl ExporterQueue {
         let full = || QueueFull {
             exporter: self.name.to_string(),
         };
+        if let Some(queue) = &self.durable {
+            let bytes = queue.reserve(size).ok_or_else(full)?;
+            return Ok(Reservation {
+                room: Room::Durable {
+                    queue: queue.clone(),
+                    bytes,
+                },
+                size,
+                name: self.name.clone(),
+                metrics: self.metrics.clone(),
+            });
+        }
         let slot = self.tx.clone().try_reserve_owned().map_err(|_| full())?;
         let cost = size.clamp(1, self.max_bytes) as u32;
         let bytes = self
@@ -130,8 +194,7 @@ impl ExporterQueue {
             .try_acquire_many_owned(cost)
             .map_err(|_| full())?;
         Ok(Reservation {
-            slot,
-            bytes,
+            room: Room::Memory { slot, bytes },
             size,
             name: self.name.clone(),
             metrics: self.metrics.clone(),
@@ -154,9 +217,29 @@ impl Reservation {
         deadline: Instant,
     ) -> oneshot::Receiver<Outcome> {
         let (ack, rx) = oneshot::channel();
-        self.metrics.queue_changed(&self.name, 1, self.size as i64);
         let items = payload.item_count();
-        self.slot.send(Job {
+        let (slot, bytes) = match self.room {
+            Room::Memory { slot, bytes } => (slot, bytes),
+            Room::Durable { queue, bytes } => {
+                // Acknowledged once written and synced; delivery follows from the disk.
+                tokio::spawn(async move {
+                    let started = Instant::now();
+                    let result = queue.append(signal, items, body, bytes).await;
+                    let outcome = result
+                        .map(|_| (PartialSuccess::default(), started.elapsed()))
+                        .map_err(|e| {
+                            tracing::error!(error = %e, "durable queue write failed");
+                            ExportError::unavailable(format!(
+                                "{e}; the batch was not queued, retry later"
+                            ))
+                        });
+                    let _ = ack.send(outcome);
+                });
+                return rx;
+            }
+        };
+        self.metrics.queue_changed(&self.name, 1, self.size as i64);
+        slot.send(Job {
             signal,
             payload,
             body,
@@ -164,7 +247,7 @@ impl Reservation {
             deadline,
             ack,
             _accounted: Accounted {
-                _bytes: self.bytes,
+                _bytes: bytes,
                 size: self.size,
                 name: self.name,
                 metrics: self.metrics,
@@ -195,6 +278,116 @@ async fn dispatch(
             deliver(&name, &exporter, job, &metrics).await;
             drop(sender);
         });
+    }
+}
+
+/// Delivers a durable queue's records in order, at most `concurrency` at once, each retried until the
+/// upstream accepts or refuses it for good.
+async fn dispatch_durable(
+    name: Arc<str>,
+    exporter: Arc<Exporter>,
+    queue: Arc<DurableQueue>,
+    concurrency: usize,
+    metrics: Arc<Metrics>,
+) {
+    let senders = Arc::new(Semaphore::new(concurrency.max(1)));
+    loop {
+        let Ok(sender) = senders.clone().acquire_owned().await else {
+            return;
+        };
+        let record = queue.next().await;
+        let (name, exporter, metrics, queue) = (
+            name.clone(),
+            exporter.clone(),
+            metrics.clone(),
+            queue.clone(),
+        );
+        tokio::spawn(async move {
+            deliver_record(&name, &exporter, &queue, &record, &metrics).await;
+            queue.done(&record);
+            drop(sender);
+        });
+    }
+}
+
+/// How long one round of retries for a durable record may take before the next round starts.
+const DURABLE_ROUND: Duration = Duration::from_secs(60);
+
+async fn deliver_record(
+    name: &str,
+    exporter: &Exporter,
+    queue: &DurableQueue,
+    record: &Record,
+    metrics: &Metrics,
+) {
+    let body = match queue.read(record) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(exporter = name, seq = record.seq, error = %e, "damaged queue record dropped");
+            metrics.queue_dropped(record.signal, name, record.items);
+            return;
+        }
+    };
+    // The debug exporter prints the decoded batch; the OTLP exporters send the bytes as they are.
+    let payload = match exporter {
+        Exporter::Debug(_) => Payload::decode_protobuf(record.signal, &body).ok(),
+        _ => None,
+    }
+    .unwrap_or_else(|| Payload::empty(record.signal));
+    loop {
+        let started = Instant::now();
+        let request = ExportRequest {
+            signal: record.signal,
+            payload: &payload,
+            body: body.clone(),
+            items: record.items,
+            deadline: Instant::now() + DURABLE_ROUND,
+        };
+        match exporter.export(name, &request, metrics).await {
+            Ok(p) => {
+                let rejected = u64::try_from(p.rejected).unwrap_or(0);
+                metrics.items_exported(
+                    record.signal,
+                    name,
+                    record.items,
+                    rejected,
+                    started.elapsed(),
+                );
+                if !p.is_empty() {
+                    tracing::warn!(
+                        exporter = name, rejected = p.rejected, message = %p.message,
+                        "upstream partially accepted a queued batch"
+                    );
+                }
+                return;
+            }
+            Err(e) if e.retryable() => {
+                tracing::warn!(
+                    exporter = name, seq = record.seq, error = %e,
+                    "upstream still unavailable; the queued batch waits"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => {
+                metrics.export_failed(record.signal, name, record.items, false);
+                metrics.queue_dropped(record.signal, name, record.items);
+                tracing::error!(
+                    exporter = name, seq = record.seq, items = record.items, error = %e,
+                    "upstream refused a queued batch for good; it is dropped"
+                );
+                return;
+            }
+        }
+    }
+}
+
+/// Keeps `weir_exporter_queue_oldest_age_seconds` current.
+async fn watch_age(name: Arc<str>, queue: std::sync::Weak<DurableQueue>, metrics: Arc<Metrics>) {
+    loop {
+        let Some(q) = queue.upgrade() else { return };
+        metrics.queue_oldest(&name, q.oldest_age());
+        drop(q);
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
@@ -256,13 +449,16 @@ mod tests {
             max_batches,
             max_bytes,
             concurrency: 1,
+            ..Default::default()
         };
         ExporterQueue::spawn(
             "q",
             Exporter::Debug(DebugExporter::new(DebugExporterConfig::default().verbosity)),
             &config,
+            None,
             Arc::new(Metrics::new()),
         )
+        .unwrap()
     }
 
     #[tokio::test]

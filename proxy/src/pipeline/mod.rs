@@ -437,7 +437,8 @@ mod tests {
             .iter()
             .map(|n| {
                 let e = Exporter::Debug(DebugExporter::new(Default::default()));
-                let q = ExporterQueue::spawn(n, e, &QueueConfig::default(), metrics.clone());
+                let q = ExporterQueue::spawn(n, e, &QueueConfig::default(), None, metrics.clone())
+                    .unwrap();
                 (n.to_string(), q)
             })
             .collect();

@@ -77,6 +77,15 @@ impl Payload {
         }
     }
 
+    /// An empty request of `signal`.
+    pub fn empty(signal: Signal) -> Self {
+        match signal {
+            Signal::Traces => Payload::Traces(Default::default()),
+            Signal::Metrics => Payload::Metrics(Default::default()),
+            Signal::Logs => Payload::Logs(Default::default()),
+        }
+    }
+
     /// Decodes protobuf bytes as the request type of `signal`.
     pub fn decode_protobuf(signal: Signal, bytes: &[u8]) -> Result<Self, prost::DecodeError> {
         Ok(match signal {

@@ -2,7 +2,7 @@
 //! hand a [`Batch`] to the signal's pipeline through [`Ingest`], and turn the outcome into the status
 //! code the OTLP specification prescribes.
 
-mod decode;
+pub mod decode;
 pub mod grpc;
 pub mod http;
 

@@ -162,6 +162,10 @@ pub struct Metrics {
     queue_batches: Family<QueueLabels, Gauge>,
     queue_bytes: Family<QueueLabels, Gauge>,
     queue_abandoned: Family<ExporterLabels, Counter>,
+    queue_corrupt: Family<QueueLabels, Counter>,
+    queue_replayed: Family<QueueLabels, Counter>,
+    queue_oldest: Family<QueueLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    queue_dropped: Family<ExporterLabels, Counter>,
     route_unknown: Family<ExporterLabels, Counter>,
     filter_calls: Family<FilterLabels, Counter>,
     filter_errors: Family<FilterErrorLabels, Counter>,
@@ -208,6 +212,10 @@ impl Metrics {
             queue_batches: Family::default(),
             queue_bytes: Family::default(),
             queue_abandoned: Family::default(),
+            queue_corrupt: Family::default(),
+            queue_replayed: Family::default(),
+            queue_oldest: Family::default(),
+            queue_dropped: Family::default(),
             route_unknown: Family::default(),
             filter_calls: Family::default(),
             filter_errors: Family::default(),
@@ -292,6 +300,26 @@ impl Metrics {
             "exporter_abandoned_items",
             "Items an exporter stopped sending because the client gave up waiting (it retries them)",
             m.queue_abandoned.clone(),
+        );
+        registry.register(
+            "exporter_queue_corrupt_segments",
+            "Durable queue segments found damaged at start; the rest of each was skipped",
+            m.queue_corrupt.clone(),
+        );
+        registry.register(
+            "exporter_queue_replayed_items",
+            "Items a durable queue found at start, left by the previous run, and delivers again",
+            m.queue_replayed.clone(),
+        );
+        registry.register(
+            "exporter_queue_oldest_age_seconds",
+            "Age of the oldest item a durable queue has not delivered yet",
+            m.queue_oldest.clone(),
+        );
+        registry.register(
+            "exporter_dropped_items",
+            "Items a durable queue gave up on: the upstream refused them for good, or they were damaged",
+            m.queue_dropped.clone(),
         );
         registry.register(
             "route_unknown_items",
@@ -470,6 +498,40 @@ impl Metrics {
     /// An exporter stopped sending `items` items because their client stopped waiting.
     pub fn export_abandoned(&self, signal: Signal, exporter: &str, items: usize) {
         self.queue_abandoned
+            .get_or_create(&exporter_labels(signal, exporter))
+            .inc_by(items as u64);
+    }
+
+    /// A damaged durable queue segment was found at start.
+    pub fn queue_corrupt_segment(&self, exporter: &str) {
+        self.queue_corrupt
+            .get_or_create(&QueueLabels {
+                exporter: exporter.to_string(),
+            })
+            .inc();
+    }
+
+    /// A durable queue found `items` items left by the previous run.
+    pub fn queue_replayed(&self, exporter: &str, items: usize) {
+        self.queue_replayed
+            .get_or_create(&QueueLabels {
+                exporter: exporter.to_string(),
+            })
+            .inc_by(items as u64);
+    }
+
+    /// The oldest undelivered item of a durable queue is `age` old.
+    pub fn queue_oldest(&self, exporter: &str, age: Duration) {
+        self.queue_oldest
+            .get_or_create(&QueueLabels {
+                exporter: exporter.to_string(),
+            })
+            .set(age.as_secs_f64());
+    }
+
+    /// A durable queue gave up on `items` items.
+    pub fn queue_dropped(&self, signal: Signal, exporter: &str, items: usize) {
+        self.queue_dropped
             .get_or_create(&exporter_labels(signal, exporter))
             .inc_by(items as u64);
     }
