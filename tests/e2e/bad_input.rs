@@ -318,3 +318,40 @@ fn example_protobuf() -> Vec<u8> {
         .unwrap()
         .encode_protobuf()
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn above_the_memory_limit_requests_are_refused_with_retry_hints() {
+    let (upstream, url) = Recorder::grpc().await;
+    // 1 MiB: weir's own resident memory is far above it, so every request is refused.
+    let weir = Weir::with_config(&format!(
+        "limits: {{ max_memory_bytes: 1048576, retry_after: 3s }}\nexporters:\n  upstream: {{ otlp: {{ endpoint: \"{url}\" }} }}\n"
+    ));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while weir.metric("weir_memory_rss_bytes").await == 0.0 {
+        assert!(std::time::Instant::now() < deadline, "no RSS sample");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, h, body) = post(
+        &weir.http_url(Signal::Traces),
+        &[("content-type", "application/json")],
+        example("trace.json"),
+    )
+    .await;
+    assert_eq!(status, 503, "{body:?}");
+    assert_eq!(h["retry-after"], "3");
+    assert!(String::from_utf8_lossy(&body).contains("memory limit"));
+    let err = grpc_raw(&weir, Signal::Traces, example_protobuf(), false)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unavailable);
+    assert_eq!(upstream.calls(), 0);
+    assert!(
+        weir.metric(
+            r#"weir_refused_requests_total{signal="traces",transport="http",reason="memory_limit"}"#
+        )
+        .await
+            >= 1.0
+    );
+    // The admin side keeps answering.
+    assert_eq!(get(&format!("http://{}/healthz", weir.admin)).await.0, 200);
+}

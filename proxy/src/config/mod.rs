@@ -392,6 +392,9 @@ pub struct LimitsConfig {
     /// Seconds suggested to refused clients (`Retry-After`, gRPC RetryInfo) (default `1s`).
     #[serde(with = "humantime_serde")]
     pub retry_after: Duration,
+    /// Resident memory weir keeps under (default: no limit). From 90% of it new requests are refused
+    /// (503 / UNAVAILABLE, retryable) until memory is back under 80%.
+    pub max_memory_bytes: Option<usize>,
 }
 
 impl Default for LimitsConfig {
@@ -403,6 +406,7 @@ impl Default for LimitsConfig {
             request_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(20),
             retry_after: Duration::from_secs(1),
+            max_memory_bytes: None,
         }
     }
 }
@@ -565,6 +569,9 @@ impl Config {
         let l = &self.limits;
         if l.max_request_bytes == 0 || l.max_decompressed_bytes == 0 {
             return invalid("limits: sizes must be positive".into());
+        }
+        if l.max_memory_bytes == Some(0) {
+            return invalid("limits.max_memory_bytes must be positive".into());
         }
         if l.max_concurrent_requests == 0 {
             return invalid("limits.max_concurrent_requests must be positive".into());

@@ -5,6 +5,7 @@
 pub mod decode;
 pub mod grpc;
 pub mod http;
+pub mod memory;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,6 +26,7 @@ pub struct Ingest {
     limits: LimitsConfig,
     metrics: Arc<Metrics>,
     shutting_down: AtomicBool,
+    memory: Option<Arc<memory::MemoryGuard>>,
 }
 
 /// Why a request could not even start.
@@ -32,6 +34,8 @@ pub struct Ingest {
 pub enum Busy {
     /// `limits.max_concurrent_requests` requests are in flight.
     Overloaded,
+    /// Resident memory is above `limits.max_memory_bytes` (its high-water mark).
+    MemoryLimit,
     /// weir is shutting down.
     ShuttingDown,
 }
@@ -40,6 +44,7 @@ impl Busy {
     fn reason(self) -> RefuseReason {
         match self {
             Busy::Overloaded => RefuseReason::Overloaded,
+            Busy::MemoryLimit => RefuseReason::MemoryLimit,
             Busy::ShuttingDown => RefuseReason::ShuttingDown,
         }
     }
@@ -47,6 +52,7 @@ impl Busy {
     fn message(self) -> &'static str {
         match self {
             Busy::Overloaded => "weir is at its concurrent request limit; retry later",
+            Busy::MemoryLimit => "weir is at its memory limit; retry later",
             Busy::ShuttingDown => "weir is shutting down; retry later",
         }
     }
@@ -54,8 +60,16 @@ impl Busy {
 
 impl Ingest {
     /// The shared receiver state.
+    /// The shared receiver state. With `limits.max_memory_bytes`, starts the memory sampler (needs a
+    /// tokio runtime).
     pub fn new(pipelines: Arc<Pipelines>, limits: LimitsConfig, metrics: Arc<Metrics>) -> Self {
+        let memory = limits.max_memory_bytes.map(|limit| {
+            let g = Arc::new(memory::MemoryGuard::new(limit as u64));
+            g.spawn_sampler(metrics.clone());
+            g
+        });
         Self {
+            memory,
             pipelines,
             admission: Arc::new(Semaphore::new(limits.max_concurrent_requests)),
             limits,
@@ -89,6 +103,8 @@ impl Ingest {
         self.metrics.request_received(signal, transport);
         let busy = if self.shutting_down.load(Ordering::Relaxed) {
             Busy::ShuttingDown
+        } else if self.memory.as_ref().is_some_and(|m| m.over()) {
+            Busy::MemoryLimit
         } else {
             match self.admission.clone().try_acquire_owned() {
                 Ok(p) => return Ok(p),

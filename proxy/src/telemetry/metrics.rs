@@ -57,6 +57,8 @@ pub enum RefuseReason {
     FilterFailed,
     /// An exporter's queue is full (503 / UNAVAILABLE).
     QueueFull,
+    /// Resident memory is above its high-water mark (503 / UNAVAILABLE).
+    MemoryLimit,
 }
 
 impl RefuseReason {
@@ -75,6 +77,7 @@ impl RefuseReason {
             RefuseReason::FilterRejected => "filter_rejected",
             RefuseReason::FilterFailed => "filter_failed",
             RefuseReason::QueueFull => "queue_full",
+            RefuseReason::MemoryLimit => "memory_limit",
         }
     }
 }
@@ -166,6 +169,7 @@ pub struct Metrics {
     queue_replayed: Family<QueueLabels, Counter>,
     queue_oldest: Family<QueueLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     queue_dropped: Family<ExporterLabels, Counter>,
+    memory_rss: Gauge,
     route_unknown: Family<ExporterLabels, Counter>,
     filter_calls: Family<FilterLabels, Counter>,
     filter_errors: Family<FilterErrorLabels, Counter>,
@@ -216,6 +220,7 @@ impl Metrics {
             queue_replayed: Family::default(),
             queue_oldest: Family::default(),
             queue_dropped: Family::default(),
+            memory_rss: Gauge::default(),
             route_unknown: Family::default(),
             filter_calls: Family::default(),
             filter_errors: Family::default(),
@@ -320,6 +325,11 @@ impl Metrics {
             "exporter_dropped_items",
             "Items a durable queue gave up on: the upstream refused them for good, or they were damaged",
             m.queue_dropped.clone(),
+        );
+        registry.register(
+            "memory_rss_bytes",
+            "weir's resident memory (sampled when limits.max_memory_bytes is set)",
+            m.memory_rss.clone(),
         );
         registry.register(
             "route_unknown_items",
@@ -527,6 +537,12 @@ impl Metrics {
                 exporter: exporter.to_string(),
             })
             .set(age.as_secs_f64());
+    }
+
+    /// weir's resident memory was measured.
+    pub fn memory_rss(&self, bytes: u64) {
+        self.memory_rss
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 
     /// A durable queue gave up on `items` items.
