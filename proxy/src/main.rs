@@ -212,7 +212,12 @@ fn build_config(args: &RunArgs) -> anyhow::Result<Config> {
         });
     }
     if let Some(url) = &args.upstream {
-        // The upstream replaces the file's exporters; pipelines keep their filters.
+        // The upstream replaces the file's exporters; pipelines keep their filters. An exporter of the
+        // file named `upstream` lends its queue and retry settings (a durable queue, say) to it.
+        let kept = match config.exporters.remove("upstream") {
+            Some(ExporterConfig::Otlp(o)) => Some((o.queue, o.retry)),
+            _ => None,
+        };
         config.exporters.clear();
         if let Some(p) = &mut config.pipelines {
             for pipeline in [&mut p.traces, &mut p.metrics, &mut p.logs]
@@ -223,6 +228,10 @@ fn build_config(args: &RunArgs) -> anyhow::Result<Config> {
             }
         }
         let mut exporter = OtlpExporterConfig::from_upstream_url(url)?;
+        if let Some((queue, retry)) = kept {
+            exporter.queue = queue;
+            exporter.retry = retry;
+        }
         if let Some(c) = args.upstream_compression {
             exporter.compression = c;
         }
