@@ -245,38 +245,44 @@ pipelines:
 #[tokio::test(flavor = "multi_thread")]
 async fn a_full_exporter_queue_is_refused_with_retry_hints() {
     let (upstream, url) = Recorder::grpc().await;
-    // One batch being sent and one waiting, at most; the upstream takes 1.5 s per batch.
+    // One batch being sent and one waiting, at most; the upstream takes 3 s per batch (under the 5 s
+    // attempt timeout), long enough
+    // for both to be in the queue at once on a busy machine.
     let weir = Weir::with_config(&format!(
         r#"
-limits: {{ retry_after: 2s }}
+limits: {{ retry_after: 2s, request_timeout: 60s }}
 exporters:
   upstream: {{ otlp: {{ endpoint: "{url}", queue: {{ max_batches: 1, concurrency: 1 }} }} }}
 "#
     ));
-    upstream.script(2, Answer::Slow(Duration::from_millis(1500)));
-    let held: Vec<_> = (0..2)
-        .map(|_| {
-            let url = weir.http_url(Signal::Traces);
-            tokio::spawn(async move {
-                post(
-                    &url,
-                    &[("content-type", "application/json")],
-                    example("trace.json"),
-                )
-                .await
-                .0
-            })
-        })
-        .collect();
-    // Wait until one is being sent and the other waits.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while upstream.calls() == 0
-        || weir
-            .metric(r#"weir_exporter_queue_batches{exporter="upstream"}"#)
+    upstream.script(2, Answer::Slow(Duration::from_secs(3)));
+    let hold = || {
+        let url = weir.http_url(Signal::Traces);
+        tokio::spawn(async move {
+            post(
+                &url,
+                &[("content-type", "application/json")],
+                example("trace.json"),
+            )
             .await
-            < 2.0
+            .0
+        })
+    };
+    // One at a time: the first must have left the queue for the sender before the second comes, or
+    // the second would find the queue full.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut held = vec![hold()];
+    while upstream.calls() == 0 {
+        assert!(std::time::Instant::now() < deadline, "first never sent");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    held.push(hold());
+    while weir
+        .metric(r#"weir_exporter_queue_batches{exporter="upstream"}"#)
+        .await
+        < 2.0
     {
-        assert!(std::time::Instant::now() < deadline);
+        assert!(std::time::Instant::now() < deadline, "second never queued");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let (status, h, body) = post(

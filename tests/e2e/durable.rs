@@ -135,10 +135,15 @@ async fn an_upstream_outage_under_load_loses_nothing_acknowledged() {
     let (acked, others) = send(&weir, "outage", 200, 8).await;
     assert_eq!((acked.len(), others.len()), (200, 0), "{others:?}");
     assert_eq!(upstream.items(), 0);
+    assert_eq!(
+        weir.metric(r#"weir_exporter_queue_items{exporter="up"}"#)
+            .await,
+        200.0
+    );
     assert!(
-        weir.metric(r#"weir_exporter_queue_batches{exporter="up"}"#)
+        weir.metric(r#"weir_exporter_queue_bytes{exporter="up"}"#)
             .await
-            >= 190.0
+            > 200.0 * 21.0
     );
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert!(
@@ -291,6 +296,34 @@ async fn a_graceful_shutdown_keeps_the_backlog_for_the_next_run() {
     assert!(started.elapsed() < Duration::from_secs(10));
     upstream.always(None);
     let _weir = Weir::with_config(&yaml);
+    assert_eq!(
+        all_arrive(&upstream, &acked, Duration::from_secs(60)).await,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_disk_write_is_refused_like_a_full_queue_and_loses_nothing() {
+    let (upstream, url) = Recorder::grpc().await;
+    upstream.always(Some(Answer::Status(tonic::Code::Unavailable, "down")));
+    let state = tempfile::tempdir().unwrap();
+    // Files of at most 8 KiB, segments of 64 KiB: each segment hits the limit after a few dozen records,
+    // as a full disk would stop it; weir refuses that request and starts a new segment for the next.
+    let weir =
+        Weir::with_config_and_file_limit(&config(&url, state.path(), "segment_bytes: 65536"), 16);
+    let (acked, others) = send(&weir, "disk", 200, 4).await;
+    assert!(!acked.is_empty() && !others.is_empty(), "{}", acked.len());
+    assert!(others.iter().all(|s| *s == 503), "{others:?}");
+    assert!(
+        weir.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("durable queue write failed"))
+    );
+    // weir keeps serving, and what it acknowledged is intact on disk.
+    assert_eq!(get(&format!("http://{}/healthz", weir.admin)).await.0, 200);
+    upstream.always(None);
     assert_eq!(
         all_arrive(&upstream, &acked, Duration::from_secs(60)).await,
         0

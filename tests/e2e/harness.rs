@@ -57,7 +57,17 @@ impl Weir {
 
     /// `weir run --config PATH` for a file of the repository, with extra environment variables.
     pub fn with_config_file(path: &str, envs: &[(&str, String)]) -> Weir {
-        Self::spawn(&["--config", path], None, envs)
+        Self::spawn(&["--config", path], None, envs, None)
+    }
+
+    /// Like [`Weir::with_config`], with every file weir writes limited to `blocks` × 512 bytes
+    /// (`ulimit -f`, SIGXFSZ ignored): writes past it fail the way they do on a full disk.
+    pub fn with_config_and_file_limit(yaml: &str, blocks: u64) -> Weir {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("weir.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        let path = path.to_str().unwrap().to_string();
+        Self::spawn(&["--config", &path], Some(dir), &[], Some(blocks))
     }
 
     /// `weir run --config FILE` with `yaml` (receivers and admin on ephemeral ports unless set).
@@ -70,11 +80,30 @@ impl Weir {
     }
 
     fn start_with(extra: &[&str], dir: Option<tempfile::TempDir>) -> Weir {
-        Self::spawn(extra, dir, &[])
+        Self::spawn(extra, dir, &[], None)
     }
 
-    fn spawn(extra: &[&str], dir: Option<tempfile::TempDir>, envs: &[(&str, String)]) -> Weir {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
+    fn spawn(
+        extra: &[&str],
+        dir: Option<tempfile::TempDir>,
+        envs: &[(&str, String)],
+        file_blocks: Option<u64>,
+    ) -> Weir {
+        let bin = env!("CARGO_BIN_EXE_weir");
+        let mut cmd = match file_blocks {
+            None => Command::new(bin),
+            Some(blocks) => {
+                let mut c = Command::new("sh");
+                c.args([
+                    "-c",
+                    r#"trap '' XFSZ; ulimit -f "$1"; shift; exec "$@""#,
+                    "sh",
+                    &blocks.to_string(),
+                    bin,
+                ]);
+                c
+            }
+        };
         for (k, v) in envs {
             cmd.env(k, v);
         }

@@ -322,7 +322,7 @@ impl DurableQueue {
             );
             metrics.queue_replayed(name, replayed);
         }
-        metrics.queue_changed(name, replayed_batches, replayed_bytes);
+        metrics.queue_changed(name, replayed_batches, replayed as i64, replayed_bytes);
         state.written = state.next_seq - 1;
         let (synced, _) = watch::channel(state.written);
         let q = Arc::new(Self {
@@ -445,9 +445,18 @@ impl DurableQueue {
         };
         let offset = seg.bytes;
         if let Err(e) = (&*seg.file).write_all(&record) {
-            // A partial record (disk full) is cut off so that the segment stays readable.
+            // A partial record (disk full) is cut off so that the segment stays readable, and the
+            // segment is closed: the next record starts a new file once there is room again.
             let _ = seg.file.set_len(offset);
-            return Err(io(&seg.path)(e));
+            let err = io(&seg.path)(e);
+            seg.sealed = true;
+            if seg.outstanding == 0 {
+                let path = seg.path.clone();
+                st.segments.remove(&id);
+                let _ = std::fs::remove_file(path);
+            }
+            st.active = None;
+            return Err(err);
         }
         seg.bytes += record.len() as u64;
         seg.outstanding += 1;
@@ -465,7 +474,7 @@ impl DurableQueue {
         });
         drop(st);
         self.metrics
-            .queue_changed(&self.name, 1, record.len() as i64);
+            .queue_changed(&self.name, 1, items as i64, record.len() as i64);
         self.unsynced.notify_one();
         Ok(seq)
     }
@@ -534,7 +543,8 @@ impl DurableQueue {
             let _ = std::fs::remove_file(&s.path);
         }
         drop(st);
-        self.metrics.queue_changed(&self.name, -1, -(r.len as i64));
+        self.metrics
+            .queue_changed(&self.name, -1, -(r.items as i64), -(r.len as i64));
     }
 
     /// Age of the oldest record not yet delivered.

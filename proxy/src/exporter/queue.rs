@@ -89,6 +89,7 @@ pub struct Job {
 struct Accounted {
     _bytes: OwnedSemaphorePermit,
     size: usize,
+    items: usize,
     name: Arc<str>,
     metrics: Arc<Metrics>,
 }
@@ -96,7 +97,7 @@ struct Accounted {
 impl Drop for Accounted {
     fn drop(&mut self) {
         self.metrics
-            .queue_changed(&self.name, -1, -(self.size as i64));
+            .queue_changed(&self.name, -1, -(self.items as i64), -(self.size as i64));
     }
 }
 
@@ -112,7 +113,7 @@ impl ExporterQueue {
     ) -> Result<Arc<Self>, DurableError> {
         let name: Arc<str> = Arc::from(name);
         // Touch the gauges so that they show 0 from the start.
-        metrics.queue_changed(&name, 0, 0);
+        metrics.queue_changed(&name, 0, 0, 0);
         let durable = match (config.durable, durable_dir) {
             (true, Some(dir)) => Some(DurableQueue::open(
                 dir,
@@ -238,7 +239,8 @@ impl Reservation {
                 return rx;
             }
         };
-        self.metrics.queue_changed(&self.name, 1, self.size as i64);
+        self.metrics
+            .queue_changed(&self.name, 1, items as i64, self.size as i64);
         slot.send(Job {
             signal,
             payload,
@@ -249,6 +251,7 @@ impl Reservation {
             _accounted: Accounted {
                 _bytes: bytes,
                 size: self.size,
+                items,
                 name: self.name,
                 metrics: self.metrics,
             },

@@ -163,6 +163,7 @@ pub struct Metrics {
     export_retries: Family<ExporterLabels, Counter>,
     export_duration: Family<ExporterLabels, Histogram, fn() -> Histogram>,
     queue_batches: Family<QueueLabels, Gauge>,
+    queue_items: Family<QueueLabels, Gauge>,
     queue_bytes: Family<QueueLabels, Gauge>,
     queue_abandoned: Family<ExporterLabels, Counter>,
     queue_corrupt: Family<QueueLabels, Counter>,
@@ -214,6 +215,7 @@ impl Metrics {
             export_retries: Family::default(),
             export_duration: Family::new_with_constructor(latency_histogram),
             queue_batches: Family::default(),
+            queue_items: Family::default(),
             queue_bytes: Family::default(),
             queue_abandoned: Family::default(),
             queue_corrupt: Family::default(),
@@ -295,6 +297,11 @@ impl Metrics {
             "exporter_queue_batches",
             "Batches queued for or being sent by an exporter",
             m.queue_batches.clone(),
+        );
+        registry.register(
+            "exporter_queue_items",
+            "Items (spans, data points, log records) queued for or being sent by an exporter",
+            m.queue_items.clone(),
         );
         registry.register(
             "exporter_queue_bytes",
@@ -496,12 +503,14 @@ impl Metrics {
             .inc_by(items as u64);
     }
 
-    /// An exporter's queue grew (positive) or shrank (negative) by `batches` batches of `bytes` bytes.
-    pub fn queue_changed(&self, exporter: &str, batches: i64, bytes: i64) {
+    /// An exporter's queue grew (positive) or shrank (negative) by `batches` batches of `items` items and
+    /// `bytes` bytes.
+    pub fn queue_changed(&self, exporter: &str, batches: i64, items: i64, bytes: i64) {
         let l = QueueLabels {
             exporter: exporter.to_string(),
         };
         self.queue_batches.get_or_create(&l).inc_by(batches);
+        self.queue_items.get_or_create(&l).inc_by(items);
         self.queue_bytes.get_or_create(&l).inc_by(bytes);
     }
 
