@@ -245,9 +245,8 @@ pipelines:
 #[tokio::test(flavor = "multi_thread")]
 async fn a_full_exporter_queue_is_refused_with_retry_hints() {
     let (upstream, url) = Recorder::grpc().await;
-    // One batch being sent and one waiting, at most; the upstream takes 3 s per batch (under the 5 s
-    // attempt timeout), long enough
-    // for both to be in the queue at once on a busy machine.
+    // One batch being sent and one waiting, at most. The upstream takes 3 s per batch (under the 5 s
+    // attempt timeout): long enough to see both in the queue on a busy machine.
     let weir = Weir::with_config(&format!(
         r#"
 limits: {{ retry_after: 2s, request_timeout: 60s }}
