@@ -1,3 +1,3 @@
 #![no_main]
-//! Fuzz target `otlp_protobuf`: see `weir::fuzzing::otlp_protobuf` for what it checks.
-libfuzzer_sys::fuzz_target!(|data: &[u8]| weir::fuzzing::otlp_protobuf(data));
+//! Fuzz target `otlp_protobuf`: see `weir_wire::fuzzing::otlp_protobuf` for what it checks.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| weir_wire::fuzzing::otlp_protobuf(data));

@@ -1,49 +1,13 @@
 //! The bodies of weir's fuzz targets (`fuzz/`), here so that the committed corpora also run as ordinary
-//! tests on stable Rust (`tests/fuzz_corpus.rs`). Each function takes arbitrary bytes, feeds them to one
-//! of weir's untrusted-input parsers and checks a property beyond "does not panic" where there is one.
+//! tests on stable Rust (`tests/fuzz_corpus.rs`). The parser targets live in [`weir_wire::fuzzing`] (a crate
+//! without wasmtime, so that CI can build and run them quickly); the admin API's needs all of weir.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
-use crate::pipeline::{Payload, Signal};
+use crate::pipeline::Signal;
 
-fn signal(b: u8) -> Signal {
-    Signal::ALL[(b % 3) as usize]
-}
-
-/// OTLP protobuf decoding: whatever decodes re-encodes to bytes that decode to the same request.
-pub fn otlp_protobuf(data: &[u8]) {
-    let Some((&first, rest)) = data.split_first() else {
-        return;
-    };
-    let s = signal(first);
-    if let Ok(p) = Payload::decode_protobuf(s, rest) {
-        let again =
-            Payload::decode_protobuf(s, &p.encode_protobuf()).expect("re-encoded request decodes");
-        assert_eq!(p, again, "protobuf round trip changed the request");
-        let _ = p.item_count();
-    }
-}
-
-/// The OTLP/JSON mapping: whatever decodes encodes to JSON that decodes again.
-pub fn otlp_json(data: &[u8]) {
-    let Some((&first, rest)) = data.split_first() else {
-        return;
-    };
-    let s = signal(first);
-    if let Ok(p) = Payload::decode_json(s, rest) {
-        let json = p.encode_json();
-        Payload::decode_json(s, &json).expect("weir's own JSON decodes");
-    }
-}
-
-/// gzip handling: inflation never yields more than the limit, whatever the input.
-pub fn gzip(data: &[u8]) {
-    const LIMIT: usize = 64 << 10;
-    if let Ok(out) = crate::receiver::decode::gunzip(data, LIMIT) {
-        assert!(out.len() <= LIMIT, "inflated past the limit");
-    }
-}
+pub use weir_wire::fuzzing::{gzip, otlp_json, otlp_protobuf, queue_segment};
 
 struct Admin {
     rt: tokio::runtime::Runtime,
@@ -130,20 +94,4 @@ pub fn admin_api(data: &[u8]) {
         status.as_u16() < 500 || status.as_u16() == 503,
         "{method} {path}: {status}"
     );
-}
-
-/// The durable queue's segment reader: reading a damaged or hostile segment stops at the damage, never
-/// reads past the data, and every record it accepts is whole.
-pub fn queue_segment(data: &[u8]) {
-    let mut offset = 0;
-    while offset < data.len() {
-        match crate::exporter::durable::parse(&data[offset..]) {
-            Ok(Some(p)) => {
-                assert!(p.len > 0 && offset + p.len <= data.len());
-                assert!(p.body.end <= p.len);
-                offset += p.len;
-            }
-            Ok(None) | Err(_) => break,
-        }
-    }
 }

@@ -7,8 +7,9 @@
 //! B-tree store (redb) would add a copy-on-write page write per batch, and an LSM store (fjall) compaction
 //! work, for ordering and lookups the queue does not need.
 //!
-//! Record format, little-endian: `len: u32` (bytes after the header), `crc: u32` (CRC-32, IEEE, of those bytes),
-//! then `seq: u64`, `enqueued_unix_ms: u64`, `signal: u8`, `items: u32`, and the OTLP protobuf body.
+//! Record format ([`weir_wire::record`], little-endian): `len: u32` (bytes after the header), `crc: u32`
+//! (CRC-32, IEEE, of those bytes), then `seq: u64`, `enqueued_unix_ms: u64`, `signal: u8`, `items: u32`, and
+//! the OTLP protobuf body.
 //! Segments are named by the sequence number of their first record and rolled at `segment_bytes`.
 //!
 //! Durability: [`DurableQueue::append`] returns once the record is written and `fdatasync`ed (with
@@ -37,13 +38,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 
+use weir_wire::record::{self, RecordError};
+
 use crate::pipeline::Signal;
 use crate::telemetry::Metrics;
-
-const HEADER: usize = 8;
-const META: usize = 8 + 8 + 1 + 4;
-/// Largest record accepted when reading: anything longer is corruption.
-const MAX_RECORD: usize = 1 << 30;
 
 /// Why the durable queue could not take or give a record.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +54,12 @@ pub enum DurableError {
         /// What happened.
         source: std::io::Error,
     },
+    /// A record read back is damaged.
+    #[error("damaged record: {0}")]
+    Record(#[from] RecordError),
+    /// A record read back is not the one the index expects, or its segment is gone.
+    #[error("record {0} is not where the index says")]
+    Misplaced(u64),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DurableError + '_ {
@@ -134,87 +138,6 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-fn signal_byte(s: Signal) -> u8 {
-    match s {
-        Signal::Traces => 0,
-        Signal::Metrics => 1,
-        Signal::Logs => 2,
-    }
-}
-
-fn byte_signal(b: u8) -> Option<Signal> {
-    Some(match b {
-        0 => Signal::Traces,
-        1 => Signal::Metrics,
-        2 => Signal::Logs,
-        _ => return None,
-    })
-}
-
-/// Encodes one record.
-fn encode(seq: u64, enqueued: u64, signal: Signal, items: u32, body: &[u8]) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(HEADER + META + body.len());
-    buf.extend_from_slice(&((META + body.len()) as u32).to_le_bytes());
-    buf.extend_from_slice(&[0; 4]);
-    buf.extend_from_slice(&seq.to_le_bytes());
-    buf.extend_from_slice(&enqueued.to_le_bytes());
-    buf.push(signal_byte(signal));
-    buf.extend_from_slice(&items.to_le_bytes());
-    buf.extend_from_slice(body);
-    let crc = crc32fast::hash(&buf[HEADER..]);
-    buf[4..8].copy_from_slice(&crc.to_le_bytes());
-    buf
-}
-
-/// What one record's header and metadata say.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Parsed {
-    /// Sequence number.
-    pub seq: u64,
-    /// Enqueue time.
-    pub enqueued_unix_ms: u64,
-    /// Signal.
-    pub signal: Signal,
-    /// Items.
-    pub items: u32,
-    /// Body offset and length within the record.
-    pub body: std::ops::Range<usize>,
-    /// The whole record's length.
-    pub len: usize,
-}
-
-/// Reads the record at the start of `data`: `Ok(None)` at a clean end, `Err` when it is torn or damaged.
-/// Public for the fuzzer: no input may make it panic.
-pub fn parse(data: &[u8]) -> Result<Option<Parsed>, String> {
-    if data.is_empty() {
-        return Ok(None);
-    }
-    if data.len() < HEADER {
-        return Err("torn record header".into());
-    }
-    let len = u32::from_le_bytes(data[0..4].try_into().unwrap_or_default()) as usize;
-    let crc = u32::from_le_bytes(data[4..8].try_into().unwrap_or_default());
-    if !(META..=MAX_RECORD).contains(&len) {
-        return Err(format!("record length {len} out of range"));
-    }
-    let Some(rest) = data.get(HEADER..HEADER + len) else {
-        return Err("torn record".into());
-    };
-    if crc32fast::hash(rest) != crc {
-        return Err("checksum mismatch".into());
-    }
-    let u64_at = |i: usize| u64::from_le_bytes(rest[i..i + 8].try_into().unwrap_or_default());
-    let signal = byte_signal(rest[16]).ok_or("unknown signal")?;
-    Ok(Some(Parsed {
-        seq: u64_at(0),
-        enqueued_unix_ms: u64_at(8),
-        signal,
-        items: u32::from_le_bytes(rest[17..21].try_into().unwrap_or_default()),
-        body: HEADER + META..HEADER + len,
-        len: HEADER + len,
-    }))
-}
-
 impl DurableQueue {
     /// Opens (creating it if needed) the queue in `dir`, replaying what a previous run left.
     pub fn open(
@@ -260,7 +183,7 @@ impl DurableQueue {
             let mut offset = 0;
             let mut records = Vec::new();
             loop {
-                match parse(&data[offset..]) {
+                match record::parse(&data[offset..]) {
                     Ok(None) => break,
                     Ok(Some(p)) => {
                         records.push(Record {
@@ -348,7 +271,7 @@ impl DurableQueue {
 
     /// Takes room for a record of `size` body bytes, or `None` when the queue is full.
     pub fn reserve(&self, size: usize) -> Option<OwnedSemaphorePermit> {
-        let cost = (size + HEADER + META).min(self.max_bytes).max(1);
+        let cost = (size + record::OVERHEAD).min(self.max_bytes).max(1);
         self.budget
             .clone()
             .try_acquire_many_owned(u32::try_from(cost).unwrap_or(u32::MAX))
@@ -389,10 +312,11 @@ impl DurableQueue {
     ) -> Result<u64, DurableError> {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let seq = st.next_seq;
-        let record = encode(seq, now_ms(), signal, items as u32, body);
+        let header = record::header(seq, now_ms(), signal, items as u32, body);
+        let record_len = (header.len() + body.len()) as u64;
         // Roll the active segment when this record would make it too big.
         let roll = match st.active.and_then(|id| st.segments.get(&id)) {
-            Some(s) => s.bytes > 0 && s.bytes + record.len() as u64 > self.segment_bytes,
+            Some(s) => s.bytes > 0 && s.bytes + record_len > self.segment_bytes,
             None => true,
         };
         if roll {
@@ -444,7 +368,7 @@ impl DurableQueue {
             });
         };
         let offset = seg.bytes;
-        if let Err(e) = (&*seg.file).write_all(&record) {
+        if let Err(e) = write_all_vectored(&seg.file, &header, body) {
             // A partial record (disk full) is cut off so that the segment stays readable, and the
             // segment is closed: the next record starts a new file once there is room again.
             let _ = seg.file.set_len(offset);
@@ -458,7 +382,7 @@ impl DurableQueue {
             st.active = None;
             return Err(err);
         }
-        seg.bytes += record.len() as u64;
+        seg.bytes += record_len;
         seg.outstanding += 1;
         seg.permits.push(permit);
         st.next_seq += 1;
@@ -470,11 +394,11 @@ impl DurableQueue {
             enqueued_unix_ms: now_ms(),
             segment: id,
             offset,
-            len: record.len() as u32,
+            len: record_len as u32,
         });
         drop(st);
         self.metrics
-            .queue_changed(&self.name, 1, items as i64, record.len() as i64);
+            .queue_changed(&self.name, 1, items as i64, record_len as i64);
         self.unsynced.notify_one();
         Ok(seq)
     }
@@ -504,20 +428,19 @@ impl DurableQueue {
     }
 
     /// Reads a record's body back. A record damaged since it was written is an error.
-    pub fn read(&self, r: &Record) -> Result<Bytes, String> {
-        let file = {
+    pub fn read(&self, r: &Record) -> Result<Bytes, DurableError> {
+        let (file, path) = {
             let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
             st.segments
                 .get(&r.segment)
-                .map(|s| s.file.clone())
-                .ok_or("segment gone")?
+                .map(|s| (s.file.clone(), s.path.clone()))
+                .ok_or(DurableError::Misplaced(r.seq))?
         };
         let mut buf = vec![0; r.len as usize];
-        file.read_exact_at(&mut buf, r.offset)
-            .map_err(|e| e.to_string())?;
-        match parse(&buf)? {
+        file.read_exact_at(&mut buf, r.offset).map_err(io(&path))?;
+        match record::parse(&buf)? {
             Some(p) if p.seq == r.seq => Ok(Bytes::from(buf).slice(p.body)),
-            _ => Err("record does not match its index".into()),
+            _ => Err(DurableError::Misplaced(r.seq)),
         }
     }
 
@@ -565,6 +488,22 @@ impl DurableQueue {
 
 /// Syncs the active segment whenever something was written since the last sync, and publishes how far
 /// the log is durable. One sync covers every append that arrived before it started.
+/// Writes a record's header and body with as few system calls as the kernel allows, without copying the
+/// body into a record buffer first.
+fn write_all_vectored(mut file: &File, header: &[u8], body: &[u8]) -> std::io::Result<()> {
+    let mut bufs = [std::io::IoSlice::new(header), std::io::IoSlice::new(body)];
+    let mut bufs = &mut bufs[..];
+    while !bufs.is_empty() {
+        match file.write_vectored(bufs) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => std::io::IoSlice::advance_slices(&mut bufs, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 fn syncer(q: std::sync::Weak<DurableQueue>) {
     loop {
         let Some(queue) = q.upgrade() else { return };
@@ -611,24 +550,6 @@ mod tests {
             .unwrap()
     }
 
-    #[test]
-    fn records_round_trip_and_damage_is_detected() {
-        let r = encode(7, 99, Signal::Logs, 3, b"hello");
-        let p = parse(&r).unwrap().unwrap();
-        assert_eq!(
-            (p.seq, p.enqueued_unix_ms, p.signal, p.items),
-            (7, 99, Signal::Logs, 3)
-        );
-        assert_eq!(&r[p.body.clone()], b"hello");
-        assert_eq!(parse(&[]).unwrap(), None);
-        for cut in 1..r.len() {
-            assert!(parse(&r[..cut]).is_err(), "torn at {cut}");
-        }
-        let mut bad = r.clone();
-        *bad.last_mut().unwrap() ^= 1;
-        assert!(parse(&bad).unwrap_err().contains("checksum"));
-    }
-
     #[tokio::test(flavor = "multi_thread")]
     async fn delivers_in_order_and_replays_what_was_not_done_after_a_restart() {
         let dir = tempfile::tempdir().unwrap();
@@ -660,7 +581,7 @@ mod tests {
     async fn delivered_segments_are_deleted_and_their_room_given_back() {
         let dir = tempfile::tempdir().unwrap();
         // Room for about three records of 100 bytes; segments of one record each.
-        let q = open(dir.path(), 3 * (100 + HEADER + META), 1);
+        let q = open(dir.path(), 3 * (100 + record::OVERHEAD), 1);
         for _ in 0..3 {
             put(&q, &[1; 100]).await;
         }

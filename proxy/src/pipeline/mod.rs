@@ -14,7 +14,6 @@
 //! gives the first a duplicate: delivery is at least once.
 
 mod chain;
-mod signal;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,7 +25,7 @@ use futures::future::join_all;
 use tokio::sync::OwnedSemaphorePermit;
 
 pub use chain::{Chain, ChainError};
-pub use signal::{Payload, Signal};
+pub use weir_wire::{Payload, Signal};
 
 use crate::exporter::{ExportError, ExporterQueue};
 use crate::filter::batch::Routing;

@@ -216,7 +216,10 @@ fn data_points(data: Option<&Data>) -> usize {
 mod tests {
     use super::*;
 
-    const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/otlp-examples");
+    const EXAMPLES: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/data/otlp-examples"
+    );
 
     fn example(name: &str) -> Vec<u8> {
         std::fs::read(format!("{EXAMPLES}/{name}")).unwrap()

@@ -1,0 +1,171 @@
+//! The durable queue's record format (see weir's `exporter::durable` for the log around it).
+//!
+//! Little-endian: `len: u32` (bytes after this 8-byte header), `crc: u32` (CRC-32, IEEE, of those bytes),
+//! then `seq: u64`, `enqueued_unix_ms: u64`, `signal: u8`, `items: u32`, and the OTLP protobuf body.
+
+use crate::Signal;
+
+const HEADER: usize = 8;
+const META: usize = 8 + 8 + 1 + 4;
+/// Bytes a record adds to its body.
+pub const OVERHEAD: usize = HEADER + META;
+/// Largest record accepted when reading: anything longer is corruption.
+const MAX_RECORD: usize = 1 << 30;
+
+/// Why a record could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    /// The data ends inside the 8-byte header.
+    #[error("torn record header")]
+    TornHeader,
+    /// The length field is below the metadata size or above 1 GiB.
+    #[error("record length {0} out of range")]
+    Length(usize),
+    /// The data ends before the record does.
+    #[error("torn record")]
+    Torn,
+    /// The checksum does not match.
+    #[error("checksum mismatch")]
+    Checksum,
+    /// The signal byte is not one weir writes.
+    #[error("unknown signal {0}")]
+    Signal(u8),
+}
+
+fn signal_byte(s: Signal) -> u8 {
+    match s {
+        Signal::Traces => 0,
+        Signal::Metrics => 1,
+        Signal::Logs => 2,
+    }
+}
+
+fn byte_signal(b: u8) -> Option<Signal> {
+    Some(match b {
+        0 => Signal::Traces,
+        1 => Signal::Metrics,
+        2 => Signal::Logs,
+        _ => return None,
+    })
+}
+
+/// The header and metadata of a record whose body is `body`: write these bytes, then the body.
+pub fn header(
+    seq: u64,
+    enqueued_unix_ms: u64,
+    signal: Signal,
+    items: u32,
+    body: &[u8],
+) -> [u8; OVERHEAD] {
+    let mut h = [0u8; OVERHEAD];
+    let len = u32::try_from(META + body.len()).unwrap_or(u32::MAX);
+    h[0..4].copy_from_slice(&len.to_le_bytes());
+    h[8..16].copy_from_slice(&seq.to_le_bytes());
+    h[16..24].copy_from_slice(&enqueued_unix_ms.to_le_bytes());
+    h[24] = signal_byte(signal);
+    h[25..29].copy_from_slice(&items.to_le_bytes());
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&h[HEADER..]);
+    crc.update(body);
+    h[4..8].copy_from_slice(&crc.finalize().to_le_bytes());
+    h
+}
+
+/// One whole record, header and body.
+pub fn encode(seq: u64, enqueued_unix_ms: u64, signal: Signal, items: u32, body: &[u8]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(OVERHEAD + body.len());
+    buf.extend_from_slice(&header(seq, enqueued_unix_ms, signal, items, body));
+    buf.extend_from_slice(body);
+    buf
+}
+
+/// What one record's header and metadata say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parsed {
+    /// Sequence number.
+    pub seq: u64,
+    /// Enqueue time.
+    pub enqueued_unix_ms: u64,
+    /// Signal.
+    pub signal: Signal,
+    /// Items.
+    pub items: u32,
+    /// Body offset and length within the record.
+    pub body: std::ops::Range<usize>,
+    /// The whole record's length.
+    pub len: usize,
+}
+
+/// Reads the record at the start of `data`: `Ok(None)` at a clean end, `Err` when it is torn or damaged.
+/// No input makes it panic or read past `data` (the `queue_segment` fuzz target checks).
+pub fn parse(data: &[u8]) -> Result<Option<Parsed>, RecordError> {
+    if data.is_empty() {
+        return Ok(None);
+    }
+    let Some((head, rest)) = data.split_first_chunk::<HEADER>() else {
+        return Err(RecordError::TornHeader);
+    };
+    let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+    if !(META..=MAX_RECORD).contains(&len) {
+        return Err(RecordError::Length(len));
+    }
+    let Some(rest) = rest.get(..len) else {
+        return Err(RecordError::Torn);
+    };
+    if crc32fast::hash(rest) != crc {
+        return Err(RecordError::Checksum);
+    }
+    let u64_at = |i: usize| u64::from_le_bytes(rest[i..i + 8].try_into().unwrap_or_default());
+    let signal = byte_signal(rest[16]).ok_or(RecordError::Signal(rest[16]))?;
+    Ok(Some(Parsed {
+        seq: u64_at(0),
+        enqueued_unix_ms: u64_at(8),
+        signal,
+        items: u32::from_le_bytes(rest[17..21].try_into().unwrap_or_default()),
+        body: OVERHEAD..HEADER + len,
+        len: HEADER + len,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_and_damage_is_detected() {
+        let r = encode(7, 99, Signal::Logs, 3, b"hello");
+        assert_eq!(r.len(), OVERHEAD + 5);
+        let p = parse(&r).unwrap().unwrap();
+        assert_eq!(
+            (p.seq, p.enqueued_unix_ms, p.signal, p.items),
+            (7, 99, Signal::Logs, 3)
+        );
+        assert_eq!(&r[p.body.clone()], b"hello");
+        assert_eq!(p.len, r.len());
+        assert_eq!(parse(&[]).unwrap(), None);
+        assert_eq!(parse(&r[..3]), Err(RecordError::TornHeader));
+        for cut in HEADER..r.len() {
+            assert_eq!(parse(&r[..cut]), Err(RecordError::Torn), "torn at {cut}");
+        }
+        let mut bad = r.clone();
+        *bad.last_mut().unwrap() ^= 1;
+        assert_eq!(parse(&bad), Err(RecordError::Checksum));
+        let mut long = r.clone();
+        long[0..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(parse(&long), Err(RecordError::Length(u32::MAX as usize)));
+    }
+
+    #[test]
+    fn two_records_back_to_back_read_one_at_a_time() {
+        let mut data = encode(1, 0, Signal::Traces, 1, b"a");
+        data.extend(encode(2, 0, Signal::Metrics, 2, b""));
+        let first = parse(&data).unwrap().unwrap();
+        let second = parse(&data[first.len..]).unwrap().unwrap();
+        assert_eq!(
+            (first.seq, second.seq, second.signal),
+            (1, 2, Signal::Metrics)
+        );
+        assert_eq!(first.len + second.len, data.len());
+    }
+}
