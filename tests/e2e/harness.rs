@@ -553,7 +553,17 @@ pub async fn grpc_raw(
     body: Vec<u8>,
     gzip: bool,
 ) -> Result<Bytes, tonic::Status> {
-    let channel = tonic::transport::Endpoint::from_shared(weir.grpc_url())
+    grpc_raw_to(&weir.grpc_url(), signal, body, gzip).await
+}
+
+/// [`grpc_raw`] to a gRPC URL, for tasks that do not hold the [`Weir`].
+pub async fn grpc_raw_to(
+    url: &str,
+    signal: Signal,
+    body: Vec<u8>,
+    gzip: bool,
+) -> Result<Bytes, tonic::Status> {
+    let channel = tonic::transport::Endpoint::from_shared(url.to_string())
         .unwrap()
         .connect()
         .await

@@ -10,6 +10,7 @@ mod durable;
 mod edge_example;
 mod filters;
 mod forwarding;
+mod memory;
 mod redactor;
 mod router;
 mod sampler;

@@ -5,6 +5,12 @@
 //! specification wants otherwise: an over-size message (tonic: OUT_OF_RANGE) becomes RESOURCE_EXHAUSTED
 //! without RetryInfo, not retryable; an undecodable message or gzip stream (tonic: INTERNAL) becomes
 //! INVALID_ARGUMENT. When weir or an upstream is full the answer is UNAVAILABLE with RetryInfo.
+//!
+//! [`AdmissionLayer`] admits a request before tonic reads its message (with a provisional memory charge,
+//! the recent mean message size), so that a full weir refuses without reading, inflating and decoding
+//! what it refuses; under overload that work was most of weir's CPU, and the decoded messages pushed
+//! resident memory past the limit before the handler could charge them. The handler finds the
+//! admission in the request's extensions and charges the decoded message's real size.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,7 +37,7 @@ use tonic::codec::CompressionEncoding;
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use super::Ingest;
+use super::{Admitted, Ingest};
 use crate::pipeline::{PartialSuccess, Payload, Refusal, Signal};
 use crate::telemetry::{Metrics, RefuseReason, Transport};
 
@@ -76,9 +82,22 @@ impl GrpcReceiver {
         let ingest = &self.ingest;
         let _in_flight = ingest.metrics().in_flight(Transport::Grpc);
         let result = async {
-            let permit = ingest
-                .admit(signal, Transport::Grpc)
-                .map_err(|busy| unavailable(busy.message(), ingest.limits().retry_after))?;
+            let retry_after = ingest.limits().retry_after;
+            // Admitted by the AdmissionLayer before tonic read the message; admitted here when the
+            // services run without it (in tests).
+            let admitted = req
+                .extensions()
+                .get::<AdmittedSlot>()
+                .and_then(|slot| slot.0.lock().unwrap_or_else(|e| e.into_inner()).take());
+            let mut admitted = match admitted {
+                Some(a) => a,
+                None => ingest
+                    .admit(signal, Transport::Grpc, ingest.expected_grpc_cost())
+                    .map_err(|busy| unavailable(busy.message(), retry_after))?,
+            };
+            ingest
+                .charge_grpc_message(&mut admitted, signal, req.get_ref())
+                .map_err(|busy| unavailable(busy.message(), retry_after))?;
             let peer = req.remote_addr();
             let timeout = req
                 .metadata()
@@ -88,7 +107,7 @@ impl GrpcReceiver {
             let (metadata, _, payload) = req.into_parts();
             ingest
                 .process(
-                    permit,
+                    admitted,
                     payload,
                     Transport::Grpc,
                     peer,
@@ -199,6 +218,82 @@ impl LogsService for GrpcReceiver {
     }
 }
 
+/// An admission made by [`AdmissionLayer`], for the handler to take.
+#[derive(Clone)]
+struct AdmittedSlot(Arc<std::sync::Mutex<Option<Admitted>>>);
+
+/// Admits OTLP export requests before tonic reads their message (see the module docs).
+#[derive(Debug, Clone)]
+pub struct AdmissionLayer {
+    ingest: Arc<Ingest>,
+}
+
+impl AdmissionLayer {
+    /// A layer admitting into `ingest`.
+    pub fn new(ingest: Arc<Ingest>) -> Self {
+        Self { ingest }
+    }
+}
+
+impl<S> tower::Layer<S> for AdmissionLayer {
+    type Service = AdmissionService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AdmissionService {
+            inner,
+            ingest: self.ingest.clone(),
+        }
+    }
+}
+
+/// See [`AdmissionLayer`].
+#[derive(Debug, Clone)]
+pub struct AdmissionService<S> {
+    inner: S,
+    ingest: Arc<Ingest>,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for AdmissionService<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        let signal = Signal::ALL
+            .into_iter()
+            .find(|s| req.uri().path() == s.grpc_path());
+        if let Some(signal) = signal {
+            let ingest = &self.ingest;
+            match ingest.admit(signal, Transport::Grpc, ingest.expected_grpc_cost()) {
+                Ok(admitted) => {
+                    req.extensions_mut()
+                        .insert(AdmittedSlot(Arc::new(std::sync::Mutex::new(Some(
+                            admitted,
+                        )))));
+                }
+                Err(busy) => {
+                    // The body is never read: refusing costs no decoding.
+                    let status = unavailable(busy.message(), ingest.limits().retry_after);
+                    return Box::pin(std::future::ready(Ok(status.into_http())));
+                }
+            }
+        }
+        Box::pin(self.inner.call(req))
+    }
+}
+
 /// Rewrites the statuses tonic produces before a handler runs (see the module docs) and counts those
 /// refusals, which weir's handlers never see.
 #[derive(Debug, Clone)]
@@ -255,10 +350,10 @@ where
         let fut = self.inner.call(req);
         Box::pin(async move {
             let mut resp = fut.await?;
+            // The request was counted as received when the AdmissionLayer admitted it.
             if let Some(reason) = fix_status(&mut resp)
                 && let Some(signal) = signal
             {
-                metrics.request_received(signal, Transport::Grpc);
                 metrics.request_refused(signal, Transport::Grpc, reason, 0);
             }
             Ok(resp)

@@ -22,7 +22,7 @@ use prost::Message;
 use tonic::Code;
 
 use super::decode::{self, ContentType, DecodeError};
-use super::{Busy, Ingest};
+use super::{Busy, Ingest, memory};
 use crate::pipeline::{PartialSuccess, Refusal, Signal};
 use crate::telemetry::{RefuseReason, Transport};
 
@@ -94,8 +94,15 @@ async fn handle(ingest: &Ingest, signal: Signal, peer: SocketAddr, req: Request<
             );
         }
     };
-    let permit = match ingest.admit(signal, Transport::Http) {
-        Ok(p) => p,
+    let json = content_type == ContentType::Json;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    // A declared length is charged before the body is read (a gzip body's is a lower bound).
+    let expected = declared.map_or(0, |n| memory::cost(n.min(limits.max_request_bytes), json));
+    let mut admitted = match ingest.admit(signal, Transport::Http, expected) {
+        Ok(a) => a,
         Err(busy) => return busy_response(content_type, busy, limits.retry_after),
     };
     let too_large = |what: &str| {
@@ -108,10 +115,6 @@ async fn handle(ingest: &Ingest, signal: Signal, peer: SocketAddr, req: Request<
             None,
         )
     };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limits.max_request_bytes) {
         return too_large(&format!(
             "request body exceeds {} bytes",
@@ -137,16 +140,23 @@ async fn handle(ingest: &Ingest, signal: Signal, peer: SocketAddr, req: Request<
             );
         }
     };
-    let decoded = if gzip {
-        decode::gunzip(&body, limits.max_decompressed_bytes)
-            .and_then(|raw| decode::decode(signal, content_type, &raw))
+    let raw = if gzip {
+        decode::gunzip(&body, limits.max_decompressed_bytes).map(Bytes::from)
     } else if body.len() > limits.max_decompressed_bytes {
         Err(DecodeError::TooLarge {
             limit: limits.max_decompressed_bytes,
         })
     } else {
-        decode::decode(signal, content_type, &body)
+        Ok(body)
     };
+    if let Ok(raw) = &raw
+        && let Err(busy) = ingest.charge(&mut admitted, signal, Transport::Http, || {
+            memory::cost(raw.len(), json)
+        })
+    {
+        return busy_response(content_type, busy, limits.retry_after);
+    }
+    let decoded = raw.and_then(|raw| decode::decode(signal, content_type, &raw));
     let payload = match decoded {
         Ok(p) => p,
         Err(e @ DecodeError::TooLarge { .. }) => return too_large(&e.to_string()),
@@ -163,7 +173,7 @@ async fn handle(ingest: &Ingest, signal: Signal, peer: SocketAddr, req: Request<
     };
     match ingest
         .process(
-            permit,
+            admitted,
             payload,
             Transport::Http,
             Some(peer),

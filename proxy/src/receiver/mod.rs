@@ -9,7 +9,7 @@ pub mod memory;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -27,6 +27,17 @@ pub struct Ingest {
     metrics: Arc<Metrics>,
     shutting_down: AtomicBool,
     memory: Option<Arc<memory::MemoryGuard>>,
+    /// A moving average of recent gRPC message sizes: the provisional charge of a gRPC request,
+    /// admitted before tonic reads its message.
+    grpc_message_bytes: AtomicU64,
+}
+
+/// A request's admission: its concurrency slot and, with a memory limit, its memory charge. The slot is
+/// given back once the batch is queued; the charge once the request is answered.
+#[derive(Debug)]
+pub struct Admitted {
+    permit: OwnedSemaphorePermit,
+    memory: Option<memory::MemoryCharge>,
 }
 
 /// Why a request could not even start.
@@ -75,6 +86,7 @@ impl Ingest {
             limits,
             metrics,
             shutting_down: AtomicBool::new(false),
+            grpc_message_bytes: AtomicU64::new(64 << 10),
         }
     }
 
@@ -93,27 +105,80 @@ impl Ingest {
         self.shutting_down.store(true, Ordering::SeqCst);
     }
 
-    /// Takes a slot for one request, or says why there is none. Never waits: a full weir answers
+    /// Takes a slot for one request, with a memory charge of `expected` bytes (see [`memory::cost`]; 0
+    /// when the body size is not known yet), or says why there is none. Never waits: a full weir answers
     /// at once so that the client backs off.
     pub fn admit(
         &self,
         signal: Signal,
         transport: Transport,
-    ) -> Result<OwnedSemaphorePermit, Busy> {
+        expected: u64,
+    ) -> Result<Admitted, Busy> {
         self.metrics.request_received(signal, transport);
         let busy = if self.shutting_down.load(Ordering::Relaxed) {
             Busy::ShuttingDown
-        } else if self.memory.as_ref().is_some_and(|m| m.over()) {
-            Busy::MemoryLimit
         } else {
-            match self.admission.clone().try_acquire_owned() {
-                Ok(p) => return Ok(p),
-                Err(_) => Busy::Overloaded,
+            let memory = match &self.memory {
+                Some(m) => m.charge(expected).map(Some).ok_or(Busy::MemoryLimit),
+                None => Ok(None),
+            };
+            match memory {
+                Err(busy) => busy,
+                Ok(memory) => match self.admission.clone().try_acquire_owned() {
+                    Ok(permit) => return Ok(Admitted { permit, memory }),
+                    Err(_) => Busy::Overloaded,
+                },
             }
         };
         self.metrics
             .request_refused(signal, transport, busy.reason(), 0);
         Err(busy)
+    }
+
+    /// With a memory limit, sets the request's charge to `cost()` once its size is known (the body read
+    /// and inflated, or the gRPC message decoded); refuses it (counted) when that does not fit. Without
+    /// one, `cost` is not called.
+    pub fn charge(
+        &self,
+        admitted: &mut Admitted,
+        signal: Signal,
+        transport: Transport,
+        cost: impl FnOnce() -> u64,
+    ) -> Result<(), Busy> {
+        let Some(charge) = &mut admitted.memory else {
+            return Ok(());
+        };
+        if charge.resize(cost()) {
+            return Ok(());
+        }
+        self.metrics
+            .request_refused(signal, transport, RefuseReason::MemoryLimit, 0);
+        Err(Busy::MemoryLimit)
+    }
+
+    /// The provisional memory charge of a gRPC request whose message is not read yet.
+    pub fn expected_grpc_cost(&self) -> u64 {
+        memory::cost(
+            self.grpc_message_bytes.load(Ordering::Relaxed) as usize,
+            false,
+        )
+    }
+
+    /// With a memory limit, charges a decoded gRPC message its real size (see [`Ingest::charge`]), and
+    /// folds the size into the average the next provisional charges use.
+    pub fn charge_grpc_message(
+        &self,
+        admitted: &mut Admitted,
+        signal: Signal,
+        payload: &Payload,
+    ) -> Result<(), Busy> {
+        self.charge(admitted, signal, Transport::Grpc, || {
+            let size = payload.encoded_len() as u64;
+            let mean = self.grpc_message_bytes.load(Ordering::Relaxed);
+            self.grpc_message_bytes
+                .store(mean - mean / 8 + size / 8, Ordering::Relaxed);
+            memory::cost(size as usize, false)
+        })
     }
 
     /// Counts a request refused before it decoded.
@@ -125,7 +190,7 @@ impl Ingest {
     /// admission slot is given back once the batch is queued to its exporters.
     pub async fn process(
         &self,
-        admission: OwnedSemaphorePermit,
+        admitted: Admitted,
         payload: Payload,
         transport: Transport,
         peer: Option<SocketAddr>,
@@ -148,9 +213,14 @@ impl Ingest {
             },
             routing: None,
         };
-        let result = tokio::time::timeout(timeout, self.pipelines.process(batch, Some(admission)))
-            .await
-            .unwrap_or(Err(Refusal::Timeout));
+        let result = tokio::time::timeout(
+            timeout,
+            self.pipelines.process(batch, Some(admitted.permit)),
+        )
+        .await
+        .unwrap_or(Err(Refusal::Timeout));
+        // The request's memory is free once it is answered.
+        drop(admitted.memory);
         if let Err(refusal) = &result {
             self.metrics
                 .request_refused(signal, transport, refusal.reason(), items);

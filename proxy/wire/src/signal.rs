@@ -154,6 +154,15 @@ impl Payload {
         }
     }
 
+    /// The size of the protobuf encoding, without encoding.
+    pub fn encoded_len(&self) -> usize {
+        match self {
+            Payload::Traces(r) => r.encoded_len(),
+            Payload::Metrics(r) => r.encoded_len(),
+            Payload::Logs(r) => r.encoded_len(),
+        }
+    }
+
     /// Encodes as OTLP/JSON.
     pub fn encode_json(&self) -> Vec<u8> {
         let r = match self {
