@@ -43,6 +43,15 @@ impl Failure {
         }
     }
 
+    /// A retryable refusal (gRPC UNAVAILABLE or RESOURCE_EXHAUSTED, HTTP 429 or 503): weir protecting
+    /// itself, as it should under overload, rather than failing.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self.kind.as_str(),
+            "grpc Unavailable" | "grpc ResourceExhausted" | "http 429" | "http 503"
+        )
+    }
+
     /// A request that did not complete within the request timeout.
     pub fn timeout(after: Duration) -> Self {
         Self::new("timeout", format!("no response within {after:?}"))

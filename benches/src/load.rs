@@ -71,7 +71,10 @@ pub struct ErrorCount {
 #[derive(Debug, Clone, Default)]
 pub struct PhaseStats {
     pub ok: u64,
+    /// Failed requests, refusals included.
     pub failed: u64,
+    /// Of those, retryable refusals ([`Failure::is_refusal`]).
+    pub refused: u64,
     /// Spans in all requests sent (successful or not).
     pub spans_sent: u64,
     /// Spans in successful requests, less those reported rejected.
@@ -96,6 +99,7 @@ impl PhaseStats {
             }
             Err(failure) => {
                 self.failed += 1;
+                self.refused += u64::from(failure.is_refusal());
                 let entry = self.errors.entry(failure.kind.clone()).or_default();
                 if entry.count == 0 {
                     entry.sample = failure.message.chars().take(300).collect();
@@ -108,6 +112,7 @@ impl PhaseStats {
     fn merge(&mut self, other: PhaseStats) {
         self.ok += other.ok;
         self.failed += other.failed;
+        self.refused += other.refused;
         self.spans_sent += other.spans_sent;
         self.spans_acked += other.spans_acked;
         self.spans_rejected += other.spans_rejected;

@@ -142,6 +142,21 @@ struct Args {
     #[arg(long)]
     allow_loss: bool,
 
+    /// Do not pass `--upstream` to weir: its config (`--weir-arg=--config ...`) sends to the sink itself,
+    /// through `${env:WEIR_BENCH_SINK}` (an OTLP/gRPC URL), next to any other exporters it has.
+    #[arg(long)]
+    sink_in_config: bool,
+
+    /// Do not fail the run on retryable refusals (gRPC UNAVAILABLE / RESOURCE_EXHAUSTED, HTTP 429 / 503):
+    /// for overload runs, where refusing is what weir should do. They are still counted and reported.
+    #[arg(long)]
+    allow_refusals: bool,
+
+    /// The sink answers each request after this many milliseconds: an upstream slower than weir, so
+    /// that the offered load can be a multiple of what the upstream sustains.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    sink_delay_ms: u64,
+
     /// Print the figures as one JSON object line on stdout (the human report
     /// then goes to stderr).
     #[arg(long)]
@@ -211,7 +226,11 @@ fn run(args: &Args) -> Result<bool> {
     let sink = match args.target {
         Some(_) => None,
         None => {
-            let sink = Sink::start(args.sink_threads as usize, args.sink_decode)?;
+            let sink = Sink::start(
+                args.sink_threads as usize,
+                args.sink_decode,
+                Duration::from_millis(args.sink_delay_ms),
+            )?;
             eprintln!(
                 "loadgen: sink ({} decode) listening on {}",
                 args.sink_decode.as_str(),
@@ -231,6 +250,7 @@ fn run(args: &Args) -> Result<bool> {
             let process = WeirProcess::spawn(
                 &bin,
                 sink.addr(),
+                args.sink_in_config,
                 &args.weir_arg,
                 args.verbose,
                 args.startup_timeout,
@@ -338,6 +358,7 @@ fn run(args: &Args) -> Result<bool> {
         duration: args.duration,
         max_requests: args.max_requests,
         allow_loss: args.allow_loss,
+        allow_refusals: args.allow_refusals,
     };
     let report = Report::new(info, outcome, end);
     if args.json {

@@ -25,7 +25,6 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use std::convert::Infallible;
-use std::future::{Ready, ready};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -88,6 +87,7 @@ impl SinkCounters {
 
 struct CountingService {
     counters: Arc<SinkCounters>,
+    delay: Duration,
 }
 
 #[tonic::async_trait]
@@ -103,6 +103,9 @@ impl TraceService for CountingService {
             .flat_map(|rs| &rs.scope_spans)
             .map(|ss| ss.spans.len())
             .sum();
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
         self.counters
             .spans
             .fetch_add(spans as u64, Ordering::Relaxed);
@@ -120,8 +123,9 @@ pub struct Sink {
 }
 
 impl Sink {
-    /// Starts the sink on `127.0.0.1:0` with `threads` runtime worker threads.
-    pub fn start(threads: usize, decode: SinkDecode) -> Result<Self> {
+    /// Starts the sink on `127.0.0.1:0` with `threads` runtime worker threads, answering each request
+    /// after `delay`.
+    pub fn start(threads: usize, decode: SinkDecode, delay: Duration) -> Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads.max(1))
             .thread_name(THREAD_NAME)
@@ -144,6 +148,7 @@ impl Sink {
             SinkDecode::Full => {
                 let service = TraceServiceServer::new(CountingService {
                     counters: Arc::clone(&counters),
+                    delay,
                 })
                 .accept_compressed(CompressionEncoding::Gzip)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES);
@@ -155,6 +160,7 @@ impl Sink {
             SinkDecode::Count => {
                 let service = SpanCountingServer {
                     counters: Arc::clone(&counters),
+                    delay,
                 };
                 let serve = server
                     .add_service(service)
@@ -246,6 +252,7 @@ const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/
 #[derive(Clone)]
 struct SpanCountingServer {
     counters: Arc<SinkCounters>,
+    delay: Duration,
 }
 
 impl NamedService for SpanCountingServer {
@@ -264,6 +271,7 @@ impl Service<http::Request<Body>> for SpanCountingServer {
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         let export = SpanCountingExport {
             counters: Arc::clone(&self.counters),
+            delay: self.delay,
         };
         Box::pin(async move {
             if request.uri().path() != EXPORT_PATH {
@@ -280,16 +288,23 @@ impl Service<http::Request<Body>> for SpanCountingServer {
 
 struct SpanCountingExport {
     counters: Arc<SinkCounters>,
+    delay: Duration,
 }
 
 impl UnaryService<SpanCountRequest> for SpanCountingExport {
     type Response = ExportTraceServiceResponse;
-    type Future = Ready<Result<Response<ExportTraceServiceResponse>, Status>>;
+    type Future = BoxFuture<Response<ExportTraceServiceResponse>, Status>;
 
     fn call(&mut self, request: Request<SpanCountRequest>) -> Self::Future {
         let spans = request.get_ref().span_count() as u64;
-        self.counters.spans.fetch_add(spans, Ordering::Relaxed);
-        self.counters.requests.fetch_add(1, Ordering::Relaxed);
-        ready(Ok(Response::new(ExportTraceServiceResponse::default())))
+        let (counters, delay) = (Arc::clone(&self.counters), self.delay);
+        Box::pin(async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            counters.spans.fetch_add(spans, Ordering::Relaxed);
+            counters.requests.fetch_add(1, Ordering::Relaxed);
+            Ok(Response::new(ExportTraceServiceResponse::default()))
+        })
     }
 }

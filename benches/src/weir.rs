@@ -47,16 +47,19 @@ enum OutputEvent {
 
 impl WeirProcess {
     /// Spawns `bin run ...` with all listeners on port 0, forwarding to
-    /// `upstream`, and waits up to `startup_timeout` for the OTLP listeners.
+    /// `upstream` (with `--upstream`, or, with `upstream_in_config`, through the
+    /// config's `${env:WEIR_BENCH_SINK}`), and waits up to `startup_timeout` for
+    /// the OTLP listeners.
     pub fn spawn(
         bin: &Path,
         upstream: SocketAddr,
+        upstream_in_config: bool,
         extra_args: &[String],
         verbose: bool,
         startup_timeout: Duration,
     ) -> Result<Self> {
-        let upstream = format!("grpc://{upstream}");
-        let mut child = Command::new(bin)
+        let mut command = Command::new(bin);
+        command
             .args([
                 "run",
                 "--otlp-grpc",
@@ -64,7 +67,12 @@ impl WeirProcess {
                 "--otlp-http",
                 "127.0.0.1:0",
             ])
-            .args(["--upstream", &upstream, "--admin", "127.0.0.1:0"])
+            .env("WEIR_BENCH_SINK", format!("http://{upstream}"));
+        if !upstream_in_config {
+            command.args(["--upstream", &format!("grpc://{upstream}")]);
+        }
+        let mut child = command
+            .args(["--admin", "127.0.0.1:0"])
             .args(["--log-format", "json"])
             .args(extra_args)
             .stdin(Stdio::null())
