@@ -420,10 +420,9 @@ impl DurableQueue {
                     return r;
                 }
             }
-            tokio::select! {
-                () = notified => {}
-                () = tokio::time::sleep(Duration::from_millis(50)) => {}
-            }
+            // Every append notifies after its record is synced; `notify_one` keeps a permit when
+            // nobody waits, so a record that arrives between the check and this await is not missed.
+            notified.await;
         }
     }
 

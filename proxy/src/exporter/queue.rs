@@ -130,22 +130,31 @@ impl ExporterQueue {
         let exporter = Arc::new(exporter);
         match &durable {
             Some(q) => {
-                tokio::spawn(dispatch_durable(
-                    name.clone(),
-                    exporter,
-                    q.clone(),
+                let (n, m, queue) = (name.clone(), metrics.clone(), q.clone());
+                let next = q.clone();
+                tokio::spawn(dispatch(
                     config.concurrency,
-                    metrics.clone(),
+                    async move || Some(next.next().await),
+                    move |record| {
+                        let (name, exporter, metrics, queue) =
+                            (n.clone(), exporter.clone(), m.clone(), queue.clone());
+                        async move {
+                            deliver_record(&name, &exporter, &queue, &record, &metrics).await;
+                            queue.done(&record);
+                        }
+                    },
                 ));
                 tokio::spawn(watch_age(name.clone(), Arc::downgrade(q), metrics.clone()));
             }
             None => {
+                let (n, m, mut rx) = (name.clone(), metrics.clone(), rx);
                 tokio::spawn(dispatch(
-                    name.clone(),
-                    exporter,
-                    rx,
                     config.concurrency,
-                    metrics.clone(),
+                    async move || rx.recv().await,
+                    move |job| {
+                        let (name, exporter, metrics) = (n.clone(), exporter.clone(), m.clone());
+                        async move { deliver(&name, &exporter, job, &metrics).await }
+                    },
                 ));
             }
         }
@@ -261,53 +270,27 @@ impl Reservation {
 }
 
 /// Hands jobs in queue order to at most `concurrency` senders.
-async fn dispatch(
-    name: Arc<str>,
-    exporter: Arc<Exporter>,
-    mut rx: mpsc::Receiver<Job>,
+/// Runs `deliver` on each item `next` yields, at most `concurrency` at once, each in its own task, until
+/// `next` yields `None`. A sender slot is taken before the next item, so items wait in their queue (where
+/// they are counted and bounded), not in spawned tasks.
+async fn dispatch<T, F>(
     concurrency: usize,
-    metrics: Arc<Metrics>,
-) {
+    mut next: impl AsyncFnMut() -> Option<T>,
+    deliver: impl Fn(T) -> F,
+) where
+    F: Future<Output = ()> + Send + 'static,
+{
     let senders = Arc::new(Semaphore::new(concurrency.max(1)));
     loop {
         let Ok(sender) = senders.clone().acquire_owned().await else {
             return;
         };
-        let Some(job) = rx.recv().await else {
+        let Some(item) = next().await else {
             return;
         };
-        let (name, exporter, metrics) = (name.clone(), exporter.clone(), metrics.clone());
+        let work = deliver(item);
         tokio::spawn(async move {
-            deliver(&name, &exporter, job, &metrics).await;
-            drop(sender);
-        });
-    }
-}
-
-/// Delivers a durable queue's records in order, at most `concurrency` at once, each retried until the
-/// upstream accepts or refuses it for good.
-async fn dispatch_durable(
-    name: Arc<str>,
-    exporter: Arc<Exporter>,
-    queue: Arc<DurableQueue>,
-    concurrency: usize,
-    metrics: Arc<Metrics>,
-) {
-    let senders = Arc::new(Semaphore::new(concurrency.max(1)));
-    loop {
-        let Ok(sender) = senders.clone().acquire_owned().await else {
-            return;
-        };
-        let record = queue.next().await;
-        let (name, exporter, metrics, queue) = (
-            name.clone(),
-            exporter.clone(),
-            metrics.clone(),
-            queue.clone(),
-        );
-        tokio::spawn(async move {
-            deliver_record(&name, &exporter, &queue, &record, &metrics).await;
-            queue.done(&record);
+            work.await;
             drop(sender);
         });
     }
