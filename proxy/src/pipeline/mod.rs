@@ -353,11 +353,24 @@ impl Pipeline {
                 exporters,
             }];
         }
+        // Each part copies only its own items; the last one takes the batch itself.
+        let last = parts.len().saturating_sub(1);
+        let mut payload = Some(payload);
         parts
             .into_iter()
-            .map(|(mask, exporters)| {
-                let mut part = payload.clone();
-                part.retain_items(|i| mask[group_of(i)]);
+            .enumerate()
+            .map(|(k, (mask, exporters))| {
+                let keep = |i: usize| mask[group_of(i)];
+                let part = match (k == last).then(|| payload.take()).flatten() {
+                    Some(mut whole) => {
+                        whole.retain_items(keep);
+                        whole
+                    }
+                    None => payload
+                        .as_ref()
+                        .map(|p| p.select_items(keep))
+                        .unwrap_or_else(|| Payload::empty(self.signal)),
+                };
                 Delivery {
                     payload: Arc::new(part),
                     exporters,

@@ -4,7 +4,10 @@ use opentelemetry_proto::tonic::collector::{
     logs::v1::ExportLogsServiceRequest, metrics::v1::ExportMetricsServiceRequest,
     trace::v1::ExportTraceServiceRequest,
 };
+use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+use opentelemetry_proto::tonic::metrics::v1::{ResourceMetrics, ScopeMetrics};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
 use prost::Message;
 
 /// An OTLP signal.
@@ -142,6 +145,98 @@ impl Payload {
                 }
                 r.resource_logs.retain(|r| !r.scope_logs.is_empty());
             }
+        }
+    }
+
+    /// A copy of the items `keep` accepts (by index, in order) with their resources and scopes; the
+    /// others are not copied. Resources and scopes left without items are dropped.
+    pub fn select_items(&self, mut keep: impl FnMut(usize) -> bool) -> Self {
+        let mut i = 0;
+        let mut keep = move || {
+            let k = keep(i);
+            i += 1;
+            k
+        };
+        // Explicit struct literals: a field added upstream must be copied here, not silently defaulted.
+        match self {
+            Payload::Traces(r) => Payload::Traces(ExportTraceServiceRequest {
+                resource_spans: r
+                    .resource_spans
+                    .iter()
+                    .filter_map(|rs| {
+                        let scope_spans: Vec<_> = rs
+                            .scope_spans
+                            .iter()
+                            .filter_map(|ss| {
+                                let spans: Vec<_> =
+                                    ss.spans.iter().filter(|_| keep()).cloned().collect();
+                                (!spans.is_empty()).then(|| ScopeSpans {
+                                    scope: ss.scope.clone(),
+                                    spans,
+                                    schema_url: ss.schema_url.clone(),
+                                })
+                            })
+                            .collect();
+                        (!scope_spans.is_empty()).then(|| ResourceSpans {
+                            resource: rs.resource.clone(),
+                            scope_spans,
+                            schema_url: rs.schema_url.clone(),
+                        })
+                    })
+                    .collect(),
+            }),
+            Payload::Metrics(r) => Payload::Metrics(ExportMetricsServiceRequest {
+                resource_metrics: r
+                    .resource_metrics
+                    .iter()
+                    .filter_map(|rm| {
+                        let scope_metrics: Vec<_> = rm
+                            .scope_metrics
+                            .iter()
+                            .filter_map(|sm| {
+                                let metrics: Vec<_> =
+                                    sm.metrics.iter().filter(|_| keep()).cloned().collect();
+                                (!metrics.is_empty()).then(|| ScopeMetrics {
+                                    scope: sm.scope.clone(),
+                                    metrics,
+                                    schema_url: sm.schema_url.clone(),
+                                })
+                            })
+                            .collect();
+                        (!scope_metrics.is_empty()).then(|| ResourceMetrics {
+                            resource: rm.resource.clone(),
+                            scope_metrics,
+                            schema_url: rm.schema_url.clone(),
+                        })
+                    })
+                    .collect(),
+            }),
+            Payload::Logs(r) => Payload::Logs(ExportLogsServiceRequest {
+                resource_logs: r
+                    .resource_logs
+                    .iter()
+                    .filter_map(|rl| {
+                        let scope_logs: Vec<_> = rl
+                            .scope_logs
+                            .iter()
+                            .filter_map(|sl| {
+                                let log_records: Vec<_> =
+                                    sl.log_records.iter().filter(|_| keep()).cloned().collect();
+                                (!log_records.is_empty()).then(|| ScopeLogs {
+                                    scope: sl.scope.clone(),
+                                    log_records,
+                                    schema_url: sl.schema_url.clone(),
+                                })
+                            })
+                            .collect();
+                        (!scope_logs.is_empty()).then(|| ResourceLogs {
+                            resource: rl.resource.clone(),
+                            scope_logs,
+                            schema_url: rl.schema_url.clone(),
+                        })
+                    })
+                    .collect(),
+            }),
         }
     }
 
@@ -284,6 +379,42 @@ mod tests {
         for s in Signal::ALL {
             assert_eq!(Payload::decode_json(s, b"{}").unwrap().item_count(), 0);
             assert_eq!(Payload::decode_protobuf(s, b"").unwrap().item_count(), 0);
+        }
+    }
+
+    #[test]
+    fn select_items_equals_clone_then_retain() {
+        for (signal, file) in [
+            (Signal::Traces, "trace.json"),
+            (Signal::Metrics, "metrics.json"),
+            (Signal::Logs, "logs.json"),
+        ] {
+            let p = Payload::decode_json(signal, &example(file)).unwrap();
+            // Twice the example's resources, so that a selection can drop whole resources.
+            let mut p2 = p.clone();
+            match (&mut p2, &p) {
+                (Payload::Traces(a), Payload::Traces(b)) => {
+                    a.resource_spans.extend(b.resource_spans.clone())
+                }
+                (Payload::Metrics(a), Payload::Metrics(b)) => {
+                    a.resource_metrics.extend(b.resource_metrics.clone())
+                }
+                (Payload::Logs(a), Payload::Logs(b)) => {
+                    a.resource_logs.extend(b.resource_logs.clone())
+                }
+                _ => unreachable!(),
+            }
+            let n = p2.item_count();
+            for keep in [
+                &(|_: usize| true) as &dyn Fn(usize) -> bool,
+                &|_| false,
+                &|i| i % 2 == 0,
+                &|i| i < n / 2,
+            ] {
+                let mut retained = p2.clone();
+                retained.retain_items(keep);
+                assert_eq!(p2.select_items(keep), retained, "{file}");
+            }
         }
     }
 
