@@ -185,13 +185,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             let incoming =
                 tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
             let routes = grpc::GrpcReceiver::new(ingest.clone()).routes();
-            let fix_status = grpc::StatusFixLayer::new(metrics.clone());
-            let admission = grpc::AdmissionLayer::new(ingest.clone());
+            let edge = grpc::EdgeLayer::new(ingest.clone());
             let shutdown = wait_for(stopped.clone());
             receivers.spawn(async move {
                 let served = tonic::transport::Server::builder()
-                    .layer(fix_status)
-                    .layer(admission)
+                    .layer(edge)
                     .add_routes(routes)
                     .serve_with_incoming_shutdown(incoming, shutdown)
                     .await;

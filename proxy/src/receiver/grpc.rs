@@ -1,12 +1,12 @@
 //! The OTLP/gRPC receiver: tonic services for traces, metrics and logs.
 //!
 //! tonic decodes the message (gzip accepted) within `limits.max_decompressed_bytes`, on the wire and
-//! after decompression. [`StatusFixLayer`] rewrites the two statuses tonic itself produces that the OTLP
+//! after decompression. [`EdgeLayer`] rewrites the two statuses tonic itself produces that the OTLP
 //! specification wants otherwise: an over-size message (tonic: OUT_OF_RANGE) becomes RESOURCE_EXHAUSTED
 //! without RetryInfo, not retryable; an undecodable message or gzip stream (tonic: INTERNAL) becomes
 //! INVALID_ARGUMENT. When weir or an upstream is full the answer is UNAVAILABLE with RetryInfo.
 //!
-//! [`AdmissionLayer`] admits a request before tonic reads its message (with a provisional memory charge,
+//! [`EdgeLayer`] also admits a request before tonic reads its message (with a provisional memory charge,
 //! the recent mean message size), so that a full weir refuses without reading, inflating and decoding
 //! what it refuses; under overload that work was most of weir's CPU, and the decoded messages pushed
 //! resident memory past the limit before the handler could charge them. The handler finds the
@@ -39,7 +39,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use super::{Admitted, Ingest};
 use crate::pipeline::{PartialSuccess, Payload, Refusal, Signal};
-use crate::telemetry::{Metrics, RefuseReason, Transport};
+use crate::telemetry::{RefuseReason, Transport};
 
 /// The three OTLP gRPC services over one [`Ingest`].
 #[derive(Debug, Clone)]
@@ -83,7 +83,7 @@ impl GrpcReceiver {
         let _in_flight = ingest.metrics().in_flight(Transport::Grpc);
         let result = async {
             let retry_after = ingest.limits().retry_after;
-            // Admitted by the AdmissionLayer before tonic read the message; admitted here when the
+            // Admitted by the EdgeLayer before tonic read the message; admitted here when the
             // services run without it (in tests).
             let admitted = req
                 .extensions()
@@ -218,42 +218,43 @@ impl LogsService for GrpcReceiver {
     }
 }
 
-/// An admission made by [`AdmissionLayer`], for the handler to take.
+/// An admission made by [`EdgeLayer`], for the handler to take.
 #[derive(Clone)]
 struct AdmittedSlot(Arc<std::sync::Mutex<Option<Admitted>>>);
 
-/// Admits OTLP export requests before tonic reads their message (see the module docs).
+/// The gRPC receiver's edge, around tonic (see the module docs): admits OTLP export requests before
+/// tonic reads their message, and rewrites (and counts) the statuses tonic produces before a handler runs.
 #[derive(Debug, Clone)]
-pub struct AdmissionLayer {
+pub struct EdgeLayer {
     ingest: Arc<Ingest>,
 }
 
-impl AdmissionLayer {
+impl EdgeLayer {
     /// A layer admitting into `ingest`.
     pub fn new(ingest: Arc<Ingest>) -> Self {
         Self { ingest }
     }
 }
 
-impl<S> tower::Layer<S> for AdmissionLayer {
-    type Service = AdmissionService<S>;
+impl<S> tower::Layer<S> for EdgeLayer {
+    type Service = EdgeService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        AdmissionService {
+        EdgeService {
             inner,
             ingest: self.ingest.clone(),
         }
     }
 }
 
-/// See [`AdmissionLayer`].
+/// See [`EdgeLayer`].
 #[derive(Debug, Clone)]
-pub struct AdmissionService<S> {
+pub struct EdgeService<S> {
     inner: S,
     ingest: Arc<Ingest>,
 }
 
-impl<S, B> tower::Service<http::Request<B>> for AdmissionService<S>
+impl<S, B> tower::Service<http::Request<B>> for EdgeService<S>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
     S::Future: Send + 'static,
@@ -271,90 +272,35 @@ where
     }
 
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
-        let signal = Signal::ALL
+        let Some(signal) = Signal::ALL
             .into_iter()
-            .find(|s| req.uri().path() == s.grpc_path());
-        if let Some(signal) = signal {
-            let ingest = &self.ingest;
-            match ingest.admit(signal, Transport::Grpc, ingest.expected_grpc_cost()) {
-                Ok(admitted) => {
-                    req.extensions_mut()
-                        .insert(AdmittedSlot(Arc::new(std::sync::Mutex::new(Some(
-                            admitted,
-                        )))));
-                }
-                Err(busy) => {
-                    // The body is never read: refusing costs no decoding.
-                    let status = unavailable(busy.message(), ingest.limits().retry_after);
-                    return Box::pin(std::future::ready(Ok(status.into_http())));
-                }
+            .find(|s| req.uri().path() == s.grpc_path())
+        else {
+            return Box::pin(self.inner.call(req));
+        };
+        let ingest = self.ingest.clone();
+        match ingest.admit(signal, Transport::Grpc, ingest.expected_grpc_cost()) {
+            Ok(admitted) => {
+                req.extensions_mut()
+                    .insert(AdmittedSlot(Arc::new(std::sync::Mutex::new(Some(
+                        admitted,
+                    )))));
+            }
+            Err(busy) => {
+                // The body is never read: refusing costs no decoding.
+                let status = unavailable(busy.message(), ingest.limits().retry_after);
+                return Box::pin(std::future::ready(Ok(status.into_http())));
             }
         }
-        Box::pin(self.inner.call(req))
-    }
-}
-
-/// Rewrites the statuses tonic produces before a handler runs (see the module docs) and counts those
-/// refusals, which weir's handlers never see.
-#[derive(Debug, Clone)]
-pub struct StatusFixLayer {
-    metrics: Arc<Metrics>,
-}
-
-impl StatusFixLayer {
-    /// A layer counting into `metrics`.
-    pub fn new(metrics: Arc<Metrics>) -> Self {
-        Self { metrics }
-    }
-}
-
-impl<S> tower::Layer<S> for StatusFixLayer {
-    type Service = StatusFixService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        StatusFixService {
-            inner,
-            metrics: self.metrics.clone(),
-        }
-    }
-}
-
-/// See [`StatusFixLayer`].
-#[derive(Debug, Clone)]
-pub struct StatusFixService<S> {
-    inner: S,
-    metrics: Arc<Metrics>,
-}
-
-impl<S, B> tower::Service<http::Request<B>> for StatusFixService<S>
-where
-    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
-    S::Future: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
-
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let signal = Signal::ALL
-            .into_iter()
-            .find(|s| req.uri().path() == s.grpc_path());
-        let metrics = self.metrics.clone();
         let fut = self.inner.call(req);
         Box::pin(async move {
             let mut resp = fut.await?;
-            // The request was counted as received when the AdmissionLayer admitted it.
-            if let Some(reason) = fix_status(&mut resp)
-                && let Some(signal) = signal
-            {
-                metrics.request_refused(signal, Transport::Grpc, reason, 0);
+            // Received was counted at admission; a status tonic made is a refusal weir's handlers
+            // never saw.
+            if let Some(reason) = fix_status(&mut resp) {
+                ingest
+                    .metrics()
+                    .request_refused(signal, Transport::Grpc, reason, 0);
             }
             Ok(resp)
         })
