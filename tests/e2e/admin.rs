@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use weir::pipeline::{Payload, Signal};
 
 use crate::filters::wasm;
@@ -34,18 +33,13 @@ fn ok(out: std::process::Output) -> String {
 
 fn zone(p: &Payload) -> Option<String> {
     let Payload::Traces(t) = p else { return None };
-    t.resource_spans
+    let span = t
+        .resource_spans
         .iter()
         .flat_map(|r| &r.scope_spans)
         .flat_map(|s| &s.spans)
-        .next()?
-        .attributes
-        .iter()
-        .find(|kv| kv.key == "edge.zone")
-        .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
-            Value::StringValue(s) => Some(s.clone()),
-            _ => None,
-        })
+        .next()?;
+    attr_text(&span.attributes, "edge.zone")
 }
 
 async fn send(weir: &Weir) -> u16 {

@@ -8,27 +8,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use opentelemetry_proto::tonic::trace::v1::Span;
 use weir::pipeline::{Payload, Signal};
 
 use crate::harness::*;
 
 fn one_span(name: &str) -> Vec<u8> {
-    Payload::Traces(ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            scope_spans: vec![ScopeSpans {
-                spans: vec![Span {
-                    name: name.into(),
-                    trace_id: vec![7; 16],
-                    span_id: vec![1; 8],
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    })
+    traces_of(vec![Span {
+        name: name.into(),
+        trace_id: vec![7; 16],
+        span_id: vec![1; 8],
+        ..Default::default()
+    }])
     .encode_protobuf()
 }
 

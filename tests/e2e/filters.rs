@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use weir::pipeline::{Payload, Signal};
 
 use crate::harness::*;
@@ -59,13 +58,7 @@ pipelines:
 fn str_attr(p: &Payload, key: &str) -> Option<String> {
     let Payload::Traces(t) = p else { return None };
     let span = &t.resource_spans[0].scope_spans[0].spans[0];
-    span.attributes
-        .iter()
-        .find(|kv| kv.key == key)
-        .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
-            Value::StringValue(s) => Some(s.clone()),
-            _ => None,
-        })
+    attr_text(&span.attributes, key)
 }
 
 async fn send_trace(weir: &Weir) -> (u16, http::HeaderMap, bytes::Bytes) {

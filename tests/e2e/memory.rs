@@ -7,10 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
-use weir::pipeline::{Payload, Signal};
+use opentelemetry_proto::tonic::trace::v1::Span;
+use weir::pipeline::Signal;
 
 use crate::harness::*;
 
@@ -19,34 +17,18 @@ const SPANS: usize = 4000;
 
 /// A request of `SPANS` spans, about 1.5 MiB of protobuf, each span named `{tag}/{i}`.
 fn big_request(tag: usize) -> Vec<u8> {
-    let attr = |k: &str, v: String| KeyValue {
-        key: k.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(v)),
-        }),
-        ..Default::default()
-    };
     let spans = (0..SPANS)
         .map(|i| Span {
             name: format!("{tag}/{i}"),
             trace_id: (tag as u128 * 100_000 + i as u128).to_be_bytes().to_vec(),
             span_id: vec![1; 8],
             attributes: (0..4)
-                .map(|a| attr(&format!("attr.{a}"), format!("{a}-{i}-{}", "x".repeat(60))))
+                .map(|a| kv(&format!("attr.{a}"), &format!("{a}-{i}-{}", "x".repeat(60))))
                 .collect(),
             ..Default::default()
         })
         .collect();
-    Payload::Traces(ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    })
-    .encode_protobuf()
+    traces_of(spans).encode_protobuf()
 }
 
 /// A `VmHWM`/`VmRSS`-style field of `/proc/<pid>/status`, in bytes.

@@ -15,14 +15,6 @@ fn s(v: &str) -> Option<AnyValue> {
     })
 }
 
-fn kv(k: &str, v: &str) -> KeyValue {
-    KeyValue {
-        key: k.into(),
-        value: s(v),
-        ..Default::default()
-    }
-}
-
 fn get<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a Value> {
     attrs
         .iter()

@@ -4,23 +4,12 @@
 use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use weir::pipeline::{Payload, Signal};
 
 use crate::filters::wasm;
 use crate::harness::*;
-
-fn kv(k: &str, v: &str) -> KeyValue {
-    KeyValue {
-        key: k.into(),
-        value: Some(AnyValue {
-            value: Some(Value::StringValue(v.into())),
-        }),
-        ..Default::default()
-    }
-}
 
 /// One resource with `tenant`, and spans given as (name, http.route).
 fn resource(tenant: &str, spans: &[(&str, &str)]) -> ResourceSpans {

@@ -4,8 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use opentelemetry_proto::tonic::trace::v1::Span;
 use weir::pipeline::{Payload, Signal};
 
 use crate::filters::wasm;
@@ -31,15 +30,7 @@ fn traces(n: u64, seed: u64) -> Payload {
             }
         })
         .collect();
-    Payload::Traces(ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    })
+    traces_of(spans)
 }
 
 fn config(url: &str, sampler: &str) -> String {

@@ -109,19 +109,6 @@ fn emit_with_sdk(via: Via, weir_grpc: String, weir_http: String) -> Vec<([u8; 16
     ids
 }
 
-fn string_attr(
-    attrs: &[opentelemetry_proto::tonic::common::v1::KeyValue],
-    key: &str,
-) -> Option<String> {
-    attrs.iter().find(|kv| kv.key == key).and_then(|kv| {
-        match kv.value.as_ref()?.value.as_ref()? {
-            Value::StringValue(s) => Some(s.clone()),
-            Value::IntValue(i) => Some(i.to_string()),
-            _ => None,
-        }
-    })
-}
-
 async fn sdk_roundtrip(via: Via) {
     let (upstream, url) = Recorder::grpc().await;
     let weir = Weir::start(&url);
@@ -140,10 +127,7 @@ async fn sdk_roundtrip(via: Via) {
             Payload::Traces(r) => {
                 for rs in &r.resource_spans {
                     let res = &rs.resource.as_ref().unwrap().attributes;
-                    assert_eq!(
-                        string_attr(res, "service.name").as_deref(),
-                        Some("weir-e2e")
-                    );
+                    assert_eq!(attr_text(res, "service.name").as_deref(), Some("weir-e2e"));
                     for ss in &rs.scope_spans {
                         assert_eq!(ss.scope.as_ref().unwrap().name, "e2e");
                         spans.extend(ss.spans.iter().cloned());
@@ -164,7 +148,7 @@ async fn sdk_roundtrip(via: Via) {
                         panic!("not a sum: {m:?}")
                     };
                     let dp = &sum.data_points[0];
-                    assert_eq!(string_attr(&dp.attributes, "region").as_deref(), Some("eu"));
+                    assert_eq!(attr_text(&dp.attributes, "region").as_deref(), Some("eu"));
                     assert_eq!(
                         dp.value,
                         Some(opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsInt(7))
@@ -191,11 +175,11 @@ async fn sdk_roundtrip(via: Via) {
         assert_eq!(s.trace_id, trace_id);
         assert_eq!(s.name, format!("GET /items/{i}"));
         assert_eq!(
-            string_attr(&s.attributes, "http.response.status_code"),
+            attr_text(&s.attributes, "http.response.status_code"),
             Some((200 + i).to_string())
         );
         assert_eq!(
-            string_attr(&s.attributes, "user.tier").as_deref(),
+            attr_text(&s.attributes, "user.tier").as_deref(),
             Some("gold")
         );
     }
@@ -209,7 +193,7 @@ async fn sdk_roundtrip(via: Via) {
     assert_eq!(bodies, ["user signed in", "cart emptied"]);
     assert!(
         logs.iter()
-            .all(|l| string_attr(&l.attributes, "user.id").as_deref() == Some("42"))
+            .all(|l| attr_text(&l.attributes, "user.id").as_deref() == Some("42"))
     );
 }
 
