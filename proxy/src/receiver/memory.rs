@@ -9,9 +9,10 @@
 //!   between two samples would all pass a check against the last sample.
 //! - **A charge per request in flight**, estimated from its body size ([`cost`]) at admission and raised
 //!   once the body is read and inflated, given back when the request is answered. A request is admitted
-//!   only if `max(resident, idle + charges) + its own charge` stays under the high mark, where `idle` is
-//!   the resident memory last seen with nothing in flight. Taking the larger of the two means memory that
-//!   is both measured and charged is counted once, and a burst is counted before it allocates.
+//!   only if `max(resident + charged since that sample, idle + charges) + its own charge` stays under
+//!   the high mark, where `idle` is the resident memory last seen with nothing in flight. Taking the
+//!   larger of the two means memory that is both measured and charged is counted once, and a burst is
+//!   counted before it allocates, whether the last sample was taken idle or under load.
 //!
 //! When refusing, weir also asks the allocator to return free memory to the OS (`malloc_trim` on glibc):
 //! freed request buffers otherwise stay resident, and weir would go on refusing with nothing in flight.
@@ -40,6 +41,8 @@ pub struct MemoryGuard {
     idle: AtomicU64,
     /// The charges of the requests in flight.
     charged: AtomicU64,
+    /// `charged` when resident memory was last sampled: what was charged since is not resident yet.
+    charged_at_sample: AtomicU64,
     refusing: AtomicBool,
     /// A charge was refused since the sampler last looked.
     pressed: AtomicBool,
@@ -63,9 +66,8 @@ impl MemoryCharge {
             return true;
         };
         let before = g.charged.fetch_add(extra, Ordering::AcqRel);
-        let known = g
-            .rss
-            .load(Ordering::Relaxed)
+        let since_sample = before.saturating_sub(g.charged_at_sample.load(Ordering::Relaxed));
+        let known = (g.rss.load(Ordering::Relaxed) + since_sample)
             .max(g.idle.load(Ordering::Relaxed) + before);
         if g.over() || known + extra > g.high {
             g.charged.fetch_sub(extra, Ordering::AcqRel);
@@ -92,6 +94,7 @@ impl MemoryGuard {
             rss: AtomicU64::new(0),
             idle: AtomicU64::new(0),
             charged: AtomicU64::new(0),
+            charged_at_sample: AtomicU64::new(0),
             refusing: AtomicBool::new(false),
             pressed: AtomicBool::new(false),
         }
@@ -119,8 +122,10 @@ impl MemoryGuard {
 
     /// Records a measurement and updates the decision.
     pub fn observe(&self, rss: u64) {
+        let charged = self.charged.load(Ordering::Acquire);
         self.rss.store(rss, Ordering::Relaxed);
-        if self.charged.load(Ordering::Acquire) == 0 {
+        self.charged_at_sample.store(charged, Ordering::Relaxed);
+        if charged == 0 {
             self.idle.store(rss, Ordering::Relaxed);
         }
         if rss >= self.high {
@@ -226,6 +231,13 @@ mod tests {
         assert_eq!(g.charged.load(Ordering::Relaxed), 50);
         drop(c);
         assert_eq!(g.charged.load(Ordering::Relaxed), 0);
+        // Sampled under load: 700 resident with 300 charged. A new charge adds to what was measured
+        // (700 + 150 fits), and one charged after the sample is not resident yet (700 + 150 + 100 does not).
+        let load = g.charge(300).expect("fits");
+        g.observe(700);
+        let a = g.charge(150).expect("700 + 150 fits under 900");
+        assert!(g.charge(100).is_none(), "700 + 150 since the sample + 100");
+        drop((load, a));
     }
 
     #[test]
