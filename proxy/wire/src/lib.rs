@@ -12,4 +12,4 @@ pub mod gzip;
 pub mod record;
 mod signal;
 
-pub use signal::{Payload, Signal};
+pub use signal::{Payload, Signal, data_points};

@@ -305,7 +305,7 @@ impl Payload {
 }
 
 /// Data points of one metric, as the OTLP partial-success counts them.
-fn data_points(data: Option<&Data>) -> usize {
+pub fn data_points(data: Option<&Data>) -> usize {
     match data {
         Some(Data::Gauge(g)) => g.data_points.len(),
         Some(Data::Sum(s)) => s.data_points.len(),

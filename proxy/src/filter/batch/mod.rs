@@ -447,14 +447,7 @@ fn point_attrs_mut(m: &mut Metric, point: usize) -> Option<&mut Vec<KeyValue>> {
 }
 
 fn point_count(m: &Metric) -> usize {
-    match m.data.as_ref() {
-        Some(Data::Gauge(g)) => g.data_points.len(),
-        Some(Data::Sum(s)) => s.data_points.len(),
-        Some(Data::Histogram(h)) => h.data_points.len(),
-        Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
-        Some(Data::Summary(s)) => s.data_points.len(),
-        None => 0,
-    }
+    weir_wire::data_points(m.data.as_ref())
 }
 
 fn first_point_attrs(m: &Metric) -> &[KeyValue] {
