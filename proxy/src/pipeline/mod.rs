@@ -354,29 +354,23 @@ impl Pipeline {
             }];
         }
         // Each part copies only its own items; the last one takes the batch itself.
-        let last = parts.len().saturating_sub(1);
-        let mut payload = Some(payload);
-        parts
+        let Some((last_mask, last_exporters)) = parts.pop() else {
+            return Vec::new();
+        };
+        let mut deliveries: Vec<Delivery> = parts
             .into_iter()
-            .enumerate()
-            .map(|(k, (mask, exporters))| {
-                let keep = |i: usize| mask[group_of(i)];
-                let part = match (k == last).then(|| payload.take()).flatten() {
-                    Some(mut whole) => {
-                        whole.retain_items(keep);
-                        whole
-                    }
-                    None => payload
-                        .as_ref()
-                        .map(|p| p.select_items(keep))
-                        .unwrap_or_else(|| Payload::empty(self.signal)),
-                };
-                Delivery {
-                    payload: Arc::new(part),
-                    exporters,
-                }
+            .map(|(mask, exporters)| Delivery {
+                payload: Arc::new(payload.select_items(|i| mask[group_of(i)])),
+                exporters,
             })
-            .collect()
+            .collect();
+        let mut payload = payload;
+        payload.retain_items(|i| last_mask[group_of(i)]);
+        deliveries.push(Delivery {
+            payload: Arc::new(payload),
+            exporters: last_exporters,
+        });
+        deliveries
     }
 }
 
