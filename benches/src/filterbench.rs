@@ -19,10 +19,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use weir::filter::manager::{FilterRequest, Manager};
-use weir::filter::{FilterLimits, FilterSpec, LoadedFilter, OnError, Runtime};
-use weir::pipeline::{Batch, Chain, Payload, Pipeline, Pipelines, RequestContext, Signal};
+use weir::config::{FilterLimits, OnError};
+use weir::control::{FilterRequest, Manager};
+use weir::filter::{Chain, FilterSpec, LoadedFilter, Runtime};
+use weir::pipeline::{Pipeline, Pipelines};
 use weir::telemetry::Metrics;
+use weir_core::{Batch, Payload, RequestContext, Signal};
 
 #[derive(Debug, Parser)]
 struct Args {

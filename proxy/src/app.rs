@@ -11,12 +11,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::Signal;
 use crate::admin::{self, AdminState};
 use crate::config::{Config, ConfigError, ExporterConfig, FilterConfig, QueueConfig, parse_addr};
+use crate::control::Manager;
 use crate::exporter::{BuildError, Exporter, ExporterQueue};
-use crate::filter::manager::QuarantineSender;
-use crate::filter::{FilterError, FilterSpec, LoadedFilter, Manager, Runtime};
-use crate::pipeline::{Chain, Exporters, Pipeline, Pipelines, Signal};
+use crate::filter::{Chain, FilterError, FilterSpec, LoadedFilter, QuarantineSender, Runtime};
+use crate::pipeline::{Exporters, Pipeline, Pipelines};
 use crate::receiver::{Ingest, grpc, http};
 use crate::telemetry::Metrics;
 

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
-use crate::pipeline::Signal;
+use crate::Signal;
 
 pub use weir_wire::fuzzing::{gzip, otlp_json, otlp_protobuf, queue_segment};
 
@@ -26,14 +26,14 @@ fn admin() -> &'static Admin {
             let mut pipelines = crate::pipeline::Pipelines::default();
             pipelines.insert(crate::pipeline::Pipeline::new(
                 Signal::Traces,
-                crate::pipeline::Chain::identity(),
+                crate::filter::Chain::identity(),
                 &[],
                 Arc::new(Default::default()),
                 metrics.clone(),
             ));
             let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
             std::mem::forget(_rx);
-            let manager = crate::filter::Manager::new(
+            let manager = crate::control::Manager::new(
                 Arc::new(crate::filter::Runtime::new(None).expect("engine")),
                 Arc::new(pipelines),
                 metrics.clone(),

@@ -1,21 +1,26 @@
 //! weir: a WebAssembly-extensible OpenTelemetry edge proxy.
 //!
-//! The library holds everything; the `weir` binary (`main.rs`) only parses the command line. The data
-//! path, socket to upstream, is described in `ARCHITECTURE.md`; in short:
+//! This crate is the top of weir's layers: it builds the running graph ([`app`]), owns the filter
+//! control plane ([`control`]: versions, persistence, quarantine rollbacks) and the admin API
+//! ([`admin`]), and holds the `weir` command (`main.rs`). The data path lives in the crates below it,
+//! each depending only on the ones beneath (see ARCHITECTURE.md "Layers"):
 //!
-//! [`receiver`] (OTLP gRPC and HTTP: decode, limits, status codes) → [`pipeline`] (per signal: the filter
-//! chain seam, then fan-out to exporters, acknowledgement) → [`exporter`] (OTLP gRPC/HTTP upstreams with
-//! retries, and `debug`). [`app`] builds and runs the whole graph from a [`config::Config`];
-//! [`admin`] serves `/metrics` and health; [`telemetry`] owns metrics and logging.
-// One exception, allowed where it is: `malloc_trim` in `receiver::memory`.
-#![deny(unsafe_code)]
+//! - [`receiver`] (OTLP gRPC and HTTP: limits, admission, status codes) hands requests to
+//! - [`pipeline`] (per signal: the filter chain, routing, fan-out, acknowledgement), which runs
+//! - [`filter`] (the Wasm filter host) and queues to
+//! - [`exporter`] (upstream clients, retries, memory and durable queues);
+//! - all of them share `weir-core` ([`config`], [`telemetry`], the request and refusal types) and
+//!   `weir-wire` (the parsers of untrusted bytes).
+#![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod app;
-pub mod config;
-pub mod exporter;
-pub mod filter;
+pub mod control;
 pub mod fuzzing;
-pub mod pipeline;
-pub mod receiver;
-pub mod telemetry;
+
+pub use weir_core::{Payload, Signal};
+pub use weir_core::{config, telemetry};
+pub use weir_exporter as exporter;
+pub use weir_filter as filter;
+pub use weir_pipeline as pipeline;
+pub use weir_receiver as receiver;

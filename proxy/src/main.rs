@@ -318,7 +318,7 @@ fn filter_command(cmd: FilterCommand) -> anyhow::Result<()> {
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let input =
                 std::fs::read(&input).with_context(|| format!("reading {}", input.display()))?;
-            let signal = weir::filter::manager::parse_signal(&signal)
+            let signal = weir::control::parse_signal(&signal)
                 .context("--signal: traces, metrics or logs")?;
             let config = match read_config_arg(config.as_deref())? {
                 None => String::new(),

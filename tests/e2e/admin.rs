@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use weir::pipeline::{Payload, Signal};
+use weir::{Payload, Signal};
 
 use crate::filters::wasm;
 use crate::harness::*;

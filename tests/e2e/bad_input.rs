@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::harness::*;
 use prost::Message;
-use weir::pipeline::{Payload, Signal};
+use weir::{Payload, Signal};
 
 async fn still_serves(weir: &Weir, upstream: &Recorder) {
     let before = upstream.items();
@@ -148,7 +148,7 @@ async fn grpc_bad_input_statuses() {
 
     // Above the message size limit: RESOURCE_EXHAUSTED without RetryInfo (not retryable).
     let big = Payload::decode_json(Signal::Logs, &example("logs.json")).unwrap();
-    let weir::pipeline::Payload::Logs(mut req) = big else {
+    let weir::Payload::Logs(mut req) = big else {
         unreachable!()
     };
     let one = req.resource_logs[0].clone();

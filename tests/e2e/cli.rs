@@ -4,7 +4,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::harness::*;
-use weir::pipeline::Signal;
+use weir::Signal;
 
 fn validate(yaml: &str) -> std::process::Output {
     let dir = tempfile::tempdir().unwrap();

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::trace::v1::Span;
-use weir::pipeline::{Payload, Signal};
+use weir::{Payload, Signal};
 
 use crate::harness::*;
 

@@ -11,7 +11,7 @@ use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_sdk::Resource;
-use weir::pipeline::Payload;
+use weir::Payload;
 
 use crate::filters::wasm_dir;
 use crate::harness::*;

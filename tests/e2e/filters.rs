@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use weir::pipeline::{Payload, Signal};
+use weir::{Payload, Signal};
 
 use crate::harness::*;
 

@@ -2,7 +2,7 @@
 
 use crate::harness::*;
 use prost::Message;
-use weir::pipeline::{Payload, Signal};
+use weir::{Payload, Signal};
 
 const EXAMPLES: [(Signal, &str); 3] = [
     (Signal::Traces, "trace.json"),

@@ -31,7 +31,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
-use weir::pipeline::{Payload, Signal};
+use weir::{Payload, Signal};
 
 /// A running weir binary. Killed on drop.
 pub struct Weir {

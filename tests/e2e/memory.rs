@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::trace::v1::Span;
-use weir::pipeline::Signal;
+use weir::Signal;
 
 use crate::harness::*;
 

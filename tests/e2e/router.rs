@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
-use weir::pipeline::{Payload, Signal};
+use weir::{Payload, Signal};
 
 use crate::filters::wasm;
 use crate::harness::*;

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::trace::v1::Span;
-use weir::pipeline::{Payload, Signal};
+use weir::{Payload, Signal};
 
 use crate::filters::wasm;
 use crate::harness::*;

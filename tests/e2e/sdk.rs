@@ -10,7 +10,7 @@ use opentelemetry_otlp::{
 };
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_sdk::Resource;
-use weir::pipeline::Payload;
+use weir::Payload;
 
 use crate::harness::*;
 

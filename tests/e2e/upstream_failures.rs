@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::harness::*;
-use weir::pipeline::{Payload, Signal};
+use weir::{Payload, Signal};
 
 fn config(url: &str, request_timeout: &str) -> String {
     let protocol = if url.starts_with("grpc://") {

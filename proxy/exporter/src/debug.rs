@@ -4,8 +4,8 @@
 use std::io::Write;
 
 use super::ExportRequest;
-use crate::config::Verbosity;
-use crate::pipeline::PartialSuccess;
+use weir_core::PartialSuccess;
+use weir_core::config::Verbosity;
 
 /// Prints batches.
 #[derive(Debug)]

@@ -40,8 +40,8 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 
 use weir_wire::record::{self, RecordError};
 
-use crate::pipeline::Signal;
-use crate::telemetry::Metrics;
+use weir_core::Signal;
+use weir_core::telemetry::Metrics;
 
 /// Why the durable queue could not take or give a record.
 #[derive(Debug, thiserror::Error)]

@@ -9,9 +9,11 @@ use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, En
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 
-use super::{ExportError, ExportRequest};
-use crate::config::{Compression, OtlpExporterConfig, RetryConfig};
-use crate::pipeline::PartialSuccess;
+use super::ExportRequest;
+use weir_core::ExportError;
+use weir_core::PartialSuccess;
+use weir_core::config::{Compression, OtlpExporterConfig, RetryConfig};
+use weir_wire::response::ExportResponse;
 
 /// An OTLP/gRPC exporter.
 #[derive(Debug)]
@@ -86,32 +88,6 @@ impl GrpcExporter {
             ))),
             Ok(Err(e)) => Err(e),
             Ok(Ok(resp)) => Ok(resp.into_inner().into()),
-        }
-    }
-}
-
-/// The common shape of the three OTLP export responses: field 1 is `partial_success`, whose field 1 is
-/// the rejected count and field 2 the message, whatever the signal.
-#[derive(Clone, PartialEq, prost::Message)]
-pub(crate) struct ExportResponse {
-    #[prost(message, optional, tag = "1")]
-    pub partial_success: Option<ExportPartialSuccess>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub(crate) struct ExportPartialSuccess {
-    #[prost(int64, tag = "1")]
-    pub rejected: i64,
-    #[prost(string, tag = "2")]
-    pub error_message: String,
-}
-
-impl From<ExportResponse> for PartialSuccess {
-    fn from(r: ExportResponse) -> Self {
-        let p = r.partial_success.unwrap_or_default();
-        PartialSuccess {
-            rejected: p.rejected,
-            message: p.error_message,
         }
     }
 }

@@ -10,10 +10,11 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use super::grpc::ExportResponse;
-use super::{ExportError, ExportRequest};
-use crate::config::{Compression, OtlpExporterConfig, RetryConfig};
-use crate::pipeline::{PartialSuccess, Signal};
+use super::ExportRequest;
+use weir_core::ExportError;
+use weir_core::config::{Compression, OtlpExporterConfig, RetryConfig};
+use weir_core::{PartialSuccess, Signal};
+use weir_wire::response::ExportResponse;
 
 /// Largest upstream response weir reads.
 const MAX_RESPONSE_BYTES: usize = 1 << 20;

@@ -1,13 +1,14 @@
-//! Upstream clients: OTLP/gRPC, OTLP/HTTP (protobuf) and `debug`.
+//! Upstream clients: OTLP/gRPC, OTLP/HTTP (protobuf) and `debug`, each behind its own queue.
 //!
 //! An exporter receives a batch already encoded as protobuf once by the pipeline ([`ExportRequest::body`])
 //! and delivers it, retrying retryable answers ([`retry`]) until the client's deadline. Its answer is the
 //! upstream's partial success or an [`ExportError`] that says whether the client should retry and which
 //! status code to pass on.
 
+#![forbid(unsafe_code)]
+
 mod debug;
 pub mod durable;
-mod error;
 mod grpc;
 mod http;
 pub mod queue;
@@ -18,14 +19,14 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 pub use debug::DebugExporter;
-pub use error::ExportError;
 pub use grpc::GrpcExporter;
 pub use http::HttpExporter;
-pub use queue::{ExporterQueue, QueueFull};
+pub use queue::ExporterQueue;
+pub use weir_core::{ExportError, QueueFull};
 
-use crate::config::{ExporterConfig, OtlpProtocol};
-use crate::pipeline::{PartialSuccess, Payload, Signal};
-use crate::telemetry::Metrics;
+use weir_core::config::{ExporterConfig, OtlpProtocol};
+use weir_core::telemetry::Metrics;
+use weir_core::{PartialSuccess, Payload, Signal};
 
 /// One batch, decoded and encoded, on its way to every exporter of a pipeline.
 #[derive(Debug)]
@@ -104,15 +105,5 @@ impl Exporter {
                 .await
             }
         }
-    }
-}
-
-/// The protobuf export response carrying `partial` (the same bytes for every signal's response type).
-pub fn export_response(partial: &PartialSuccess) -> impl prost::Message {
-    grpc::ExportResponse {
-        partial_success: (!partial.is_empty()).then(|| grpc::ExportPartialSuccess {
-            rejected: partial.rejected,
-            error_message: partial.message.clone(),
-        }),
     }
 }

@@ -22,10 +22,11 @@ use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use super::durable::{DurableError, DurableQueue, Record};
-use super::{ExportError, ExportRequest, Exporter};
-use crate::config::{QueueConfig, SyncPolicy};
-use crate::pipeline::{PartialSuccess, Payload, Signal};
-use crate::telemetry::Metrics;
+use super::{ExportRequest, Exporter};
+use weir_core::config::{QueueConfig, SyncPolicy};
+use weir_core::telemetry::Metrics;
+use weir_core::{ExportError, QueueFull};
+use weir_core::{PartialSuccess, Payload, Signal};
 
 /// What an exporter answers for one job: the upstream's partial success and how long delivery took, or
 /// why it failed.
@@ -40,14 +41,6 @@ pub struct ExporterQueue {
     max_bytes: usize,
     durable: Option<Arc<DurableQueue>>,
     metrics: Arc<Metrics>,
-}
-
-/// The exporter's queue has no room for the batch.
-#[derive(Debug, thiserror::Error)]
-#[error("exporter {exporter}'s queue is full")]
-pub struct QueueFull {
-    /// The exporter's name.
-    pub exporter: String,
 }
 
 /// Room for one job in one exporter's queue, taken before anything is sent.
@@ -427,8 +420,8 @@ async fn deliver(name: &str, exporter: &Exporter, job: Job, metrics: &Metrics) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::DebugExporterConfig;
-    use crate::exporter::DebugExporter;
+    use crate::DebugExporter;
+    use weir_core::config::DebugExporterConfig;
 
     fn queue(max_batches: usize, max_bytes: usize) -> Arc<ExporterQueue> {
         let config = QueueConfig {

@@ -5,9 +5,9 @@ use std::future::Future;
 use std::hash::BuildHasher;
 use std::time::{Duration, Instant};
 
-use super::ExportError;
-use crate::config::RetryConfig;
-use crate::pipeline::{PartialSuccess, remaining};
+use weir_core::ExportError;
+use weir_core::config::RetryConfig;
+use weir_core::{PartialSuccess, remaining};
 
 /// Calls `attempt` (with the time it may take) until it succeeds, fails for good, or the next try would
 /// start after `deadline`; then returns the last error, still marked retryable for the client.

@@ -1,7 +1,7 @@
 //! The one `bindgen!` site: host-side types and traits generated from `wit/filter.wit`.
 
 wasmtime::component::bindgen!({
-    path: "../wit",
+    path: "../../wit",
     world: "filter",
     imports: { default: trappable },
     additional_derives: [PartialEq],

@@ -7,40 +7,10 @@
 
 use std::sync::Arc;
 
-use super::Batch;
-use crate::filter::batch::BatchState;
-use crate::filter::{Fault, LoadedFilter, Verdict};
+use weir_core::{Batch, ChainError, Fault, FaultClass, Payload};
 
-/// Why the chain refused a batch.
-#[derive(Debug, thiserror::Error)]
-pub enum ChainError {
-    /// A filter rejected the batch; not retryable.
-    #[error("filter {filter} rejected the batch: {reason}")]
-    Rejected {
-        /// The filter's name.
-        filter: String,
-        /// Its reason.
-        reason: String,
-    },
-    /// A `fail-closed` filter failed; retryable.
-    #[error("filter {filter} failed ({fault}); it fails closed")]
-    Failed {
-        /// The filter's name.
-        filter: String,
-        /// What happened.
-        fault: Fault,
-    },
-}
-
-impl ChainError {
-    /// Whether the client should retry.
-    pub fn retryable(&self) -> bool {
-        match self {
-            ChainError::Rejected { .. } => false,
-            ChainError::Failed { .. } => true,
-        }
-    }
-}
+use crate::batch::BatchState;
+use crate::{LoadedFilter, Verdict};
 
 /// An ordered, immutable chain of filters for one pipeline.
 #[derive(Debug, Clone, Default)]
@@ -73,17 +43,14 @@ impl Chain {
         }
         let ctx = &batch.context;
         let mut state = BatchState::new(
-            std::mem::replace(
-                &mut batch.payload,
-                crate::pipeline::Payload::Traces(Default::default()),
-            ),
+            std::mem::replace(&mut batch.payload, Payload::Traces(Default::default())),
             ctx.headers.clone(),
             ctx.peer,
         );
         for filter in &self.filters {
             let result = if filter.is_quarantined() {
                 Err(Fault {
-                    class: crate::filter::FaultClass::Trap,
+                    class: FaultClass::Trap,
                     message: "quarantined after repeated failures".into(),
                 })
             } else {

@@ -12,11 +12,11 @@ use wasmtime::{ResourceLimiter, Store, Trap};
 use super::batch::{BadIndex, BatchState};
 use super::bindings::weir::filter::{host, types};
 use super::bindings::{Filter as FilterBindings, FilterPre};
-use super::manager::{QuarantineSender, Quarantined};
 use super::runtime::{EPOCH_TICK, Module, Runtime};
-use super::{FaultClass, FilterError, FilterSpec, OnError};
-use crate::pipeline::{Payload, Signal};
-use crate::telemetry::Metrics;
+use super::{FilterError, FilterSpec, OnError};
+use super::{QuarantineSender, Quarantined};
+use weir_core::telemetry::Metrics;
+use weir_core::{Fault, FaultClass, Payload, Signal};
 
 /// The outcome of one filter call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,16 +25,6 @@ pub enum Verdict {
     Continue,
     /// The filter refused the batch.
     Reject(String),
-}
-
-/// A filter call failed; the filter's `on_error` policy decides what happens to the batch.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{class}: {message}")]
-pub struct Fault {
-    /// What kind of failure.
-    pub class: FaultClass,
-    /// Details.
-    pub message: String,
 }
 
 /// What a store holds: the resource table the batch is lent through, the memory cap, and who to blame.

@@ -1,6 +1,6 @@
-//! The Wasm filter runtime: filters are WebAssembly components (or wit-bindgen core modules, which are
-//! componentized at load) implementing `wit/filter.wit`, run by wasmtime in a sandbox with no filesystem,
-//! network or environment.
+//! The Wasm filter host, weir's data plane for filters: filters are WebAssembly components (or
+//! wit-bindgen core modules, which are componentized at load) implementing `wit/filter.wit`, run by
+//! wasmtime in a sandbox with no filesystem, network or environment.
 //!
 //! - [`runtime`]: the engine (pooling allocator, copy-on-write images, epoch ticker) and the compile cache;
 //! - [`instance`]: a loaded filter, its instance pool, limits and fault classification, the host imports;
@@ -9,88 +9,43 @@
 //! - `wasi`: the sandboxed WASI subset (clocks, random, stdout/stderr into the log) for components from
 //!   other languages.
 //!
-//! A pipeline runs its filters as a [`crate::pipeline::Chain`], an immutable value swapped atomically.
+//! - [`chain`]: an ordered, immutable list of loaded filters applied to a batch; a pipeline holds one and
+//!   swaps it atomically.
+//!
+//! Which versions run where (push, rollback, persistence, quarantine rollbacks) is the control plane's
+//! business, in the `weir` crate above this one; a filter only tells it that it was quarantined
+//! ([`Quarantined`]).
+#![forbid(unsafe_code)]
 
 pub mod batch;
 mod bindings;
+pub mod chain;
 pub mod instance;
-pub mod manager;
 pub mod offline;
 pub mod runtime;
 mod wasi;
 
-use std::time::Duration;
+use tokio::sync::mpsc;
 
-use serde::Deserialize;
-
-pub use instance::{Fault, LoadedFilter, Verdict};
-pub use manager::Manager;
+pub use chain::Chain;
+pub use instance::{LoadedFilter, Verdict};
 pub use runtime::{Module, Runtime};
+pub use weir_core::config::{FilterLimits, MAX_FILTER_MEMORY, OnError};
+pub use weir_core::{ChainError, Fault, FaultClass, Signal};
 
-/// What to do with a batch when a filter fails on it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OnError {
-    /// The batch passes as it was before the filter (the filter's partial changes are undone).
-    #[default]
-    FailOpen,
-    /// The client gets a retryable error; nothing is forwarded.
-    FailClosed,
+/// A filter asked the control plane to act on it.
+#[derive(Debug, Clone)]
+pub struct Quarantined {
+    /// Its pipeline.
+    pub signal: Signal,
+    /// Its name.
+    pub name: String,
+    /// The version that failed.
+    pub sha256: String,
 }
 
-/// Why a filter call failed. The class is a label on `/metrics` and in logs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FaultClass {
-    /// The guest trapped (a panic, an unreachable, a bad memory access).
-    Trap,
-    /// The call ran past its deadline.
-    Deadline,
-    /// The instance tried to grow its memory past the cap.
-    Memory,
-    /// The guest handed weir something invalid (an item index that does not exist).
-    BadOutput,
-    /// `init` refused the configuration when a new instance was made.
-    Init,
-}
-
-impl FaultClass {
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FaultClass::Trap => "trap",
-            FaultClass::Deadline => "deadline",
-            FaultClass::Memory => "memory",
-            FaultClass::BadOutput => "bad_output",
-            FaultClass::Init => "init",
-        }
-    }
-}
-
-impl std::fmt::Display for FaultClass {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Per-filter limits.
-#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct FilterLimits {
-    /// Time one call may take (default `50ms`); past it the call is interrupted.
-    #[serde(with = "humantime_serde")]
-    pub deadline: Duration,
-    /// Largest linear memory of one instance, in bytes (default 64 MiB, at most 512 MiB).
-    pub memory: usize,
-}
-
-impl Default for FilterLimits {
-    fn default() -> Self {
-        Self {
-            deadline: Duration::from_millis(50),
-            memory: 64 << 20,
-        }
-    }
-}
+/// Sends quarantine notices to the manager.
+pub type QuarantineSender = mpsc::UnboundedSender<Quarantined>;
 
 /// A filter as configured: what to load and how to run it.
 #[derive(Debug, Clone, PartialEq)]

@@ -7,8 +7,8 @@ use serde::Serialize;
 
 use super::batch::BatchState;
 use super::{FilterError, FilterLimits, FilterSpec, LoadedFilter, OnError, Runtime, Verdict};
-use crate::pipeline::{Payload, Signal};
-use crate::telemetry::Metrics;
+use weir_core::telemetry::Metrics;
+use weir_core::{Payload, Signal};
 
 /// What one offline run produced.
 #[derive(Debug, Serialize)]

@@ -19,9 +19,6 @@ use super::instance::StoreState;
 /// How often the epoch advances: the granularity of call deadlines.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 
-/// Largest linear memory any filter instance may have; per-filter caps are lower.
-pub const MAX_MEMORY: usize = 512 << 20;
-
 /// A compiled filter module, content-addressed.
 #[derive(Clone)]
 pub struct Module {
@@ -90,7 +87,7 @@ impl Runtime {
         pool.total_core_instances(1000);
         pool.total_memories(1000);
         pool.total_tables(1000);
-        pool.max_memory_size(MAX_MEMORY);
+        pool.max_memory_size(weir_core::config::MAX_FILTER_MEMORY);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         if let Some(dir) = cache_dir {
             std::fs::create_dir_all(dir).map_err(|e| {
@@ -230,12 +227,12 @@ mod tests {
             on_error: Default::default(),
             limits: Default::default(),
         };
-        let metrics = std::sync::Arc::new(crate::telemetry::Metrics::new());
+        let metrics = std::sync::Arc::new(weir_core::telemetry::Metrics::new());
         let err = super::super::LoadedFilter::load(
             rt,
             spec,
             module,
-            crate::pipeline::Signal::Traces,
+            weir_core::Signal::Traces,
             metrics,
             None,
         )

@@ -13,132 +13,25 @@
 //! says OK for data it might lose. When one exporter accepted and another did not, the client's retry
 //! gives the first a duplicate: delivery is at least once.
 
-mod chain;
+#![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use futures::future::join_all;
 use tokio::sync::OwnedSemaphorePermit;
 
-pub use chain::{Chain, ChainError};
-pub use weir_wire::{Payload, Signal};
-
-use crate::exporter::{ExportError, ExporterQueue};
-use crate::filter::batch::Routing;
-use crate::telemetry::{Metrics, RefuseReason};
+use weir_core::telemetry::Metrics;
+use weir_core::{Batch, Dispatch, PartialSuccess, Payload, Refusal, Routing, Signal};
+use weir_exporter::ExporterQueue;
+use weir_filter::Chain;
 
 /// Every exporter weir runs, by name: the valid route labels.
 pub type Exporters = BTreeMap<String, Arc<ExporterQueue>>;
-
-/// Where a batch came from, for filters (later), logs and metrics.
-#[derive(Debug, Clone)]
-pub struct RequestContext {
-    /// The client's address, when known.
-    pub peer: Option<std::net::SocketAddr>,
-    /// The request's headers (gRPC metadata), which filters may read.
-    pub headers: http::HeaderMap,
-    /// When the request must be answered: the sooner of `limits.request_timeout` and the client's
-    /// own deadline (`grpc-timeout`).
-    pub deadline: Instant,
-}
-
-/// One decoded request on its way through a pipeline.
-#[derive(Debug, Clone)]
-pub struct Batch {
-    /// The OTLP request.
-    pub payload: Payload,
-    /// Where it came from and until when it may take.
-    pub context: RequestContext,
-    /// Route labels the filter chain set, if any.
-    pub routing: Option<Routing>,
-}
-
-/// The upstream's OTLP partial success, passed back to the client.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PartialSuccess {
-    /// Items the upstream(s) rejected (the largest count when several did).
-    pub rejected: i64,
-    /// Their explanation(s).
-    pub message: String,
-}
-
-impl PartialSuccess {
-    /// True when nothing was rejected and nothing was said.
-    pub fn is_empty(&self) -> bool {
-        self.rejected == 0 && self.message.is_empty()
-    }
-
-    fn merge(&mut self, exporter: &str, other: PartialSuccess) {
-        if other.is_empty() {
-            return;
-        }
-        self.rejected = self.rejected.max(other.rejected);
-        if !other.message.is_empty() {
-            if !self.message.is_empty() {
-                self.message.push_str("; ");
-            }
-            self.message.push_str(exporter);
-            self.message.push_str(": ");
-            self.message.push_str(&other.message);
-        }
-    }
-}
-
-/// Why a request was not acknowledged: decides the client's status code.
-#[derive(Debug, thiserror::Error)]
-pub enum Refusal {
-    /// No pipeline handles this signal.
-    #[error("no pipeline for {0}")]
-    NoPipeline(Signal),
-    /// The deadline passed before every upstream answered.
-    #[error("deadline exceeded before the upstream answered")]
-    Timeout,
-    /// The filter chain refused the batch.
-    #[error(transparent)]
-    Chain(#[from] ChainError),
-    /// An exporter the batch is routed to has a full queue; retryable.
-    #[error("{0}; retry later")]
-    QueueFull(#[from] crate::exporter::QueueFull),
-    /// An exporter failed; retryable or not as the upstream said.
-    #[error("exporter {exporter}: {source}")]
-    Export {
-        /// The exporter's name.
-        exporter: String,
-        /// What happened.
-        source: ExportError,
-    },
-}
-
-impl Refusal {
-    /// Whether the client should retry.
-    pub fn retryable(&self) -> bool {
-        match self {
-            Refusal::NoPipeline(_) => false,
-            Refusal::Timeout | Refusal::QueueFull(_) => true,
-            Refusal::Chain(e) => e.retryable(),
-            Refusal::Export { source, .. } => source.retryable(),
-        }
-    }
-
-    /// The metric reason.
-    pub fn reason(&self) -> RefuseReason {
-        match self {
-            Refusal::NoPipeline(_) => RefuseReason::NoPipeline,
-            Refusal::Timeout => RefuseReason::Timeout,
-            Refusal::QueueFull(_) => RefuseReason::QueueFull,
-            Refusal::Chain(e) if e.retryable() => RefuseReason::FilterFailed,
-            Refusal::Chain(_) => RefuseReason::FilterRejected,
-            Refusal::Export { source, .. } if source.retryable() => {
-                RefuseReason::UpstreamUnavailable
-            }
-            Refusal::Export { .. } => RefuseReason::UpstreamRejected,
-        }
-    }
-}
 
 /// One signal's pipeline: chain, then the exporters each item is routed to.
 #[derive(Debug)]
@@ -414,6 +307,16 @@ impl Pipelines {
     }
 }
 
+impl Dispatch for Pipelines {
+    fn dispatch(
+        &self,
+        batch: Batch,
+        admission: Option<OwnedSemaphorePermit>,
+    ) -> Pin<Box<dyn Future<Output = Result<PartialSuccess, Refusal>> + Send + '_>> {
+        Box::pin(self.process(batch, admission))
+    }
+}
+
 /// Runs CPU-bound, synchronous work (Wasm filter calls, which may also make blocking WASI calls) without
 /// stalling the other tasks of a multi-threaded runtime: the worker hands its queue to another thread for
 /// the duration. Elsewhere (a current-thread runtime, no runtime) it simply calls `f`.
@@ -424,18 +327,13 @@ fn run_blocking<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
-/// Time left until `deadline`, zero when it passed.
-pub fn remaining(deadline: Instant) -> Duration {
-    deadline.saturating_duration_since(Instant::now())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::QueueConfig;
-    use crate::exporter::{DebugExporter, Exporter};
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use weir_core::config::QueueConfig;
+    use weir_exporter::{DebugExporter, Exporter};
 
     fn pipeline(defaults: &[&str]) -> Pipeline {
         let metrics = Arc::new(Metrics::new());

@@ -2,7 +2,7 @@
 
 use weir_wire::gzip::GzipError;
 
-use crate::pipeline::{Payload, Signal};
+use weir_core::{Payload, Signal};
 
 /// A supported OTLP/HTTP body encoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -38,8 +38,8 @@ use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use super::{Admitted, Ingest};
-use crate::pipeline::{PartialSuccess, Payload, Refusal, Signal};
-use crate::telemetry::{RefuseReason, Transport};
+use weir_core::telemetry::{RefuseReason, Transport};
+use weir_core::{PartialSuccess, Payload, Refusal, Signal};
 
 /// The three OTLP gRPC services over one [`Ingest`].
 #[derive(Debug, Clone)]

@@ -23,8 +23,8 @@ use tonic::Code;
 
 use super::decode::{self, ContentType, DecodeError};
 use super::{Busy, Ingest, memory};
-use crate::pipeline::{PartialSuccess, Refusal, Signal};
-use crate::telemetry::{RefuseReason, Transport};
+use weir_core::telemetry::{RefuseReason, Transport};
+use weir_core::{PartialSuccess, Refusal, Signal};
 
 /// The router for the OTLP/HTTP endpoints.
 pub fn router(ingest: Arc<Ingest>) -> Router {
@@ -222,10 +222,7 @@ fn refusal_response(ingest: &Ingest, ct: ContentType, refusal: &Refusal) -> Resp
 /// A successful export response, with the partial success when there is one.
 fn success(ct: ContentType, signal: Signal, partial: &PartialSuccess) -> Response {
     let body = match ct {
-        ContentType::Protobuf => {
-            let r = crate::exporter::export_response(partial);
-            r.encode_to_vec()
-        }
+        ContentType::Protobuf => partial.response().encode_to_vec(),
         ContentType::Json => {
             let value = if partial.is_empty() {
                 serde_json::json!({})

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::telemetry::Metrics;
+use weir_core::telemetry::Metrics;
 
 /// How many bytes of memory a request whose body is `body` bytes (uncompressed) is expected to take while
 /// in flight: the body, the decoded request (Rust structs take several times the protobuf bytes) and the

@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::AdminState;
-use crate::filter::manager::{FilterRequest, ManageError, parse_signal};
-use crate::pipeline::Signal;
+use crate::Signal;
+use crate::control::{FilterRequest, ManageError, parse_signal};
 
 /// The OpenAPI document of the admin API.
 pub const OPENAPI: &str = include_str!("openapi.json");

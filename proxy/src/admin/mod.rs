@@ -19,7 +19,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 
-use crate::filter::Manager;
+use crate::control::Manager;
 use crate::telemetry::Metrics;
 
 /// Largest module upload (64 MiB).

@@ -14,26 +14,16 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, mpsc};
 
-use super::{FilterError, FilterLimits, FilterSpec, LoadedFilter, OnError, Runtime};
-use crate::pipeline::{Chain, Pipelines, Signal};
-use crate::telemetry::Metrics;
+use weir_core::Signal;
+use weir_core::config::{FilterLimits, MAX_FILTER_MEMORY, OnError};
+use weir_core::telemetry::Metrics;
+use weir_filter::{
+    Chain, FilterError, FilterSpec, LoadedFilter, QuarantineSender, Quarantined, Runtime,
+};
+use weir_pipeline::Pipelines;
 
 /// Versions of a filter kept for rollback.
 const HISTORY: usize = 5;
-
-/// A filter asked the control plane to act on it.
-#[derive(Debug, Clone)]
-pub struct Quarantined {
-    /// Its pipeline.
-    pub signal: Signal,
-    /// Its name.
-    pub name: String,
-    /// The version that failed.
-    pub sha256: String,
-}
-
-/// Sends quarantine notices to the manager.
-pub type QuarantineSender = mpsc::UnboundedSender<Quarantined>;
 
 /// A control-plane operation failed; the variant decides the admin API's status code.
 #[derive(Debug, thiserror::Error)]
@@ -292,7 +282,7 @@ impl Manager {
         Ok(module.sha256)
     }
 
-    async fn module(&self, sha256: &str) -> Result<super::Module, ManageError> {
+    async fn module(&self, sha256: &str) -> Result<weir_filter::Module, ManageError> {
         if let Some(m) = self.runtime.cached(sha256) {
             return Ok(m);
         }
@@ -322,11 +312,11 @@ impl Manager {
     ) -> Result<Arc<LoadedFilter>, ManageError> {
         if request.limits.deadline.is_zero()
             || request.limits.memory == 0
-            || request.limits.memory > super::runtime::MAX_MEMORY
+            || request.limits.memory > MAX_FILTER_MEMORY
         {
             return Err(FilterError::Limits(format!(
                 "deadline must be positive and memory between 1 and {} bytes",
-                super::runtime::MAX_MEMORY
+                MAX_FILTER_MEMORY
             ))
             .into());
         }

@@ -10,6 +10,7 @@
 pub mod fuzzing;
 pub mod gzip;
 pub mod record;
+pub mod response;
 mod signal;
 
 pub use signal::{Payload, Signal, data_points};

@@ -1,6 +1,6 @@
 //! The configuration file: serde types only, plus loading and validation.
 //!
-//! What the user writes is `FooConfig`; [`crate::app`] builds what runs from it. The `///` docs on each
+//! What the user writes is `FooConfig`; the `weir` crate's `app` builds what runs from it. The `///` docs on each
 //! field double as the configuration reference (README "Configuration"). Every struct denies unknown keys,
 //! and [`Config::from_yaml`] reports the full path of a key it does not know (`exporters.backend.otlp.endpont`).
 //! `${env:VAR}` (or `${env:VAR:-default}`) is substituted in the raw text before parsing.
@@ -13,8 +13,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
-
-use crate::filter::{FilterLimits, OnError};
 
 pub use env::substitute_env;
 
@@ -350,6 +348,40 @@ impl FilterConfig {
     }
 }
 
+/// What to do with a batch when a filter fails on it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnError {
+    /// The batch passes as it was before the filter (the filter's partial changes are undone).
+    #[default]
+    FailOpen,
+    /// The client gets a retryable error; nothing is forwarded.
+    FailClosed,
+}
+
+/// The largest linear memory a filter instance may be given (`limits.memory`).
+pub const MAX_FILTER_MEMORY: usize = 512 << 20;
+
+/// Per-filter limits.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FilterLimits {
+    /// Time one call may take (default `50ms`); past it the call is interrupted.
+    #[serde(with = "humantime_serde")]
+    pub deadline: Duration,
+    /// Largest linear memory of one instance, in bytes (default 64 MiB, at most [`MAX_FILTER_MEMORY`]).
+    pub memory: usize,
+}
+
+impl Default for FilterLimits {
+    fn default() -> Self {
+        Self {
+            deadline: Duration::from_millis(50),
+            memory: 64 << 20,
+        }
+    }
+}
+
 /// The admin listener.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -547,12 +579,11 @@ impl Config {
                     }
                     if f.limits.deadline.is_zero()
                         || f.limits.memory == 0
-                        || f.limits.memory > crate::filter::runtime::MAX_MEMORY
+                        || f.limits.memory > MAX_FILTER_MEMORY
                     {
                         return invalid(format!(
                             "pipelines.{signal}.filters.{}.limits: deadline must be positive and memory between 1 byte and {} bytes",
-                            f.name,
-                            crate::filter::runtime::MAX_MEMORY
+                            f.name, MAX_FILTER_MEMORY
                         ));
                     }
                 }

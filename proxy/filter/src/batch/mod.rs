@@ -12,7 +12,8 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use super::bindings::weir::filter::types::{
     Attribute, MetricKind, Signal as WitSignal, StatusCode, TraceId, Value,
 };
-use crate::pipeline::{Payload, Signal};
+pub use weir_core::Routing;
+use weir_core::{Payload, Signal};
 
 /// Where an item lives in the payload.
 #[derive(Debug, Clone, Copy)]
@@ -50,15 +51,6 @@ enum Undo {
 
 /// No route label: the item goes to the pipeline's exporters.
 const NO_ROUTE: u32 = u32::MAX;
-
-/// The route labels filters set, for the items that survived the chain (see [`BatchState::finish`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Routing {
-    /// The distinct label sets, each a list of exporter names.
-    pub sets: Vec<Vec<String>>,
-    /// Per surviving item, in payload order: an index into `sets`, or `None` for unlabelled items.
-    pub items: Vec<Option<u32>>,
-}
 
 /// A batch lent to filters.
 #[derive(Debug)]

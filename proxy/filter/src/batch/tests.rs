@@ -2,7 +2,7 @@ use super::*;
 
 fn example(name: &str, signal: Signal) -> Payload {
     let path = format!(
-        "{}/../tests/data/otlp-examples/{name}",
+        "{}/../../tests/data/otlp-examples/{name}",
         env!("CARGO_MANIFEST_DIR")
     );
     Payload::decode_json(signal, &std::fs::read(path).unwrap()).unwrap()

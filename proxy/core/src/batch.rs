@@ -1,0 +1,98 @@
+//! A request on its way through weir: its payload, where it came from, its deadline, and what the
+//! upstreams said.
+
+use std::time::{Duration, Instant};
+
+use weir_wire::Payload;
+use weir_wire::response::{ExportPartialSuccess, ExportResponse};
+
+/// Where a batch came from, for filters, logs and metrics.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    /// The client's address, when known.
+    pub peer: Option<std::net::SocketAddr>,
+    /// The request's headers (gRPC metadata), which filters may read.
+    pub headers: http::HeaderMap,
+    /// When the request must be answered: the sooner of `limits.request_timeout` and the client's
+    /// own deadline (`grpc-timeout`).
+    pub deadline: Instant,
+}
+
+/// One decoded request on its way through a pipeline.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// The OTLP request.
+    pub payload: Payload,
+    /// Where it came from and until when it may take.
+    pub context: RequestContext,
+    /// Route labels the filter chain set, if any.
+    pub routing: Option<Routing>,
+}
+
+/// The upstream's OTLP partial success, passed back to the client.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PartialSuccess {
+    /// Items the upstream(s) rejected (the largest count when several did).
+    pub rejected: i64,
+    /// Their explanation(s).
+    pub message: String,
+}
+
+impl PartialSuccess {
+    /// True when nothing was rejected and nothing was said.
+    pub fn is_empty(&self) -> bool {
+        self.rejected == 0 && self.message.is_empty()
+    }
+
+    /// Folds `exporter`'s answer into this one: the largest rejected count, the messages joined.
+    pub fn merge(&mut self, exporter: &str, other: PartialSuccess) {
+        if other.is_empty() {
+            return;
+        }
+        self.rejected = self.rejected.max(other.rejected);
+        if !other.message.is_empty() {
+            if !self.message.is_empty() {
+                self.message.push_str("; ");
+            }
+            self.message.push_str(exporter);
+            self.message.push_str(": ");
+            self.message.push_str(&other.message);
+        }
+    }
+}
+
+impl From<ExportResponse> for PartialSuccess {
+    fn from(r: ExportResponse) -> Self {
+        let p = r.partial_success.unwrap_or_default();
+        PartialSuccess {
+            rejected: p.rejected,
+            message: p.error_message,
+        }
+    }
+}
+
+impl PartialSuccess {
+    /// The export response carrying this partial success (the same bytes for every signal's type).
+    pub fn response(&self) -> ExportResponse {
+        ExportResponse {
+            partial_success: (!self.is_empty()).then(|| ExportPartialSuccess {
+                rejected: self.rejected,
+                error_message: self.message.clone(),
+            }),
+        }
+    }
+}
+
+/// The route labels filters set, for the items that survived the chain (the filter host's `BatchState::finish`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Routing {
+    /// The distinct label sets, each a list of exporter names.
+    pub sets: Vec<Vec<String>>,
+    /// Per surviving item, in payload order: an index into `sets`, or `None` for unlabelled items.
+    pub items: Vec<Option<u32>>,
+}
+
+/// Time left until `deadline`, zero when it passed.
+pub fn remaining(deadline: Instant) -> Duration {
+    deadline.saturating_duration_since(Instant::now())
+}
