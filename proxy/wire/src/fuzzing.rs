@@ -8,17 +8,32 @@ fn signal(b: u8) -> Signal {
     Signal::ALL[(b % 3) as usize]
 }
 
-/// OTLP protobuf decoding: whatever decodes re-encodes to bytes that decode to the same request.
+/// OTLP protobuf: the validating walk ([`crate::walk`], what weir runs on forwarded bytes) and prost
+/// agree on every input (same verdict, same resource and item counts), and whatever decodes re-encodes
+/// to bytes that decode to the same request.
 pub fn otlp_protobuf(data: &[u8]) {
     let Some((&first, rest)) = data.split_first() else {
         return;
     };
     let s = signal(first);
-    if let Ok(p) = Payload::decode_protobuf(s, rest) {
-        let again =
-            Payload::decode_protobuf(s, &p.encode_protobuf()).expect("re-encoded request decodes");
-        assert_eq!(p, again, "protobuf round trip changed the request");
-        let _ = p.item_count();
+    let walked = crate::walk::walk(s, rest);
+    match Payload::decode_protobuf(s, rest) {
+        Ok(p) => {
+            let counts = walked.expect("the walk refused what prost decodes");
+            assert_eq!(counts.items, p.item_count(), "item counts differ");
+            assert_eq!(
+                counts.resources,
+                p.resource_count(),
+                "resource counts differ"
+            );
+            let again = Payload::decode_protobuf(s, &p.encode_protobuf())
+                .expect("re-encoded request decodes");
+            assert_eq!(p, again, "protobuf round trip changed the request");
+        }
+        Err(e) => assert!(
+            walked.is_err(),
+            "the walk accepted what prost refuses ({e})"
+        ),
     }
 }
 

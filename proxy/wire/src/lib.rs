@@ -12,5 +12,6 @@ pub mod gzip;
 pub mod record;
 pub mod response;
 mod signal;
+pub mod walk;
 
 pub use signal::{Payload, Signal, data_points};

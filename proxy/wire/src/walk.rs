@@ -1,0 +1,759 @@
+//! A validating walk over an OTLP export request in protobuf wire format: it decides, without decoding
+//! anything into structs and without allocating, whether prost would decode the bytes, and counts the
+//! request's resources and items on the way.
+//!
+//! This is what lets weir forward a request's bytes untouched when no filter needs to look inside:
+//! the walk refuses exactly what a prost decode of the same request type refuses (bad varints, keys,
+//! wire types, lengths past their message, strings that are not UTF-8, unmatched groups, nesting past
+//! prost's recursion limit of 100) and counts items as prost's decoded structs would (a metric's data
+//! points counted for the variant of its `data` oneof that decoding would keep). The fuzz target
+//! `walk_vs_prost` and the tests below hold it to that.
+//!
+//! The schema is written out from `opentelemetry-proto`'s generated messages; a field missing here would
+//! be skipped as unknown while prost checks it, which the differential fuzzing catches.
+
+use crate::Signal;
+
+/// What the walk counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// `resource_spans` / `resource_metrics` / `resource_logs` entries.
+    pub resources: usize,
+    /// Spans, metric data points or log records.
+    pub items: usize,
+}
+
+/// Why the bytes are not a valid request (the kinds of prost's `DecodeError`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum WalkError {
+    /// A varint is longer than 10 bytes, overflows 64 bits, or is cut off.
+    #[error("invalid varint")]
+    InvalidVarint,
+    /// A field key does not fit 32 bits.
+    #[error("invalid key value")]
+    InvalidKey,
+    /// A field key's wire type is not 0 to 5.
+    #[error("invalid wire type value")]
+    InvalidWireType,
+    /// Field number 0.
+    #[error("invalid tag value: 0")]
+    InvalidTag,
+    /// A known field arrived with another wire type than its declared one.
+    #[error("invalid wire type for field {tag}")]
+    WrongWireType {
+        /// The field number.
+        tag: u32,
+    },
+    /// A length or fixed-width value runs past the end of its message.
+    #[error("buffer underflow")]
+    BufferUnderflow,
+    /// A string field is not UTF-8.
+    #[error("invalid string value: data is not UTF-8 encoded")]
+    NotUtf8,
+    /// An end-group key without its start, or with another field number.
+    #[error("unexpected end group tag")]
+    UnexpectedEndGroup,
+    /// Messages nested deeper than the decoder allows.
+    #[error("recursion limit reached")]
+    RecursionLimit,
+}
+
+/// prost's `RECURSION_LIMIT`.
+const RECURSION_LIMIT: u32 = 100;
+
+#[derive(Clone, Copy)]
+enum Kind {
+    /// int32, int64, uint32, uint64, sint32, bool, enums.
+    Varint,
+    Fixed32,
+    /// fixed64, sfixed64, double.
+    Fixed64,
+    Bytes,
+    /// A string, singular or repeated: UTF-8 checked.
+    Str,
+    Msg(&'static Msg),
+    /// Repeated fixed64 or double, packed or not.
+    RepFixed64,
+    /// Repeated uint64, packed or not.
+    RepVarint,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Count {
+    /// Adds the items counted inside the field's message.
+    Inner,
+    /// Each occurrence is one item.
+    Item,
+    /// A variant of a metric's `data` oneof: only the variant decoding keeps counts.
+    Variant,
+}
+
+struct Field {
+    tag: u32,
+    kind: Kind,
+    count: Count,
+}
+
+struct Msg {
+    fields: &'static [Field],
+}
+
+impl Msg {
+    fn field(&self, tag: u32) -> Option<&Field> {
+        self.fields.iter().find(|f| f.tag == tag)
+    }
+}
+
+const fn f(tag: u32, kind: Kind) -> Field {
+    Field {
+        tag,
+        kind,
+        count: Count::Inner,
+    }
+}
+
+const fn item(tag: u32, msg: &'static Msg) -> Field {
+    Field {
+        tag,
+        kind: Kind::Msg(msg),
+        count: Count::Item,
+    }
+}
+
+const fn variant(tag: u32, msg: &'static Msg) -> Field {
+    Field {
+        tag,
+        kind: Kind::Msg(msg),
+        count: Count::Variant,
+    }
+}
+
+use Kind::{Bytes, Fixed32, Fixed64, Msg as M, RepFixed64, RepVarint, Str, Varint};
+
+// opentelemetry.proto.common.v1
+static ANY_VALUE: Msg = Msg {
+    fields: &[
+        f(1, Str),
+        f(2, Varint),
+        f(3, Varint),
+        f(4, Fixed64),
+        f(5, M(&ARRAY_VALUE)),
+        f(6, M(&KEY_VALUE_LIST)),
+        f(7, Bytes),
+        f(8, Varint),
+    ],
+};
+static ARRAY_VALUE: Msg = Msg {
+    fields: &[f(1, M(&ANY_VALUE))],
+};
+static KEY_VALUE_LIST: Msg = Msg {
+    fields: &[f(1, M(&KEY_VALUE))],
+};
+static KEY_VALUE: Msg = Msg {
+    fields: &[f(1, Str), f(2, M(&ANY_VALUE)), f(3, Varint)],
+};
+static SCOPE: Msg = Msg {
+    fields: &[f(1, Str), f(2, Str), f(3, M(&KEY_VALUE)), f(4, Varint)],
+};
+static ENTITY_REF: Msg = Msg {
+    fields: &[f(1, Str), f(2, Str), f(3, Str), f(4, Str)],
+};
+// opentelemetry.proto.resource.v1
+static RESOURCE: Msg = Msg {
+    fields: &[f(1, M(&KEY_VALUE)), f(2, Varint), f(3, M(&ENTITY_REF))],
+};
+
+// opentelemetry.proto.trace.v1
+static TRACE_REQUEST: Msg = Msg {
+    fields: &[f(1, M(&RESOURCE_SPANS))],
+};
+static RESOURCE_SPANS: Msg = Msg {
+    fields: &[f(1, M(&RESOURCE)), f(2, M(&SCOPE_SPANS)), f(3, Str)],
+};
+static SCOPE_SPANS: Msg = Msg {
+    fields: &[f(1, M(&SCOPE)), item(2, &SPAN), f(3, Str)],
+};
+static SPAN: Msg = Msg {
+    fields: &[
+        f(1, Bytes),
+        f(2, Bytes),
+        f(3, Str),
+        f(4, Bytes),
+        f(16, Fixed32),
+        f(5, Str),
+        f(6, Varint),
+        f(7, Fixed64),
+        f(8, Fixed64),
+        f(9, M(&KEY_VALUE)),
+        f(10, Varint),
+        f(11, M(&EVENT)),
+        f(12, Varint),
+        f(13, M(&LINK)),
+        f(14, Varint),
+        f(15, M(&STATUS)),
+    ],
+};
+static EVENT: Msg = Msg {
+    fields: &[f(1, Fixed64), f(2, Str), f(3, M(&KEY_VALUE)), f(4, Varint)],
+};
+static LINK: Msg = Msg {
+    fields: &[
+        f(1, Bytes),
+        f(2, Bytes),
+        f(3, Str),
+        f(4, M(&KEY_VALUE)),
+        f(5, Varint),
+        f(6, Fixed32),
+    ],
+};
+static STATUS: Msg = Msg {
+    fields: &[f(2, Str), f(3, Varint)],
+};
+
+// opentelemetry.proto.metrics.v1
+static METRICS_REQUEST: Msg = Msg {
+    fields: &[f(1, M(&RESOURCE_METRICS))],
+};
+static RESOURCE_METRICS: Msg = Msg {
+    fields: &[f(1, M(&RESOURCE)), f(2, M(&SCOPE_METRICS)), f(3, Str)],
+};
+static SCOPE_METRICS: Msg = Msg {
+    fields: &[f(1, M(&SCOPE)), f(2, M(&METRIC)), f(3, Str)],
+};
+static METRIC: Msg = Msg {
+    fields: &[
+        f(1, Str),
+        f(2, Str),
+        f(3, Str),
+        f(12, M(&KEY_VALUE)),
+        variant(5, &GAUGE),
+        variant(7, &SUM),
+        variant(9, &HISTOGRAM),
+        variant(10, &EXP_HISTOGRAM),
+        variant(11, &SUMMARY),
+    ],
+};
+static GAUGE: Msg = Msg {
+    fields: &[item(1, &NUMBER_POINT)],
+};
+static SUM: Msg = Msg {
+    fields: &[item(1, &NUMBER_POINT), f(2, Varint), f(3, Varint)],
+};
+static HISTOGRAM: Msg = Msg {
+    fields: &[item(1, &HISTOGRAM_POINT), f(2, Varint)],
+};
+static EXP_HISTOGRAM: Msg = Msg {
+    fields: &[item(1, &EXP_HISTOGRAM_POINT), f(2, Varint)],
+};
+static SUMMARY: Msg = Msg {
+    fields: &[item(1, &SUMMARY_POINT)],
+};
+static NUMBER_POINT: Msg = Msg {
+    fields: &[
+        f(7, M(&KEY_VALUE)),
+        f(2, Fixed64),
+        f(3, Fixed64),
+        f(5, M(&EXEMPLAR)),
+        f(8, Varint),
+        f(4, Fixed64),
+        f(6, Fixed64),
+    ],
+};
+static HISTOGRAM_POINT: Msg = Msg {
+    fields: &[
+        f(9, M(&KEY_VALUE)),
+        f(2, Fixed64),
+        f(3, Fixed64),
+        f(4, Fixed64),
+        f(5, Fixed64),
+        f(6, RepFixed64),
+        f(7, RepFixed64),
+        f(8, M(&EXEMPLAR)),
+        f(10, Varint),
+        f(11, Fixed64),
+        f(12, Fixed64),
+    ],
+};
+static EXP_HISTOGRAM_POINT: Msg = Msg {
+    fields: &[
+        f(1, M(&KEY_VALUE)),
+        f(2, Fixed64),
+        f(3, Fixed64),
+        f(4, Fixed64),
+        f(5, Fixed64),
+        f(6, Varint),
+        f(7, Fixed64),
+        f(8, M(&BUCKETS)),
+        f(9, M(&BUCKETS)),
+        f(10, Varint),
+        f(11, M(&EXEMPLAR)),
+        f(12, Fixed64),
+        f(13, Fixed64),
+        f(14, Fixed64),
+    ],
+};
+static BUCKETS: Msg = Msg {
+    fields: &[f(1, Varint), f(2, RepVarint)],
+};
+static SUMMARY_POINT: Msg = Msg {
+    fields: &[
+        f(7, M(&KEY_VALUE)),
+        f(2, Fixed64),
+        f(3, Fixed64),
+        f(4, Fixed64),
+        f(5, Fixed64),
+        f(6, M(&VALUE_AT_QUANTILE)),
+        f(8, Varint),
+    ],
+};
+static VALUE_AT_QUANTILE: Msg = Msg {
+    fields: &[f(1, Fixed64), f(2, Fixed64)],
+};
+static EXEMPLAR: Msg = Msg {
+    fields: &[
+        f(7, M(&KEY_VALUE)),
+        f(2, Fixed64),
+        f(4, Bytes),
+        f(5, Bytes),
+        f(3, Fixed64),
+        f(6, Fixed64),
+    ],
+};
+
+// opentelemetry.proto.logs.v1
+static LOGS_REQUEST: Msg = Msg {
+    fields: &[f(1, M(&RESOURCE_LOGS))],
+};
+static RESOURCE_LOGS: Msg = Msg {
+    fields: &[f(1, M(&RESOURCE)), f(2, M(&SCOPE_LOGS)), f(3, Str)],
+};
+static SCOPE_LOGS: Msg = Msg {
+    fields: &[f(1, M(&SCOPE)), item(2, &LOG_RECORD), f(3, Str)],
+};
+static LOG_RECORD: Msg = Msg {
+    fields: &[
+        f(1, Fixed64),
+        f(11, Fixed64),
+        f(2, Varint),
+        f(3, Str),
+        f(5, M(&ANY_VALUE)),
+        f(6, M(&KEY_VALUE)),
+        f(7, Varint),
+        f(8, Fixed32),
+        f(9, Bytes),
+        f(10, Bytes),
+        f(12, Str),
+    ],
+};
+
+const VARINT: u8 = 0;
+const FIXED64: u8 = 1;
+const LEN: u8 = 2;
+const START_GROUP: u8 = 3;
+const END_GROUP: u8 = 4;
+const FIXED32: u8 = 5;
+
+/// Walks `bytes` as the export request of `signal`.
+pub fn walk(signal: Signal, bytes: &[u8]) -> Result<Counts, WalkError> {
+    let request = match signal {
+        Signal::Traces => &TRACE_REQUEST,
+        Signal::Metrics => &METRICS_REQUEST,
+        Signal::Logs => &LOGS_REQUEST,
+    };
+    let mut w = Walker { buf: bytes, pos: 0 };
+    let mut resources = 0;
+    let items = w.fields(request, bytes.len(), RECURSION_LIMIT, &mut |tag| {
+        resources += usize::from(tag == 1);
+    })?;
+    Ok(Counts {
+        resources,
+        items: items as usize,
+    })
+}
+
+struct Walker<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl Walker<'_> {
+    /// A varint that ends before `end`, with prost's rules (at most 10 bytes, no overflow).
+    fn varint(&mut self, end: usize) -> Result<u64, WalkError> {
+        let mut value = 0u64;
+        for i in 0..10 {
+            let Some(&b) = self.buf.get(self.pos).filter(|_| self.pos < end) else {
+                return Err(WalkError::InvalidVarint);
+            };
+            self.pos += 1;
+            value |= u64::from(b & 0x7f) << (7 * i);
+            if b < 0x80 {
+                if i == 9 && b >= 2 {
+                    return Err(WalkError::InvalidVarint);
+                }
+                return Ok(value);
+            }
+        }
+        Err(WalkError::InvalidVarint)
+    }
+
+    fn key(&mut self, end: usize) -> Result<(u32, u8), WalkError> {
+        let key = self.varint(end)?;
+        if key > u64::from(u32::MAX) {
+            return Err(WalkError::InvalidKey);
+        }
+        let wire = (key & 7) as u8;
+        if wire > 5 {
+            return Err(WalkError::InvalidWireType);
+        }
+        let tag = (key >> 3) as u32;
+        if tag == 0 {
+            return Err(WalkError::InvalidTag);
+        }
+        Ok((tag, wire))
+    }
+
+    /// Advances over `n` bytes that must end before `end`.
+    fn take(&mut self, n: u64, end: usize) -> Result<&[u8], WalkError> {
+        let left = (end - self.pos) as u64;
+        if n > left {
+            return Err(WalkError::BufferUnderflow);
+        }
+        let start = self.pos;
+        self.pos += n as usize;
+        Ok(&self.buf[start..self.pos])
+    }
+
+    /// A length prefix and the end of what it delimits.
+    fn delimited(&mut self, end: usize) -> Result<usize, WalkError> {
+        let len = self.varint(end)?;
+        if len > (end - self.pos) as u64 {
+            return Err(WalkError::BufferUnderflow);
+        }
+        Ok(self.pos + len as usize)
+    }
+
+    /// The fields of one message up to `end`, each seeing recursion budget `ctx` (prost's
+    /// `DecodeContext`); returns the items counted inside. `on_field` sees every known field's tag.
+    fn fields(
+        &mut self,
+        msg: &Msg,
+        end: usize,
+        ctx: u32,
+        on_field: &mut dyn FnMut(u32),
+    ) -> Result<u64, WalkError> {
+        let mut items = 0u64;
+        let (mut variant, mut variant_items) = (0u32, 0u64);
+        while self.pos < end {
+            let (tag, wire) = self.key(end)?;
+            let Some(field) = msg.field(tag) else {
+                self.skip(wire, tag, end, ctx)?;
+                continue;
+            };
+            on_field(tag);
+            let expect = |want: u8| {
+                if wire == want {
+                    Ok(())
+                } else {
+                    Err(WalkError::WrongWireType { tag })
+                }
+            };
+            match field.kind {
+                Kind::Varint => {
+                    expect(VARINT)?;
+                    self.varint(end)?;
+                }
+                Kind::Fixed32 => {
+                    expect(FIXED32)?;
+                    self.take(4, end)?;
+                }
+                Kind::Fixed64 => {
+                    expect(FIXED64)?;
+                    self.take(8, end)?;
+                }
+                Kind::Bytes => {
+                    expect(LEN)?;
+                    let n = self.varint(end)?;
+                    self.take(n, end)?;
+                }
+                Kind::Str => {
+                    expect(LEN)?;
+                    let n = self.varint(end)?;
+                    let s = self.take(n, end)?;
+                    if std::str::from_utf8(s).is_err() {
+                        return Err(WalkError::NotUtf8);
+                    }
+                }
+                Kind::RepFixed64 => {
+                    if wire == LEN {
+                        let inner = self.delimited(end)?;
+                        if !(inner - self.pos).is_multiple_of(8) {
+                            return Err(WalkError::BufferUnderflow);
+                        }
+                        self.pos = inner;
+                    } else {
+                        expect(FIXED64)?;
+                        self.take(8, end)?;
+                    }
+                }
+                Kind::RepVarint => {
+                    if wire == LEN {
+                        let inner = self.delimited(end)?;
+                        while self.pos < inner {
+                            self.varint(inner)?;
+                        }
+                    } else {
+                        expect(VARINT)?;
+                        self.varint(end)?;
+                    }
+                }
+                Kind::Msg(inner_msg) => {
+                    expect(LEN)?;
+                    if ctx == 0 {
+                        return Err(WalkError::RecursionLimit);
+                    }
+                    let inner = self.delimited(end)?;
+                    let inner_items = self.fields(inner_msg, inner, ctx - 1, &mut |_| {})?;
+                    match field.count {
+                        Count::Inner => items += inner_items,
+                        Count::Item => items += 1,
+                        Count::Variant => {
+                            // Decoding replaces the oneof when another variant arrives, and merges
+                            // into it (appending points) when the same one arrives again.
+                            if variant != tag {
+                                variant = tag;
+                                variant_items = 0;
+                            }
+                            variant_items += inner_items;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(items + variant_items)
+    }
+
+    /// Skips an unknown field as prost's `skip_field` does.
+    fn skip(&mut self, wire: u8, tag: u32, end: usize, ctx: u32) -> Result<(), WalkError> {
+        if ctx == 0 {
+            return Err(WalkError::RecursionLimit);
+        }
+        match wire {
+            VARINT => {
+                self.varint(end)?;
+            }
+            FIXED64 => {
+                self.take(8, end)?;
+            }
+            FIXED32 => {
+                self.take(4, end)?;
+            }
+            LEN => {
+                let n = self.varint(end)?;
+                self.take(n, end)?;
+            }
+            START_GROUP => loop {
+                let (inner_tag, inner_wire) = self.key(end)?;
+                if inner_wire == END_GROUP {
+                    if inner_tag != tag {
+                        return Err(WalkError::UnexpectedEndGroup);
+                    }
+                    break;
+                }
+                self.skip(inner_wire, inner_tag, end, ctx - 1)?;
+            },
+            _ => return Err(WalkError::UnexpectedEndGroup),
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Payload;
+
+    const EXAMPLES: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/data/otlp-examples"
+    );
+
+    fn examples() -> Vec<(Signal, Vec<u8>)> {
+        [
+            (Signal::Traces, "trace.json"),
+            (Signal::Metrics, "metrics.json"),
+            (Signal::Logs, "logs.json"),
+        ]
+        .into_iter()
+        .map(|(s, f)| {
+            let json = std::fs::read(format!("{EXAMPLES}/{f}")).unwrap();
+            (s, Payload::decode_json(s, &json).unwrap().encode_protobuf())
+        })
+        .collect()
+    }
+
+    /// The walk and prost agree on `bytes`: same verdict, and on success the same counts.
+    fn agree(signal: Signal, bytes: &[u8]) -> bool {
+        let walked = walk(signal, bytes);
+        let decoded = Payload::decode_protobuf(signal, bytes);
+        match (&walked, &decoded) {
+            (Ok(c), Ok(p)) => {
+                assert_eq!(c.items, p.item_count(), "{signal} items of {bytes:02x?}");
+                assert_eq!(c.resources, p.resource_count(), "{signal} resources");
+                true
+            }
+            (Err(_), Err(_)) => false,
+            _ => panic!("walk {walked:?} but prost {decoded:?} on {signal} {bytes:02x?}"),
+        }
+    }
+
+    #[test]
+    fn counts_the_specification_examples_as_prost_does() {
+        for (signal, bytes) in examples() {
+            assert!(agree(signal, &bytes));
+            assert!(walk(signal, &bytes).unwrap().items > 0);
+        }
+        for s in Signal::ALL {
+            assert_eq!(walk(s, b"").unwrap(), Counts::default());
+        }
+    }
+
+    /// Every single-byte change and every truncation of the examples: the walk and prost agree.
+    #[test]
+    fn agrees_with_prost_on_every_mutation_of_the_examples() {
+        let mut refused = 0;
+        for (signal, bytes) in examples() {
+            for cut in 0..bytes.len() {
+                refused += usize::from(!agree(signal, &bytes[..cut]));
+            }
+            for i in 0..bytes.len() {
+                for b in [
+                    0x00,
+                    0x01,
+                    0x02,
+                    0x07,
+                    0x0a,
+                    0x7f,
+                    0x80,
+                    0xc0,
+                    0xff,
+                    bytes[i] ^ 0x08,
+                ] {
+                    let mut m = bytes.clone();
+                    m[i] = b;
+                    refused += usize::from(!agree(signal, &m));
+                }
+            }
+        }
+        // The mutations must include invalid inputs, or the test would prove nothing.
+        assert!(refused > 1000, "{refused}");
+    }
+
+    fn key(tag: u32, wire: u8) -> Vec<u8> {
+        let mut v = Vec::new();
+        varint((u64::from(tag) << 3) | u64::from(wire), &mut v);
+        v
+    }
+
+    fn varint(mut n: u64, out: &mut Vec<u8>) {
+        while n >= 0x80 {
+            out.push((n as u8) | 0x80);
+            n >>= 7;
+        }
+        out.push(n as u8);
+    }
+
+    fn len_field(tag: u32, body: &[u8]) -> Vec<u8> {
+        let mut v = key(tag, LEN);
+        varint(body.len() as u64, &mut v);
+        v.extend_from_slice(body);
+        v
+    }
+
+    #[test]
+    fn agrees_on_hand_made_edge_cases() {
+        // A scope with one span whose name is not UTF-8, and the same with a valid name.
+        let span = |name: &[u8]| len_field(5, name);
+        let req = |span: Vec<u8>| len_field(1, &len_field(2, &len_field(2, &span)));
+        assert!(!agree(Signal::Traces, &req(span(&[0xff, 0xfe]))));
+        assert!(agree(Signal::Traces, &req(span(b"ok"))));
+        // Unknown fields of every wire type are skipped, groups included; a stray end group is not.
+        let mut unknown = key(99, VARINT);
+        unknown.push(5);
+        unknown.extend(key(98, FIXED32));
+        unknown.extend([1, 2, 3, 4]);
+        unknown.extend(key(97, START_GROUP));
+        unknown.extend(key(96, FIXED64));
+        unknown.extend([0; 8]);
+        unknown.extend(key(97, END_GROUP));
+        assert!(agree(Signal::Traces, &req(unknown.clone())));
+        let mut stray = unknown.clone();
+        stray.extend(key(95, END_GROUP));
+        assert!(!agree(Signal::Traces, &req(stray)));
+        let mut wrong_end = key(97, START_GROUP);
+        wrong_end.extend(key(94, END_GROUP));
+        assert!(!agree(Signal::Traces, &req(wrong_end)));
+        // A known field with the wrong wire type.
+        let mut wrong = key(5, VARINT);
+        wrong.push(1);
+        assert!(!agree(Signal::Traces, &req(wrong)));
+        // A ten-byte varint whose last byte overflows, and the largest one that does not.
+        let mut big = key(10, VARINT);
+        big.extend([0xff; 9]);
+        let (mut over, mut max) = (big.clone(), big);
+        over.push(0x02);
+        max.push(0x01);
+        assert!(!agree(Signal::Traces, &req(over)));
+        assert!(agree(Signal::Traces, &req(max)));
+        // Packed and unpacked bucket counts and bounds in a histogram point.
+        let mut point = len_field(6, &[0u8; 16]);
+        point.extend(key(6, FIXED64));
+        point.extend([0u8; 8]);
+        point.extend(len_field(7, &[0u8; 8]));
+        let hist = |point: Vec<u8>| {
+            let metric = len_field(9, &len_field(1, &point));
+            len_field(1, &len_field(2, &len_field(2, &metric)))
+        };
+        assert!(agree(Signal::Metrics, &hist(point)));
+        assert!(!agree(Signal::Metrics, &hist(len_field(6, &[0u8; 12]))));
+    }
+
+    #[test]
+    fn a_metric_counts_the_points_of_the_data_variant_decoding_keeps() {
+        let point = len_field(1, &[]);
+        let gauge = len_field(5, &[point.clone(), point.clone()].concat());
+        let sum = len_field(7, &point);
+        let metric = |parts: &[&[u8]]| {
+            let m = len_field(2, &len_field(2, &parts.concat()));
+            len_field(1, &m)
+        };
+        // Same variant twice: merged (3 points); another variant after it: replaced (1 point);
+        // back to the first: a fresh value (2 points).
+        for (parts, points) in [
+            (vec![&gauge[..], &gauge[..]], 4),
+            (vec![&gauge[..], &sum[..]], 1),
+            (vec![&gauge[..], &sum[..], &gauge[..]], 2),
+        ] {
+            let bytes = metric(&parts);
+            assert!(agree(Signal::Metrics, &bytes));
+            assert_eq!(walk(Signal::Metrics, &bytes).unwrap().items, points);
+        }
+    }
+
+    #[test]
+    fn nesting_stops_where_prost_stops() {
+        // AnyValue inside ArrayValue inside AnyValue ..., in a log record's body: around depth 48 the
+        // nesting passes prost's limit of 100 messages.
+        let mut verdicts = Vec::new();
+        for depth in [40usize, 45, 46, 47, 48, 49, 50, 60] {
+            let mut value = len_field(1, b"x");
+            for _ in 0..depth {
+                value = len_field(5, &len_field(1, &value));
+            }
+            let record = len_field(5, &value);
+            let bytes = len_field(1, &len_field(2, &len_field(2, &record)));
+            verdicts.push(agree(Signal::Logs, &bytes));
+        }
+        assert_eq!(verdicts.first(), Some(&true));
+        assert_eq!(verdicts.last(), Some(&false));
+    }
+}
