@@ -41,6 +41,8 @@ pub struct LoadConfig {
     pub duration: Duration,
     pub max_requests: u64,
     pub request_timeout: Duration,
+    /// Requests per second over all senders, paced; `None` sends back to back.
+    pub rate: Option<f64>,
 }
 
 /// Why the measured window closed.
@@ -215,6 +217,15 @@ pub async fn run(
     for i in 0..config.concurrency {
         let sender = senders[i % senders.len()].clone();
         let latency = new_histogram()?;
+        // Each sender keeps 1/concurrency of the rate, its first request offset by its share of one
+        // interval so that the senders do not fire together.
+        let pace = config.rate.filter(|r| *r > 0.0).map(|r| {
+            let interval = Duration::from_secs_f64(config.concurrency as f64 / r);
+            (
+                interval,
+                interval.mul_f64(i as f64 / config.concurrency as f64),
+            )
+        });
         tasks.spawn(worker(
             i,
             sender,
@@ -222,6 +233,7 @@ pub async fn run(
             Arc::clone(&shared),
             config.request_timeout,
             latency,
+            pace,
         ));
     }
 
@@ -276,11 +288,19 @@ async fn worker(
     shared: Arc<Shared>,
     request_timeout: Duration,
     mut latency: Histogram<u64>,
+    pace: Option<(Duration, Duration)>,
 ) -> WorkerResult {
     let mut warmup = PhaseStats::default();
     let mut measured = PhaseStats::default();
     let mut next = index % payloads.len();
+    let mut due = pace.map(|(_, offset)| Instant::now() + offset);
     loop {
+        if let (Some(at), Some((interval, _))) = (due.as_mut(), pace) {
+            tokio::time::sleep_until(*at).await;
+            // A sender that fell behind does not burst to catch up: the next request is one interval
+            // after this one at the earliest.
+            *at = (*at + interval).max(Instant::now());
+        }
         let start = Instant::now();
         if start >= shared.window_end || shared.hit_max_requests.load(Ordering::Relaxed) {
             break;

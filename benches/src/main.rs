@@ -46,6 +46,36 @@ impl Protocol {
     }
 }
 
+/// Which proxy a run measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ProxyKind {
+    /// weir (`--weir-bin`).
+    Weir,
+    /// Rotel's `rotel-agent` (`--rotel-bin`), with its defaults, as the peer to compare against.
+    Rotel,
+}
+
+/// Compression of what the proxy sends to the sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum UpstreamCompression {
+    /// The proxy's own default (gzip for weir and Rotel).
+    Default,
+    Gzip,
+    Zstd,
+    None,
+}
+
+impl UpstreamCompression {
+    fn as_str(self) -> &'static str {
+        match self {
+            UpstreamCompression::Default => "default",
+            UpstreamCompression::Gzip => "gzip",
+            UpstreamCompression::Zstd => "zstd",
+            UpstreamCompression::None => "none",
+        }
+    }
+}
+
 /// Load generator for weir: pre-encoded OTLP trace requests through weir to a
 /// counting sink.
 #[derive(Debug, Parser)]
@@ -55,6 +85,24 @@ struct Args {
     /// else target/release/weir].
     #[arg(long, value_name = "PATH")]
     weir_bin: Option<PathBuf>,
+
+    /// The proxy to measure: weir, or Rotel (`rotel-agent`) for comparison.
+    #[arg(long, value_enum, default_value_t = ProxyKind::Weir)]
+    proxy: ProxyKind,
+
+    /// `rotel-agent` binary for `--proxy rotel` [default: `rotel-agent` on PATH].
+    #[arg(long, value_name = "PATH")]
+    rotel_bin: Option<PathBuf>,
+
+    /// Compression of the proxy's requests to the sink (weir: `--upstream-compression`; Rotel:
+    /// `--otlp-exporter-compression`). `default` passes nothing.
+    #[arg(long, value_enum, default_value_t = UpstreamCompression::Default)]
+    upstream_compression: UpstreamCompression,
+
+    /// Pace the senders to this many requests per second in all (spread evenly over the senders)
+    /// instead of sending back to back: latency at a given load rather than at saturation.
+    #[arg(long, value_name = "REQ_PER_S")]
+    rate: Option<f64>,
 
     /// Extra argument for `weir run` (repeatable), e.g. `--weir-arg=--config --weir-arg=weir.yaml`.
     #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
@@ -167,6 +215,16 @@ struct Args {
     verbose: bool,
 }
 
+impl Args {
+    /// The report's `mode` of a run through a spawned proxy.
+    fn proxy_mode(&self) -> &'static str {
+        match self.proxy {
+            ProxyKind::Weir => "weir",
+            ProxyKind::Rotel => "rotel",
+        }
+    }
+}
+
 fn parse_secs_or_zero(s: &str) -> Result<Duration, String> {
     let secs: f64 = s.parse().map_err(|e| format!("{e}"))?;
     if !secs.is_finite() || !(0.0..=86_400.0).contains(&secs) {
@@ -245,16 +303,48 @@ fn run(args: &Args) -> Result<bool> {
         (_, Some(target)) => ("target", target, args.pid),
         (Some(sink), None) if args.direct => ("direct", sink.addr(), None),
         (Some(sink), None) => {
-            let bin = args.weir_bin.clone().unwrap_or_else(default_weir_bin);
-            eprintln!("loadgen: starting {}", bin.display());
-            let process = WeirProcess::spawn(
-                &bin,
-                sink.addr(),
-                args.sink_in_config,
-                &args.weir_arg,
-                args.verbose,
-                args.startup_timeout,
-            )?;
+            let (bin, process) = match args.proxy {
+                ProxyKind::Weir => {
+                    let bin = args.weir_bin.clone().unwrap_or_else(default_weir_bin);
+                    eprintln!("loadgen: starting {}", bin.display());
+                    let mut weir_args = args.weir_arg.clone();
+                    if args.upstream_compression != UpstreamCompression::Default {
+                        weir_args.push("--upstream-compression".into());
+                        weir_args.push(args.upstream_compression.as_str().into());
+                    }
+                    let process = WeirProcess::spawn(
+                        &bin,
+                        sink.addr(),
+                        args.sink_in_config,
+                        &weir_args,
+                        args.verbose,
+                        args.startup_timeout,
+                    )?;
+                    (bin, process)
+                }
+                ProxyKind::Rotel => {
+                    let bin = args
+                        .rotel_bin
+                        .clone()
+                        .unwrap_or_else(|| PathBuf::from("rotel-agent"));
+                    eprintln!("loadgen: starting {}", bin.display());
+                    let compression = match args.upstream_compression {
+                        UpstreamCompression::Default | UpstreamCompression::Gzip => "gzip",
+                        UpstreamCompression::None => "none",
+                        UpstreamCompression::Zstd => {
+                            bail!("rotel-agent 0.0.1a15 offers gzip or none, not zstd")
+                        }
+                    };
+                    let process = WeirProcess::spawn_rotel(
+                        &bin,
+                        sink.addr(),
+                        compression,
+                        args.verbose,
+                        args.startup_timeout,
+                    )?;
+                    (bin, process)
+                }
+            };
             let listeners = process.listeners();
             eprintln!(
                 "loadgen: weir (pid {}) listening: otlp-grpc {}, otlp-http {}{}",
@@ -273,7 +363,7 @@ fn run(args: &Args) -> Result<bool> {
             let pid = process.pid();
             weir_bin = Some(bin.display().to_string());
             weir_process = Some(process);
-            ("weir", target, Some(pid))
+            (args.proxy_mode(), target, Some(pid))
         }
         (None, None) => bail!("internal error: no sink and no target"),
     };
@@ -284,6 +374,7 @@ fn run(args: &Args) -> Result<bool> {
         duration: args.duration,
         max_requests: args.max_requests,
         request_timeout: args.request_timeout,
+        rate: args.rate,
     };
     let probe = Probe {
         weir_pid,
@@ -345,6 +436,8 @@ fn run(args: &Args) -> Result<bool> {
 
     let info = RunInfo {
         mode,
+        upstream_compression: args.upstream_compression.as_str(),
+        rate: args.rate,
         protocol: args.protocol.as_str(),
         target,
         weir_pid,

@@ -12,8 +12,13 @@ use std::time::Duration;
 /// How the run was set up (echoed in the report).
 #[derive(Debug, Clone)]
 pub struct RunInfo {
-    /// `weir` (spawned child), `target` (already running) or `direct` (no weir).
+    /// `weir` or `rotel` (spawned child; the `weir_*` figures are then that proxy's), `target` (already
+    /// running) or `direct` (no proxy).
     pub mode: &'static str,
+    /// What the proxy was asked to compress its upstream requests with (`default`, `gzip`, ...).
+    pub upstream_compression: &'static str,
+    /// Paced request rate, if any (requests/s over all senders).
+    pub rate: Option<f64>,
     /// `grpc` or `http`.
     pub protocol: &'static str,
     pub target: SocketAddr,
@@ -190,9 +195,11 @@ impl Report {
         let info = &self.info;
         let m = &self.measured;
         let mode = match info.mode {
-            "weir" => format!(
-                "through weir (pid {})",
-                info.weir_pid.map_or("?".to_owned(), |p| p.to_string())
+            "weir" | "rotel" => format!(
+                "through {} (pid {}), upstream compression {}",
+                info.mode,
+                info.weir_pid.map_or("?".to_owned(), |p| p.to_string()),
+                info.upstream_compression
             ),
             "target" => match info.weir_pid {
                 Some(pid) => format!("through a running weir (pid {pid})"),
@@ -333,6 +340,8 @@ impl Report {
         let rss_mib = |kib: Option<u64>| kib.map(|k| k as f64 / 1024.0);
         let setup = json!({
             "mode": info.mode,
+            "upstream_compression": info.upstream_compression,
+            "rate": info.rate,
             "protocol": info.protocol,
             "target": info.target.to_string(),
             "weir_pid": info.weir_pid,

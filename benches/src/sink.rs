@@ -151,6 +151,7 @@ impl Sink {
                     delay,
                 })
                 .accept_compressed(CompressionEncoding::Gzip)
+                .accept_compressed(CompressionEncoding::Zstd)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES);
                 let serve = server
                     .add_service(service)
@@ -280,6 +281,7 @@ impl Service<http::Request<Body>> for SpanCountingServer {
             let codec = ProstCodec::<ExportTraceServiceResponse, SpanCountRequest>::default();
             let mut grpc = tonic::server::Grpc::new(codec)
                 .accept_compressed(CompressionEncoding::Gzip)
+                .accept_compressed(CompressionEncoding::Zstd)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES);
             Ok(grpc.unary(export, request).await)
         })

@@ -1,5 +1,5 @@
-//! The weir child process: spawning it, learning its listen addresses from its
-//! JSON log lines, draining its output, and stopping it.
+//! The proxy child process (weir, or Rotel's `rotel-agent` to compare against):
+//! spawning it, learning its listen addresses, draining its output, and stopping it.
 //!
 //! weir is started with every listener on port 0 and `--log-format json`; it
 //! announces each bound socket with a log line whose fields are
@@ -162,6 +162,84 @@ impl WeirProcess {
         }
     }
 
+    /// Spawns Rotel's `rotel-agent start` (its defaults otherwise) listening on two free loopback ports
+    /// and exporting OTLP/gRPC to `upstream` with `compression` (`gzip` or `none`), and waits up to
+    /// `startup_timeout` until both ports accept connections. Rotel cannot bind port 0 and announce it,
+    /// so the ports are picked by binding and releasing them first.
+    pub fn spawn_rotel(
+        bin: &Path,
+        upstream: SocketAddr,
+        compression: &str,
+        verbose: bool,
+        startup_timeout: Duration,
+    ) -> Result<Self> {
+        let (grpc, http) = (free_port()?, free_port()?);
+        let scratch = std::env::temp_dir().join(format!("loadgen-rotel-{}", std::process::id()));
+        std::fs::create_dir_all(&scratch).context("creating Rotel's scratch directory")?;
+        let mut child = Command::new(bin)
+            .arg("start")
+            .args(["--otlp-grpc-endpoint", &grpc.to_string()])
+            .args(["--otlp-http-endpoint", &http.to_string()])
+            .args(["--exporter", "otlp"])
+            .args(["--otlp-exporter-endpoint", &format!("http://{upstream}")])
+            .args(["--otlp-exporter-compression", compression])
+            .arg("--pid-file")
+            .arg(scratch.join("rotel.pid"))
+            .arg("--log-file")
+            .arg(scratch.join("rotel.log"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("spawning {}", bin.display()))?;
+        let log = Arc::new(Mutex::new(VecDeque::with_capacity(KEPT_LINES)));
+        let (tx, _rx) = mpsc::channel();
+        if let Some(stderr) = child.stderr.take() {
+            spawn_reader(
+                "rotel-stderr",
+                stderr,
+                tx.clone(),
+                Arc::clone(&log),
+                verbose,
+            )?;
+        }
+        if let Some(stdout) = child.stdout.take() {
+            spawn_reader("rotel-stdout", stdout, tx, Arc::clone(&log), verbose)?;
+        }
+        let mut process = Self {
+            child,
+            listeners: Listeners {
+                otlp_grpc: grpc,
+                otlp_http: http,
+                admin: None,
+            },
+            log,
+            exit: None,
+        };
+        let deadline = Instant::now() + startup_timeout;
+        for addr in [grpc, http] {
+            loop {
+                if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                    break;
+                }
+                if let Some(status) = process.exited() {
+                    bail!(
+                        "rotel-agent exited during startup ({status}); its output:\n{}",
+                        process.recent_output()
+                    );
+                }
+                if Instant::now() >= deadline {
+                    bail!(
+                        "rotel-agent did not listen on {addr} within {startup_timeout:.0?}; its output:\n{}",
+                        process.recent_output()
+                    );
+                }
+                thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Ok(process)
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -224,6 +302,12 @@ impl Drop for WeirProcess {
             eprintln!("loadgen: stopping weir: {e:#}");
         }
     }
+}
+
+/// A loopback port that was free a moment ago.
+fn free_port() -> Result<SocketAddr> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("picking a free port")?;
+    listener.local_addr().context("picking a free port")
 }
 
 fn spawn_reader(

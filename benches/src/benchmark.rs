@@ -1,0 +1,741 @@
+//! `benchmark`: the one command that compares weir with its peer on this machine, in one run.
+//!
+//! It drives the same pre-encoded load (`loadgen`, OTLP/gRPC in, a counting OTLP/gRPC sink out) through
+//! weir without filters, weir with the `benches/edge-chain.yaml` chain, and Rotel (`rotel-agent` from
+//! the PyPI wheel `rotel==0.0.1a15`, installed into `target/bench-tools/` when missing), at 10, 100 and
+//! 1000 spans per request, with gzip and without upstream compression (and zstd for weir alone), plus
+//! the sink alone (`--direct`) for reference. Each cell is its own `loadgen --json` process, so one
+//! cell cannot disturb the next. Then it paces weir at half of its peak request rate, and the sink alone
+//! at the same rate, to read the latency weir adds below saturation.
+//!
+//! It prints a table, writes the figures between the `<!-- benchmark:begin -->` and
+//! `<!-- benchmark:end -->` markers of `--out` (default `docs/benchmarks.md`; text outside the markers
+//! is kept, so the method and profiles written by hand stay), the raw JSON of every cell next to it
+//! (`.json`), and a chart (`.svg`) drawn from this run's figures. It exits non-zero when a cell failed
+//! its delivery check (a span acknowledged but missing at the sink) or could not run.
+//!
+//! `--smoke` runs every kind of cell once, briefly, at 100 spans per request, into a temporary
+//! directory: CI uses it to keep the command working. Its figures mean nothing.
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use serde_json::Value;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+
+const ROTEL_VERSION: &str = "0.0.1a15";
+const BEGIN: &str = "<!-- benchmark:begin -->";
+const END: &str = "<!-- benchmark:end -->";
+
+/// Runs weir, weir with the edge chain, and Rotel side by side and writes `docs/benchmarks.md`.
+#[derive(Debug, Parser)]
+#[command(name = "benchmark", version)]
+struct Args {
+    /// The load generator [default: `loadgen` next to this binary].
+    #[arg(long, value_name = "PATH")]
+    loadgen: Option<PathBuf>,
+    /// weir [default: `weir` next to this binary].
+    #[arg(long, value_name = "PATH")]
+    weir_bin: Option<PathBuf>,
+    /// `rotel-agent` [default: on PATH, else installed with pip into target/bench-tools/rotel].
+    #[arg(long, value_name = "PATH")]
+    rotel_bin: Option<PathBuf>,
+    /// Leave Rotel out (no ratios then).
+    #[arg(long)]
+    no_rotel: bool,
+    /// Measured seconds per cell.
+    #[arg(long, default_value_t = 12.0)]
+    duration: f64,
+    /// Warm-up seconds per cell.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 4)]
+    concurrency: u32,
+    /// Spans per request, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![10u32, 100, 1000])]
+    spans: Vec<u32>,
+    /// Where the report goes (figures between the markers; the rest of the file is kept).
+    #[arg(long, default_value = "docs/benchmarks.md")]
+    out: PathBuf,
+    /// A short run of every kind of cell at 100 spans per request, written to a temporary directory.
+    #[arg(long)]
+    smoke: bool,
+    /// Echo each loadgen's output.
+    #[arg(long)]
+    verbose: bool,
+}
+
+/// What runs in a cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Setup {
+    /// loadgen straight to the sink.
+    Direct,
+    /// weir, no filters.
+    Weir,
+    /// weir with sampler + redactor + router (`benches/edge-chain.yaml`).
+    Chain,
+    /// Rotel with its defaults.
+    Rotel,
+}
+
+impl Setup {
+    fn label(self) -> &'static str {
+        match self {
+            Setup::Direct => "sink alone",
+            Setup::Weir => "weir",
+            Setup::Chain => "weir + edge chain",
+            Setup::Rotel => "Rotel",
+        }
+    }
+}
+
+/// One measured cell.
+#[derive(Debug, Clone)]
+struct Cell {
+    setup: Setup,
+    spans: u32,
+    compression: &'static str,
+    /// Paced at this many requests per second (the latency runs).
+    rate: Option<f64>,
+    json: Value,
+}
+
+impl Cell {
+    fn f(&self, key: &str) -> Option<f64> {
+        self.json.get(key).and_then(Value::as_f64)
+    }
+
+    fn latency_ms(&self, q: &str) -> Option<f64> {
+        self.json
+            .get("latency_us")
+            .and_then(|l| l.get(q))
+            .and_then(Value::as_f64)
+            .map(|us| us / 1000.0)
+    }
+
+    fn passed(&self) -> bool {
+        self.json.get("passed").and_then(Value::as_bool) == Some(true)
+    }
+
+    /// The proxy's CPU-seconds per million acknowledged spans (the sink's, for `Direct`).
+    fn cpu_per_million(&self) -> Option<f64> {
+        let spans = self.f("spans_acked")?;
+        let cpu = match self.setup {
+            Setup::Direct => self.f("loadgen_sink_cpu_s")?,
+            _ => self.f("weir_cpu_s")?,
+        };
+        (spans > 0.0).then(|| cpu / spans * 1e6)
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("benchmark: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn next_to_me(name: &str) -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join(name)))
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+fn run(args: &Args) -> Result<bool> {
+    let loadgen = args
+        .loadgen
+        .clone()
+        .unwrap_or_else(|| next_to_me("loadgen"));
+    let weir = args.weir_bin.clone().unwrap_or_else(|| next_to_me("weir"));
+    for (what, p) in [("loadgen", &loadgen), ("weir", &weir)] {
+        if !p.is_file() {
+            bail!(
+                "{what} not found at {} (build it: cargo build --release -p weir -p weir-bench)",
+                p.display()
+            );
+        }
+    }
+    let rotel = if args.no_rotel {
+        None
+    } else {
+        Some(match &args.rotel_bin {
+            Some(p) => p.clone(),
+            None => find_or_install_rotel()?,
+        })
+    };
+    let (duration, warmup, spans) = if args.smoke {
+        (1.0, 0.5, vec![100])
+    } else {
+        (args.duration, args.warmup, args.spans.clone())
+    };
+    let out = if args.smoke {
+        let dir = std::env::temp_dir().join(format!("weir-benchmark-smoke-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        dir.join("benchmarks.md")
+    } else {
+        args.out.clone()
+    };
+    let chain_config = Path::new(env!("CARGO_MANIFEST_DIR")).join("edge-chain.yaml");
+
+    let mut plan: Vec<(Setup, u32, &'static str)> = Vec::new();
+    for &n in &spans {
+        plan.push((Setup::Direct, n, "none"));
+        for compression in ["gzip", "none"] {
+            plan.push((Setup::Weir, n, compression));
+            plan.push((Setup::Chain, n, compression));
+            if rotel.is_some() {
+                plan.push((Setup::Rotel, n, compression));
+            }
+        }
+        plan.push((Setup::Weir, n, "zstd"));
+    }
+    let runner = Runner {
+        loadgen: &loadgen,
+        weir: &weir,
+        rotel: rotel.as_deref(),
+        chain_config: &chain_config,
+        duration,
+        warmup,
+        concurrency: args.concurrency,
+        verbose: args.verbose,
+    };
+    let mut cells = Vec::new();
+    let mut failures = Vec::new();
+    let total = plan.len() + 4;
+    for (i, (setup, n, compression)) in plan.into_iter().enumerate() {
+        eprintln!(
+            "benchmark: [{}/{total}] {} at {n} spans/request, upstream compression {compression}",
+            i + 1,
+            setup.label()
+        );
+        match runner.cell(setup, n, compression, None) {
+            Ok(c) => {
+                if !c.passed() {
+                    failures.push(format!(
+                        "{} {n} {compression}: {}",
+                        setup.label(),
+                        c.json["problems"]
+                    ));
+                }
+                cells.push(c);
+            }
+            Err(e) => failures.push(format!("{} {n} {compression}: {e:#}", setup.label())),
+        }
+    }
+    // Latency below saturation: weir paced at half of its peak request rate, and the sink alone at the
+    // same rate, at 100 spans per request (or the first size asked for).
+    let n = if spans.contains(&100) { 100 } else { spans[0] };
+    let mut step = total - 4;
+    for compression in ["gzip", "none"] {
+        let peak = cells
+            .iter()
+            .find(|c| c.setup == Setup::Weir && c.spans == n && c.compression == compression)
+            .and_then(|c| c.f("requests_per_s"));
+        let Some(peak) = peak.filter(|p| *p > 0.0) else {
+            failures.push(format!("no peak rate for weir at {n} spans, {compression}"));
+            continue;
+        };
+        let rate = (peak / 2.0).max(1.0);
+        for setup in [Setup::Weir, Setup::Direct] {
+            step += 1;
+            eprintln!(
+                "benchmark: [{step}/{total}] {} paced at {rate:.0} requests/s, {n} spans/request, {compression}",
+                setup.label()
+            );
+            match runner.cell(setup, n, compression, Some(rate)) {
+                Ok(c) => {
+                    if !c.passed() {
+                        failures.push(format!("{} paced: {}", setup.label(), c.json["problems"]));
+                    }
+                    cells.push(c);
+                }
+                Err(e) => failures.push(format!("{} paced: {e:#}", setup.label())),
+            }
+        }
+    }
+
+    let report = render(&cells, &spans, args.concurrency, duration, rotel.is_some());
+    print!("{report}");
+    write_outputs(&out, &report, &cells)?;
+    eprintln!("benchmark: wrote {}", out.display());
+    if failures.is_empty() {
+        eprintln!("benchmark: every span acknowledged in every cell arrived at the sink");
+        Ok(true)
+    } else {
+        for f in &failures {
+            eprintln!("benchmark: FAILED {f}");
+        }
+        Ok(false)
+    }
+}
+
+struct Runner<'a> {
+    loadgen: &'a Path,
+    weir: &'a Path,
+    rotel: Option<&'a Path>,
+    chain_config: &'a Path,
+    duration: f64,
+    warmup: f64,
+    concurrency: u32,
+    verbose: bool,
+}
+
+impl Runner<'_> {
+    fn cell(
+        &self,
+        setup: Setup,
+        spans: u32,
+        compression: &'static str,
+        rate: Option<f64>,
+    ) -> Result<Cell> {
+        let mut cmd = Command::new(self.loadgen);
+        cmd.arg("--json")
+            .args(["--sink-decode", "count"])
+            .args(["--concurrency", &self.concurrency.to_string()])
+            .args(["--connections", &self.concurrency.to_string()])
+            .args(["--spans-per-request", &spans.to_string()])
+            .args(["--duration", &self.duration.to_string()])
+            .args(["--warmup", &self.warmup.to_string()])
+            .arg("--weir-bin")
+            .arg(self.weir);
+        if let Some(r) = rate {
+            cmd.args(["--rate", &format!("{r:.1}")]);
+        }
+        match setup {
+            Setup::Direct => {
+                cmd.arg("--direct");
+            }
+            Setup::Weir => {
+                cmd.args(["--upstream-compression", compression]);
+            }
+            Setup::Chain => {
+                cmd.args(["--upstream-compression", compression])
+                    .arg("--weir-arg=--config")
+                    .arg(format!("--weir-arg={}", self.chain_config.display()));
+            }
+            Setup::Rotel => {
+                let bin = self.rotel.context("no rotel-agent")?;
+                cmd.args(["--proxy", "rotel", "--upstream-compression", compression])
+                    .arg("--rotel-bin")
+                    .arg(bin);
+            }
+        }
+        if self.verbose {
+            cmd.stderr(Stdio::inherit());
+        } else {
+            cmd.stderr(Stdio::null());
+        }
+        let output = cmd
+            .stdout(Stdio::piped())
+            .output()
+            .with_context(|| format!("running {}", self.loadgen.display()))?;
+        let line = String::from_utf8_lossy(&output.stdout);
+        let json: Value = line
+            .lines()
+            .rev()
+            .find_map(|l| serde_json::from_str(l).ok())
+            .with_context(|| {
+                format!(
+                    "loadgen printed no report ({}); rerun with --verbose",
+                    output.status
+                )
+            })?;
+        Ok(Cell {
+            setup,
+            spans,
+            compression,
+            rate,
+            json,
+        })
+    }
+}
+
+/// `rotel-agent` on PATH, or the copy in `target/bench-tools/rotel`, installed there with pip if missing.
+fn find_or_install_rotel() -> Result<PathBuf> {
+    if let Ok(out) = Command::new("rotel-agent").arg("--version").output()
+        && out.status.success()
+    {
+        return Ok(PathBuf::from("rotel-agent"));
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/bench-tools/rotel")
+        .join(ROTEL_VERSION);
+    let bin = dir.join("rotel/rotel-agent");
+    if !bin.is_file() {
+        eprintln!(
+            "benchmark: installing rotel=={ROTEL_VERSION} (rotel-agent) into {}",
+            dir.display()
+        );
+        let status = Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "--no-deps", "--target"])
+            .arg(&dir)
+            .arg(format!("rotel=={ROTEL_VERSION}"))
+            .status()
+            .context("running pip (python3 -m pip) to install Rotel")?;
+        if !status.success() || !bin.is_file() {
+            bail!(
+                "could not install rotel=={ROTEL_VERSION} with pip ({status}); pass --rotel-bin or --no-rotel"
+            );
+        }
+    }
+    Ok(bin)
+}
+
+fn fmt_opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or("-".into(), |v| format!("{v:.digits$}"))
+}
+
+fn thousands(v: f64) -> String {
+    let s = format!("{:.0}", v);
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("MemTotal"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse::<f64>().ok())
+        })
+        .map_or("?".into(), |kib| {
+            format!("{:.0} GiB", kib / 1024.0 / 1024.0)
+        });
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    format!("{cpu}, {cores} cores, {mem}, Linux {kernel}")
+}
+
+/// The report between the markers: the setup, one table per compression, the ratios and the latency
+/// below saturation.
+fn render(cells: &[Cell], spans: &[u32], concurrency: u32, duration: f64, rotel: bool) -> String {
+    let mut s = String::new();
+    let date = Command::new("date")
+        .arg("-u")
+        .arg("+%Y-%m-%d %H:%M UTC")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let span_bytes = cells
+        .iter()
+        .filter(|c| c.rate.is_none())
+        .find_map(|c| Some(c.f("mean_request_bytes")? / c.spans as f64));
+    let _ = writeln!(
+        s,
+        "Run of {date} on {}: {concurrency} concurrent OTLP/gRPC clients, {duration} s measured per cell, \
+         spans of about {} bytes with ten attributes, the counting sink decoding only the framing. \
+         CPU is the proxy's own (user + system, all threads), per million acknowledged spans; lower is better.\n",
+        machine(),
+        fmt_opt(span_bytes, 0)
+    );
+    let find = |setup: Setup, n: u32, comp: &str| {
+        cells
+            .iter()
+            .find(|c| c.setup == setup && c.spans == n && c.compression == comp && c.rate.is_none())
+    };
+    for comp in ["gzip", "none", "zstd"] {
+        let title = match comp {
+            "gzip" => "gzip towards the upstream (both proxies' default)",
+            "none" => "no upstream compression",
+            _ => "zstd towards the upstream (weir only: Rotel offers gzip or none)",
+        };
+        let _ = writeln!(s, "### {title}\n");
+        let _ = writeln!(
+            s,
+            "| spans/request | setup | spans/s | CPU-s per million spans | p50 / p99 / p99.9 ms | peak RSS MiB | delivered |"
+        );
+        let _ = writeln!(s, "| --- | --- | --- | --- | --- | --- | --- |");
+        for &n in spans {
+            let setups: &[Setup] = match comp {
+                "zstd" => &[Setup::Weir],
+                "none" => &[Setup::Direct, Setup::Weir, Setup::Chain, Setup::Rotel],
+                _ => &[Setup::Weir, Setup::Chain, Setup::Rotel],
+            };
+            for &setup in setups {
+                let cell = match setup {
+                    Setup::Direct => find(setup, n, "none"),
+                    _ => find(setup, n, comp),
+                };
+                let Some(c) = cell else { continue };
+                let _ = writeln!(
+                    s,
+                    "| {n} | {} | {} | {} | {} / {} / {} | {} | {} |",
+                    setup.label(),
+                    c.f("acked_spans_per_s").map_or("-".into(), thousands),
+                    fmt_opt(c.cpu_per_million(), 2),
+                    fmt_opt(c.latency_ms("p50"), 2),
+                    fmt_opt(c.latency_ms("p99"), 2),
+                    fmt_opt(c.latency_ms("p999"), 2),
+                    match setup {
+                        Setup::Direct => "-".into(),
+                        _ => fmt_opt(c.f("weir_peak_rss_mib"), 1),
+                    },
+                    if c.passed() { "all" } else { "**FAILED**" }
+                );
+            }
+        }
+        let _ = writeln!(s);
+    }
+    if rotel {
+        let _ = writeln!(s, "### weir against Rotel (same run)\n");
+        let _ = writeln!(
+            s,
+            "CPU ratio is weir's CPU per span over Rotel's (target at most 0.4); efficiency is its inverse.\n"
+        );
+        let _ = writeln!(
+            s,
+            "| spans/request | compression | weir / Rotel CPU | weir efficiency | weir + chain / Rotel CPU | chain efficiency vs weir alone |"
+        );
+        let _ = writeln!(s, "| --- | --- | --- | --- | --- | --- |");
+        for &n in spans {
+            for comp in ["gzip", "none"] {
+                let w = find(Setup::Weir, n, comp).and_then(Cell::cpu_per_million);
+                let ch = find(Setup::Chain, n, comp).and_then(Cell::cpu_per_million);
+                let r = find(Setup::Rotel, n, comp).and_then(Cell::cpu_per_million);
+                let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+                    (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+                    _ => None,
+                };
+                let _ = writeln!(
+                    s,
+                    "| {n} | {comp} | {} | {}x | {} | {}x |",
+                    fmt_opt(ratio(w, r), 2),
+                    fmt_opt(ratio(r, w), 2),
+                    fmt_opt(ratio(ch, r), 2),
+                    fmt_opt(ratio(w, ch), 2),
+                );
+            }
+        }
+        let _ = writeln!(s);
+    }
+    let paced: Vec<&Cell> = cells.iter().filter(|c| c.rate.is_some()).collect();
+    if !paced.is_empty() {
+        let _ = writeln!(s, "### Latency below saturation\n");
+        let _ = writeln!(
+            s,
+            "weir paced at half of its peak request rate from the table above, and the sink alone at the same rate; \
+             added = weir's percentile minus the sink's.\n"
+        );
+        let _ = writeln!(
+            s,
+            "| spans/request | compression | requests/s | weir p50 / p99 / p99.9 ms | sink alone p99 ms | p99 added ms | weir peak RSS MiB |"
+        );
+        let _ = writeln!(s, "| --- | --- | --- | --- | --- | --- | --- |");
+        for comp in ["gzip", "none"] {
+            let w = paced
+                .iter()
+                .find(|c| c.setup == Setup::Weir && c.compression == comp);
+            let d = paced
+                .iter()
+                .find(|c| c.setup == Setup::Direct && c.compression == comp);
+            if let (Some(w), Some(d)) = (w, d) {
+                let added = match (w.latency_ms("p99"), d.latency_ms("p99")) {
+                    (Some(a), Some(b)) => Some(a - b),
+                    _ => None,
+                };
+                let _ = writeln!(
+                    s,
+                    "| {} | {comp} | {} | {} / {} / {} | {} | {} | {} |",
+                    w.spans,
+                    fmt_opt(w.rate, 0),
+                    fmt_opt(w.latency_ms("p50"), 2),
+                    fmt_opt(w.latency_ms("p99"), 2),
+                    fmt_opt(w.latency_ms("p999"), 2),
+                    fmt_opt(d.latency_ms("p99"), 2),
+                    fmt_opt(added, 2),
+                    fmt_opt(w.f("weir_peak_rss_mib"), 1),
+                );
+            }
+        }
+        let _ = writeln!(s);
+    }
+    let _ = writeln!(
+        s,
+        "![CPU-seconds per million spans, by setup](benchmarks.svg)\n\nRaw figures of every cell: `benchmarks.json`."
+    );
+    s
+}
+
+fn write_outputs(out: &Path, report: &str, cells: &[Cell]) -> Result<()> {
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let old = std::fs::read_to_string(out).unwrap_or_default();
+    let block = format!("{BEGIN}\n{report}{END}");
+    let text = match (old.find(BEGIN), old.find(END)) {
+        (Some(b), Some(e)) if e > b => format!("{}{block}{}", &old[..b], &old[e + END.len()..]),
+        _ if old.is_empty() => format!("# Benchmarks\n\n{block}\n"),
+        _ => format!("{old}\n{block}\n"),
+    };
+    std::fs::write(out, text).with_context(|| format!("writing {}", out.display()))?;
+    let raw: Vec<Value> = cells
+        .iter()
+        .map(|c| {
+            let mut v = c.json.clone();
+            v["benchmark_setup"] = Value::from(c.setup.label());
+            v
+        })
+        .collect();
+    std::fs::write(
+        out.with_extension("json"),
+        serde_json::to_string_pretty(&raw)?,
+    )?;
+    chart(&out.with_extension("svg"), cells)?;
+    Ok(())
+}
+
+/// Grouped bars: CPU-seconds per million spans for each spans/request and compression, one bar per setup.
+fn chart(path: &Path, cells: &[Cell]) -> Result<()> {
+    use plotters::prelude::*;
+    let groups: Vec<(u32, &str)> = {
+        let mut g: Vec<(u32, &str)> = cells
+            .iter()
+            .filter(|c| c.rate.is_none() && c.setup != Setup::Direct)
+            .map(|c| (c.spans, c.compression))
+            .collect();
+        g.sort_by_key(|(n, c)| (*n, *c != "gzip", *c != "none"));
+        g.dedup();
+        g
+    };
+    let setups = [Setup::Weir, Setup::Chain, Setup::Rotel];
+    let colors = [
+        RGBColor(31, 119, 180),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+    ];
+    let value = |setup: Setup, g: (u32, &str)| {
+        cells
+            .iter()
+            .find(|c| {
+                c.setup == setup && c.spans == g.0 && c.compression == g.1 && c.rate.is_none()
+            })
+            .and_then(Cell::cpu_per_million)
+    };
+    let max = groups
+        .iter()
+        .flat_map(|g| setups.iter().filter_map(move |s| value(*s, *g)))
+        .fold(1.0f64, f64::max);
+    let root = SVGBackend::new(path, (960, 480)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let n = groups.len().max(1) as f64;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "Proxy CPU-seconds per million spans (lower is better)",
+            ("sans-serif", 20),
+        )
+        .margin(12)
+        .x_label_area_size(48)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0f64..n, 0f64..max * 1.15)?;
+    let labels: Vec<String> = groups
+        .iter()
+        .map(|(s, c)| format!("{s} spans, {c}"))
+        .collect();
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(groups.len() * 2 + 1)
+        .x_label_formatter(&|x| {
+            let i = (*x - 0.5).round();
+            if (x - 0.5 - i).abs() < 1e-6 && i >= 0.0 {
+                labels.get(i as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        })
+        .y_desc("CPU-s per million spans")
+        .draw()?;
+    let width = 0.8 / setups.len() as f64;
+    for (k, setup) in setups.iter().enumerate() {
+        let color = colors[k];
+        let bars: Vec<_> = groups
+            .iter()
+            .enumerate()
+            .filter_map(|(i, g)| {
+                let v = value(*setup, *g)?;
+                let x0 = i as f64 + 0.1 + k as f64 * width;
+                Some(Rectangle::new(
+                    [(x0, 0.0), (x0 + width * 0.95, v)],
+                    color.filled(),
+                ))
+            })
+            .collect();
+        if bars.is_empty() {
+            continue;
+        }
+        chart
+            .draw_series(bars)?
+            .label(setup.label())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn thousands_groups_digits() {
+        assert_eq!(thousands(1234567.4), "1,234,567");
+        assert_eq!(thousands(999.0), "999");
+    }
+
+    #[test]
+    fn the_report_replaces_only_what_is_between_the_markers() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("b.md");
+        std::fs::write(
+            &out,
+            format!("# T\n\nhand\n\n{BEGIN}\nold\n{END}\n\nafter\n"),
+        )
+        .unwrap();
+        write_outputs(&out, "new\n", &[]).unwrap();
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(
+            text,
+            format!("# T\n\nhand\n\n{BEGIN}\nnew\n{END}\n\nafter\n")
+        );
+        assert!(out.with_extension("svg").is_file());
+    }
+}
