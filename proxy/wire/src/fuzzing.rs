@@ -52,7 +52,7 @@ pub fn otlp_json(data: &[u8]) {
 /// gzip handling: inflation never yields more than the limit, whatever the input.
 pub fn gzip(data: &[u8]) {
     const LIMIT: usize = 64 << 10;
-    if let Ok(out) = crate::gzip::gunzip(data, LIMIT) {
+    if let Ok(out) = crate::codec::gunzip(data, LIMIT) {
         assert!(out.len() <= LIMIT, "inflated past the limit");
     }
 }

@@ -57,8 +57,21 @@ pub fn header(
     items: u32,
     body: &[u8],
 ) -> [u8; OVERHEAD] {
+    header_of_parts(seq, enqueued_unix_ms, signal, items, &[body])
+}
+
+/// The header of a record whose body is `parts` concatenated (several requests merged into one record):
+/// write these bytes, then the parts in order.
+pub fn header_of_parts(
+    seq: u64,
+    enqueued_unix_ms: u64,
+    signal: Signal,
+    items: u32,
+    parts: &[&[u8]],
+) -> [u8; OVERHEAD] {
     let mut h = [0u8; OVERHEAD];
-    let len = u32::try_from(META + body.len()).unwrap_or(u32::MAX);
+    let body_len: usize = parts.iter().map(|p| p.len()).sum();
+    let len = u32::try_from(META + body_len).unwrap_or(u32::MAX);
     h[0..4].copy_from_slice(&len.to_le_bytes());
     h[8..16].copy_from_slice(&seq.to_le_bytes());
     h[16..24].copy_from_slice(&enqueued_unix_ms.to_le_bytes());
@@ -66,7 +79,9 @@ pub fn header(
     h[25..29].copy_from_slice(&items.to_le_bytes());
     let mut crc = crc32fast::Hasher::new();
     crc.update(&h[HEADER..]);
-    crc.update(body);
+    for p in parts {
+        crc.update(p);
+    }
     h[4..8].copy_from_slice(&crc.finalize().to_le_bytes());
     h
 }
@@ -167,5 +182,16 @@ mod tests {
             (1, 2, Signal::Metrics)
         );
         assert_eq!(first.len + second.len, data.len());
+    }
+
+    #[test]
+    fn a_record_of_several_parts_is_the_record_of_their_concatenation() {
+        let parts: [&[u8]; 3] = [b"ab", b"", b"cde"];
+        let mut r = header_of_parts(5, 1, Signal::Traces, 9, &parts).to_vec();
+        for p in parts {
+            r.extend_from_slice(p);
+        }
+        assert_eq!(r, encode(5, 1, Signal::Traces, 9, b"abcde"));
+        assert_eq!(&r[parse(&r).unwrap().unwrap().body], b"abcde");
     }
 }

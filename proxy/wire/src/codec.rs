@@ -1,0 +1,221 @@
+//! Compression of request bodies, both ways: gzip (flate2 on its zlib-rs backend) and zstd.
+//!
+//! Inflation is capped: a body that expands past its limit is refused after at most `limit + 1` bytes
+//! were produced, so a compression bomb stops here, and a zstd frame cannot make the decoder reserve a
+//! window larger than the limit calls for. Compression streams a request's parts through one encoder,
+//! so merged requests are compressed as one stream without being copied together first.
+
+use std::io::{Read, Write};
+
+use bytes::Bytes;
+
+/// A content encoding weir reads and writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// gzip (RFC 1952); concatenated members are one body.
+    Gzip,
+    /// zstd (RFC 8878); concatenated frames are one body.
+    Zstd,
+}
+
+impl Encoding {
+    /// The name in `Content-Encoding` and `grpc-encoding`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Encoding::Gzip => "gzip",
+            Encoding::Zstd => "zstd",
+        }
+    }
+
+    /// Parses a `Content-Encoding` / `grpc-encoding` value: `Ok(None)` for identity (or empty),
+    /// `Err(())` for an encoding weir does not support.
+    #[allow(clippy::result_unit_err)]
+    pub fn parse(value: &str) -> Result<Option<Encoding>, ()> {
+        let v = value.trim();
+        if v.is_empty() || v.eq_ignore_ascii_case("identity") {
+            Ok(None)
+        } else if v.eq_ignore_ascii_case("gzip") || v.eq_ignore_ascii_case("x-gzip") {
+            Ok(Some(Encoding::Gzip))
+        } else if v.eq_ignore_ascii_case("zstd") {
+            Ok(Some(Encoding::Zstd))
+        } else {
+            Err(())
+        }
+    }
+
+    /// The level used when none is configured, chosen from the measured table in
+    /// `docs/benchmarks.md` ("Compression levels"): the fastest level of each, whose ratio on OTLP is
+    /// within a few percent of the default level's at a fraction of its CPU.
+    pub fn default_level(self) -> i32 {
+        match self {
+            Encoding::Gzip => 1,
+            Encoding::Zstd => 1,
+        }
+    }
+
+    /// The levels a configuration may ask for.
+    pub fn levels(self) -> std::ops::RangeInclusive<i32> {
+        match self {
+            Encoding::Gzip => 0..=9,
+            Encoding::Zstd => 1..=19,
+        }
+    }
+}
+
+/// Why a compressed body was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DecompressError {
+    /// The decompressed body exceeds the limit.
+    #[error("request exceeds {limit} bytes after decompression")]
+    TooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// The stream is corrupt.
+    #[error("invalid {encoding} body: {source}")]
+    Corrupt {
+        /// `gzip` or `zstd`.
+        encoding: &'static str,
+        /// What the decoder said.
+        source: std::io::Error,
+    },
+}
+
+/// Inflates `body`, refusing without producing more than `limit + 1` bytes when it expands past
+/// `limit`.
+pub fn decompress(
+    encoding: Encoding,
+    body: &[u8],
+    limit: usize,
+) -> Result<Vec<u8>, DecompressError> {
+    let corrupt = |source| DecompressError::Corrupt {
+        encoding: encoding.as_str(),
+        source,
+    };
+    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(limit));
+    let cap = limit as u64 + 1;
+    match encoding {
+        Encoding::Gzip => {
+            flate2::read::MultiGzDecoder::new(body)
+                .take(cap)
+                .read_to_end(&mut out)
+                .map_err(corrupt)?;
+        }
+        Encoding::Zstd => {
+            let mut decoder = zstd::stream::read::Decoder::with_buffer(body).map_err(corrupt)?;
+            // A frame's window is what the decoder allocates up front: no larger than the limit needs.
+            let window_log = usize::BITS - limit.max(1 << 10).leading_zeros();
+            decoder
+                .window_log_max(window_log.min(27))
+                .map_err(corrupt)?;
+            decoder.take(cap).read_to_end(&mut out).map_err(corrupt)?;
+        }
+    }
+    if out.len() > limit {
+        return Err(DecompressError::TooLarge { limit });
+    }
+    Ok(out)
+}
+
+/// Compresses `parts`, in order, as one stream at `level` (see [`Encoding::levels`]).
+pub fn compress(encoding: Encoding, level: i32, parts: &[Bytes]) -> Bytes {
+    let len: usize = parts.iter().map(Bytes::len).sum();
+    let out = Vec::with_capacity(len / 4 + 64);
+    // Writing into a Vec cannot fail; an encoder that reports an error anyway (a bad level) yields the
+    // empty body, which the caller's upstream would refuse rather than weir losing track of data.
+    let compressed = match encoding {
+        Encoding::Gzip => {
+            let level = level.clamp(0, 9) as u32;
+            let mut e = flate2::write::GzEncoder::new(out, flate2::Compression::new(level));
+            parts
+                .iter()
+                .try_for_each(|p| e.write_all(p))
+                .and_then(|()| e.finish())
+        }
+        Encoding::Zstd => zstd::stream::write::Encoder::new(out, level).and_then(|mut e| {
+            e.set_pledged_src_size(Some(len as u64))?;
+            parts.iter().try_for_each(|p| e.write_all(p))?;
+            e.finish()
+        }),
+    };
+    Bytes::from(compressed.unwrap_or_default())
+}
+
+/// gzip only: [`decompress`] with [`Encoding::Gzip`] (the `gzip` fuzz target's entry).
+pub fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, DecompressError> {
+    decompress(Encoding::Gzip, body, limit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_encodings_round_trip_parts_as_one_stream() {
+        let parts = [
+            Bytes::from(vec![b'a'; 10_000]),
+            Bytes::from_static(b"hello"),
+            Bytes::new(),
+            Bytes::from(vec![7u8; 3]),
+        ];
+        let whole: Vec<u8> = parts.iter().flat_map(|p| p.to_vec()).collect();
+        for e in [Encoding::Gzip, Encoding::Zstd] {
+            for level in [e.default_level(), *e.levels().end()] {
+                let c = compress(e, level, &parts);
+                assert!(c.len() < whole.len() / 10, "{e:?} {level}: {}", c.len());
+                assert_eq!(decompress(e, &c, whole.len()).unwrap(), whole, "{e:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn concatenated_members_and_frames_are_one_body() {
+        for e in [Encoding::Gzip, Encoding::Zstd] {
+            let mut two = compress(e, 1, &[Bytes::from_static(b"ab")]).to_vec();
+            two.extend_from_slice(&compress(e, 1, &[Bytes::from_static(b"cd")]));
+            assert_eq!(decompress(e, &two, 100).unwrap(), b"abcd", "{e:?}");
+        }
+    }
+
+    #[test]
+    fn bombs_stop_at_the_limit_and_garbage_is_corrupt() {
+        // 16 MiB of zeros compresses to kilobytes; refused at 1 MiB without inflating it all.
+        let zeros = Bytes::from(vec![0u8; 16 << 20]);
+        for (e, level) in [(Encoding::Gzip, 9), (Encoding::Zstd, 1)] {
+            let bomb = compress(e, level, std::slice::from_ref(&zeros));
+            assert!(bomb.len() < 32 << 10, "{e:?}: {}", bomb.len());
+            assert!(matches!(
+                decompress(e, &bomb, 1 << 20),
+                Err(DecompressError::TooLarge { limit }) if limit == 1 << 20
+            ));
+            assert!(matches!(
+                decompress(e, b"not compressed", 100),
+                Err(DecompressError::Corrupt { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn a_zstd_frame_asking_for_a_huge_window_is_refused() {
+        // Compressed with a 128 MiB window (long-distance matching), read with a 4 MiB limit.
+        let data = vec![1u8; 2 << 20];
+        let mut e = zstd::stream::write::Encoder::new(Vec::new(), 1).unwrap();
+        e.window_log(27).unwrap();
+        e.long_distance_matching(true).unwrap();
+        e.write_all(&data).unwrap();
+        let c = e.finish().unwrap();
+        assert!(decompress(Encoding::Zstd, &c, 4 << 20).is_err());
+        // A limit that allows such a window reads it.
+        assert_eq!(decompress(Encoding::Zstd, &c, 128 << 20).unwrap(), data);
+    }
+
+    #[test]
+    fn content_encodings_parse() {
+        assert_eq!(Encoding::parse(""), Ok(None));
+        assert_eq!(Encoding::parse("identity"), Ok(None));
+        assert_eq!(Encoding::parse(" GZIP "), Ok(Some(Encoding::Gzip)));
+        assert_eq!(Encoding::parse("x-gzip"), Ok(Some(Encoding::Gzip)));
+        assert_eq!(Encoding::parse("zstd"), Ok(Some(Encoding::Zstd)));
+        assert_eq!(Encoding::parse("br"), Err(()));
+    }
+}
