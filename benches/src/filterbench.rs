@@ -73,7 +73,7 @@ impl Bench {
 
 fn batch(payload: &Payload) -> Batch {
     Batch {
-        payload: payload.clone(),
+        body: weir_core::Body::from_payload(payload.clone()),
         context: RequestContext {
             peer: None,
             headers: http::HeaderMap::new(),

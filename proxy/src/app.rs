@@ -186,11 +186,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             let incoming =
                 tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
             let routes = grpc::GrpcReceiver::new(ingest.clone()).routes();
-            let edge = grpc::EdgeLayer::new(ingest.clone());
             let shutdown = wait_for(stopped.clone());
             receivers.spawn(async move {
                 let served = tonic::transport::Server::builder()
-                    .layer(edge)
                     .add_routes(routes)
                     .serve_with_incoming_shutdown(incoming, shutdown)
                     .await;

@@ -129,7 +129,7 @@ struct RunArgs {
     /// (OTLP/HTTP protobuf). Replaces the file's exporters; pipelines keep their filters.
     #[arg(long, value_name = "URL")]
     upstream: Option<String>,
-    /// Compression towards `--upstream`: gzip (default) or none.
+    /// Compression towards `--upstream`: gzip (default), zstd or none.
     #[arg(long, value_enum, requires = "upstream")]
     upstream_compression: Option<Compression>,
     /// Admin listen address for /metrics, /healthz, /readyz.

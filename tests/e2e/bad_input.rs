@@ -245,13 +245,14 @@ pipelines:
 #[tokio::test(flavor = "multi_thread")]
 async fn a_full_exporter_queue_is_refused_with_retry_hints() {
     let (upstream, url) = Recorder::grpc().await;
-    // One batch being sent and one waiting, at most. The upstream takes 3 s per batch (under the 5 s
-    // attempt timeout): long enough to see both in the queue on a busy machine.
+    // Two batches in the queue at most (waiting or being sent), one sender: one being sent and one
+    // waiting. The upstream takes 3 s per batch (under the 5 s attempt timeout): long enough to see
+    // both in the queue on a busy machine.
     let weir = Weir::with_config(&format!(
         r#"
 limits: {{ retry_after: 2s, request_timeout: 60s }}
 exporters:
-  upstream: {{ otlp: {{ endpoint: "{url}", queue: {{ max_batches: 1, concurrency: 1 }} }} }}
+  upstream: {{ otlp: {{ endpoint: "{url}", queue: {{ max_batches: 2, concurrency: 1 }} }} }}
 "#
     ));
     upstream.script(2, Answer::Slow(Duration::from_secs(3)));

@@ -12,21 +12,6 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes};
 use http_body_util::{BodyExt, Full};
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
-    LogsService, LogsServiceServer,
-};
-use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
-    MetricsService, MetricsServiceServer,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -236,9 +221,19 @@ pub enum Answer {
     Partial(i64, &'static str),
 }
 
+/// One accepted upstream request as it arrived: its protobuf bytes (decompressed) and how it was
+/// compressed on the wire.
+#[derive(Debug, Clone)]
+pub struct RawRequest {
+    pub signal: Signal,
+    pub bytes: Bytes,
+    pub encoding: Option<String>,
+}
+
 #[derive(Default)]
 struct RecorderState {
     received: Vec<Payload>,
+    raw: Vec<RawRequest>,
     headers: Vec<http::HeaderMap>,
     script: VecDeque<Answer>,
     always: Option<Answer>,
@@ -252,28 +247,27 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Starts a gRPC upstream on 127.0.0.1; returns it and its `grpc://` URL.
+    /// Starts a gRPC upstream on 127.0.0.1 (gzip and zstd accepted); returns it and its `grpc://` URL.
+    /// It reads each message as its raw bytes ([`Recorder::raw`]) before decoding it.
     pub async fn grpc() -> (Recorder, String) {
         let r = Recorder::default();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let incoming =
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-        let (a, b, c) = (r.clone(), r.clone(), r.clone());
+        let mut router = axum::Router::new();
+        for signal in Signal::ALL {
+            router = router.route_service(
+                signal.grpc_path(),
+                RecorderService {
+                    recorder: r.clone(),
+                    signal,
+                },
+            );
+        }
         tokio::spawn(async move {
             tonic::transport::Server::builder()
-                .add_service(
-                    TraceServiceServer::new(a)
-                        .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
-                )
-                .add_service(
-                    MetricsServiceServer::new(b)
-                        .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
-                )
-                .add_service(
-                    LogsServiceServer::new(c)
-                        .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
-                )
+                .add_routes(tonic::service::Routes::from(router))
                 .serve_with_incoming(incoming)
                 .await
                 .unwrap();
@@ -309,17 +303,24 @@ impl Recorder {
         body: Bytes,
     ) -> axum::response::Response {
         use axum::response::IntoResponse;
-        let raw = if headers.get("content-encoding").is_some_and(|v| v == "gzip") {
-            let mut out = Vec::new();
-            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut out)
-                .unwrap();
-            out
-        } else {
-            body.to_vec()
+        let encoding = headers
+            .get("content-encoding")
+            .map(|v| v.to_str().unwrap().to_string());
+        let raw = match encoding.as_deref() {
+            Some("gzip") => {
+                let mut out = Vec::new();
+                std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut out)
+                    .unwrap();
+                out
+            }
+            Some("zstd") => zstd::decode_all(&body[..]).unwrap(),
+            None => body.to_vec(),
+            Some(other) => panic!("unexpected content-encoding {other}"),
         };
         assert_eq!(headers["content-type"], "application/x-protobuf");
+        let raw = Bytes::from(raw);
         let payload = Payload::decode_protobuf(signal, &raw).unwrap();
-        match self.answer(headers, payload).await {
+        match self.answer(headers, signal, raw, encoding, payload).await {
             Ok(_) => (http::StatusCode::OK, Vec::new()).into_response(),
             Err(status) => {
                 let code = match status.code() {
@@ -353,6 +354,11 @@ impl Recorder {
     /// Every call (after the script) gets `answer`.
     pub fn always(&self, answer: Option<Answer>) {
         self.state.lock().unwrap().always = answer;
+    }
+
+    /// Every accepted request's bytes, as they arrived (decompressed).
+    pub fn raw(&self) -> Vec<RawRequest> {
+        self.state.lock().unwrap().raw.clone()
     }
 
     /// Everything accepted so far.
@@ -392,6 +398,9 @@ impl Recorder {
     async fn answer(
         &self,
         headers: http::HeaderMap,
+        signal: Signal,
+        bytes: Bytes,
+        encoding: Option<String>,
         payload: Payload,
     ) -> Result<i64, tonic::Status> {
         let answer = {
@@ -407,59 +416,116 @@ impl Recorder {
             Some(Answer::Partial(n, _)) => rejected = n,
             None => {}
         }
-        self.state.lock().unwrap().received.push(payload);
+        let mut s = self.state.lock().unwrap();
+        s.received.push(payload);
+        s.raw.push(RawRequest {
+            signal,
+            bytes,
+            encoding,
+        });
         Ok(rejected)
     }
 }
 
-#[tonic::async_trait]
-impl TraceService for Recorder {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let rejected = self
-            .answer(
-                request.metadata().clone().into_headers(),
-                Payload::Traces(request.into_inner()),
-            )
-            .await?;
-        Ok(tonic::Response::new(ExportTraceServiceResponse {
-            partial_success: (rejected > 0).then(|| ExportTracePartialSuccess {
-                rejected_spans: rejected,
-                error_message: "some spans were too old".into(),
-            }),
-        }))
+/// The recorder's gRPC `Export` method for one signal: tonic reads the message as raw bytes
+/// ([`RawCodec`]), gzip or zstd.
+#[derive(Clone)]
+struct RecorderService {
+    recorder: Recorder,
+    signal: Signal,
+}
+
+impl tower::Service<http::Request<axum::body::Body>> for RecorderService {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<axum::body::Body>) -> Self::Future {
+        let handler = RecorderExport(self.recorder.clone(), self.signal);
+        Box::pin(async move {
+            let mut grpc = tonic::server::Grpc::new(RecorderCodec)
+                .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+                .accept_compressed(tonic::codec::CompressionEncoding::Zstd)
+                .max_decoding_message_size(usize::MAX);
+            Ok(grpc.unary(handler, req).await)
+        })
     }
 }
 
-#[tonic::async_trait]
-impl MetricsService for Recorder {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportMetricsServiceRequest>,
-    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
-        self.answer(
-            request.metadata().clone().into_headers(),
-            Payload::Metrics(request.into_inner()),
-        )
-        .await?;
-        Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
+struct RecorderExport(Recorder, Signal);
+
+impl tonic::server::UnaryService<Bytes> for RecorderExport {
+    type Response = ExportTraceServiceResponse;
+    type Future = futures::future::BoxFuture<
+        'static,
+        Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status>,
+    >;
+
+    fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
+        let (recorder, signal) = (self.0.clone(), self.1);
+        Box::pin(async move {
+            let headers = request.metadata().clone().into_headers();
+            let encoding = headers
+                .get("grpc-encoding")
+                .map(|v| v.to_str().unwrap().to_string());
+            let bytes = request.into_inner();
+            let payload = Payload::decode_protobuf(signal, &bytes)
+                .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
+            let rejected = recorder
+                .answer(headers, signal, bytes, encoding, payload)
+                .await?;
+            // The three response types share one shape; the trace one stands for all.
+            Ok(tonic::Response::new(ExportTraceServiceResponse {
+                partial_success: (rejected > 0).then(|| ExportTracePartialSuccess {
+                    rejected_spans: rejected,
+                    error_message: "some items were too old".into(),
+                }),
+            }))
+        })
     }
 }
 
-#[tonic::async_trait]
-impl LogsService for Recorder {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportLogsServiceRequest>,
-    ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
-        self.answer(
-            request.metadata().clone().into_headers(),
-            Payload::Logs(request.into_inner()),
-        )
-        .await?;
-        Ok(tonic::Response::new(ExportLogsServiceResponse::default()))
+/// Reads messages as raw bytes, writes export responses.
+#[derive(Debug, Clone, Copy, Default)]
+struct RecorderCodec;
+
+impl Codec for RecorderCodec {
+    type Encode = ExportTraceServiceResponse;
+    type Decode = Bytes;
+    type Encoder = Self;
+    type Decoder = Self;
+    fn encoder(&mut self) -> Self {
+        *self
+    }
+    fn decoder(&mut self) -> Self {
+        *self
+    }
+}
+
+impl Encoder for RecorderCodec {
+    type Item = ExportTraceServiceResponse;
+    type Error = tonic::Status;
+    fn encode(
+        &mut self,
+        item: ExportTraceServiceResponse,
+        dst: &mut EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        prost::Message::encode(&item, dst).map_err(|e| tonic::Status::internal(e.to_string()))
+    }
+}
+
+impl Decoder for RecorderCodec {
+    type Item = Bytes;
+    type Error = tonic::Status;
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, tonic::Status> {
+        Ok(Some(src.copy_to_bytes(src.remaining())))
     }
 }
 

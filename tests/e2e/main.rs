@@ -6,6 +6,7 @@ mod harness;
 mod admin;
 mod bad_input;
 mod cli;
+mod data_path;
 mod durable;
 mod edge_example;
 mod filters;

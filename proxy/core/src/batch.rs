@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use weir_wire::Payload;
+use weir_wire::Body;
 use weir_wire::response::{ExportPartialSuccess, ExportResponse};
 
 /// Where a batch came from, for filters, logs and metrics.
@@ -18,11 +18,11 @@ pub struct RequestContext {
     pub deadline: Instant,
 }
 
-/// One decoded request on its way through a pipeline.
+/// One request on its way through a pipeline.
 #[derive(Debug, Clone)]
 pub struct Batch {
-    /// The OTLP request.
-    pub payload: Payload,
+    /// The OTLP request: its bytes as received, decoded messages, or both.
+    pub body: Body,
     /// Where it came from and until when it may take.
     pub context: RequestContext,
     /// Route labels the filter chain set, if any.
@@ -42,6 +42,17 @@ impl PartialSuccess {
     /// True when nothing was rejected and nothing was said.
     pub fn is_empty(&self) -> bool {
         self.rejected == 0 && self.message.is_empty()
+    }
+
+    /// What one client of a merged upstream request is told: the upstream's message, and as rejected
+    /// the upstream's count capped at the client's own `items`. The upstream does not say which items
+    /// it rejected, so each client of the merged request hears that up to that many of its own may be
+    /// among them: never fewer than could be, which is the safe side.
+    pub fn for_part(&self, items: usize) -> PartialSuccess {
+        PartialSuccess {
+            rejected: self.rejected.min(i64::try_from(items).unwrap_or(i64::MAX)),
+            message: self.message.clone(),
+        }
     }
 
     /// Folds `exporter`'s answer into this one: the largest rejected count, the messages joined.

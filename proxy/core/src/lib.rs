@@ -20,4 +20,4 @@ pub use batch::{Batch, PartialSuccess, RequestContext, Routing, remaining};
 pub use dispatch::Dispatch;
 pub use export_error::ExportError;
 pub use refusal::{ChainError, Fault, FaultClass, QueueFull, Refusal};
-pub use weir_wire::{Payload, Signal};
+pub use weir_wire::{Body, Encoded, Payload, Signal};

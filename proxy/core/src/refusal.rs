@@ -49,6 +49,7 @@ impl Refusal {
             Refusal::Timeout => RefuseReason::Timeout,
             Refusal::QueueFull(_) => RefuseReason::QueueFull,
             Refusal::Chain(e) if e.retryable() => RefuseReason::FilterFailed,
+            Refusal::Chain(ChainError::Undecodable(_)) => RefuseReason::Decode,
             Refusal::Chain(_) => RefuseReason::FilterRejected,
             Refusal::Export { source, .. } if source.retryable() => {
                 RefuseReason::UpstreamUnavailable
@@ -69,6 +70,10 @@ pub enum ChainError {
         /// Its reason.
         reason: String,
     },
+    /// The request's bytes passed the validating walk but did not decode for the filters: a bug in
+    /// weir's walk, never the client's doing in theory; refused as invalid, not retryable.
+    #[error("the request could not be decoded for the filters: {0}")]
+    Undecodable(String),
     /// A `fail-closed` filter failed; retryable.
     #[error("filter {filter} failed ({fault}); it fails closed")]
     Failed {
@@ -83,7 +88,7 @@ impl ChainError {
     /// Whether the client should retry.
     pub fn retryable(&self) -> bool {
         match self {
-            ChainError::Rejected { .. } => false,
+            ChainError::Rejected { .. } | ChainError::Undecodable(_) => false,
             ChainError::Failed { .. } => true,
         }
     }

@@ -1,4 +1,4 @@
-//! The `debug` exporter: one summary line per batch on stdout, and every item with
+//! The `debug` exporter: one summary line per upstream request on stdout, and every item with
 //! `verbosity: detailed`. It is what `weir run` uses when no upstream is configured.
 
 use std::io::Write;
@@ -19,23 +19,31 @@ impl DebugExporter {
         Self { verbosity }
     }
 
-    /// Prints the batch; always succeeds.
+    /// Prints the batch; always succeeds. The bytes are walked (or decoded, for `detailed`) here: the
+    /// debug exporter is not on anyone's fast path.
     pub fn export(&self, name: &str, request: &ExportRequest<'_>) -> PartialSuccess {
+        let resources: usize = request
+            .parts
+            .iter()
+            .map(|p| weir_wire::walk::walk(p.signal(), p.bytes()).map_or(0, |c| c.resources))
+            .sum();
         let mut out = std::io::stdout().lock();
-        let p = request.payload;
         // A closed stdout must not fail the request: the data was "delivered" to the debug sink.
         let _ = writeln!(
             out,
             "{name}: {signal}: {resources} resource(s), {items} {what}, {bytes} bytes",
             signal = request.signal,
-            resources = p.resource_count(),
             items = request.items,
             what = request.signal.item_name(),
-            bytes = request.body.len(),
+            bytes = request.len(),
         );
         if self.verbosity == Verbosity::Detailed {
-            let _ = out.write_all(&p.encode_json());
-            let _ = writeln!(out);
+            for part in request.parts {
+                if let Ok(p) = part.decode() {
+                    let _ = out.write_all(&p.encode_json());
+                    let _ = writeln!(out);
+                }
+            }
         }
         PartialSuccess::default()
     }

@@ -9,39 +9,48 @@
 //!
 //! Record format ([`weir_wire::record`], little-endian): `len: u32` (bytes after the header), `crc: u32`
 //! (CRC-32, IEEE, of those bytes), then `seq: u64`, `enqueued_unix_ms: u64`, `signal: u8`, `items: u32`, and
-//! the OTLP protobuf body.
-//! Segments are named by the sequence number of their first record and rolled at `segment_bytes`.
+//! the OTLP protobuf body. Segments are named by the sequence number of their first record and rolled at
+//! `segment_bytes`.
 //!
-//! Durability: [`DurableQueue::append`] returns once the record is written and `fdatasync`ed (with
-//! `sync: always`, the default); appends that arrive while a sync runs share the next one (group commit).
-//! With `sync: none` the OS decides when data reaches the disk: the record survives a crash of weir
-//! (kill -9), not a power loss. weir acknowledges the client after `append` returns.
+//! **Writing.** One writer thread owns the log's tail. Appends that arrive while it writes wait for its
+//! next round; a round takes everything waiting, merges consecutive appends of one signal into one record
+//! (their encodings concatenate; up to `coalesce.max_bytes`), writes the records with vectored writes (no
+//! copy of the bodies), syncs every segment it wrote once (`sync: always`), and only then answers the
+//! appends and hands the records to the senders. So concurrent requests share one write and one
+//! `fdatasync` (group commit), and an upstream never sees data weir could still lose. With `sync: none`
+//! the OS decides when data reaches the disk: the record survives a crash of weir (kill -9), not a power
+//! loss.
 //!
-//! Recovery: at start every segment is read in order and each record's checksum verified. A record that
-//! fails (torn write, bit rot) ends that segment: what follows it in the segment is skipped with a log
-//! line and `weir_exporter_queue_corrupt_segments_total`; the other segments are replayed
+//! **Failures.** A failed write cuts the partial record off (`set_len`) and closes the segment; a failed
+//! sync is never retried and trusted (after a failed `fdatasync` the kernel may have dropped the pages):
+//! the segment is closed, and what the round wrote is refused to its clients (retryably) and not
+//! delivered. Either way the next round starts a new segment. Nothing is acknowledged that was not
+//! written and synced.
+//!
+//! **Recovery.** At start every segment is read in order and each record's checksum verified. A record
+//! that fails (torn write, bit rot) ends that segment: what follows it in the segment is skipped with a
+//! log line and `weir_exporter_queue_corrupt_segments_total`; the other segments are replayed
 //! (`weir_exporter_queue_replayed_items_total`).
 //!
-//! Bounds: the bytes of all segments on disk are held as permits of a semaphore of `max_bytes`; a
-//! segment's permits are given back when it is deleted, after its last record was delivered. A full queue,
-//! or a failed write (a full disk), refuses the batch with a retryable status: nothing is acknowledged that
-//! was not written.
+//! **Bounds.** The bytes of all segments on disk are held as permits of a semaphore of `max_bytes`; a
+//! segment's permits are given back when it is deleted, after its last record was delivered. A full queue
+//! refuses the batch with a retryable status.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot};
 
-use weir_wire::record::{self, RecordError};
-
+use weir_core::Encoded;
 use weir_core::Signal;
 use weir_core::telemetry::Metrics;
+use weir_wire::record::{self, RecordError};
 
 /// Why the durable queue could not take or give a record.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +69,24 @@ pub enum DurableError {
     /// A record read back is not the one the index expects, or its segment is gone.
     #[error("record {0} is not where the index says")]
     Misplaced(u64),
+    /// The writer is gone (weir is stopping).
+    #[error("the durable queue is closed")]
+    Closed,
+}
+
+impl DurableError {
+    /// The same error for another waiter (an `io::Error` cannot be cloned; its kind and text can).
+    fn again(&self) -> DurableError {
+        match self {
+            DurableError::Io { path, source } => DurableError::Io {
+                path: path.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            DurableError::Record(r) => DurableError::Record(r.clone()),
+            DurableError::Misplaced(s) => DurableError::Misplaced(*s),
+            DurableError::Closed => DurableError::Closed,
+        }
+    }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DurableError + '_ {
@@ -89,7 +116,7 @@ struct Segment {
     file: Arc<File>,
     path: PathBuf,
     bytes: u64,
-    /// Records not yet delivered.
+    /// Records not yet delivered (or, during a round, written but not yet answered).
     outstanding: usize,
     sealed: bool,
     permits: Vec<OwnedSemaphorePermit>,
@@ -100,34 +127,45 @@ struct State {
     /// The segment appends go to.
     active: Option<u64>,
     next_seq: u64,
-    /// Written but not yet handed to a sender, in order.
+    /// Written and synced but not yet handed to a sender, in order.
     pending: VecDeque<Record>,
     /// Handed out, not yet done: seq -> enqueue time.
     in_flight: BTreeMap<u64, u64>,
-    /// Last sequence number written to the active segment.
-    written: u64,
 }
 
-/// A durable, bounded, ordered queue (see the module docs).
-pub struct DurableQueue {
+/// One request waiting for the writer.
+struct Append {
+    encoded: Encoded,
+    /// Moved to the segment once the append is written: its bytes are on disk until the segment goes.
+    permit: Option<OwnedSemaphorePermit>,
+    done: oneshot::Sender<Result<u64, DurableError>>,
+}
+
+/// What the writer thread and the queue's handle share.
+struct Shared {
     dir: PathBuf,
     name: Arc<str>,
     state: Mutex<State>,
-    /// Signals the syncer that there is something to sync.
-    unsynced: Condvar,
-    synced: watch::Sender<u64>,
     available: Notify,
     budget: Arc<Semaphore>,
     max_bytes: usize,
     segment_bytes: u64,
+    /// Largest merged record body (one append larger than it is a record of its own).
+    max_record_bytes: usize,
     sync: bool,
     metrics: Arc<Metrics>,
+}
+
+/// A durable, bounded, ordered queue (see the module docs).
+pub struct DurableQueue {
+    shared: Arc<Shared>,
+    writer: mpsc::Sender<Append>,
 }
 
 impl std::fmt::Debug for DurableQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DurableQueue")
-            .field("dir", &self.dir)
+            .field("dir", &self.shared.dir)
             .finish_non_exhaustive()
     }
 }
@@ -138,6 +176,9 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// Bytes one writer round takes at most before it writes and syncs.
+const ROUND_BYTES: usize = 32 << 20;
+
 impl DurableQueue {
     /// Opens (creating it if needed) the queue in `dir`, replaying what a previous run left.
     pub fn open(
@@ -145,6 +186,7 @@ impl DurableQueue {
         name: &str,
         max_bytes: usize,
         segment_bytes: u64,
+        max_record_bytes: usize,
         sync: bool,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Self>, DurableError> {
@@ -156,7 +198,6 @@ impl DurableQueue {
             next_seq: 1,
             pending: VecDeque::new(),
             in_flight: BTreeMap::new(),
-            written: 0,
         };
         let mut ids: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
             .map_err(io(dir))?
@@ -246,190 +287,99 @@ impl DurableQueue {
             metrics.queue_replayed(name, replayed);
         }
         metrics.queue_changed(name, replayed_batches, replayed as i64, replayed_bytes);
-        state.written = state.next_seq - 1;
-        let (synced, _) = watch::channel(state.written);
-        let q = Arc::new(Self {
+        let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
             name: Arc::from(name),
             state: Mutex::new(state),
-            unsynced: Condvar::new(),
-            synced,
             available: Notify::new(),
             budget,
             max_bytes,
             segment_bytes,
+            max_record_bytes: max_record_bytes.max(1),
             sync,
             metrics,
         });
-        let weak = Arc::downgrade(&q);
+        let (writer, rx) = mpsc::channel();
+        let s = shared.clone();
         std::thread::Builder::new()
-            .name(format!("weir-sync-{name}"))
-            .spawn(move || syncer(weak))
+            .name(format!("weir-queue-{name}"))
+            .spawn(move || writer_loop(s, rx))
             .map_err(io(dir))?;
-        Ok(q)
+        Ok(Arc::new(Self { shared, writer }))
     }
 
     /// Takes room for a record of `size` body bytes, or `None` when the queue is full.
     pub fn reserve(&self, size: usize) -> Option<OwnedSemaphorePermit> {
-        let cost = (size + record::OVERHEAD).min(self.max_bytes).max(1);
-        self.budget
+        let cost = (size + record::OVERHEAD).min(self.shared.max_bytes).max(1);
+        self.shared
+            .budget
             .clone()
             .try_acquire_many_owned(u32::try_from(cost).unwrap_or(u32::MAX))
             .ok()
     }
 
-    /// Writes a record and waits until it is synced (per the `sync` policy); then it is safe to
-    /// acknowledge. On an error (a full disk) nothing was added.
+    /// Writes the request and waits until it is synced (per the `sync` policy); then it is safe to
+    /// acknowledge. On an error (a full disk, a failed sync) it was not queued and is not delivered.
     pub async fn append(
-        self: &Arc<Self>,
-        signal: Signal,
-        items: usize,
-        body: Bytes,
+        &self,
+        encoded: Encoded,
         permit: OwnedSemaphorePermit,
     ) -> Result<u64, DurableError> {
-        let q = self.clone();
-        let seq = tokio::task::spawn_blocking(move || q.write(signal, items, &body, permit))
-            .await
-            .map_err(|e| DurableError::Io {
-                path: self.dir.display().to_string(),
-                source: std::io::Error::other(e.to_string()),
-            })??;
-        if self.sync {
-            let mut rx = self.synced.subscribe();
-            // The sender lives as long as the queue, which `self` keeps alive.
-            let _ = rx.wait_for(|s| *s >= seq).await;
-        }
-        self.available.notify_one();
-        Ok(seq)
+        let (done, rx) = oneshot::channel();
+        self.writer
+            .send(Append {
+                encoded,
+                permit: Some(permit),
+                done,
+            })
+            .map_err(|_| DurableError::Closed)?;
+        rx.await.unwrap_or(Err(DurableError::Closed))
     }
 
-    fn write(
-        &self,
-        signal: Signal,
-        items: usize,
-        body: &[u8],
-        permit: OwnedSemaphorePermit,
-    ) -> Result<u64, DurableError> {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let seq = st.next_seq;
-        let header = record::header(seq, now_ms(), signal, items as u32, body);
-        let record_len = (header.len() + body.len()) as u64;
-        // Roll the active segment when this record would make it too big.
-        let roll = match st.active.and_then(|id| st.segments.get(&id)) {
-            Some(s) => s.bytes > 0 && s.bytes + record_len > self.segment_bytes,
-            None => true,
-        };
-        if roll {
-            if let Some(id) = st.active.take()
-                && let Some(s) = st.segments.get_mut(&id)
+    /// The next records to deliver, in order: the first one (waiting until there is one) and those of
+    /// its signal right behind it, up to `max_items` and `max_bytes` in all.
+    pub async fn next_batch(&self, max_items: usize, max_bytes: usize) -> Vec<Record> {
+        loop {
+            let notified = self.shared.available.notified();
             {
-                if self.sync {
-                    s.file.sync_data().map_err(io(&s.path))?;
-                }
-                s.sealed = true;
-                if s.outstanding == 0 {
-                    let s = st.segments.remove(&id);
-                    if let Some(s) = s {
-                        let _ = std::fs::remove_file(&s.path);
+                let mut st = self.shared.lock();
+                if let Some(first) = st.pending.pop_front() {
+                    let (mut items, mut bytes) = (first.items, first.len as usize);
+                    let signal = first.signal;
+                    let mut batch = vec![first];
+                    while let Some(r) = st.pending.front() {
+                        if r.signal != signal
+                            || items + r.items > max_items
+                            || bytes + r.len as usize > max_bytes
+                        {
+                            break;
+                        }
+                        items += r.items;
+                        bytes += r.len as usize;
+                        batch.extend(st.pending.pop_front());
                     }
+                    for r in &batch {
+                        st.in_flight.insert(r.seq, r.enqueued_unix_ms);
+                    }
+                    return batch;
                 }
             }
-            let path = self.dir.join(format!("{seq:020}.seg"));
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .read(true)
-                .open(&path)
-                .map_err(io(&path))?;
-            if self.sync {
-                // The new file's directory entry must survive a crash too.
-                File::open(&self.dir)
-                    .and_then(|d| d.sync_all())
-                    .map_err(io(&self.dir))?;
-            }
-            st.segments.insert(
-                seq,
-                Segment {
-                    file: Arc::new(file),
-                    path,
-                    bytes: 0,
-                    outstanding: 0,
-                    sealed: false,
-                    permits: Vec::new(),
-                },
-            );
-            st.active = Some(seq);
+            // Every round notifies after its records are synced; `notify_one` keeps a permit when
+            // nobody waits, so records that arrive between the check and this await are not missed.
+            notified.await;
         }
-        let id = st.active.unwrap_or(seq);
-        let Some(seg) = st.segments.get_mut(&id) else {
-            return Err(DurableError::Io {
-                path: self.dir.display().to_string(),
-                source: std::io::Error::other("no active segment"),
-            });
-        };
-        let offset = seg.bytes;
-        if let Err(e) = write_all_vectored(&seg.file, &header, body) {
-            // A partial record (disk full) is cut off so that the segment stays readable, and the
-            // segment is closed: the next record starts a new file once there is room again.
-            let _ = seg.file.set_len(offset);
-            let err = io(&seg.path)(e);
-            seg.sealed = true;
-            if seg.outstanding == 0 {
-                let path = seg.path.clone();
-                st.segments.remove(&id);
-                let _ = std::fs::remove_file(path);
-            }
-            st.active = None;
-            return Err(err);
-        }
-        seg.bytes += record_len;
-        seg.outstanding += 1;
-        seg.permits.push(permit);
-        st.next_seq += 1;
-        st.written = seq;
-        st.pending.push_back(Record {
-            seq,
-            signal,
-            items,
-            enqueued_unix_ms: now_ms(),
-            segment: id,
-            offset,
-            len: record_len as u32,
-        });
-        drop(st);
-        self.metrics
-            .queue_changed(&self.name, 1, items as i64, record_len as i64);
-        self.unsynced.notify_one();
-        Ok(seq)
     }
 
     /// The next record to deliver, in order; waits until there is one.
     pub async fn next(&self) -> Record {
-        loop {
-            let notified = self.available.notified();
-            {
-                let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-                // Unsynced records are not handed out before they are durable, so that an upstream
-                // never sees data weir could still lose.
-                let synced = *self.synced.borrow();
-                if let Some(r) = st.pending.front()
-                    && (!self.sync || r.seq <= synced)
-                {
-                    let r = st.pending.pop_front().expect("front exists");
-                    st.in_flight.insert(r.seq, r.enqueued_unix_ms);
-                    return r;
-                }
-            }
-            // Every append notifies after its record is synced; `notify_one` keeps a permit when
-            // nobody waits, so a record that arrives between the check and this await is not missed.
-            notified.await;
-        }
+        let mut batch = self.next_batch(1, 1).await;
+        batch.swap_remove(0)
     }
 
     /// Reads a record's body back. A record damaged since it was written is an error.
     pub fn read(&self, r: &Record) -> Result<Bytes, DurableError> {
         let (file, path) = {
-            let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let st = self.shared.lock();
             st.segments
                 .get(&r.segment)
                 .map(|s| (s.file.clone(), s.path.clone()))
@@ -445,33 +395,25 @@ impl DurableQueue {
 
     /// The record was delivered (or given up on): its segment goes once all of its records are done.
     pub fn done(&self, r: &Record) {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let shared = &self.shared;
+        let mut st = shared.lock();
         st.in_flight.remove(&r.seq);
-        let active = st.active == Some(r.segment);
-        let low = self.budget.available_permits() < self.max_bytes / 2;
-        let remove = match st.segments.get_mut(&r.segment) {
-            Some(s) => {
-                s.outstanding = s.outstanding.saturating_sub(1);
-                // A drained active segment is retired too once it is large or room runs low, so that
-                // its bytes never hold the queue full (a new one starts with the next record).
-                s.outstanding == 0 && (s.sealed || low || s.bytes >= self.segment_bytes / 2)
-            }
-            None => false,
-        };
-        if remove && active {
-            st.active = None;
-        }
-        if remove && let Some(s) = st.segments.remove(&r.segment) {
-            let _ = std::fs::remove_file(&s.path);
-        }
+        let low = shared.budget.available_permits() < shared.max_bytes / 2;
+        let segment_bytes = shared.segment_bytes;
+        shared.release(&mut st, r.segment, |s| {
+            // A drained active segment is retired too once it is large or room runs low, so that its
+            // bytes never hold the queue full (a new one starts with the next record).
+            s.sealed || low || s.bytes >= segment_bytes / 2
+        });
         drop(st);
-        self.metrics
-            .queue_changed(&self.name, -1, -(r.items as i64), -(r.len as i64));
+        shared
+            .metrics
+            .queue_changed(&shared.name, -1, -(r.items as i64), -(r.len as i64));
     }
 
     /// Age of the oldest record not yet delivered.
     pub fn oldest_age(&self) -> Duration {
-        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let st = self.shared.lock();
         let oldest = [
             st.in_flight.values().min().copied(),
             st.pending.front().map(|r| r.enqueued_unix_ms),
@@ -485,12 +427,258 @@ impl DurableQueue {
     }
 }
 
-/// Syncs the active segment whenever something was written since the last sync, and publishes how far
-/// the log is durable. One sync covers every append that arrived before it started.
-/// Writes a record's header and body with as few system calls as the kernel allows, without copying the
-/// body into a record buffer first.
-fn write_all_vectored(mut file: &File, header: &[u8], body: &[u8]) -> std::io::Result<()> {
-    let mut bufs = [std::io::IoSlice::new(header), std::io::IoSlice::new(body)];
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One record of `segment` is finished with; the segment is deleted once none is outstanding and
+    /// `retire` says so (always for a sealed one).
+    fn release(&self, st: &mut State, segment: u64, retire: impl FnOnce(&Segment) -> bool) {
+        let remove = match st.segments.get_mut(&segment) {
+            Some(s) => {
+                s.outstanding = s.outstanding.saturating_sub(1);
+                s.outstanding == 0 && retire(s)
+            }
+            None => false,
+        };
+        if remove {
+            if st.active == Some(segment) {
+                st.active = None;
+            }
+            if let Some(s) = st.segments.remove(&segment) {
+                let _ = std::fs::remove_file(&s.path);
+            }
+        }
+    }
+
+    /// Seals the active segment (after a failure): nothing more is written to it.
+    fn close_active(&self, st: &mut State) {
+        if let Some(id) = st.active.take()
+            && let Some(s) = st.segments.get_mut(&id)
+        {
+            s.sealed = true;
+            if s.outstanding == 0
+                && let Some(s) = st.segments.remove(&id)
+            {
+                let _ = std::fs::remove_file(&s.path);
+            }
+        }
+    }
+
+    /// The segment a record of `len` bytes goes to: the active one, or a new one when it would grow
+    /// past `segment_bytes` (or there is none).
+    fn segment_for(&self, st: &mut State, seq: u64, len: u64) -> Result<u64, DurableError> {
+        let roll = match st.active.and_then(|id| st.segments.get(&id)) {
+            Some(s) => s.bytes > 0 && s.bytes + len > self.segment_bytes,
+            None => true,
+        };
+        if !roll && let Some(id) = st.active {
+            return Ok(id);
+        }
+        if let Some(id) = st.active.take()
+            && let Some(s) = st.segments.get_mut(&id)
+        {
+            // Its records of this round are synced with the round's other segments.
+            s.sealed = true;
+            if s.outstanding == 0
+                && let Some(s) = st.segments.remove(&id)
+            {
+                let _ = std::fs::remove_file(&s.path);
+            }
+        }
+        let path = self.dir.join(format!("{seq:020}.seg"));
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        if self.sync {
+            // The new file's directory entry must survive a crash too.
+            File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io(&self.dir))?;
+        }
+        st.segments.insert(
+            seq,
+            Segment {
+                file: Arc::new(file),
+                path,
+                bytes: 0,
+                outstanding: 0,
+                sealed: false,
+                permits: Vec::new(),
+            },
+        );
+        st.active = Some(seq);
+        Ok(seq)
+    }
+
+    /// Writes one record made of `appends` (one signal), keeping their permits with its segment.
+    fn write_record(&self, st: &mut State, appends: &mut [Append]) -> Result<Record, DurableError> {
+        let signal = appends[0].encoded.signal();
+        let items: usize = appends.iter().map(|a| a.encoded.items()).sum();
+        let parts: Vec<&[u8]> = appends.iter().map(|a| &a.encoded.bytes()[..]).collect();
+        let seq = st.next_seq;
+        let enqueued = now_ms();
+        let header = record::header_of_parts(seq, enqueued, signal, items as u32, &parts);
+        let record_len = (header.len() + parts.iter().map(|p| p.len()).sum::<usize>()) as u64;
+        let id = self.segment_for(st, seq, record_len)?;
+        let Some(seg) = st.segments.get_mut(&id) else {
+            return Err(DurableError::Io {
+                path: self.dir.display().to_string(),
+                source: std::io::Error::other("no active segment"),
+            });
+        };
+        let offset = seg.bytes;
+        if let Err(e) = write_all_vectored(&seg.file, &header, &parts) {
+            // A partial record (disk full) is cut off so that the segment stays readable.
+            let _ = seg.file.set_len(offset);
+            return Err(io(&seg.path)(e));
+        }
+        seg.bytes += record_len;
+        seg.outstanding += 1;
+        seg.permits
+            .extend(appends.iter_mut().filter_map(|a| a.permit.take()));
+        st.next_seq += 1;
+        Ok(Record {
+            seq,
+            signal,
+            items,
+            enqueued_unix_ms: enqueued,
+            segment: id,
+            offset,
+            len: record_len as u32,
+        })
+    }
+
+    /// One writer round (see the module docs): write everything in `round`, sync, then answer.
+    fn write_round(&self, mut round: Vec<Append>) {
+        let mut st = self.lock();
+        let mut written: Vec<(Record, Vec<Append>)> = Vec::new();
+        let mut failure: Option<DurableError> = None;
+        let mut refused: Vec<Append> = Vec::new();
+        let mut dirty: BTreeMap<u64, (Arc<File>, PathBuf)> = BTreeMap::new();
+        while !round.is_empty() {
+            // The longest prefix of one signal within the record size (at least one append).
+            let signal = round[0].encoded.signal();
+            let mut n = 0;
+            let mut bytes = 0;
+            while n < round.len()
+                && round[n].encoded.signal() == signal
+                && (n == 0 || bytes + round[n].encoded.len() <= self.max_record_bytes)
+            {
+                bytes += round[n].encoded.len();
+                n += 1;
+            }
+            let mut group: Vec<Append> = round.drain(..n).collect();
+            if failure.is_some() {
+                refused.extend(group);
+                continue;
+            }
+            match self.write_record(&mut st, &mut group) {
+                Ok(r) => {
+                    if let Some(s) = st.segments.get(&r.segment) {
+                        dirty.insert(r.segment, (s.file.clone(), s.path.clone()));
+                    }
+                    written.push((r, group));
+                }
+                Err(e) => {
+                    tracing::error!(exporter = %self.name, error = %e, "durable queue write failed");
+                    self.close_active(&mut st);
+                    failure = Some(e);
+                    refused.extend(group);
+                }
+            }
+        }
+        drop(st);
+        // Syncing needs no lock: only this thread writes, and every record written this round is
+        // outstanding, so no segment it wrote can be deleted meanwhile.
+        let mut sync_failure = None;
+        if self.sync {
+            for (file, path) in dirty.values() {
+                if let Err(e) = file.sync_data() {
+                    sync_failure = Some(io(path)(e));
+                    break;
+                }
+            }
+        }
+        let mut st = self.lock();
+        if let Some(e) = sync_failure {
+            // Never retried and trusted: the pages may be gone. What this round wrote is refused and
+            // not delivered; its segments take no more records.
+            tracing::error!(
+                exporter = %self.name, error = %e,
+                "syncing the durable queue failed: this round's records are refused"
+            );
+            for (r, group) in written.drain(..) {
+                if let Some(s) = st.segments.get_mut(&r.segment) {
+                    s.sealed = true;
+                }
+                if st.active == Some(r.segment) {
+                    st.active = None;
+                }
+                self.release(&mut st, r.segment, |_| true);
+                for a in group {
+                    let _ = a.done.send(Err(e.again()));
+                }
+            }
+            failure.get_or_insert(e);
+        }
+        let mut batches = 0i64;
+        let (mut items, mut bytes) = (0i64, 0i64);
+        for (r, _) in &written {
+            batches += 1;
+            items += r.items as i64;
+            bytes += i64::from(r.len);
+            st.pending.push_back(r.clone());
+        }
+        drop(st);
+        if batches > 0 {
+            self.metrics
+                .queue_changed(&self.name, batches, items, bytes);
+            self.available.notify_one();
+        }
+        for (r, group) in written {
+            for a in group {
+                let _ = a.done.send(Ok(r.seq));
+            }
+        }
+        if let Some(e) = failure {
+            for a in refused {
+                let _ = a.done.send(Err(e.again()));
+            }
+        }
+    }
+}
+
+/// The writer thread: a round per wake-up, until the queue's handle is dropped.
+fn writer_loop(shared: Arc<Shared>, rx: mpsc::Receiver<Append>) {
+    while let Ok(first) = rx.recv() {
+        let mut bytes = first.encoded.len();
+        let mut round = vec![first];
+        while bytes < ROUND_BYTES {
+            match rx.try_recv() {
+                Ok(a) => {
+                    bytes += a.encoded.len();
+                    round.push(a);
+                }
+                Err(_) => break,
+            }
+        }
+        shared.write_round(round);
+    }
+}
+
+/// Writes a record's header and parts with as few system calls as the kernel allows, without copying
+/// the parts into a record buffer first.
+fn write_all_vectored(mut file: &File, header: &[u8], parts: &[&[u8]]) -> std::io::Result<()> {
+    let mut bufs: Vec<std::io::IoSlice<'_>> = std::iter::once(header)
+        .chain(parts.iter().copied())
+        .filter(|b| !b.is_empty())
+        .map(std::io::IoSlice::new)
+        .collect();
     let mut bufs = &mut bufs[..];
     while !bufs.is_empty() {
         match file.write_vectored(bufs) {
@@ -503,50 +691,30 @@ fn write_all_vectored(mut file: &File, header: &[u8], body: &[u8]) -> std::io::R
     Ok(())
 }
 
-fn syncer(q: std::sync::Weak<DurableQueue>) {
-    loop {
-        let Some(queue) = q.upgrade() else { return };
-        let (target, file) = {
-            let st = queue.state.lock().unwrap_or_else(|e| e.into_inner());
-            let synced = *queue.synced.borrow();
-            if st.written <= synced {
-                let (_st, _) = queue
-                    .unsynced
-                    .wait_timeout(st, Duration::from_millis(100))
-                    .unwrap_or_else(|e| e.into_inner());
-                continue;
-            }
-            let file = st
-                .active
-                .and_then(|id| st.segments.get(&id))
-                .map(|s| s.file.clone());
-            (st.written, file)
-        };
-        if queue.sync
-            && let Some(f) = file
-            && let Err(e) = f.sync_data()
-        {
-            tracing::error!(exporter = %queue.name, error = %e, "syncing the durable queue failed");
-            std::thread::sleep(Duration::from_millis(100));
-            continue;
-        }
-        queue.synced.send_replace(target);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn open(dir: &Path, max: usize, segment: u64) -> Arc<DurableQueue> {
-        DurableQueue::open(dir, "q", max, segment, true, Arc::new(Metrics::new())).unwrap()
+        DurableQueue::open(
+            dir,
+            "q",
+            max,
+            segment,
+            2 << 20,
+            true,
+            Arc::new(Metrics::new()),
+        )
+        .unwrap()
+    }
+
+    fn encoded(body: &[u8]) -> Encoded {
+        Encoded::trusted(Signal::Traces, Bytes::copy_from_slice(body), 1)
     }
 
     async fn put(q: &Arc<DurableQueue>, body: &[u8]) -> u64 {
         let permit = q.reserve(body.len()).expect("room");
-        q.append(Signal::Traces, 1, Bytes::copy_from_slice(body), permit)
-            .await
-            .unwrap()
+        q.append(encoded(body), permit).await.unwrap()
     }
 
     #[tokio::test(flavor = "multi_thread")]
@@ -574,6 +742,86 @@ mod tests {
         // New records continue the sequence.
         let seq = put(&q, b"x").await;
         assert!(seq > second.seq + 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn appends_that_arrive_together_share_a_record_and_come_back_as_one_body() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = open(dir.path(), 1 << 20, 1 << 20);
+        // Eight appends queued while the test holds the state lock: the writer can take at most the
+        // first ones into a round before it blocks on the lock, and the rest make the next round.
+        let guard = q.shared.lock();
+        let waits: Vec<_> = (0..8u8)
+            .map(|i| {
+                let permit = q.reserve(4).unwrap();
+                let q = q.clone();
+                // Queued on the writer's channel in order, before any of them is awaited.
+                let (done, rx) = oneshot::channel();
+                q.writer
+                    .send(Append {
+                        encoded: encoded(&[i; 4]),
+                        permit: Some(permit),
+                        done,
+                    })
+                    .unwrap();
+                rx
+            })
+            .collect();
+        drop(guard);
+        let mut seqs = Vec::new();
+        for w in waits {
+            seqs.push(w.await.unwrap().unwrap());
+        }
+        let batch = q.next_batch(usize::MAX, usize::MAX).await;
+        let bodies: Vec<u8> = batch
+            .iter()
+            .flat_map(|r| q.read(r).unwrap().to_vec())
+            .collect();
+        let expected: Vec<u8> = (0..8u8).flat_map(|i| [i; 4]).collect();
+        assert_eq!(bodies, expected, "every body, in order");
+        assert_eq!(batch.iter().map(|r| r.items).sum::<usize>(), 8);
+        // Two rounds at most, one record each.
+        assert!(batch.len() <= 2, "{} records for 8 appends", batch.len());
+        seqs.dedup();
+        assert_eq!(seqs.len(), batch.len());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_batch_for_delivery_is_one_signal_within_its_bounds() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = open(dir.path(), 1 << 20, 1 << 20);
+        for (signal, n) in [
+            (Signal::Traces, 1),
+            (Signal::Traces, 2),
+            (Signal::Logs, 1),
+            (Signal::Traces, 1),
+        ] {
+            let permit = q.reserve(1).unwrap();
+            q.append(
+                Encoded::trusted(signal, Bytes::from_static(b"x"), n),
+                permit,
+            )
+            .await
+            .unwrap();
+        }
+        let shape = |b: Vec<Record>| b.iter().map(|r| (r.signal, r.items)).collect::<Vec<_>>();
+        assert_eq!(
+            shape(q.next_batch(2, usize::MAX).await),
+            [(Signal::Traces, 1)],
+            "two items at most"
+        );
+        assert_eq!(
+            shape(q.next_batch(10, usize::MAX).await),
+            [(Signal::Traces, 2)]
+        );
+        assert_eq!(
+            shape(q.next_batch(10, usize::MAX).await),
+            [(Signal::Logs, 1)]
+        );
+        assert_eq!(
+            shape(q.next_batch(10, usize::MAX).await),
+            [(Signal::Traces, 1)]
+        );
     }
 
     #[tokio::test(flavor = "multi_thread")]
@@ -615,7 +863,8 @@ mod tests {
         data[n - 1] ^= 0xff;
         std::fs::write(&segs[1], data).unwrap();
         let metrics = Arc::new(Metrics::new());
-        let q = DurableQueue::open(dir.path(), "q", 1 << 20, 1, true, metrics.clone()).unwrap();
+        let q = DurableQueue::open(dir.path(), "q", 1 << 20, 1, 1 << 20, true, metrics.clone())
+            .unwrap();
         let a = q.next().await;
         let b = q.next().await;
         assert_eq!((q.read(&a).unwrap()[0], q.read(&b).unwrap()[0]), (0, 2));

@@ -1,56 +1,99 @@
-//! The OTLP/gRPC upstream client: tonic over one lazily connected HTTP/2 channel (`TCP_NODELAY`),
-//! sending the pipeline's pre-encoded bytes through a pass-through codec so that nothing is encoded twice.
+//! The OTLP/gRPC upstream client: hyper's HTTP/2 client over one lazily connected, pooled connection
+//! (`TCP_NODELAY`, keep-alive pings), sending each upstream request as one gRPC message framed by hand
+//! so that its body is compressed once and shared by every retry (see the crate docs for why not
+//! tonic's client). The upstream's status comes from its trailers (or a trailers-only response) and is
+//! read by tonic's `Status`, RetryInfo included.
 
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes};
-use http::uri::PathAndQuery;
-use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
-use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
-use tonic::transport::{Channel, Endpoint};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode, Uri, header};
+use http_body_util::{BodyExt, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tonic::{Code, Status};
 
-use super::ExportRequest;
-use weir_core::ExportError;
-use weir_core::PartialSuccess;
-use weir_core::config::{Compression, OtlpExporterConfig, RetryConfig};
+use super::body::{Chunks, Prepared};
+use weir_core::config::{OtlpExporterConfig, RetryConfig};
+use weir_core::{ExportError, PartialSuccess, Signal};
+use weir_wire::codec::{self, Encoding};
 use weir_wire::response::ExportResponse;
+
+/// Largest upstream response weir reads.
+const MAX_RESPONSE_BYTES: usize = 1 << 20;
 
 /// An OTLP/gRPC exporter.
 #[derive(Debug)]
 pub struct GrpcExporter {
-    client: tonic::client::Grpc<Channel>,
-    metadata: MetadataMap,
+    client: Client<HttpConnector, Chunks>,
+    /// The `Export` method's URI per signal.
+    uris: [Uri; 3],
+    headers: HeaderMap,
+    compression: Option<(Encoding, i32)>,
     timeout: Duration,
     retry: RetryConfig,
+}
+
+fn signal_index(s: Signal) -> usize {
+    match s {
+        Signal::Traces => 0,
+        Signal::Metrics => 1,
+        Signal::Logs => 2,
+    }
 }
 
 impl GrpcExporter {
     /// Builds the client; the connection is made on first use and re-made after failures.
     pub fn new(config: &OtlpExporterConfig) -> Result<Self, String> {
         let uri = config.uri()?;
-        let channel = Endpoint::from(uri)
-            .tcp_nodelay(true)
-            .connect_timeout(config.timeout)
+        let base = uri.to_string().trim_end_matches('/').to_string();
+        let uri_of = |s: Signal| -> Result<Uri, String> {
+            format!("{base}{}", s.grpc_path())
+                .parse()
+                .map_err(|e| format!("endpoint `{}`: {e}", config.endpoint))
+        };
+        let uris = [
+            uri_of(Signal::Traces)?,
+            uri_of(Signal::Metrics)?,
+            uri_of(Signal::Logs)?,
+        ];
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(config.timeout));
+        let client = Client::builder(TokioExecutor::new())
+            .http2_only(true)
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
             .http2_keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_while_idle(false)
-            .connect_lazy();
-        let mut client = tonic::client::Grpc::new(channel)
-            .accept_compressed(CompressionEncoding::Gzip)
-            .max_decoding_message_size(4 << 20);
-        if config.compression == Compression::Gzip {
-            client = client.send_compressed(CompressionEncoding::Gzip);
-        }
-        let mut metadata = MetadataMap::new();
+            .http2_keep_alive_timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(connector);
+        let mut headers = HeaderMap::new();
         for (k, v) in &config.headers {
-            let key = MetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes())
+            let name = HeaderName::from_bytes(k.to_ascii_lowercase().as_bytes())
                 .map_err(|_| format!("header name `{k}`"))?;
-            let value =
-                MetadataValue::try_from(v.as_str()).map_err(|_| format!("header `{k}` value"))?;
-            metadata.insert(key, value);
+            let value = HeaderValue::from_str(v).map_err(|_| format!("header `{k}` value"))?;
+            headers.insert(name, value);
+        }
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc"),
+        );
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        headers.insert(
+            header::USER_AGENT,
+            HeaderValue::from_static(concat!("weir/", env!("CARGO_PKG_VERSION"))),
+        );
+        let compression = config.compression();
+        if let Some((e, _)) = compression {
+            headers.insert("grpc-encoding", HeaderValue::from_static(e.as_str()));
         }
         Ok(Self {
             client,
-            metadata,
+            uris,
+            headers,
+            compression,
             timeout: config.timeout,
             retry: config.retry.clone(),
         })
@@ -60,75 +103,160 @@ impl GrpcExporter {
         &self.retry
     }
 
+    pub(super) fn compression(&self) -> Option<(Encoding, i32)> {
+        self.compression
+    }
+
     /// One attempt, bounded by the configured timeout and the time `left`.
     pub(super) async fn attempt(
         &self,
-        request: &ExportRequest<'_>,
+        signal: Signal,
+        body: &Prepared,
         left: Duration,
     ) -> Result<PartialSuccess, ExportError> {
         let timeout = self.timeout.min(left);
-        let mut client = self.client.clone();
-        let mut req = tonic::Request::new(request.body.clone());
-        *req.metadata_mut() = self.metadata.clone();
-        req.set_timeout(timeout);
-        let path = PathAndQuery::from_static(request.signal.grpc_path());
+        let mut req = Request::post(self.uris[signal_index(signal)].clone())
+            .body(body.grpc_message())
+            .map_err(|e| ExportError::unavailable(format!("bad request: {e}")))?;
+        *req.headers_mut() = self.headers.clone();
+        req.headers_mut()
+            .insert("grpc-timeout", grpc_timeout(timeout));
         let call = async {
-            client
-                .ready()
+            let resp = self.client.request(req).await.map_err(|e| {
+                ExportError::unavailable(format!("upstream unreachable: {}", chain(&e)))
+            })?;
+            let (parts, body) = resp.into_parts();
+            if parts.status != StatusCode::OK {
+                return Err(ExportError::from_grpc(&Status::new(
+                    http_to_grpc(parts.status),
+                    format!("upstream answered HTTP {}", parts.status),
+                )));
+            }
+            // A trailers-only response carries its status in the headers.
+            if let Some(status) = Status::from_header_map(&parts.headers) {
+                return match status.code() {
+                    Code::Ok => Ok(PartialSuccess::default()),
+                    _ => Err(ExportError::from_grpc(&status)),
+                };
+            }
+            let collected = Limited::new(body, MAX_RESPONSE_BYTES)
+                .collect()
                 .await
-                .map_err(|e| ExportError::unavailable(format!("upstream not ready: {e}")))?;
-            client
-                .unary(req, path, PassThroughCodec)
-                .await
-                .map_err(|s| ExportError::from_grpc(&s))
+                .map_err(|e| {
+                    ExportError::unavailable(format!("reading the upstream's response: {e}"))
+                })?;
+            let status = collected
+                .trailers()
+                .and_then(Status::from_header_map)
+                .ok_or_else(|| {
+                    ExportError::unavailable("the upstream's response ended without a grpc-status")
+                })?;
+            if status.code() != Code::Ok {
+                return Err(ExportError::from_grpc(&status));
+            }
+            let encoding = parts
+                .headers
+                .get("grpc-encoding")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| Encoding::parse(v).ok().flatten());
+            Ok(response(&collected.to_bytes(), encoding)
+                .map(PartialSuccess::from)
+                .unwrap_or_default())
         };
         match tokio::time::timeout(timeout, call).await {
             Err(_) => Err(ExportError::unavailable(format!(
                 "no answer within {timeout:?}"
             ))),
-            Ok(Err(e)) => Err(e),
-            Ok(Ok(resp)) => Ok(resp.into_inner().into()),
+            Ok(r) => r,
         }
     }
 }
 
-/// Sends already-encoded protobuf bytes and decodes any OTLP export response.
-#[derive(Debug, Clone, Copy, Default)]
-struct PassThroughCodec;
-
-impl Codec for PassThroughCodec {
-    type Encode = Bytes;
-    type Decode = ExportResponse;
-    type Encoder = Self;
-    type Decoder = Self;
-
-    fn encoder(&mut self) -> Self {
-        *self
+/// The export response in a gRPC response body (a length-prefixed message, maybe compressed). A body
+/// weir cannot read is no reason to fail a request the upstream accepted: it reads as no partial
+/// success.
+fn response(body: &[u8], encoding: Option<Encoding>) -> Option<ExportResponse> {
+    if body.len() < 5 {
+        return None;
     }
+    let len = u32::from_be_bytes([body[1], body[2], body[3], body[4]]) as usize;
+    let message = body.get(5..5 + len)?;
+    let message = match (body[0], encoding) {
+        (0, _) => Bytes::copy_from_slice(message),
+        (_, Some(e)) => Bytes::from(codec::decompress(e, message, MAX_RESPONSE_BYTES).ok()?),
+        (_, None) => return None,
+    };
+    prost::Message::decode(message).ok()
+}
 
-    fn decoder(&mut self) -> Self {
-        *self
+/// `grpc-timeout` in milliseconds (at most 8 digits).
+fn grpc_timeout(t: Duration) -> HeaderValue {
+    let ms = t.as_millis().clamp(1, 99_999_999);
+    HeaderValue::from_str(&format!("{ms}m")).unwrap_or(HeaderValue::from_static("1S"))
+}
+
+/// The gRPC code of an HTTP status from something that is not a gRPC server (a proxy in between), as
+/// the gRPC specification maps them.
+fn http_to_grpc(status: StatusCode) -> Code {
+    match status.as_u16() {
+        400 => Code::Internal,
+        401 => Code::Unauthenticated,
+        403 => Code::PermissionDenied,
+        404 => Code::Unimplemented,
+        429 | 502 | 503 | 504 => Code::Unavailable,
+        _ => Code::Unknown,
     }
 }
 
-impl Encoder for PassThroughCodec {
-    type Item = Bytes;
-    type Error = tonic::Status;
-
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
-        dst.put(item);
-        Ok(())
+/// `error: source: source...` on one line.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
     }
+    text
 }
 
-impl Decoder for PassThroughCodec {
-    type Item = ExportResponse;
-    type Error = tonic::Status;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+    use weir_wire::response::ExportPartialSuccess;
 
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<ExportResponse>, tonic::Status> {
-        let bytes = src.copy_to_bytes(src.remaining());
-        prost::Message::decode(bytes)
-            .map(Some)
-            .map_err(|e| tonic::Status::internal(format!("bad response from upstream: {e}")))
+    #[test]
+    fn responses_are_read_plain_or_compressed() {
+        let r = ExportResponse {
+            partial_success: Some(ExportPartialSuccess {
+                rejected: 3,
+                error_message: "bad".into(),
+            }),
+        };
+        let m = r.encode_to_vec();
+        let mut plain = vec![0];
+        plain.extend((m.len() as u32).to_be_bytes());
+        plain.extend(&m);
+        assert_eq!(response(&plain, None), Some(r.clone()));
+        let c = codec::compress(Encoding::Gzip, 1, &[Bytes::from(m)]);
+        let mut gz = vec![1];
+        gz.extend((c.len() as u32).to_be_bytes());
+        gz.extend(&c);
+        assert_eq!(response(&gz, Some(Encoding::Gzip)), Some(r));
+        assert_eq!(response(&gz, None), None);
+        assert_eq!(response(b"", None), None);
+    }
+
+    #[test]
+    fn statuses_of_non_grpc_answers_follow_the_grpc_mapping() {
+        assert_eq!(
+            http_to_grpc(StatusCode::SERVICE_UNAVAILABLE),
+            Code::Unavailable
+        );
+        assert_eq!(http_to_grpc(StatusCode::NOT_FOUND), Code::Unimplemented);
+        assert_eq!(http_to_grpc(StatusCode::IM_A_TEAPOT), Code::Unknown);
+        assert_eq!(grpc_timeout(Duration::from_millis(1500)), "1500m");
+        assert_eq!(grpc_timeout(Duration::ZERO), "1m");
     }
 }

@@ -1,19 +1,19 @@
 //! The OTLP/HTTP upstream client (protobuf): hyper's pooled client with `TCP_NODELAY`, posting to
-//! `{endpoint}/v1/{signal}`.
+//! `{endpoint}/v1/{signal}`, the body compressed (gzip or zstd) once per upstream request.
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use super::ExportRequest;
+use super::body::{Chunks, Prepared};
 use weir_core::ExportError;
-use weir_core::config::{Compression, OtlpExporterConfig, RetryConfig};
+use weir_core::config::{OtlpExporterConfig, RetryConfig};
 use weir_core::{PartialSuccess, Signal};
+use weir_wire::codec::Encoding;
 use weir_wire::response::ExportResponse;
 
 /// Largest upstream response weir reads.
@@ -22,10 +22,10 @@ const MAX_RESPONSE_BYTES: usize = 1 << 20;
 /// An OTLP/HTTP exporter.
 #[derive(Debug)]
 pub struct HttpExporter {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpConnector, Chunks>,
     base: String,
     headers: HeaderMap,
-    gzip: bool,
+    compression: Option<(Encoding, i32)>,
     timeout: Duration,
     retry: RetryConfig,
 }
@@ -50,15 +50,18 @@ impl HttpExporter {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/x-protobuf"),
         );
-        let gzip = config.compression == Compression::Gzip;
-        if gzip {
-            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        let compression = config.compression();
+        if let Some((e, _)) = compression {
+            headers.insert(
+                header::CONTENT_ENCODING,
+                HeaderValue::from_static(e.as_str()),
+            );
         }
         Ok(Self {
             client,
             base: uri.to_string().trim_end_matches('/').to_string(),
             headers,
-            gzip,
+            compression,
             timeout: config.timeout,
             retry: config.retry.clone(),
         })
@@ -68,31 +71,20 @@ impl HttpExporter {
         &self.retry
     }
 
-    /// The body to send, compressed once for every attempt.
-    pub(super) fn prepare(&self, request: &ExportRequest<'_>) -> Bytes {
-        if !self.gzip {
-            return request.body.clone();
-        }
-        use std::io::Write;
-        let mut enc = flate2::write::GzEncoder::new(
-            Vec::with_capacity(request.body.len() / 4),
-            flate2::Compression::fast(),
-        );
-        // Writing into a Vec cannot fail.
-        let _ = enc.write_all(&request.body);
-        Bytes::from(enc.finish().unwrap_or_default())
+    pub(super) fn compression(&self) -> Option<(Encoding, i32)> {
+        self.compression
     }
 
     /// One attempt.
     pub(super) async fn attempt(
         &self,
         signal: Signal,
-        body: Bytes,
+        body: &Prepared,
         left: Duration,
     ) -> Result<PartialSuccess, ExportError> {
         let timeout = self.timeout.min(left);
         let mut req = Request::post(format!("{}/v1/{}", self.base, signal.as_str()))
-            .body(Full::new(body))
+            .body(body.body())
             .map_err(|e| ExportError::unavailable(format!("bad request: {e}")))?;
         *req.headers_mut() = self.headers.clone();
         let call = async {

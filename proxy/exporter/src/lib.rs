@@ -1,12 +1,20 @@
 //! Upstream clients: OTLP/gRPC, OTLP/HTTP (protobuf) and `debug`, each behind its own queue.
 //!
-//! An exporter receives a batch already encoded as protobuf once by the pipeline ([`ExportRequest::body`])
-//! and delivers it, retrying retryable answers ([`retry`]) until the client's deadline. Its answer is the
-//! upstream's partial success or an [`ExportError`] that says whether the client should retry and which
-//! status code to pass on.
-
+//! An exporter receives one upstream request at a time ([`ExportRequest`]): one or more client
+//! requests of one signal, already encoded as protobuf (the bytes a client sent, when no filter changed
+//! them), merged by the queue ([`queue`]) because encoded export requests concatenate into one. It
+//! prepares the body once (compressing it when configured: gzip or zstd, at the configured level) and
+//! sends those bytes on every attempt, retrying retryable answers ([`retry`]) until the deadline. Its
+//! answer is the upstream's partial success or an [`ExportError`] that says whether the client should
+//! retry and which status code to pass on.
+//!
+//! The OTLP/gRPC client is a small one over hyper's HTTP/2 client rather than tonic's: tonic compresses
+//! a message itself on every call, which would mean compressing again on every retry; here the body is
+//! compressed once and framed as a gRPC message by hand (a 5-byte prefix), and tonic's `Status` still
+//! reads the upstream's trailers.
 #![forbid(unsafe_code)]
 
+pub mod body;
 mod debug;
 pub mod durable;
 mod grpc;
@@ -16,8 +24,6 @@ pub mod retry;
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-
 pub use debug::DebugExporter;
 pub use grpc::GrpcExporter;
 pub use http::HttpExporter;
@@ -26,21 +32,32 @@ pub use weir_core::{ExportError, QueueFull};
 
 use weir_core::config::{ExporterConfig, OtlpProtocol};
 use weir_core::telemetry::Metrics;
-use weir_core::{PartialSuccess, Payload, Signal};
+use weir_core::{Encoded, PartialSuccess, Signal};
 
-/// One batch, decoded and encoded, on its way to every exporter of a pipeline.
+/// One upstream request: client requests of one signal, in order, whose encodings concatenate into one
+/// export request.
 #[derive(Debug)]
 pub struct ExportRequest<'a> {
     /// The signal.
     pub signal: Signal,
-    /// The decoded request (the debug exporter prints it).
-    pub payload: &'a Payload,
-    /// The request encoded as protobuf, shared by every exporter and every retry.
-    pub body: Bytes,
-    /// Number of items in it.
+    /// The client requests' protobuf, each shared (not copied) with its queue and every retry.
+    pub parts: &'a [Encoded],
+    /// Items in all parts.
     pub items: usize,
-    /// When the client stops waiting.
+    /// When the last client waiting for it stops waiting.
     pub deadline: Instant,
+}
+
+impl ExportRequest<'_> {
+    /// Encoded bytes in all parts.
+    pub fn len(&self) -> usize {
+        self.parts.iter().map(Encoded::len).sum()
+    }
+
+    /// True without any bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// The building of an exporter from its configuration failed.
@@ -53,6 +70,8 @@ pub struct BuildError {
 
 /// A running exporter.
 #[derive(Debug)]
+// One per configured exporter, built once and kept behind an `Arc`: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Exporter {
     /// OTLP/gRPC.
     Grpc(GrpcExporter),
@@ -78,7 +97,8 @@ impl Exporter {
         })
     }
 
-    /// Delivers `request`, retrying as configured, within its deadline.
+    /// Delivers `request`, retrying as configured, within its deadline. The body is prepared
+    /// (compressed) once; every attempt sends the same bytes.
     pub async fn export(
         &self,
         name: &str,
@@ -92,15 +112,18 @@ impl Exporter {
         match self {
             Exporter::Debug(d) => Ok(d.export(name, request)),
             Exporter::Grpc(g) => {
+                let body = body::Prepared::new(request.parts, g.compression());
+                metrics.export_sent_bytes(name, request.len(), body.len());
                 retry::with_retries(g.retry(), request.deadline, on_retry, |timeout| {
-                    g.attempt(request, timeout)
+                    g.attempt(request.signal, &body, timeout)
                 })
                 .await
             }
             Exporter::Http(h) => {
-                let body = h.prepare(request);
+                let body = body::Prepared::new(request.parts, h.compression());
+                metrics.export_sent_bytes(name, request.len(), body.len());
                 retry::with_retries(h.retry(), request.deadline, on_retry, |timeout| {
-                    h.attempt(request.signal, body.clone(), timeout)
+                    h.attempt(request.signal, &body, timeout)
                 })
                 .await
             }

@@ -1,13 +1,20 @@
 //! Each exporter's own bounded queue and senders.
 //!
-//! A pipeline first reserves room in the queue of every exporter a batch is routed to, all or nothing:
-//! when one queue is full the request is refused with a retryable status and no exporter got a copy.
-//! Then it enqueues one job per exporter and waits for their answers. Each exporter's dispatcher hands
-//! jobs, in order, to at most `queue.concurrency` senders, which retry within the job's deadline.
+//! A pipeline reserves room in the queue of every exporter a batch is routed to, then enqueues one job
+//! per exporter that had room and waits for their answers. Each exporter's dispatcher hands work, in
+//! order, to at most `queue.concurrency` senders, which retry within the work's deadline.
+//!
+//! **Coalescing.** A sender that becomes free takes the next job and, with it, the jobs already
+//! waiting behind it of the same signal, up to `queue.coalesce.max_items` and `max_bytes`: their
+//! encodings concatenate into one upstream request (an OTLP export request is a list of resources).
+//! It waits for more only when `queue.coalesce.flush_interval` asks it to, so at low load nothing waits
+//! and at high load fewer, bigger requests go upstream. Every client in a merged request is answered
+//! when that request is: success (with the upstream's partial success, see
+//! [`PartialSuccess::for_part`]) or the same failure.
 //!
 //! With `queue.durable` the queue is a [`DurableQueue`] on disk instead: a job is acknowledged once it
-//! is written and synced, and a separate delivery loop sends records in order, retrying until the
-//! upstream accepts or refuses them for good.
+//! is written and synced, and a separate delivery loop sends records in order (consecutive records of a
+//! signal merged the same way), retrying until the upstream accepts or refuses them for good.
 //!
 //! The queue is what keeps one upstream's trouble to itself: a dead upstream fills its own queue and
 //! then refuses only the requests routed to it, while the admission slots those requests would have held
@@ -18,15 +25,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use super::durable::{DurableError, DurableQueue, Record};
 use super::{ExportRequest, Exporter};
-use weir_core::config::{QueueConfig, SyncPolicy};
+use weir_core::config::{CoalesceConfig, QueueConfig, SyncPolicy};
 use weir_core::telemetry::Metrics;
-use weir_core::{ExportError, QueueFull};
-use weir_core::{PartialSuccess, Payload, Signal};
+use weir_core::{Encoded, ExportError, PartialSuccess, QueueFull};
 
 /// What an exporter answers for one job: the upstream's partial success and how long delivery took, or
 /// why it failed.
@@ -37,6 +42,8 @@ pub type Outcome = Result<(PartialSuccess, Duration), ExportError>;
 pub struct ExporterQueue {
     name: Arc<str>,
     tx: mpsc::Sender<Job>,
+    /// `queue.max_batches`: held by a job until it is answered, merged or not.
+    batches: Arc<Semaphore>,
     bytes: Arc<Semaphore>,
     max_bytes: usize,
     durable: Option<Arc<DurableQueue>>,
@@ -57,6 +64,7 @@ pub struct Reservation {
 enum Room {
     Memory {
         slot: mpsc::OwnedPermit<Job>,
+        batch: OwnedSemaphorePermit,
         bytes: OwnedSemaphorePermit,
     },
     Durable {
@@ -65,13 +73,10 @@ enum Room {
     },
 }
 
-/// One batch for one exporter.
+/// One client request for one exporter.
 #[derive(Debug)]
 pub struct Job {
-    signal: Signal,
-    payload: Arc<Payload>,
-    body: Bytes,
-    items: usize,
+    encoded: Encoded,
     deadline: Instant,
     ack: oneshot::Sender<Outcome>,
     _accounted: Accounted,
@@ -80,6 +85,7 @@ pub struct Job {
 /// Keeps the queue's byte budget and gauges right however a job ends.
 #[derive(Debug)]
 struct Accounted {
+    _batch: OwnedSemaphorePermit,
     _bytes: OwnedSemaphorePermit,
     size: usize,
     items: usize,
@@ -113,6 +119,7 @@ impl ExporterQueue {
                 &name,
                 config.max_disk_bytes,
                 config.segment_bytes as u64,
+                config.coalesce.max_bytes,
                 config.sync == SyncPolicy::Always,
                 metrics.clone(),
             )?),
@@ -121,32 +128,41 @@ impl ExporterQueue {
         let (tx, rx) = mpsc::channel(config.max_batches);
         let max_bytes = config.max_bytes.min(u32::MAX as usize);
         let exporter = Arc::new(exporter);
+        let coalesce = config.coalesce.clone();
         match &durable {
             Some(q) => {
                 let (n, m, queue) = (name.clone(), metrics.clone(), q.clone());
                 let next = q.clone();
+                let (max_items, max_bytes) = (coalesce.max_items, coalesce.max_bytes);
                 tokio::spawn(dispatch(
                     config.concurrency,
-                    async move || Some(next.next().await),
-                    move |record| {
+                    async move || Some(next.next_batch(max_items, max_bytes).await),
+                    move |records| {
                         let (name, exporter, metrics, queue) =
                             (n.clone(), exporter.clone(), m.clone(), queue.clone());
                         async move {
-                            deliver_record(&name, &exporter, &queue, &record, &metrics).await;
-                            queue.done(&record);
+                            deliver_records(&name, &exporter, &queue, &records, &metrics).await;
+                            for r in &records {
+                                queue.done(r);
+                            }
                         }
                     },
                 ));
                 tokio::spawn(watch_age(name.clone(), Arc::downgrade(q), metrics.clone()));
             }
             None => {
-                let (n, m, mut rx) = (name.clone(), metrics.clone(), rx);
+                let (n, m) = (name.clone(), metrics.clone());
+                let mut coalescer = Coalescer {
+                    rx,
+                    held: None,
+                    config: coalesce,
+                };
                 tokio::spawn(dispatch(
                     config.concurrency,
-                    async move || rx.recv().await,
-                    move |job| {
+                    async move || coalescer.next().await,
+                    move |jobs| {
                         let (name, exporter, metrics) = (n.clone(), exporter.clone(), m.clone());
-                        async move { deliver(&name, &exporter, job, &metrics).await }
+                        async move { deliver(&name, &exporter, jobs, &metrics).await }
                     },
                 ));
             }
@@ -154,6 +170,7 @@ impl ExporterQueue {
         Ok(Arc::new(Self {
             name,
             tx,
+            batches: Arc::new(Semaphore::new(config.max_batches)),
             bytes: Arc::new(Semaphore::new(max_bytes)),
             max_bytes,
             durable,
@@ -189,6 +206,11 @@ impl ExporterQueue {
                 metrics: self.metrics.clone(),
             });
         }
+        let batch = self
+            .batches
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| full())?;
         let slot = self.tx.clone().try_reserve_owned().map_err(|_| full())?;
         let cost = size.clamp(1, self.max_bytes) as u32;
         let bytes = self
@@ -197,7 +219,7 @@ impl ExporterQueue {
             .try_acquire_many_owned(cost)
             .map_err(|_| full())?;
         Ok(Reservation {
-            room: Room::Memory { slot, bytes },
+            room: Room::Memory { slot, batch, bytes },
             size,
             name: self.name.clone(),
             metrics: self.metrics.clone(),
@@ -211,23 +233,17 @@ impl Reservation {
         &self.name
     }
 
-    /// Enqueues the batch; the receiver gets the exporter's outcome.
-    pub fn send(
-        self,
-        signal: Signal,
-        payload: Arc<Payload>,
-        body: Bytes,
-        deadline: Instant,
-    ) -> oneshot::Receiver<Outcome> {
+    /// Enqueues the request; the receiver gets the exporter's outcome.
+    pub fn send(self, encoded: Encoded, deadline: Instant) -> oneshot::Receiver<Outcome> {
         let (ack, rx) = oneshot::channel();
-        let items = payload.item_count();
-        let (slot, bytes) = match self.room {
-            Room::Memory { slot, bytes } => (slot, bytes),
+        let items = encoded.items();
+        let (slot, batch, bytes) = match self.room {
+            Room::Memory { slot, batch, bytes } => (slot, batch, bytes),
             Room::Durable { queue, bytes } => {
                 // Acknowledged once written and synced; delivery follows from the disk.
                 tokio::spawn(async move {
                     let started = Instant::now();
-                    let result = queue.append(signal, items, body, bytes).await;
+                    let result = queue.append(encoded, bytes).await;
                     let outcome = result
                         .map(|_| (PartialSuccess::default(), started.elapsed()))
                         .map_err(|e| {
@@ -244,13 +260,11 @@ impl Reservation {
         self.metrics
             .queue_changed(&self.name, 1, items as i64, self.size as i64);
         slot.send(Job {
-            signal,
-            payload,
-            body,
-            items,
+            encoded,
             deadline,
             ack,
             _accounted: Accounted {
+                _batch: batch,
                 _bytes: bytes,
                 size: self.size,
                 items,
@@ -262,10 +276,59 @@ impl Reservation {
     }
 }
 
-/// Hands jobs in queue order to at most `concurrency` senders.
+/// Takes jobs off a memory queue in order, merging those of one signal that are waiting (see the module
+/// docs).
+struct Coalescer {
+    rx: mpsc::Receiver<Job>,
+    /// A job taken off the queue that did not fit the previous group: it starts the next one.
+    held: Option<Job>,
+    config: CoalesceConfig,
+}
+
+impl Coalescer {
+    /// The next group of jobs: at least one, of one signal, within the bounds (a single job above them
+    /// goes alone). `None` once the queue is closed and empty.
+    async fn next(&mut self) -> Option<Vec<Job>> {
+        let first = match self.held.take() {
+            Some(job) => job,
+            None => self.rx.recv().await?,
+        };
+        let signal = first.encoded.signal();
+        let (mut items, mut bytes) = (first.encoded.items(), first.encoded.len());
+        let mut group = vec![first];
+        let flush_at = (!self.config.flush_interval.is_zero())
+            .then(|| tokio::time::Instant::now() + self.config.flush_interval);
+        while items < self.config.max_items && bytes < self.config.max_bytes {
+            let next = match self.rx.try_recv() {
+                Ok(job) => job,
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+                Err(mpsc::error::TryRecvError::Empty) => match flush_at {
+                    None => break,
+                    Some(at) => match tokio::time::timeout_at(at, self.rx.recv()).await {
+                        Ok(Some(job)) => job,
+                        Ok(None) | Err(_) => break,
+                    },
+                },
+            };
+            let (n, b) = (next.encoded.items(), next.encoded.len());
+            if next.encoded.signal() != signal
+                || items + n > self.config.max_items
+                || bytes + b > self.config.max_bytes
+            {
+                self.held = Some(next);
+                break;
+            }
+            items += n;
+            bytes += b;
+            group.push(next);
+        }
+        Some(group)
+    }
+}
+
 /// Runs `deliver` on each item `next` yields, at most `concurrency` at once, each in its own task, until
 /// `next` yields `None`. A sender slot is taken before the next item, so items wait in their queue (where
-/// they are counted and bounded), not in spawned tasks.
+/// they are counted, bounded and merged), not in spawned tasks.
 async fn dispatch<T, F>(
     concurrency: usize,
     mut next: impl AsyncFnMut() -> Option<T>,
@@ -292,67 +355,68 @@ async fn dispatch<T, F>(
 /// How long one round of retries for a durable record may take before the next round starts.
 const DURABLE_ROUND: Duration = Duration::from_secs(60);
 
-async fn deliver_record(
+/// Sends consecutive records of one signal as one upstream request, retrying in rounds until the
+/// upstream accepts them or refuses them for good.
+async fn deliver_records(
     name: &str,
     exporter: &Exporter,
     queue: &DurableQueue,
-    record: &Record,
+    records: &[Record],
     metrics: &Metrics,
 ) {
-    let body = match queue.read(record) {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::error!(exporter = name, seq = record.seq, error = %e, "damaged queue record dropped");
-            metrics.queue_dropped(record.signal, name, record.items);
-            return;
+    let mut parts = Vec::with_capacity(records.len());
+    for record in records {
+        match queue.read(record) {
+            Ok(body) => parts.push(Encoded::trusted(record.signal, body, record.items)),
+            Err(e) => {
+                tracing::error!(exporter = name, seq = record.seq, error = %e, "damaged queue record dropped");
+                metrics.queue_dropped(record.signal, name, record.items);
+            }
         }
-    };
-    // The debug exporter prints the decoded batch; the OTLP exporters send the bytes as they are.
-    let payload = match exporter {
-        Exporter::Debug(_) => Payload::decode_protobuf(record.signal, &body).ok(),
-        _ => None,
     }
-    .unwrap_or_else(|| Payload::empty(record.signal));
+    let Some(first) = parts.first() else { return };
+    let signal = first.signal();
+    let items: usize = parts.iter().map(Encoded::items).sum();
+    if parts.len() > 1 {
+        metrics.export_coalesced(signal, name, parts.len() - 1);
+    }
+    let (first_seq, last_seq) = (
+        records.first().map_or(0, |r| r.seq),
+        records.last().map_or(0, |r| r.seq),
+    );
     loop {
         let started = Instant::now();
         let request = ExportRequest {
-            signal: record.signal,
-            payload: &payload,
-            body: body.clone(),
-            items: record.items,
+            signal,
+            parts: &parts,
+            items,
             deadline: Instant::now() + DURABLE_ROUND,
         };
         match exporter.export(name, &request, metrics).await {
             Ok(p) => {
                 let rejected = u64::try_from(p.rejected).unwrap_or(0);
-                metrics.items_exported(
-                    record.signal,
-                    name,
-                    record.items,
-                    rejected,
-                    started.elapsed(),
-                );
+                metrics.items_exported(signal, name, items, rejected, started.elapsed());
                 if !p.is_empty() {
                     tracing::warn!(
                         exporter = name, rejected = p.rejected, message = %p.message,
-                        "upstream partially accepted a queued batch"
+                        "upstream partially accepted queued batches"
                     );
                 }
                 return;
             }
             Err(e) if e.retryable() => {
                 tracing::warn!(
-                    exporter = name, seq = record.seq, error = %e,
-                    "upstream still unavailable; the queued batch waits"
+                    exporter = name, first_seq, last_seq, error = %e,
+                    "upstream still unavailable; the queued batches wait"
                 );
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             Err(e) => {
-                metrics.export_failed(record.signal, name, record.items, false);
-                metrics.queue_dropped(record.signal, name, record.items);
+                metrics.export_failed(signal, name, items, false);
+                metrics.queue_dropped(signal, name, items);
                 tracing::error!(
-                    exporter = name, seq = record.seq, items = record.items, error = %e,
-                    "upstream refused a queued batch for good; it is dropped"
+                    exporter = name, first_seq, last_seq, items, error = %e,
+                    "upstream refused queued batches for good; they are dropped"
                 );
                 return;
             }
@@ -370,32 +434,40 @@ async fn watch_age(name: Arc<str>, queue: std::sync::Weak<DurableQueue>, metrics
     }
 }
 
-/// Sends one job, retrying within its deadline, unless its client stops waiting first.
-async fn deliver(name: &str, exporter: &Exporter, job: Job, metrics: &Metrics) {
-    let Job {
-        signal,
-        payload,
-        body,
-        items,
-        deadline,
-        mut ack,
-        _accounted,
-    } = job;
-    if ack.is_closed() {
-        metrics.export_abandoned(signal, name, items);
-        return;
+/// Sends a group of jobs as one upstream request, retrying within the latest of their deadlines, unless
+/// every one of their clients stops waiting first.
+async fn deliver(name: &str, exporter: &Exporter, jobs: Vec<Job>, metrics: &Metrics) {
+    let mut live = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        if job.ack.is_closed() {
+            metrics.export_abandoned(job.encoded.signal(), name, job.encoded.items());
+        } else {
+            live.push(job);
+        }
+    }
+    let Some(first) = live.first() else { return };
+    let signal = first.encoded.signal();
+    let parts: Vec<Encoded> = live.iter().map(|j| j.encoded.clone()).collect();
+    let items: usize = parts.iter().map(Encoded::items).sum();
+    let deadline = live
+        .iter()
+        .map(|j| j.deadline)
+        .max()
+        .unwrap_or_else(Instant::now);
+    if live.len() > 1 {
+        metrics.export_coalesced(signal, name, live.len() - 1);
     }
     let request = ExportRequest {
         signal,
-        payload: &payload,
-        body,
+        parts: &parts,
         items,
         deadline,
     };
     let started = Instant::now();
+    let all_gone = futures::future::join_all(live.iter_mut().map(|j| j.ack.closed()));
     let result = tokio::select! {
         r = exporter.export(name, &request, metrics) => r,
-        () = ack.closed() => {
+        _ = all_gone => {
             metrics.export_abandoned(signal, name, items);
             return;
         }
@@ -410,17 +482,26 @@ async fn deliver(name: &str, exporter: &Exporter, job: Job, metrics: &Metrics) {
             let retryable = e.retryable();
             metrics.export_failed(signal, name, items, retryable);
             tracing::warn!(
-                exporter = name, %signal, items, retryable, error = %e, "export failed"
+                exporter = name, %signal, items, requests = live.len(), retryable, error = %e,
+                "export failed"
             );
         }
     }
-    let _ = ack.send(result.map(|p| (p, elapsed)));
+    for job in live {
+        let outcome = match &result {
+            Ok(p) => Ok((p.for_part(job.encoded.items()), elapsed)),
+            Err(e) => Err(e.clone()),
+        };
+        let _ = job.ack.send(outcome);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::DebugExporter;
+    use bytes::Bytes;
+    use weir_core::Signal;
     use weir_core::config::DebugExporterConfig;
 
     fn queue(max_batches: usize, max_bytes: usize) -> Arc<ExporterQueue> {
@@ -438,6 +519,10 @@ mod tests {
             Arc::new(Metrics::new()),
         )
         .unwrap()
+    }
+
+    fn encoded(signal: Signal, items: usize, len: usize) -> Encoded {
+        Encoded::trusted(signal, Bytes::from(vec![0u8; len]), items)
     }
 
     #[tokio::test]
@@ -460,11 +545,8 @@ mod tests {
     #[tokio::test]
     async fn a_queued_job_is_delivered_and_its_room_given_back() {
         let q = queue(1, 100);
-        let payload = Arc::new(Payload::Traces(Default::default()));
         let rx = q.reserve(10).unwrap().send(
-            Signal::Traces,
-            payload,
-            Bytes::new(),
+            Encoded::trusted(Signal::Traces, Bytes::new(), 0),
             Instant::now() + Duration::from_secs(5),
         );
         let (partial, _) = rx.await.unwrap().unwrap();
@@ -480,5 +562,112 @@ mod tests {
             text.contains("weir_exporter_queue_batches{exporter=\"q\"} 0"),
             "{text}"
         );
+    }
+
+    /// Jobs put on a channel directly, the way reservations do, for the coalescer to group.
+    fn coalescer(config: CoalesceConfig, jobs: Vec<Encoded>) -> Coalescer {
+        let (tx, rx) = mpsc::channel(jobs.len().max(1));
+        let metrics = Arc::new(Metrics::new());
+        let budget = Arc::new(Semaphore::new(1 << 20));
+        for encoded in jobs {
+            let (ack, _) = oneshot::channel();
+            let items = encoded.items();
+            tx.try_send(Job {
+                encoded,
+                deadline: Instant::now(),
+                ack,
+                _accounted: Accounted {
+                    _batch: budget.clone().try_acquire_owned().unwrap(),
+                    _bytes: budget.clone().try_acquire_owned().unwrap(),
+                    size: 0,
+                    items,
+                    name: Arc::from("q"),
+                    metrics: metrics.clone(),
+                },
+            })
+            .unwrap();
+        }
+        Coalescer {
+            rx,
+            held: None,
+            config,
+        }
+    }
+
+    fn shape(group: &[Job]) -> Vec<(Signal, usize)> {
+        group
+            .iter()
+            .map(|j| (j.encoded.signal(), j.encoded.items()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn waiting_jobs_of_one_signal_merge_within_the_bounds() {
+        let config = CoalesceConfig {
+            max_items: 10,
+            max_bytes: 1000,
+            flush_interval: Duration::ZERO,
+        };
+        let t = Signal::Traces;
+        let mut c = coalescer(
+            config,
+            vec![
+                encoded(t, 4, 10),
+                encoded(t, 4, 10),
+                // Would make 12 items: starts the next group.
+                encoded(t, 4, 10),
+                // Another signal: a group of its own.
+                encoded(Signal::Logs, 1, 10),
+                // Alone above the byte bound: goes whole, on its own.
+                encoded(t, 1, 5000),
+                encoded(t, 1, 10),
+            ],
+        );
+        assert_eq!(shape(&c.next().await.unwrap()), [(t, 4), (t, 4)]);
+        assert_eq!(shape(&c.next().await.unwrap()), [(t, 4)]);
+        assert_eq!(shape(&c.next().await.unwrap()), [(Signal::Logs, 1)]);
+        assert_eq!(shape(&c.next().await.unwrap()), [(t, 1)]);
+        assert_eq!(shape(&c.next().await.unwrap()), [(t, 1)]);
+    }
+
+    #[tokio::test]
+    async fn without_a_flush_interval_a_sender_takes_only_what_waits() {
+        let (tx, rx) = mpsc::channel::<Job>(4);
+        let mut c = Coalescer {
+            rx,
+            held: None,
+            config: CoalesceConfig::default(),
+        };
+        let metrics = Arc::new(Metrics::new());
+        let budget = Arc::new(Semaphore::new(10));
+        let job = || {
+            let (ack, _) = oneshot::channel();
+            Job {
+                encoded: encoded(Signal::Traces, 1, 10),
+                deadline: Instant::now(),
+                ack,
+                _accounted: Accounted {
+                    _batch: budget.clone().try_acquire_owned().unwrap(),
+                    _bytes: budget.clone().try_acquire_owned().unwrap(),
+                    size: 0,
+                    items: 1,
+                    name: Arc::from("q"),
+                    metrics: metrics.clone(),
+                },
+            }
+        };
+        tx.try_send(job()).unwrap();
+        // Nothing else is waiting: the group is the one job, at once, with no timer involved.
+        assert_eq!(c.next().await.unwrap().len(), 1);
+        // With an interval, a job sent while the sender waits joins its group.
+        c.config.flush_interval = Duration::from_secs(30);
+        tx.try_send(job()).unwrap();
+        let late = job();
+        let (group, ()) = tokio::join!(c.next(), async {
+            tokio::task::yield_now().await;
+            tx.send(late).await.unwrap();
+            drop(tx);
+        });
+        assert_eq!(group.unwrap().len(), 2);
     }
 }

@@ -2,12 +2,13 @@
 //!
 //! A [`Chain`] is an immutable, ordered list of loaded filters. A pipeline holds its chain in an
 //! `ArcSwap`: a request loads the chain once and finishes on it, while a swap makes new requests see the
-//! new one. The batch is decoded once by the receiver, lent to each filter in turn through the WIT
-//! `batch` resource, and encoded once after the chain.
+//! new one. A batch that arrived as bytes is decoded once, for the first filter, lent to each filter in
+//! turn through the WIT `batch` resource, and encoded once after the chain, unless no filter changed it
+//! (a sampler that dropped nothing, a router that only labelled): then its original bytes go out.
 
 use std::sync::Arc;
 
-use weir_core::{Batch, ChainError, Fault, FaultClass, Payload};
+use weir_core::{Batch, Body, ChainError, Fault, FaultClass};
 
 use crate::batch::BatchState;
 use crate::{LoadedFilter, Verdict};
@@ -41,12 +42,16 @@ impl Chain {
         if self.filters.is_empty() {
             return Ok(batch);
         }
-        let ctx = &batch.context;
-        let mut state = BatchState::new(
-            std::mem::replace(&mut batch.payload, Payload::Traces(Default::default())),
-            ctx.headers.clone(),
-            ctx.peer,
+        let signal = batch.body.signal();
+        let body = std::mem::replace(
+            &mut batch.body,
+            Body::from_payload(weir_core::Payload::empty(signal)),
         );
+        let (payload, original) = body
+            .into_parts()
+            .map_err(|e| ChainError::Undecodable(e.to_string()))?;
+        let ctx = &batch.context;
+        let mut state = BatchState::new(payload, ctx.headers.clone(), ctx.peer);
         for filter in &self.filters {
             let result = if filter.is_quarantined() {
                 Err(Fault {
@@ -75,8 +80,11 @@ impl Chain {
                 }
             }
         }
-        let (payload, routing) = state.finish();
-        batch.payload = payload;
+        let (payload, routing, changed) = state.finish();
+        batch.body = match original {
+            Some(encoded) if !changed => Body::unchanged(encoded, payload),
+            _ => Body::from_payload(payload),
+        };
         batch.routing = routing;
         Ok(batch)
     }

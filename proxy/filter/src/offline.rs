@@ -63,7 +63,7 @@ pub fn run(
         Ok(Verdict::Reject(r)) => format!("reject: {r}"),
         Err(fault) => format!("error: {fault}"),
     };
-    let (payload, routing) = batch.finish();
+    let (payload, routing, _) = batch.finish();
     let mut routes = std::collections::BTreeMap::new();
     if let Some(r) = routing {
         for id in r.items.iter().flatten() {

@@ -1,6 +1,7 @@
-//! Per-signal pipelines: a decoded [`Batch`] goes through the filter chain, is split by the route
-//! labels filters set, and each part is queued to the exporters it is routed to ([`ExporterQueue`]); the
-//! client's acknowledgement waits for every one of them.
+//! Per-signal pipelines: a [`Batch`] goes through the filter chain (decoded for it only when it has
+//! filters), is split by the route labels filters set, and each part is queued to the exporters it is
+//! routed to ([`ExporterQueue`]); the client's acknowledgement waits for every one of them. Without
+//! filters, the bytes queued are the bytes the client sent.
 //!
 //! Routing rule: an item labelled by a filter (WIT `set-route`, `set-item-route`) goes to exactly the
 //! exporters its labels name; an unlabelled item goes to the pipeline's `exporters`. A label naming an
@@ -10,8 +11,9 @@
 //!
 //! Acknowledgement rule: [`Pipeline::process`] returns `Ok` only after every exporter the data was routed
 //! to accepted it; any failure makes the whole request fail (retryable if any failure was), so weir never
-//! says OK for data it might lose. When one exporter accepted and another did not, the client's retry
-//! gives the first a duplicate: delivery is at least once.
+//! says OK for data it might lose. One exporter's trouble (a full queue) does not hold the others' parts
+//! back: they go out as usual. When one exporter accepted and another did not, the client's retry gives
+//! the first a duplicate: delivery is at least once.
 
 #![forbid(unsafe_code)]
 
@@ -21,12 +23,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use bytes::Bytes;
 use futures::future::join_all;
 use tokio::sync::OwnedSemaphorePermit;
 
 use weir_core::telemetry::Metrics;
-use weir_core::{Batch, Dispatch, PartialSuccess, Payload, Refusal, Routing, Signal};
+use weir_core::{
+    Batch, Body, ChainError, Dispatch, Encoded, PartialSuccess, QueueFull, Refusal, Routing, Signal,
+};
 use weir_exporter::ExporterQueue;
 use weir_filter::Chain;
 
@@ -45,9 +48,9 @@ pub struct Pipeline {
     metrics: Arc<Metrics>,
 }
 
-/// One part of a batch and the exporters it goes to.
+/// One part of a batch, encoded, and the exporters it goes to.
 struct Delivery {
-    payload: Arc<Payload>,
+    encoded: Encoded,
     exporters: Vec<Arc<ExporterQueue>>,
 }
 
@@ -90,6 +93,11 @@ impl Pipeline {
     /// Runs the batch through the chain and queues it to every exporter it is routed to; `Ok` means
     /// every one of them delivered it. `admission` (the receiver's slot) is given back once the batch
     /// is queued: from then on the queues bound what waits.
+    ///
+    /// An exporter whose queue is full refuses its part without holding the others back: they are
+    /// queued and delivered at their normal pace, and the client then gets a retryable refusal for
+    /// the part that could not be taken. Its retry sends the delivered parts again (at least once);
+    /// `weir_exporter_refused_delivered_items_total` counts them.
     pub async fn process(
         &self,
         batch: Batch,
@@ -103,33 +111,32 @@ impl Pipeline {
         } else {
             run_blocking(|| chain.apply(batch))?
         };
-        if batch.payload.item_count() == 0 {
+        if batch.body.items() == 0 {
             // An empty request succeeds without bothering the upstream.
             return Ok(PartialSuccess::default());
         }
-        let deliveries = self.route(batch.payload, batch.routing);
-        // Encoded once per part, shared by its exporters and every retry.
-        let bodies: Vec<Bytes> = deliveries
-            .iter()
-            .map(|d| Bytes::from(d.payload.encode_protobuf()))
-            .collect();
-        // Room in every queue first, so that a full one refuses before anyone got a copy.
-        let mut reservations = Vec::new();
-        for (d, body) in deliveries.iter().zip(&bodies) {
+        let deliveries = self.route(batch.body, batch.routing)?;
+        let mut full: Option<QueueFull> = None;
+        let mut waits = Vec::new();
+        for d in &deliveries {
             for e in &d.exporters {
-                reservations.push((e.reserve(body.len())?, d, body));
+                match e.reserve(d.encoded.len()) {
+                    // Shared, not copied, by its exporters and every retry.
+                    Ok(r) => waits.push((
+                        r.name().to_string(),
+                        d.encoded.items(),
+                        r.send(d.encoded.clone(), deadline),
+                    )),
+                    Err(f) => {
+                        full.get_or_insert(f);
+                    }
+                }
             }
         }
-        let waits: Vec<_> = reservations
-            .into_iter()
-            .map(|(r, d, body)| {
-                let name = r.name().to_string();
-                let items = d.payload.item_count();
-                let rx = r.send(self.signal, d.payload.clone(), body.clone(), deadline);
-                (name, items, rx)
-            })
-            .collect();
         drop(admission);
+        if waits.is_empty() {
+            return Err(full.map_or(Refusal::Timeout, Refusal::QueueFull));
+        }
         let deadline = tokio::time::Instant::from_std(deadline);
         let results = tokio::time::timeout_at(
             deadline,
@@ -142,10 +149,14 @@ impl Pipeline {
         .await
         .map_err(|_| Refusal::Timeout)?;
         let mut partial = PartialSuccess::default();
-        let mut failure: Option<Refusal> = None;
-        for (name, _items, result) in results {
+        let mut failure: Option<Refusal> = full.map(Refusal::QueueFull);
+        let mut delivered = Vec::new();
+        for (name, items, result) in results {
             match result {
-                Ok(Ok((p, _elapsed))) => partial.merge(&name, p),
+                Ok(Ok((p, _elapsed))) => {
+                    partial.merge(&name, p);
+                    delivered.push((name, items));
+                }
                 // The sender went away without answering: only when weir shuts down.
                 Err(_) => {
                     failure.get_or_insert(Refusal::Timeout);
@@ -167,21 +178,25 @@ impl Pipeline {
             }
         }
         match failure {
-            Some(f) => Err(f),
+            Some(f) => {
+                for (name, items) in delivered {
+                    self.metrics.refused_delivered(self.signal, &name, items);
+                }
+                Err(f)
+            }
             None => Ok(partial),
         }
     }
 
-    /// Splits the payload by route labels into parts, one per distinct set of exporters.
-    fn route(&self, payload: Payload, routing: Option<Routing>) -> Vec<Delivery> {
-        let whole = |payload| {
-            vec![Delivery {
-                payload: Arc::new(payload),
-                exporters: self.defaults.clone(),
-            }]
-        };
+    /// Splits the request by route labels into parts, one per distinct set of exporters. A part that
+    /// is the whole request keeps its bytes (encoded only if it has none); the others are copied out of
+    /// the decoded messages and encoded.
+    fn route(&self, body: Body, routing: Option<Routing>) -> Result<Vec<Delivery>, Refusal> {
         let Some(routing) = routing else {
-            return whole(payload);
+            return Ok(vec![Delivery {
+                encoded: body.into_encoded(),
+                exporters: self.defaults.clone(),
+            }]);
         };
         // Group 0 is "unlabelled"; group k+1 is label set k. Each group's exporters, by name.
         let mut groups: Vec<Vec<&Arc<ExporterQueue>>> = vec![self.defaults.iter().collect()];
@@ -241,29 +256,31 @@ impl Pipeline {
             && mask.iter().zip(&present).all(|(m, p)| *m || !p)
         {
             let exporters = parts.pop().map(|(_, e)| e).unwrap_or_default();
-            return vec![Delivery {
-                payload: Arc::new(payload),
+            return Ok(vec![Delivery {
+                encoded: body.into_encoded(),
                 exporters,
-            }];
+            }]);
         }
         // Each part copies only its own items; the last one takes the batch itself.
         let Some((last_mask, last_exporters)) = parts.pop() else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
+        let mut payload = body
+            .into_payload()
+            .map_err(|e| Refusal::Chain(ChainError::Undecodable(e.to_string())))?;
         let mut deliveries: Vec<Delivery> = parts
             .into_iter()
             .map(|(mask, exporters)| Delivery {
-                payload: Arc::new(payload.select_items(|i| mask[group_of(i)])),
+                encoded: Encoded::encode(&payload.select_items(|i| mask[group_of(i)])),
                 exporters,
             })
             .collect();
-        let mut payload = payload;
         payload.retain_items(|i| last_mask[group_of(i)]);
         deliveries.push(Delivery {
-            payload: Arc::new(payload),
+            encoded: Encoded::encode(&payload),
             exporters: last_exporters,
         });
-        deliveries
+        Ok(deliveries)
     }
 }
 
@@ -301,7 +318,7 @@ impl Pipelines {
         batch: Batch,
         admission: Option<OwnedSemaphorePermit>,
     ) -> Result<PartialSuccess, Refusal> {
-        let signal = batch.payload.signal();
+        let signal = batch.body.signal();
         let pipeline = self.get(signal).ok_or(Refusal::NoPipeline(signal))?;
         pipeline.process(batch, admission).await
     }
@@ -332,6 +349,7 @@ mod tests {
     use super::*;
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use weir_core::Payload;
     use weir_core::config::QueueConfig;
     use weir_exporter::{DebugExporter, Exporter};
 
@@ -389,7 +407,7 @@ mod tests {
             .map(|d| {
                 (
                     d.exporters.iter().map(|e| e.name()).collect(),
-                    names(&d.payload),
+                    names(&d.encoded.decode().unwrap()),
                 )
             })
             .collect()
@@ -398,7 +416,7 @@ mod tests {
     #[tokio::test]
     async fn unlabelled_batches_go_whole_to_the_defaults() {
         let p = pipeline(&["a", "b"]);
-        let d = p.route(spans(3), None);
+        let d = p.route(Body::from_payload(spans(3)), None).unwrap();
         assert_eq!(
             parts(&d),
             vec![(vec!["a", "b"], vec!["0".into(), "1".into(), "2".into()])]
@@ -416,7 +434,9 @@ mod tests {
             ],
             items: vec![None, Some(0), Some(1), Some(2)],
         };
-        let d = p.route(spans(4), Some(routing));
+        let d = p
+            .route(Body::from_payload(spans(4)), Some(routing))
+            .unwrap();
         assert_eq!(
             parts(&d),
             vec![
@@ -438,7 +458,9 @@ mod tests {
             sets: vec![vec!["b".into(), "c".into()]],
             items: vec![Some(0), Some(0)],
         };
-        let d = p.route(spans(2), Some(routing));
+        let d = p
+            .route(Body::from_payload(spans(2)), Some(routing))
+            .unwrap();
         assert_eq!(
             parts(&d),
             vec![(vec!["b", "c"], vec!["0".into(), "1".into()])]

@@ -1,8 +1,11 @@
-//! Request bodies: content types, gzip within a size cap, and decoding into a [`Payload`].
+//! Request bodies: content types, decompression within a size cap, and turning bytes into a [`Body`]:
+//! protobuf is checked by the validating walk and kept as its bytes; JSON is decoded (and encoded to
+//! protobuf once, later, by the pipeline).
 
-use weir_wire::gzip::GzipError;
-
-use weir_core::{Payload, Signal};
+use bytes::Bytes;
+use weir_core::{Body, Encoded, Payload, Signal};
+use weir_wire::codec::{self, DecompressError, Encoding};
+use weir_wire::walk::WalkError;
 
 /// A supported OTLP/HTTP body encoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,40 +49,43 @@ pub enum DecodeError {
         /// The limit.
         limit: usize,
     },
-    /// The gzip stream is corrupt.
-    #[error("invalid gzip body: {0}")]
-    Gzip(std::io::Error),
-    /// Protobuf decoding failed.
+    /// The gzip or zstd stream is corrupt.
+    #[error("invalid {encoding} body: {source}")]
+    Compressed {
+        /// `gzip` or `zstd`.
+        encoding: &'static str,
+        /// What the decoder said.
+        source: std::io::Error,
+    },
+    /// Not a valid protobuf export request.
     #[error("invalid protobuf: {0}")]
-    Protobuf(#[from] prost::DecodeError),
+    Protobuf(#[from] WalkError),
     /// JSON decoding failed.
     #[error("invalid OTLP/JSON: {0}")]
     Json(#[from] serde_json::Error),
 }
 
-impl From<GzipError> for DecodeError {
-    fn from(e: GzipError) -> Self {
+impl From<DecompressError> for DecodeError {
+    fn from(e: DecompressError) -> Self {
         match e {
-            GzipError::TooLarge { limit } => DecodeError::TooLarge { limit },
-            GzipError::Corrupt(e) => DecodeError::Gzip(e),
+            DecompressError::TooLarge { limit } => DecodeError::TooLarge { limit },
+            DecompressError::Corrupt { encoding, source } => {
+                DecodeError::Compressed { encoding, source }
+            }
         }
     }
 }
 
-/// Inflates a gzip body within `limit` bytes (see [`weir_wire::gzip::gunzip`]).
-pub fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
-    Ok(weir_wire::gzip::gunzip(body, limit)?)
+/// Inflates a body within `limit` bytes (see [`weir_wire::codec::decompress`]).
+pub fn decompress(encoding: Encoding, body: &[u8], limit: usize) -> Result<Bytes, DecodeError> {
+    Ok(Bytes::from(codec::decompress(encoding, body, limit)?))
 }
 
-/// Decodes a (decompressed) body.
-pub fn decode(
-    signal: Signal,
-    content_type: ContentType,
-    body: &[u8],
-) -> Result<Payload, DecodeError> {
+/// Turns a (decompressed) body into a request: protobuf walked and kept as bytes, JSON decoded.
+pub fn decode(signal: Signal, content_type: ContentType, body: Bytes) -> Result<Body, DecodeError> {
     Ok(match content_type {
-        ContentType::Protobuf => Payload::decode_protobuf(signal, body)?,
-        ContentType::Json => Payload::decode_json(signal, body)?,
+        ContentType::Protobuf => Body::from_encoded(Encoded::parse(signal, body)?),
+        ContentType::Json => Body::from_payload(Payload::decode_json(signal, &body)?),
     })
 }
 
@@ -99,5 +105,21 @@ mod tests {
         );
         assert_eq!(ContentType::parse(Some("text/plain")), None);
         assert_eq!(ContentType::parse(None), None);
+    }
+
+    #[test]
+    fn protobuf_stays_bytes_and_json_is_decoded() {
+        let body = decode(Signal::Traces, ContentType::Protobuf, Bytes::new()).unwrap();
+        assert!(body.as_encoded().is_some() && body.as_payload().is_none());
+        let body = decode(Signal::Traces, ContentType::Json, Bytes::from_static(b"{}")).unwrap();
+        assert!(body.as_encoded().is_none() && body.as_payload().is_some());
+        assert!(matches!(
+            decode(
+                Signal::Traces,
+                ContentType::Protobuf,
+                Bytes::from_static(&[0xff])
+            ),
+            Err(DecodeError::Protobuf(_))
+        ));
     }
 }

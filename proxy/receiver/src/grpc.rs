@@ -1,47 +1,36 @@
-//! The OTLP/gRPC receiver: tonic services for traces, metrics and logs.
+//! The OTLP/gRPC receiver: the three `Export` methods, served by tonic's server with a pass-through
+//! codec, so that a message arrives as the bytes the client sent (inflated when compressed); the
+//! validating walk checks and counts them and they go on undecoded.
 //!
-//! tonic decodes the message (gzip accepted) within `limits.max_decompressed_bytes`, on the wire and
-//! after decompression. [`EdgeLayer`] rewrites the two statuses tonic itself produces that the OTLP
-//! specification wants otherwise: an over-size message (tonic: OUT_OF_RANGE) becomes RESOURCE_EXHAUSTED
-//! without RetryInfo, not retryable; an undecodable message or gzip stream (tonic: INTERNAL) becomes
-//! INVALID_ARGUMENT. When weir or an upstream is full the answer is UNAVAILABLE with RetryInfo.
-//!
-//! [`EdgeLayer`] also admits a request before tonic reads its message (with a provisional memory charge,
-//! the recent mean message size), so that a full weir refuses without reading, inflating and decoding
-//! what it refuses; under overload that work was most of weir's CPU, and the decoded messages pushed
-//! resident memory past the limit before the handler could charge them. The handler finds the
-//! admission in the request's extensions and charges the decoded message's real size.
+//! Each request is admitted before tonic reads its message (with a provisional memory charge, the
+//! recent mean message size), so that a full weir refuses without reading, inflating or checking what it
+//! refuses; under overload that work was most of weir's CPU. tonic applies
+//! `limits.max_decompressed_bytes` on the wire and while inflating (gzip or zstd), and the statuses it
+//! produces itself are rewritten to the ones the OTLP specification wants: an over-size message
+//! (tonic: OUT_OF_RANGE) becomes RESOURCE_EXHAUSTED without RetryInfo, not retryable; a corrupt
+//! compressed stream (tonic: INTERNAL) becomes INVALID_ARGUMENT. An invalid message is
+//! INVALID_ARGUMENT; when weir or an upstream is full the answer is UNAVAILABLE with RetryInfo.
+//! Responses are compressed only when the client asked (`grpc-accept-encoding`) and there is something
+//! to say: an empty response goes out as it is.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
-    LogsService, LogsServiceServer,
-};
-use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
-    MetricsService, MetricsServiceServer,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use tonic::codec::CompressionEncoding;
+use bytes::{Buf, Bytes};
+use futures::future::BoxFuture;
+use prost::Message;
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::server::UnaryService;
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
+use weir_wire::response::ExportResponse;
 
 use super::{Admitted, Ingest};
 use weir_core::telemetry::{RefuseReason, Transport};
-use weir_core::{PartialSuccess, Payload, Refusal, Signal};
+use weir_core::{Body, Encoded, Refusal, Signal};
 
-/// The three OTLP gRPC services over one [`Ingest`].
+/// The three OTLP gRPC `Export` methods over one [`Ingest`].
 #[derive(Debug, Clone)]
 pub struct GrpcReceiver {
     ingest: Arc<Ingest>,
@@ -53,75 +42,181 @@ impl GrpcReceiver {
         Self { ingest }
     }
 
-    /// The tonic routes of the three services, with compression and size limits set.
+    /// The routes for tonic's server: one [`ExportService`] per signal; any other method is
+    /// UNIMPLEMENTED.
     pub fn routes(self) -> tonic::service::Routes {
-        let max = self.ingest.limits().max_decompressed_bytes;
-        let traces = TraceServiceServer::new(self.clone())
-            .accept_compressed(CompressionEncoding::Gzip)
-            .send_compressed(CompressionEncoding::Gzip)
-            .max_decoding_message_size(max);
-        let metrics = MetricsServiceServer::new(self.clone())
-            .accept_compressed(CompressionEncoding::Gzip)
-            .send_compressed(CompressionEncoding::Gzip)
-            .max_decoding_message_size(max);
-        let logs = LogsServiceServer::new(self)
-            .accept_compressed(CompressionEncoding::Gzip)
-            .send_compressed(CompressionEncoding::Gzip)
-            .max_decoding_message_size(max);
-        tonic::service::Routes::new(traces)
-            .add_service(metrics)
-            .add_service(logs)
+        let mut router = axum::Router::new();
+        for signal in Signal::ALL {
+            router = router.route_service(
+                signal.grpc_path(),
+                ExportService {
+                    ingest: self.ingest.clone(),
+                    signal,
+                },
+            );
+        }
+        let router = router.fallback(|| async {
+            Status::unimplemented("weir serves the OTLP Export methods only")
+                .into_http::<axum::body::Body>()
+        });
+        tonic::service::Routes::from(router)
+    }
+}
+
+/// One signal's `Export` method: admission, then tonic's unary handling with [`RawCodec`], then the
+/// rewrite of tonic's own statuses.
+#[derive(Debug, Clone)]
+pub struct ExportService {
+    ingest: Arc<Ingest>,
+    signal: Signal,
+}
+
+impl<B> tower::Service<http::Request<B>> for ExportService
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        std::task::Poll::Ready(Ok(()))
     }
 
-    async fn export(
-        &self,
-        signal: Signal,
-        req: Request<Payload>,
-    ) -> Result<PartialSuccess, Status> {
-        let started = Instant::now();
-        let ingest = &self.ingest;
-        let _in_flight = ingest.metrics().in_flight(Transport::Grpc);
-        let result = async {
-            let retry_after = ingest.limits().retry_after;
-            // Admitted by the EdgeLayer before tonic read the message; admitted here when the
-            // services run without it (in tests).
-            let admitted = req
-                .extensions()
-                .get::<AdmittedSlot>()
-                .and_then(|slot| slot.0.lock().unwrap_or_else(|e| e.into_inner()).take());
-            let mut admitted = match admitted {
-                Some(a) => a,
-                None => ingest
-                    .admit(signal, Transport::Grpc, ingest.expected_grpc_cost())
-                    .map_err(|busy| unavailable(busy.message(), retry_after))?,
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let (ingest, signal) = (self.ingest.clone(), self.signal);
+        let admitted = match ingest.admit(signal, Transport::Grpc, ingest.expected_grpc_cost()) {
+            Ok(a) => a,
+            Err(busy) => {
+                // The body is never read: refusing costs no decoding.
+                let status = unavailable(busy.message(), ingest.limits().retry_after);
+                return Box::pin(std::future::ready(Ok(status.into_http())));
+            }
+        };
+        Box::pin(async move {
+            let started = Instant::now();
+            let in_flight = ingest.metrics().in_flight(Transport::Grpc);
+            let mut grpc = tonic::server::Grpc::new(RawCodec)
+                .accept_compressed(CompressionEncoding::Gzip)
+                .accept_compressed(CompressionEncoding::Zstd)
+                .send_compressed(CompressionEncoding::Gzip)
+                .send_compressed(CompressionEncoding::Zstd)
+                .max_decoding_message_size(ingest.limits().max_decompressed_bytes);
+            let handler = Export {
+                ingest: ingest.clone(),
+                signal,
+                admitted: Some(admitted),
             };
+            let mut resp = grpc.unary(handler, req).await;
+            // Received was counted at admission; a status tonic made is a refusal the handler never
+            // saw.
+            if let Some(reason) = fix_status(&mut resp) {
+                ingest
+                    .metrics()
+                    .request_refused(signal, Transport::Grpc, reason, 0);
+            }
+            drop(in_flight);
             ingest
-                .charge_grpc_message(&mut admitted, signal, req.get_ref())
-                .map_err(|busy| unavailable(busy.message(), retry_after))?;
+                .metrics()
+                .request_finished(signal, Transport::Grpc, started.elapsed());
+            Ok(resp)
+        })
+    }
+}
+
+/// The handler tonic calls with the message's bytes.
+struct Export {
+    ingest: Arc<Ingest>,
+    signal: Signal,
+    admitted: Option<Admitted>,
+}
+
+impl UnaryService<Bytes> for Export {
+    type Response = ExportResponse;
+    type Future = BoxFuture<'static, Result<Response<ExportResponse>, Status>>;
+
+    fn call(&mut self, req: Request<Bytes>) -> Self::Future {
+        let (ingest, signal, admitted) = (self.ingest.clone(), self.signal, self.admitted.take());
+        Box::pin(async move {
+            let retry_after = ingest.limits().retry_after;
+            // tonic calls a unary handler once; the admission is there.
+            let mut admitted =
+                admitted.ok_or_else(|| Status::internal("request admitted twice"))?;
             let peer = req.remote_addr();
             let timeout = req
                 .metadata()
                 .get("grpc-timeout")
                 .and_then(|v| v.to_str().ok())
                 .and_then(parse_grpc_timeout);
-            let (metadata, _, payload) = req.into_parts();
+            let (metadata, _, bytes) = req.into_parts();
             ingest
+                .charge_grpc_message(&mut admitted, signal, bytes.len())
+                .map_err(|busy| unavailable(busy.message(), retry_after))?;
+            let encoded = Encoded::parse(signal, bytes).map_err(|e| {
+                ingest.refused_early(signal, Transport::Grpc, RefuseReason::Decode);
+                Status::invalid_argument(format!("invalid protobuf: {e}"))
+            })?;
+            let partial = ingest
                 .process(
                     admitted,
-                    payload,
+                    Body::from_encoded(encoded),
                     Transport::Grpc,
                     peer,
                     metadata.into_headers(),
                     timeout,
                 )
                 .await
-                .map_err(|r| refusal_status(ingest, &r))
-        }
-        .await;
-        ingest
-            .metrics()
-            .request_finished(signal, Transport::Grpc, started.elapsed());
-        result
+                .map_err(|r| refusal_status(&ingest, &r))?;
+            let mut resp = Response::new(partial.response());
+            if partial.is_empty() {
+                // Nothing to compress: an empty message goes out as it is.
+                resp.disable_compression();
+            }
+            Ok(resp)
+        })
+    }
+}
+
+/// Reads the message as the bytes it is (a zero-copy split of tonic's buffer) and writes an export
+/// response.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RawCodec;
+
+impl Codec for RawCodec {
+    type Encode = ExportResponse;
+    type Decode = Bytes;
+    type Encoder = Self;
+    type Decoder = Self;
+
+    fn encoder(&mut self) -> Self {
+        *self
+    }
+
+    fn decoder(&mut self) -> Self {
+        *self
+    }
+}
+
+impl Encoder for RawCodec {
+    type Item = ExportResponse;
+    type Error = Status;
+
+    fn encode(&mut self, item: ExportResponse, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        item.encode(dst)
+            .map_err(|e| Status::internal(format!("encoding the response: {e}")))
+    }
+}
+
+impl Decoder for RawCodec {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        Ok(Some(src.copy_to_bytes(src.remaining())))
     }
 }
 
@@ -162,149 +257,6 @@ fn parse_grpc_timeout(v: &str) -> Option<Duration> {
         "n" => Duration::from_nanos(n),
         _ => return None,
     })
-}
-
-#[tonic::async_trait]
-impl TraceService for GrpcReceiver {
-    async fn export(
-        &self,
-        request: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let p = self
-            .export(Signal::Traces, request.map(Payload::Traces))
-            .await?;
-        Ok(Response::new(ExportTraceServiceResponse {
-            partial_success: (!p.is_empty()).then_some(ExportTracePartialSuccess {
-                rejected_spans: p.rejected,
-                error_message: p.message,
-            }),
-        }))
-    }
-}
-
-#[tonic::async_trait]
-impl MetricsService for GrpcReceiver {
-    async fn export(
-        &self,
-        request: Request<ExportMetricsServiceRequest>,
-    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        let p = self
-            .export(Signal::Metrics, request.map(Payload::Metrics))
-            .await?;
-        Ok(Response::new(ExportMetricsServiceResponse {
-            partial_success: (!p.is_empty()).then_some(ExportMetricsPartialSuccess {
-                rejected_data_points: p.rejected,
-                error_message: p.message,
-            }),
-        }))
-    }
-}
-
-#[tonic::async_trait]
-impl LogsService for GrpcReceiver {
-    async fn export(
-        &self,
-        request: Request<ExportLogsServiceRequest>,
-    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        let p = self
-            .export(Signal::Logs, request.map(Payload::Logs))
-            .await?;
-        Ok(Response::new(ExportLogsServiceResponse {
-            partial_success: (!p.is_empty()).then_some(ExportLogsPartialSuccess {
-                rejected_log_records: p.rejected,
-                error_message: p.message,
-            }),
-        }))
-    }
-}
-
-/// An admission made by [`EdgeLayer`], for the handler to take.
-#[derive(Clone)]
-struct AdmittedSlot(Arc<std::sync::Mutex<Option<Admitted>>>);
-
-/// The gRPC receiver's edge, around tonic (see the module docs): admits OTLP export requests before
-/// tonic reads their message, and rewrites (and counts) the statuses tonic produces before a handler runs.
-#[derive(Debug, Clone)]
-pub struct EdgeLayer {
-    ingest: Arc<Ingest>,
-}
-
-impl EdgeLayer {
-    /// A layer admitting into `ingest`.
-    pub fn new(ingest: Arc<Ingest>) -> Self {
-        Self { ingest }
-    }
-}
-
-impl<S> tower::Layer<S> for EdgeLayer {
-    type Service = EdgeService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        EdgeService {
-            inner,
-            ingest: self.ingest.clone(),
-        }
-    }
-}
-
-/// See [`EdgeLayer`].
-#[derive(Debug, Clone)]
-pub struct EdgeService<S> {
-    inner: S,
-    ingest: Arc<Ingest>,
-}
-
-impl<S, B> tower::Service<http::Request<B>> for EdgeService<S>
-where
-    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
-
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
-        let Some(signal) = Signal::ALL
-            .into_iter()
-            .find(|s| req.uri().path() == s.grpc_path())
-        else {
-            return Box::pin(self.inner.call(req));
-        };
-        let ingest = self.ingest.clone();
-        match ingest.admit(signal, Transport::Grpc, ingest.expected_grpc_cost()) {
-            Ok(admitted) => {
-                req.extensions_mut()
-                    .insert(AdmittedSlot(Arc::new(std::sync::Mutex::new(Some(
-                        admitted,
-                    )))));
-            }
-            Err(busy) => {
-                // The body is never read: refusing costs no decoding.
-                let status = unavailable(busy.message(), ingest.limits().retry_after);
-                return Box::pin(std::future::ready(Ok(status.into_http())));
-            }
-        }
-        let fut = self.inner.call(req);
-        Box::pin(async move {
-            let mut resp = fut.await?;
-            // Received was counted at admission; a status tonic made is a refusal weir's handlers
-            // never saw.
-            if let Some(reason) = fix_status(&mut resp) {
-                ingest
-                    .metrics()
-                    .request_refused(signal, Transport::Grpc, reason, 0);
-            }
-            Ok(resp)
-        })
-    }
 }
 
 /// The messages tonic gives its own decoding failures (percent-encoded as in `grpc-message`).

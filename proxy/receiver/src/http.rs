@@ -1,5 +1,6 @@
 //! The OTLP/HTTP receiver (axum on hyper, HTTP/1.1 and h2c): `POST /v1/traces`, `/v1/metrics`,
-//! `/v1/logs` with protobuf or JSON bodies, optionally gzip-compressed.
+//! `/v1/logs` with protobuf or JSON bodies, optionally gzip- or zstd-compressed. A protobuf body is
+//! checked by the validating walk and forwarded as the bytes it is; JSON is decoded.
 //!
 //! Status codes per the OTLP specification: 400 (body: `google.rpc.Status`) for undecodable data, 415 for
 //! an unsupported content type or encoding, 413 above a size limit (checked on the wire and after
@@ -25,6 +26,7 @@ use super::decode::{self, ContentType, DecodeError};
 use super::{Busy, Ingest, memory};
 use weir_core::telemetry::{RefuseReason, Transport};
 use weir_core::{PartialSuccess, Refusal, Signal};
+use weir_wire::codec::Encoding;
 
 /// The router for the OTLP/HTTP endpoints.
 pub fn router(ingest: Arc<Ingest>) -> Router {
@@ -76,20 +78,17 @@ async fn handle(ingest: &Ingest, signal: Signal, peer: SocketAddr, req: Request<
             None,
         );
     };
-    let gzip = match headers
-        .get(header::CONTENT_ENCODING)
-        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
-    {
-        None => false,
-        Some(e) if e.is_empty() || e == "identity" => false,
-        Some(e) if e == "gzip" || e == "x-gzip" => true,
-        Some(e) => {
+    let encoding = match headers.get(header::CONTENT_ENCODING).map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(v)) if Encoding::parse(v).is_ok() => Encoding::parse(v).ok().flatten(),
+        Some(v) => {
             ingest.refused_early(signal, Transport::Http, RefuseReason::UnsupportedMediaType);
+            let shown = v.unwrap_or("?").trim();
             return error(
                 content_type,
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 Code::InvalidArgument,
-                &format!("unsupported content encoding `{e}`: use gzip or none"),
+                &format!("unsupported content encoding `{shown}`: use gzip, zstd or none"),
                 None,
             );
         }
@@ -140,8 +139,8 @@ async fn handle(ingest: &Ingest, signal: Signal, peer: SocketAddr, req: Request<
             );
         }
     };
-    let raw = if gzip {
-        decode::gunzip(&body, limits.max_decompressed_bytes).map(Bytes::from)
+    let raw = if let Some(encoding) = encoding {
+        decode::decompress(encoding, &body, limits.max_decompressed_bytes)
     } else if body.len() > limits.max_decompressed_bytes {
         Err(DecodeError::TooLarge {
             limit: limits.max_decompressed_bytes,
@@ -156,8 +155,8 @@ async fn handle(ingest: &Ingest, signal: Signal, peer: SocketAddr, req: Request<
     {
         return busy_response(content_type, busy, limits.retry_after);
     }
-    let decoded = raw.and_then(|raw| decode::decode(signal, content_type, &raw));
-    let payload = match decoded {
+    let decoded = raw.and_then(|raw| decode::decode(signal, content_type, raw));
+    let body = match decoded {
         Ok(p) => p,
         Err(e @ DecodeError::TooLarge { .. }) => return too_large(&e.to_string()),
         Err(e) => {
@@ -174,7 +173,7 @@ async fn handle(ingest: &Ingest, signal: Signal, peer: SocketAddr, req: Request<
     match ingest
         .process(
             admitted,
-            payload,
+            body,
             Transport::Http,
             Some(peer),
             parts.headers,

@@ -18,7 +18,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use weir_core::config::LimitsConfig;
 use weir_core::telemetry::{Metrics, RefuseReason, Transport};
-use weir_core::{Batch, Dispatch, PartialSuccess, Payload, Refusal, RequestContext, Signal};
+use weir_core::{Batch, Body, Dispatch, PartialSuccess, Refusal, RequestContext, Signal};
 
 /// What both receivers share: the pipelines, the admission limit and the metrics.
 #[derive(Debug)]
@@ -172,10 +172,10 @@ impl Ingest {
         &self,
         admitted: &mut Admitted,
         signal: Signal,
-        payload: &Payload,
+        message_bytes: usize,
     ) -> Result<(), Busy> {
         self.charge(admitted, signal, Transport::Grpc, || {
-            let size = payload.encoded_len() as u64;
+            let size = message_bytes as u64;
             let mean = self.grpc_message_bytes.load(Ordering::Relaxed);
             self.grpc_message_bytes
                 .store(mean - mean / 8 + size / 8, Ordering::Relaxed);
@@ -193,21 +193,21 @@ impl Ingest {
     pub async fn process(
         &self,
         admitted: Admitted,
-        payload: Payload,
+        body: Body,
         transport: Transport,
         peer: Option<SocketAddr>,
         headers: ::http::HeaderMap,
         client_timeout: Option<Duration>,
     ) -> Result<PartialSuccess, Refusal> {
-        let signal = payload.signal();
-        let items = payload.item_count();
+        let signal = body.signal();
+        let items = body.items();
         self.metrics.items_received(signal, transport, items);
         let timeout = client_timeout.map_or(self.limits.request_timeout, |t| {
             t.min(self.limits.request_timeout)
         });
         let deadline = Instant::now() + timeout;
         let batch = Batch {
-            payload,
+            body,
             context: RequestContext {
                 peer,
                 headers,

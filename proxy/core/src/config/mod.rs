@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use weir_wire::codec::Encoding;
 
 pub use env::substitute_env;
 
@@ -114,6 +115,8 @@ pub struct ListenerConfig {
 /// One upstream. Exactly one kind key: `otlp` or `debug`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(try_from = "ExporterKinds")]
+// Built once at start; the size of a variant does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum ExporterConfig {
     /// Forward over OTLP/gRPC or OTLP/HTTP (protobuf).
     Otlp(OtlpExporterConfig),
@@ -165,6 +168,20 @@ pub enum Compression {
     /// gzip (the OTLP default).
     #[default]
     Gzip,
+    /// zstd: as small as gzip or smaller for a fraction of its CPU; OTLP/gRPC and OTLP/HTTP servers
+    /// that accept it (the OpenTelemetry Collector does).
+    Zstd,
+}
+
+impl Compression {
+    /// The encoding, `None` for uncompressed.
+    pub fn encoding(self) -> Option<Encoding> {
+        match self {
+            Compression::None => None,
+            Compression::Gzip => Some(Encoding::Gzip),
+            Compression::Zstd => Some(Encoding::Zstd),
+        }
+    }
 }
 
 /// An OTLP upstream.
@@ -176,9 +193,15 @@ pub struct OtlpExporterConfig {
     /// `grpc` (default) or `http`.
     #[serde(default)]
     pub protocol: OtlpProtocol,
-    /// `gzip` (default) or `none`.
+    /// `gzip` (default), `zstd` or `none`. Each upstream request is compressed once, and every retry
+    /// sends the same bytes.
     #[serde(default)]
     pub compression: Compression,
+    /// Compression level: gzip 0 to 9, zstd 1 to 19. Default: the fastest (1 for both), whose ratio on
+    /// OTLP is within a few percent of the higher levels' at a fraction of the CPU (the table is in
+    /// `docs/benchmarks.md`).
+    #[serde(default)]
+    pub compression_level: Option<i32>,
     /// Time allowed for one attempt (default `5s`). Retries are bounded by the client's deadline.
     #[serde(default = "default_export_timeout", with = "humantime_serde")]
     pub timeout: Duration,
@@ -198,12 +221,15 @@ pub struct OtlpExporterConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct QueueConfig {
-    /// Batches waiting or being sent, at most (default 1000). Above: 503 / UNAVAILABLE, retryable.
+    /// Client requests waiting or being sent, merged or not, at most (default 1000). Above: 503 /
+    /// UNAVAILABLE, retryable.
     pub max_batches: usize,
     /// Encoded bytes waiting or being sent, at most (default 64 MiB). Above: 503 / UNAVAILABLE.
     pub max_bytes: usize,
     /// Requests sent upstream at once (default 64).
     pub concurrency: usize,
+    /// How requests waiting for this exporter are merged into fewer upstream requests.
+    pub coalesce: CoalesceConfig,
     /// Keep the queue on disk under `state_dir/queues/NAME` (default false). Clients are then
     /// acknowledged once their data is written (and synced, see `sync`), and the queue survives
     /// upstream outages and restarts, kill -9 included; weir retries delivery until the upstream
@@ -216,6 +242,36 @@ pub struct QueueConfig {
     /// Durable queue: `always` (default: `fdatasync` before acknowledging, shared by concurrent
     /// requests) or `none` (the OS writes back; survives a crash of weir, not a power loss).
     pub sync: SyncPolicy,
+}
+
+/// Merging of client requests into upstream requests. An OTLP export request is a list of resources, so
+/// requests of one signal concatenate into one; each client is still answered only when the upstream
+/// request it went out in was accepted (or, with a durable queue, written). By default a sender that
+/// becomes free takes what is already waiting, up to the bounds, and waits for nothing more: merging
+/// adds no latency at low load and saves per-request work (and compresses better) at high load.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CoalesceConfig {
+    /// Items (spans, data points, log records) in one upstream request, at most (default 8192). A
+    /// single client request above it goes out on its own, whole.
+    pub max_items: usize,
+    /// Encoded bytes in one upstream request, at most (default 2 MiB: half of the 4 MiB gRPC servers
+    /// accept by default).
+    pub max_bytes: usize,
+    /// How long a sender waits for more requests once it has one (default `0s`: it does not). A
+    /// longer interval asks for fewer, bigger upstream requests at the price of that much latency.
+    #[serde(with = "humantime_serde")]
+    pub flush_interval: Duration,
+}
+
+impl Default for CoalesceConfig {
+    fn default() -> Self {
+        Self {
+            max_items: 8192,
+            max_bytes: 2 << 20,
+            flush_interval: Duration::ZERO,
+        }
+    }
 }
 
 /// When the durable queue forces data to disk.
@@ -235,6 +291,7 @@ impl Default for QueueConfig {
             max_batches: 1000,
             max_bytes: 64 << 20,
             concurrency: 64,
+            coalesce: CoalesceConfig::default(),
             durable: false,
             max_disk_bytes: 1 << 30,
             segment_bytes: 8 << 20,
@@ -672,6 +729,7 @@ impl OtlpExporterConfig {
             endpoint,
             protocol,
             compression: Compression::default(),
+            compression_level: None,
             timeout: default_export_timeout(),
             headers: BTreeMap::new(),
             retry: RetryConfig::default(),
@@ -679,6 +737,15 @@ impl OtlpExporterConfig {
         };
         c.validate().map_err(ConfigError::Invalid)?;
         Ok(c)
+    }
+
+    /// The encoding and level requests are compressed with, `None` without compression.
+    pub fn compression(&self) -> Option<(Encoding, i32)> {
+        let e = self.compression.encoding()?;
+        Some((
+            e,
+            self.compression_level.unwrap_or_else(|| e.default_level()),
+        ))
     }
 
     /// The endpoint as a URI, `grpc://` normalised to `http://`.
@@ -715,12 +782,25 @@ impl OtlpExporterConfig {
             http::HeaderName::from_bytes(k.as_bytes()).map_err(|_| format!("header name `{k}`"))?;
             http::HeaderValue::from_str(v).map_err(|_| format!("header `{k}` value"))?;
         }
+        if let (Some(level), Some(e)) = (self.compression_level, self.compression.encoding())
+            && !e.levels().contains(&level)
+        {
+            return Err(format!(
+                "compression_level {level}: {} takes {} to {}",
+                e.as_str(),
+                e.levels().start(),
+                e.levels().end()
+            ));
+        }
         if self.retry.multiplier < 1.0 {
             return Err("retry.multiplier must be at least 1".into());
         }
         let q = &self.queue;
         if q.max_batches == 0 || q.max_bytes == 0 || q.concurrency == 0 {
             return Err("queue: max_batches, max_bytes and concurrency must be positive".into());
+        }
+        if q.coalesce.max_items == 0 || q.coalesce.max_bytes == 0 {
+            return Err("queue.coalesce: max_items and max_bytes must be positive".into());
         }
         if q.max_bytes > u32::MAX as usize || q.max_disk_bytes > u32::MAX as usize {
             return Err(format!(

@@ -162,6 +162,10 @@ pub struct Metrics {
     upstream_rejected_items: Family<ExporterLabels, Counter>,
     export_retries: Family<ExporterLabels, Counter>,
     export_duration: Family<ExporterLabels, Histogram, fn() -> Histogram>,
+    export_coalesced: Family<ExporterLabels, Counter>,
+    export_encoded_bytes: Family<QueueLabels, Counter>,
+    export_sent_bytes: Family<QueueLabels, Counter>,
+    refused_delivered: Family<ExporterLabels, Counter>,
     queue_batches: Family<QueueLabels, Gauge>,
     queue_items: Family<QueueLabels, Gauge>,
     queue_bytes: Family<QueueLabels, Gauge>,
@@ -214,6 +218,10 @@ impl Metrics {
             upstream_rejected_items: Family::default(),
             export_retries: Family::default(),
             export_duration: Family::new_with_constructor(latency_histogram),
+            export_coalesced: Family::default(),
+            export_encoded_bytes: Family::default(),
+            export_sent_bytes: Family::default(),
+            refused_delivered: Family::default(),
             queue_batches: Family::default(),
             queue_items: Family::default(),
             queue_bytes: Family::default(),
@@ -292,6 +300,26 @@ impl Metrics {
             "export_duration_seconds",
             "Time to deliver one batch upstream, retries included",
             m.export_duration.clone(),
+        );
+        registry.register(
+            "exporter_coalesced_requests",
+            "Client requests that went upstream merged into the upstream request of an earlier one",
+            m.export_coalesced.clone(),
+        );
+        registry.register(
+            "exporter_encoded_bytes",
+            "Protobuf bytes of the upstream requests an exporter prepared, before compression",
+            m.export_encoded_bytes.clone(),
+        );
+        registry.register(
+            "exporter_sent_bytes",
+            "Bytes of the upstream requests an exporter prepared, after compression (once per request, not per attempt)",
+            m.export_sent_bytes.clone(),
+        );
+        registry.register(
+            "exporter_refused_delivered_items",
+            "Items an exporter delivered for a request whose client was told to retry because another exporter could not take its part: the retry sends them again (at-least-once)",
+            m.refused_delivered.clone(),
         );
         registry.register(
             "exporter_queue_batches",
@@ -564,6 +592,33 @@ impl Metrics {
     /// A filter routed `items` items to `exporter`, which is not configured.
     pub fn route_unknown(&self, signal: Signal, exporter: &str, items: usize) {
         self.route_unknown
+            .get_or_create(&exporter_labels(signal, exporter))
+            .inc_by(items as u64);
+    }
+
+    /// `n` client requests went upstream in the upstream request of an earlier one.
+    pub fn export_coalesced(&self, signal: Signal, exporter: &str, n: usize) {
+        self.export_coalesced
+            .get_or_create(&exporter_labels(signal, exporter))
+            .inc_by(n as u64);
+    }
+
+    /// An exporter prepared an upstream request of `encoded` protobuf bytes, `sent` on the wire.
+    pub fn export_sent_bytes(&self, exporter: &str, encoded: usize, sent: usize) {
+        let labels = QueueLabels {
+            exporter: exporter.to_string(),
+        };
+        self.export_encoded_bytes
+            .get_or_create(&labels)
+            .inc_by(encoded as u64);
+        self.export_sent_bytes
+            .get_or_create(&labels)
+            .inc_by(sent as u64);
+    }
+
+    /// `exporter` delivered `items` of a request whose client was told to retry.
+    pub fn refused_delivered(&self, signal: Signal, exporter: &str, items: usize) {
+        self.refused_delivered
             .get_or_create(&exporter_labels(signal, exporter))
             .inc_by(items as u64);
     }

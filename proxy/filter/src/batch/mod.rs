@@ -68,6 +68,9 @@ pub struct BatchState {
     /// Per resource, the index of its first item (items are numbered resource by resource), plus the end.
     resource_start: Vec<u32>,
     journal: Vec<Undo>,
+    /// Whether any filter changed the payload (not only labelled it): if none did, the bytes it was
+    /// decoded from are still what goes out.
+    changed: bool,
 }
 
 /// A filter addressed something that does not exist: the "bad output" error class.
@@ -139,6 +142,7 @@ impl BatchState {
             route_sets: Vec::new(),
             resource_start,
             journal: Vec::new(),
+            changed: false,
         }
     }
 
@@ -191,8 +195,9 @@ impl BatchState {
     }
 
     /// Gives the payload back without the dropped items (and without emptied scopes and resources),
-    /// with the route labels of the items that are left, if any filter set some.
-    pub fn finish(self) -> (Payload, Option<Routing>) {
+    /// with the route labels of the items that are left, if any filter set some, and whether any filter
+    /// changed the payload (a change a failing filter made and that was undone still counts).
+    pub fn finish(self) -> (Payload, Option<Routing>, bool) {
         let routing = (!self.route_sets.is_empty()).then(|| Routing {
             items: self
                 .routes
@@ -208,7 +213,7 @@ impl BatchState {
             let dropped = self.dropped;
             payload.retain_items(|i| !dropped.get(i).copied().unwrap_or(false));
         }
-        (payload, routing)
+        (payload, routing, self.changed)
     }
 
     fn item(&self, item: u32) -> R<ItemRef> {
@@ -360,6 +365,7 @@ impl BatchState {
             }
         };
         self.journal.push(undo);
+        self.changed = true;
         self.mark_modified(t);
     }
 
@@ -372,6 +378,7 @@ impl BatchState {
         };
         let kv = attrs.remove(pos);
         self.journal.push(Undo::Removed(t, pos, kv));
+        self.changed = true;
         self.mark_modified(t);
         true
     }
@@ -677,6 +684,7 @@ impl BatchState {
         if !self.dropped[item as usize] {
             self.dropped[item as usize] = true;
             self.dropped_count += 1;
+            self.changed = true;
             self.journal.push(Undo::Dropped(item));
         }
         Ok(())
@@ -729,6 +737,7 @@ impl BatchState {
         if let Some(s) = self.span_mut(item)? {
             let old = std::mem::replace(&mut s.name, name);
             self.journal.push(Undo::SpanName(item, old));
+            self.changed = true;
             self.modified[item as usize] = true;
         }
         Ok(())
@@ -772,6 +781,7 @@ impl BatchState {
         if let Some(s) = self.span_mut(item)? {
             let old = std::mem::replace(&mut s.trace_state, value);
             self.journal.push(Undo::TraceState(item, old));
+            self.changed = true;
             self.modified[item as usize] = true;
         }
         Ok(())
@@ -871,6 +881,7 @@ impl BatchState {
         if let Some(l) = self.log_mut(item)? {
             let old = l.body.replace(from_wit(value));
             self.journal.push(Undo::Body(item, old));
+            self.changed = true;
             self.modified[item as usize] = true;
         }
         Ok(())

@@ -135,6 +135,12 @@ fn routes_label_resources_and_items_and_survive_drops() {
     assert_eq!(b.resource_count(), 3);
     assert_eq!(b.finish().1, None, "no labels, no routing");
 
+    // Labels alone change nothing in the payload: its bytes can go out as they came in.
+    let mut b = routed_batch();
+    b.set_route(0, vec!["a".into()]).unwrap();
+    let (_, routing, changed) = b.finish();
+    assert!(routing.is_some() && !changed);
+
     let mut b = routed_batch();
     b.set_route(1, vec!["b".into(), "a".into(), "a".into()])
         .unwrap();
@@ -144,7 +150,8 @@ fn routes_label_resources_and_items_and_survive_drops() {
     assert!(b.set_route(3, vec![]).is_err());
     assert!(b.set_item_route(6, vec![]).is_err());
     b.drop_item(0).unwrap();
-    let (p, routing) = b.finish();
+    let (p, routing, changed) = b.finish();
+    assert!(changed, "a dropped item is a change");
     assert_eq!(p.item_count(), 5);
     let routing = routing.unwrap();
     // Label sets are sorted, deduplicated and shared.

@@ -1,0 +1,168 @@
+//! An upstream request's body as it goes on the wire, prepared once and shared by every attempt.
+//!
+//! Merged client requests are sent as their parts, one HTTP/2 DATA frame each, not copied into one
+//! buffer; compression streams the parts through one encoder into one buffer, once per upstream
+//! request, so a retry sends the same bytes without compressing again.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
+use weir_core::Encoded;
+use weir_wire::codec::{self, Encoding};
+
+/// What an exporter sends for one upstream request: the chunks, in order, and how they are encoded.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    chunks: Vec<Bytes>,
+    len: usize,
+    encoding: Option<Encoding>,
+}
+
+impl Prepared {
+    /// The parts' protobuf concatenated, compressed with `compression` (encoding, level) when set.
+    pub fn new(parts: &[Encoded], compression: Option<(Encoding, i32)>) -> Self {
+        let raw: Vec<Bytes> = parts.iter().map(|p| p.bytes().clone()).collect();
+        match compression {
+            None => {
+                let len = raw.iter().map(Bytes::len).sum();
+                Self {
+                    chunks: raw,
+                    len,
+                    encoding: None,
+                }
+            }
+            Some((encoding, level)) => {
+                let compressed = codec::compress(encoding, level, &raw);
+                Self {
+                    len: compressed.len(),
+                    chunks: vec![compressed],
+                    encoding: Some(encoding),
+                }
+            }
+        }
+    }
+
+    /// Bytes on the wire (after compression).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True without any bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The encoding, `None` when uncompressed.
+    pub fn encoding(&self) -> Option<Encoding> {
+        self.encoding
+    }
+
+    /// The body as it is (OTLP/HTTP).
+    pub fn body(&self) -> Chunks {
+        Chunks::new(self.chunks.iter().cloned())
+    }
+
+    /// The body as one gRPC length-prefixed message: the 5-byte prefix (compressed flag, length),
+    /// then the chunks.
+    pub fn grpc_message(&self) -> Chunks {
+        let mut prefix = [0u8; 5];
+        prefix[0] = u8::from(self.encoding.is_some());
+        prefix[1..].copy_from_slice(&u32::try_from(self.len).unwrap_or(u32::MAX).to_be_bytes());
+        Chunks::new(
+            std::iter::once(Bytes::copy_from_slice(&prefix)).chain(self.chunks.iter().cloned()),
+        )
+    }
+}
+
+/// An HTTP body of chunks already in memory, each sent as its own frame.
+#[derive(Debug, Clone, Default)]
+pub struct Chunks {
+    chunks: VecDeque<Bytes>,
+    len: u64,
+}
+
+impl Chunks {
+    /// A body of `chunks`, in order (empty chunks are left out).
+    pub fn new(chunks: impl IntoIterator<Item = Bytes>) -> Self {
+        let chunks: VecDeque<Bytes> = chunks.into_iter().filter(|c| !c.is_empty()).collect();
+        let len = chunks.iter().map(|c| c.len() as u64).sum();
+        Self { chunks, len }
+    }
+}
+
+impl http_body::Body for Chunks {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let next = self.chunks.pop_front();
+        if let Some(c) = &next {
+            self.len -= c.len() as u64;
+        }
+        Poll::Ready(next.map(|c| Ok(Frame::data(c))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use weir_core::{Payload, Signal};
+
+    fn part(n: u8) -> Encoded {
+        Encoded::trusted(Signal::Traces, Bytes::from(vec![n; 100]), 1)
+    }
+
+    #[tokio::test]
+    async fn parts_go_out_as_they_are_or_compressed_once() {
+        let parts = [part(1), part(2)];
+        let plain = Prepared::new(&parts, None);
+        assert_eq!(plain.len(), 200);
+        let bytes = plain.body().collect().await.unwrap().to_bytes();
+        assert_eq!(&bytes[..100], &[1; 100][..]);
+        assert_eq!(&bytes[100..], &[2; 100][..]);
+        let grpc = plain.grpc_message().collect().await.unwrap().to_bytes();
+        assert_eq!(&grpc[..5], &[0, 0, 0, 0, 200]);
+        for e in [Encoding::Gzip, Encoding::Zstd] {
+            let c = Prepared::new(&parts, Some((e, 1)));
+            assert_eq!(c.encoding(), Some(e));
+            let framed = c.grpc_message().collect().await.unwrap().to_bytes();
+            assert_eq!(framed[0], 1);
+            let len = u32::from_be_bytes(framed[1..5].try_into().unwrap()) as usize;
+            assert_eq!(len, framed.len() - 5);
+            let inflated = codec::decompress(e, &framed[5..], 1000).unwrap();
+            assert_eq!(inflated, bytes.to_vec());
+        }
+    }
+
+    #[test]
+    fn concatenated_requests_are_one_request() {
+        let a = Encoded::encode(
+            &Payload::decode_json(
+                Signal::Logs,
+                br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{}]}]}]}"#,
+            )
+            .unwrap(),
+        );
+        let p = Prepared::new(&[a.clone(), a], None);
+        let whole: Vec<u8> = p.chunks.iter().flat_map(|c| c.to_vec()).collect();
+        let merged = Payload::decode_protobuf(Signal::Logs, &whole).unwrap();
+        assert_eq!(merged.item_count(), 2);
+        assert_eq!(merged.resource_count(), 2);
+    }
+}
