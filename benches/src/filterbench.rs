@@ -31,6 +31,9 @@ struct Args {
     /// Spans per batch.
     #[arg(long, default_value_t = 100)]
     spans: usize,
+    /// Only time the validating walk, for this many batches (to profile it).
+    #[arg(long)]
+    walk_only: Option<usize>,
     /// Batches per measurement (bounded: the whole run stays under a minute on a laptop).
     #[arg(long, default_value_t = 2000)]
     iterations: usize,
@@ -119,6 +122,31 @@ fn main() -> Result<()> {
         std::hint::black_box(p.encode_protobuf());
     }
     let codec = started.elapsed() / n as u32;
+    // What a request without filters does instead: the validating walk of its bytes.
+    let started = Instant::now();
+    for i in 0..n {
+        std::hint::black_box(weir_wire::walk::walk(
+            Signal::Traces,
+            &bodies[i % bodies.len()],
+        )?);
+    }
+    let walk = started.elapsed() / n as u32;
+    if let Some(batches) = args.walk_only {
+        let started = Instant::now();
+        for i in 0..batches {
+            std::hint::black_box(weir_wire::walk::walk(
+                Signal::Traces,
+                &bodies[i % bodies.len()],
+            )?);
+        }
+        let each = started.elapsed() / batches as u32;
+        println!(
+            "validating walk: {:.1} µs per batch of {} spans",
+            each.as_secs_f64() * 1e6,
+            args.spans
+        );
+        return Ok(());
+    }
 
     let none = per_batch(&Chain::identity(), &payloads, n)?;
     let noop = b.load("noop", "")?;
@@ -216,6 +244,15 @@ fn main() -> Result<()> {
     println!(
         "  decode + encode of a batch (for scale)    {:>9.1} µs",
         us(codec)
+    );
+    println!(
+        "  validating walk of a batch (no filters)   {:>9.1} µs  ({:.0} ns/span, {:.0} MB/s)",
+        us(walk),
+        walk.as_secs_f64() * 1e9 / spans,
+        bodies.iter().map(Vec::len).sum::<usize>() as f64
+            / bodies.len() as f64
+            / walk.as_secs_f64()
+            / 1e6
     );
     println!(
         "  chain: none                               {:>9.1} µs/batch",

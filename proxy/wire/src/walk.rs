@@ -94,14 +94,33 @@ struct Field {
     count: Count,
 }
 
+/// A message's known fields, found by field number through `index` (every OTLP field number is below
+/// [`INDEXED`]; anything above is unknown).
 struct Msg {
     fields: &'static [Field],
+    index: [u8; INDEXED],
 }
 
+const INDEXED: usize = 32;
+
 impl Msg {
+    #[inline]
     fn field(&self, tag: u32) -> Option<&Field> {
-        self.fields.iter().find(|f| f.tag == tag)
+        let i = *self.index.get(tag as usize)?;
+        self.fields.get(usize::from(i))
     }
+}
+
+/// A message of `fields` with its index.
+const fn msg(fields: &'static [Field]) -> Msg {
+    let mut index = [u8::MAX; INDEXED];
+    let mut i = 0;
+    while i < fields.len() {
+        assert!((fields[i].tag as usize) < INDEXED);
+        index[fields[i].tag as usize] = i as u8;
+        i += 1;
+    }
+    Msg { fields, index }
 }
 
 const fn f(tag: u32, kind: Kind) -> Field {
@@ -131,220 +150,152 @@ const fn variant(tag: u32, msg: &'static Msg) -> Field {
 use Kind::{Bytes, Fixed32, Fixed64, Msg as M, RepFixed64, RepVarint, Str, Varint};
 
 // opentelemetry.proto.common.v1
-static ANY_VALUE: Msg = Msg {
-    fields: &[
-        f(1, Str),
-        f(2, Varint),
-        f(3, Varint),
-        f(4, Fixed64),
-        f(5, M(&ARRAY_VALUE)),
-        f(6, M(&KEY_VALUE_LIST)),
-        f(7, Bytes),
-        f(8, Varint),
-    ],
-};
-static ARRAY_VALUE: Msg = Msg {
-    fields: &[f(1, M(&ANY_VALUE))],
-};
-static KEY_VALUE_LIST: Msg = Msg {
-    fields: &[f(1, M(&KEY_VALUE))],
-};
-static KEY_VALUE: Msg = Msg {
-    fields: &[f(1, Str), f(2, M(&ANY_VALUE)), f(3, Varint)],
-};
-static SCOPE: Msg = Msg {
-    fields: &[f(1, Str), f(2, Str), f(3, M(&KEY_VALUE)), f(4, Varint)],
-};
-static ENTITY_REF: Msg = Msg {
-    fields: &[f(1, Str), f(2, Str), f(3, Str), f(4, Str)],
-};
+static ANY_VALUE: Msg = msg(&[
+    f(1, Str),
+    f(2, Varint),
+    f(3, Varint),
+    f(4, Fixed64),
+    f(5, M(&ARRAY_VALUE)),
+    f(6, M(&KEY_VALUE_LIST)),
+    f(7, Bytes),
+    f(8, Varint),
+]);
+static ARRAY_VALUE: Msg = msg(&[f(1, M(&ANY_VALUE))]);
+static KEY_VALUE_LIST: Msg = msg(&[f(1, M(&KEY_VALUE))]);
+static KEY_VALUE: Msg = msg(&[f(1, Str), f(2, M(&ANY_VALUE)), f(3, Varint)]);
+static SCOPE: Msg = msg(&[f(1, Str), f(2, Str), f(3, M(&KEY_VALUE)), f(4, Varint)]);
+static ENTITY_REF: Msg = msg(&[f(1, Str), f(2, Str), f(3, Str), f(4, Str)]);
 // opentelemetry.proto.resource.v1
-static RESOURCE: Msg = Msg {
-    fields: &[f(1, M(&KEY_VALUE)), f(2, Varint), f(3, M(&ENTITY_REF))],
-};
+static RESOURCE: Msg = msg(&[f(1, M(&KEY_VALUE)), f(2, Varint), f(3, M(&ENTITY_REF))]);
 
 // opentelemetry.proto.trace.v1
-static TRACE_REQUEST: Msg = Msg {
-    fields: &[f(1, M(&RESOURCE_SPANS))],
-};
-static RESOURCE_SPANS: Msg = Msg {
-    fields: &[f(1, M(&RESOURCE)), f(2, M(&SCOPE_SPANS)), f(3, Str)],
-};
-static SCOPE_SPANS: Msg = Msg {
-    fields: &[f(1, M(&SCOPE)), item(2, &SPAN), f(3, Str)],
-};
-static SPAN: Msg = Msg {
-    fields: &[
-        f(1, Bytes),
-        f(2, Bytes),
-        f(3, Str),
-        f(4, Bytes),
-        f(16, Fixed32),
-        f(5, Str),
-        f(6, Varint),
-        f(7, Fixed64),
-        f(8, Fixed64),
-        f(9, M(&KEY_VALUE)),
-        f(10, Varint),
-        f(11, M(&EVENT)),
-        f(12, Varint),
-        f(13, M(&LINK)),
-        f(14, Varint),
-        f(15, M(&STATUS)),
-    ],
-};
-static EVENT: Msg = Msg {
-    fields: &[f(1, Fixed64), f(2, Str), f(3, M(&KEY_VALUE)), f(4, Varint)],
-};
-static LINK: Msg = Msg {
-    fields: &[
-        f(1, Bytes),
-        f(2, Bytes),
-        f(3, Str),
-        f(4, M(&KEY_VALUE)),
-        f(5, Varint),
-        f(6, Fixed32),
-    ],
-};
-static STATUS: Msg = Msg {
-    fields: &[f(2, Str), f(3, Varint)],
-};
+static TRACE_REQUEST: Msg = msg(&[f(1, M(&RESOURCE_SPANS))]);
+static RESOURCE_SPANS: Msg = msg(&[f(1, M(&RESOURCE)), f(2, M(&SCOPE_SPANS)), f(3, Str)]);
+static SCOPE_SPANS: Msg = msg(&[f(1, M(&SCOPE)), item(2, &SPAN), f(3, Str)]);
+static SPAN: Msg = msg(&[
+    f(1, Bytes),
+    f(2, Bytes),
+    f(3, Str),
+    f(4, Bytes),
+    f(16, Fixed32),
+    f(5, Str),
+    f(6, Varint),
+    f(7, Fixed64),
+    f(8, Fixed64),
+    f(9, M(&KEY_VALUE)),
+    f(10, Varint),
+    f(11, M(&EVENT)),
+    f(12, Varint),
+    f(13, M(&LINK)),
+    f(14, Varint),
+    f(15, M(&STATUS)),
+]);
+static EVENT: Msg = msg(&[f(1, Fixed64), f(2, Str), f(3, M(&KEY_VALUE)), f(4, Varint)]);
+static LINK: Msg = msg(&[
+    f(1, Bytes),
+    f(2, Bytes),
+    f(3, Str),
+    f(4, M(&KEY_VALUE)),
+    f(5, Varint),
+    f(6, Fixed32),
+]);
+static STATUS: Msg = msg(&[f(2, Str), f(3, Varint)]);
 
 // opentelemetry.proto.metrics.v1
-static METRICS_REQUEST: Msg = Msg {
-    fields: &[f(1, M(&RESOURCE_METRICS))],
-};
-static RESOURCE_METRICS: Msg = Msg {
-    fields: &[f(1, M(&RESOURCE)), f(2, M(&SCOPE_METRICS)), f(3, Str)],
-};
-static SCOPE_METRICS: Msg = Msg {
-    fields: &[f(1, M(&SCOPE)), f(2, M(&METRIC)), f(3, Str)],
-};
-static METRIC: Msg = Msg {
-    fields: &[
-        f(1, Str),
-        f(2, Str),
-        f(3, Str),
-        f(12, M(&KEY_VALUE)),
-        variant(5, &GAUGE),
-        variant(7, &SUM),
-        variant(9, &HISTOGRAM),
-        variant(10, &EXP_HISTOGRAM),
-        variant(11, &SUMMARY),
-    ],
-};
-static GAUGE: Msg = Msg {
-    fields: &[item(1, &NUMBER_POINT)],
-};
-static SUM: Msg = Msg {
-    fields: &[item(1, &NUMBER_POINT), f(2, Varint), f(3, Varint)],
-};
-static HISTOGRAM: Msg = Msg {
-    fields: &[item(1, &HISTOGRAM_POINT), f(2, Varint)],
-};
-static EXP_HISTOGRAM: Msg = Msg {
-    fields: &[item(1, &EXP_HISTOGRAM_POINT), f(2, Varint)],
-};
-static SUMMARY: Msg = Msg {
-    fields: &[item(1, &SUMMARY_POINT)],
-};
-static NUMBER_POINT: Msg = Msg {
-    fields: &[
-        f(7, M(&KEY_VALUE)),
-        f(2, Fixed64),
-        f(3, Fixed64),
-        f(5, M(&EXEMPLAR)),
-        f(8, Varint),
-        f(4, Fixed64),
-        f(6, Fixed64),
-    ],
-};
-static HISTOGRAM_POINT: Msg = Msg {
-    fields: &[
-        f(9, M(&KEY_VALUE)),
-        f(2, Fixed64),
-        f(3, Fixed64),
-        f(4, Fixed64),
-        f(5, Fixed64),
-        f(6, RepFixed64),
-        f(7, RepFixed64),
-        f(8, M(&EXEMPLAR)),
-        f(10, Varint),
-        f(11, Fixed64),
-        f(12, Fixed64),
-    ],
-};
-static EXP_HISTOGRAM_POINT: Msg = Msg {
-    fields: &[
-        f(1, M(&KEY_VALUE)),
-        f(2, Fixed64),
-        f(3, Fixed64),
-        f(4, Fixed64),
-        f(5, Fixed64),
-        f(6, Varint),
-        f(7, Fixed64),
-        f(8, M(&BUCKETS)),
-        f(9, M(&BUCKETS)),
-        f(10, Varint),
-        f(11, M(&EXEMPLAR)),
-        f(12, Fixed64),
-        f(13, Fixed64),
-        f(14, Fixed64),
-    ],
-};
-static BUCKETS: Msg = Msg {
-    fields: &[f(1, Varint), f(2, RepVarint)],
-};
-static SUMMARY_POINT: Msg = Msg {
-    fields: &[
-        f(7, M(&KEY_VALUE)),
-        f(2, Fixed64),
-        f(3, Fixed64),
-        f(4, Fixed64),
-        f(5, Fixed64),
-        f(6, M(&VALUE_AT_QUANTILE)),
-        f(8, Varint),
-    ],
-};
-static VALUE_AT_QUANTILE: Msg = Msg {
-    fields: &[f(1, Fixed64), f(2, Fixed64)],
-};
-static EXEMPLAR: Msg = Msg {
-    fields: &[
-        f(7, M(&KEY_VALUE)),
-        f(2, Fixed64),
-        f(4, Bytes),
-        f(5, Bytes),
-        f(3, Fixed64),
-        f(6, Fixed64),
-    ],
-};
+static METRICS_REQUEST: Msg = msg(&[f(1, M(&RESOURCE_METRICS))]);
+static RESOURCE_METRICS: Msg = msg(&[f(1, M(&RESOURCE)), f(2, M(&SCOPE_METRICS)), f(3, Str)]);
+static SCOPE_METRICS: Msg = msg(&[f(1, M(&SCOPE)), f(2, M(&METRIC)), f(3, Str)]);
+static METRIC: Msg = msg(&[
+    f(1, Str),
+    f(2, Str),
+    f(3, Str),
+    f(12, M(&KEY_VALUE)),
+    variant(5, &GAUGE),
+    variant(7, &SUM),
+    variant(9, &HISTOGRAM),
+    variant(10, &EXP_HISTOGRAM),
+    variant(11, &SUMMARY),
+]);
+static GAUGE: Msg = msg(&[item(1, &NUMBER_POINT)]);
+static SUM: Msg = msg(&[item(1, &NUMBER_POINT), f(2, Varint), f(3, Varint)]);
+static HISTOGRAM: Msg = msg(&[item(1, &HISTOGRAM_POINT), f(2, Varint)]);
+static EXP_HISTOGRAM: Msg = msg(&[item(1, &EXP_HISTOGRAM_POINT), f(2, Varint)]);
+static SUMMARY: Msg = msg(&[item(1, &SUMMARY_POINT)]);
+static NUMBER_POINT: Msg = msg(&[
+    f(7, M(&KEY_VALUE)),
+    f(2, Fixed64),
+    f(3, Fixed64),
+    f(5, M(&EXEMPLAR)),
+    f(8, Varint),
+    f(4, Fixed64),
+    f(6, Fixed64),
+]);
+static HISTOGRAM_POINT: Msg = msg(&[
+    f(9, M(&KEY_VALUE)),
+    f(2, Fixed64),
+    f(3, Fixed64),
+    f(4, Fixed64),
+    f(5, Fixed64),
+    f(6, RepFixed64),
+    f(7, RepFixed64),
+    f(8, M(&EXEMPLAR)),
+    f(10, Varint),
+    f(11, Fixed64),
+    f(12, Fixed64),
+]);
+static EXP_HISTOGRAM_POINT: Msg = msg(&[
+    f(1, M(&KEY_VALUE)),
+    f(2, Fixed64),
+    f(3, Fixed64),
+    f(4, Fixed64),
+    f(5, Fixed64),
+    f(6, Varint),
+    f(7, Fixed64),
+    f(8, M(&BUCKETS)),
+    f(9, M(&BUCKETS)),
+    f(10, Varint),
+    f(11, M(&EXEMPLAR)),
+    f(12, Fixed64),
+    f(13, Fixed64),
+    f(14, Fixed64),
+]);
+static BUCKETS: Msg = msg(&[f(1, Varint), f(2, RepVarint)]);
+static SUMMARY_POINT: Msg = msg(&[
+    f(7, M(&KEY_VALUE)),
+    f(2, Fixed64),
+    f(3, Fixed64),
+    f(4, Fixed64),
+    f(5, Fixed64),
+    f(6, M(&VALUE_AT_QUANTILE)),
+    f(8, Varint),
+]);
+static VALUE_AT_QUANTILE: Msg = msg(&[f(1, Fixed64), f(2, Fixed64)]);
+static EXEMPLAR: Msg = msg(&[
+    f(7, M(&KEY_VALUE)),
+    f(2, Fixed64),
+    f(4, Bytes),
+    f(5, Bytes),
+    f(3, Fixed64),
+    f(6, Fixed64),
+]);
 
 // opentelemetry.proto.logs.v1
-static LOGS_REQUEST: Msg = Msg {
-    fields: &[f(1, M(&RESOURCE_LOGS))],
-};
-static RESOURCE_LOGS: Msg = Msg {
-    fields: &[f(1, M(&RESOURCE)), f(2, M(&SCOPE_LOGS)), f(3, Str)],
-};
-static SCOPE_LOGS: Msg = Msg {
-    fields: &[f(1, M(&SCOPE)), item(2, &LOG_RECORD), f(3, Str)],
-};
-static LOG_RECORD: Msg = Msg {
-    fields: &[
-        f(1, Fixed64),
-        f(11, Fixed64),
-        f(2, Varint),
-        f(3, Str),
-        f(5, M(&ANY_VALUE)),
-        f(6, M(&KEY_VALUE)),
-        f(7, Varint),
-        f(8, Fixed32),
-        f(9, Bytes),
-        f(10, Bytes),
-        f(12, Str),
-    ],
-};
+static LOGS_REQUEST: Msg = msg(&[f(1, M(&RESOURCE_LOGS))]);
+static RESOURCE_LOGS: Msg = msg(&[f(1, M(&RESOURCE)), f(2, M(&SCOPE_LOGS)), f(3, Str)]);
+static SCOPE_LOGS: Msg = msg(&[f(1, M(&SCOPE)), item(2, &LOG_RECORD), f(3, Str)]);
+static LOG_RECORD: Msg = msg(&[
+    f(1, Fixed64),
+    f(11, Fixed64),
+    f(2, Varint),
+    f(3, Str),
+    f(5, M(&ANY_VALUE)),
+    f(6, M(&KEY_VALUE)),
+    f(7, Varint),
+    f(8, Fixed32),
+    f(9, Bytes),
+    f(10, Bytes),
+    f(12, Str),
+]);
 
 const VARINT: u8 = 0;
 const FIXED64: u8 = 1;
@@ -352,6 +303,24 @@ const LEN: u8 = 2;
 const START_GROUP: u8 = 3;
 const END_GROUP: u8 = 4;
 const FIXED32: u8 = 5;
+
+/// Whether `s` is UTF-8: most OTLP strings are short and ASCII, checked eight bytes at a time here;
+/// the rest goes to `simdutf8`.
+#[inline(always)]
+fn utf8(s: &[u8]) -> bool {
+    if s.len() <= 64 {
+        let mut words = s.chunks_exact(8);
+        let mut high = 0u64;
+        for w in &mut words {
+            high |= u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+        }
+        let tail = words.remainder().iter().fold(0u8, |acc, b| acc | b);
+        if high & 0x8080_8080_8080_8080 == 0 && tail < 0x80 {
+            return true;
+        }
+    }
+    simdutf8::basic::from_utf8(s).is_ok()
+}
 
 /// Walks `bytes` as the export request of `signal`.
 pub fn walk(signal: Signal, bytes: &[u8]) -> Result<Counts, WalkError> {
@@ -361,12 +330,9 @@ pub fn walk(signal: Signal, bytes: &[u8]) -> Result<Counts, WalkError> {
         Signal::Logs => &LOGS_REQUEST,
     };
     let mut w = Walker { buf: bytes, pos: 0 };
-    let mut resources = 0;
-    let items = w.fields(request, bytes.len(), RECURSION_LIMIT, &mut |tag| {
-        resources += usize::from(tag == 1);
-    })?;
+    let (items, resources) = w.fields(request, bytes.len(), RECURSION_LIMIT)?;
     Ok(Counts {
-        resources,
+        resources: resources as usize,
         items: items as usize,
     })
 }
@@ -377,8 +343,22 @@ struct Walker<'a> {
 }
 
 impl Walker<'_> {
-    /// A varint that ends before `end`, with prost's rules (at most 10 bytes, no overflow).
+    /// A varint that ends before `end`, with prost's rules (at most 10 bytes, no overflow). Most are
+    /// one byte (keys, short lengths): that case is inlined.
+    #[inline(always)]
     fn varint(&mut self, end: usize) -> Result<u64, WalkError> {
+        if self.pos < end
+            && let Some(&b) = self.buf.get(self.pos)
+            && b < 0x80
+        {
+            self.pos += 1;
+            return Ok(u64::from(b));
+        }
+        self.varint_long(end)
+    }
+
+    #[inline(never)]
+    fn varint_long(&mut self, end: usize) -> Result<u64, WalkError> {
         let mut value = 0u64;
         for i in 0..10 {
             let Some(&b) = self.buf.get(self.pos).filter(|_| self.pos < end) else {
@@ -433,15 +413,11 @@ impl Walker<'_> {
     }
 
     /// The fields of one message up to `end`, each seeing recursion budget `ctx` (prost's
-    /// `DecodeContext`); returns the items counted inside. `on_field` sees every known field's tag.
-    fn fields(
-        &mut self,
-        msg: &Msg,
-        end: usize,
-        ctx: u32,
-        on_field: &mut dyn FnMut(u32),
-    ) -> Result<u64, WalkError> {
+    /// `DecodeContext`); returns the items counted inside and how many times field 1 occurred (the
+    /// resources, for a request).
+    fn fields(&mut self, msg: &Msg, end: usize, ctx: u32) -> Result<(u64, u64), WalkError> {
         let mut items = 0u64;
+        let mut firsts = 0u64;
         let (mut variant, mut variant_items) = (0u32, 0u64);
         while self.pos < end {
             let (tag, wire) = self.key(end)?;
@@ -449,87 +425,172 @@ impl Walker<'_> {
                 self.skip(wire, tag, end, ctx)?;
                 continue;
             };
-            on_field(tag);
-            let expect = |want: u8| {
-                if wire == want {
-                    Ok(())
+            firsts += u64::from(tag == 1);
+            let inner_items = self.field(field, tag, wire, end, ctx)?;
+            match field.count {
+                Count::Inner => items += inner_items,
+                Count::Item => items += 1,
+                Count::Variant => {
+                    // Decoding replaces the oneof when another variant arrives, and merges into it
+                    // (appending points) when the same one arrives again.
+                    if variant != tag {
+                        variant = tag;
+                        variant_items = 0;
+                    }
+                    variant_items += inner_items;
+                }
+            }
+        }
+        Ok((items + variant_items, firsts))
+    }
+
+    /// One known field whose key was read; returns the items counted inside it.
+    #[inline(always)]
+    fn field(
+        &mut self,
+        field: &Field,
+        tag: u32,
+        wire: u8,
+        end: usize,
+        ctx: u32,
+    ) -> Result<u64, WalkError> {
+        let expect = |want: u8| {
+            if wire == want {
+                Ok(())
+            } else {
+                Err(WalkError::WrongWireType { tag })
+            }
+        };
+        match field.kind {
+            Kind::Varint => {
+                expect(VARINT)?;
+                self.varint(end)?;
+            }
+            Kind::Fixed32 => {
+                expect(FIXED32)?;
+                self.take(4, end)?;
+            }
+            Kind::Fixed64 => {
+                expect(FIXED64)?;
+                self.take(8, end)?;
+            }
+            Kind::Bytes => {
+                expect(LEN)?;
+                let n = self.varint(end)?;
+                self.take(n, end)?;
+            }
+            Kind::Str => {
+                expect(LEN)?;
+                self.string(end)?;
+            }
+            Kind::RepFixed64 => {
+                if wire == LEN {
+                    let inner = self.delimited(end)?;
+                    if !(inner - self.pos).is_multiple_of(8) {
+                        return Err(WalkError::BufferUnderflow);
+                    }
+                    self.pos = inner;
                 } else {
-                    Err(WalkError::WrongWireType { tag })
-                }
-            };
-            match field.kind {
-                Kind::Varint => {
-                    expect(VARINT)?;
-                    self.varint(end)?;
-                }
-                Kind::Fixed32 => {
-                    expect(FIXED32)?;
-                    self.take(4, end)?;
-                }
-                Kind::Fixed64 => {
                     expect(FIXED64)?;
                     self.take(8, end)?;
                 }
-                Kind::Bytes => {
-                    expect(LEN)?;
-                    let n = self.varint(end)?;
-                    self.take(n, end)?;
-                }
-                Kind::Str => {
-                    expect(LEN)?;
-                    let n = self.varint(end)?;
-                    let s = self.take(n, end)?;
-                    if std::str::from_utf8(s).is_err() {
-                        return Err(WalkError::NotUtf8);
+            }
+            Kind::RepVarint => {
+                if wire == LEN {
+                    let inner = self.delimited(end)?;
+                    while self.pos < inner {
+                        self.varint(inner)?;
                     }
+                } else {
+                    expect(VARINT)?;
+                    self.varint(end)?;
                 }
-                Kind::RepFixed64 => {
-                    if wire == LEN {
-                        let inner = self.delimited(end)?;
-                        if !(inner - self.pos).is_multiple_of(8) {
-                            return Err(WalkError::BufferUnderflow);
-                        }
-                        self.pos = inner;
-                    } else {
-                        expect(FIXED64)?;
-                        self.take(8, end)?;
-                    }
+            }
+            Kind::Msg(inner_msg) => {
+                expect(LEN)?;
+                if ctx == 0 {
+                    return Err(WalkError::RecursionLimit);
                 }
-                Kind::RepVarint => {
-                    if wire == LEN {
-                        let inner = self.delimited(end)?;
-                        while self.pos < inner {
-                            self.varint(inner)?;
-                        }
-                    } else {
-                        expect(VARINT)?;
-                        self.varint(end)?;
-                    }
+                let inner = self.delimited(end)?;
+                // Attributes are most of OTLP: their two messages have walks of their own, whose
+                // branches predict well (they hold no items).
+                if std::ptr::eq(inner_msg, &KEY_VALUE) {
+                    self.key_value(inner, ctx - 1)?;
+                } else if std::ptr::eq(inner_msg, &ANY_VALUE) {
+                    self.any_value(inner, ctx - 1)?;
+                } else {
+                    return Ok(self.fields(inner_msg, inner, ctx - 1)?.0);
                 }
-                Kind::Msg(inner_msg) => {
-                    expect(LEN)?;
+            }
+        }
+        Ok(0)
+    }
+
+    /// A string field's length and bytes, checked as UTF-8.
+    #[inline(always)]
+    fn string(&mut self, end: usize) -> Result<(), WalkError> {
+        let n = self.varint(end)?;
+        if utf8(self.take(n, end)?) {
+            Ok(())
+        } else {
+            Err(WalkError::NotUtf8)
+        }
+    }
+
+    /// A `KeyValue`: the same walk as [`Walker::fields`] with [`KEY_VALUE`], its two usual keys (`key`
+    /// and `value`, one byte each) taken first.
+    fn key_value(&mut self, end: usize, ctx: u32) -> Result<(), WalkError> {
+        while self.pos < end {
+            match self.buf[self.pos] {
+                0x0a => {
+                    self.pos += 1;
+                    self.string(end)?;
+                }
+                0x12 => {
+                    self.pos += 1;
                     if ctx == 0 {
                         return Err(WalkError::RecursionLimit);
                     }
                     let inner = self.delimited(end)?;
-                    let inner_items = self.fields(inner_msg, inner, ctx - 1, &mut |_| {})?;
-                    match field.count {
-                        Count::Inner => items += inner_items,
-                        Count::Item => items += 1,
-                        Count::Variant => {
-                            // Decoding replaces the oneof when another variant arrives, and merges
-                            // into it (appending points) when the same one arrives again.
-                            if variant != tag {
-                                variant = tag;
-                                variant_items = 0;
-                            }
-                            variant_items += inner_items;
-                        }
-                    }
+                    self.any_value(inner, ctx - 1)?;
                 }
+                _ => self.other_field(&KEY_VALUE, end, ctx)?,
             }
         }
-        Ok(items + variant_items)
+        Ok(())
+    }
+
+    /// An `AnyValue`: the same walk as [`Walker::fields`] with [`ANY_VALUE`], its scalar values
+    /// (string, bool, int, double) taken first.
+    fn any_value(&mut self, end: usize, ctx: u32) -> Result<(), WalkError> {
+        while self.pos < end {
+            match self.buf[self.pos] {
+                0x0a => {
+                    self.pos += 1;
+                    self.string(end)?;
+                }
+                0x10 | 0x18 => {
+                    self.pos += 1;
+                    self.varint(end)?;
+                }
+                0x21 => {
+                    self.pos += 1;
+                    self.take(8, end)?;
+                }
+                _ => self.other_field(&ANY_VALUE, end, ctx)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// One field of `msg` (which counts no items) the generic way.
+    #[inline(never)]
+    fn other_field(&mut self, msg: &Msg, end: usize, ctx: u32) -> Result<(), WalkError> {
+        let (tag, wire) = self.key(end)?;
+        match msg.field(tag) {
+            None => self.skip(wire, tag, end, ctx),
+            Some(field) => self.field(field, tag, wire, end, ctx).map(|_| ()),
+        }
     }
 
     /// Skips an unknown field as prost's `skip_field` does.
