@@ -33,6 +33,11 @@ fn gzip() {
 }
 
 #[test]
+fn zstd() {
+    replay("zstd", weir::fuzzing::zstd);
+}
+
+#[test]
 fn admin_api() {
     replay("admin_api", weir::fuzzing::admin_api);
 }

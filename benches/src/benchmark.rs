@@ -27,6 +27,12 @@ use std::process::{Command, ExitCode, Stdio};
 const ROTEL_VERSION: &str = "0.0.1a15";
 const BEGIN: &str = "<!-- benchmark:begin -->";
 const END: &str = "<!-- benchmark:end -->";
+const COMPRESSION_BEGIN: &str = "<!-- compression:begin -->";
+const COMPRESSION_END: &str = "<!-- compression:end -->";
+
+#[path = "payload.rs"]
+#[allow(dead_code)]
+mod payload;
 
 /// Runs weir, weir with the edge chain, and Rotel side by side and writes `docs/benchmarks.md`.
 #[derive(Debug, Parser)]
@@ -62,9 +68,17 @@ struct Args {
     /// A short run of every kind of cell at 100 spans per request, written to a temporary directory.
     #[arg(long)]
     smoke: bool,
+    /// Runs per cell, in rounds over the whole plan; each cell reports its median run (by CPU per
+    /// span; the paced cells by p99).
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
     /// Echo each loadgen's output.
     #[arg(long)]
     verbose: bool,
+    /// Instead of the proxies: measure gzip and zstd at each level on the load's requests (CPU per
+    /// byte against ratio, in this process) and write that table to `--out`.
+    #[arg(long)]
+    compression_table: bool,
 }
 
 /// What runs in a cell.
@@ -150,6 +164,21 @@ fn next_to_me(name: &str) -> PathBuf {
 }
 
 fn run(args: &Args) -> Result<bool> {
+    if args.compression_table {
+        let table = compression_table(args.smoke);
+        print!("{table}");
+        let out = if args.smoke {
+            std::env::temp_dir().join(format!("weir-compression-{}.md", std::process::id()))
+        } else {
+            args.out.clone()
+        };
+        replace_between(&out, COMPRESSION_BEGIN, COMPRESSION_END, &table)?;
+        eprintln!(
+            "benchmark: wrote the compression table to {}",
+            out.display()
+        );
+        return Ok(true);
+    }
     let loadgen = args
         .loadgen
         .clone()
@@ -207,33 +236,42 @@ fn run(args: &Args) -> Result<bool> {
         concurrency: args.concurrency,
         verbose: args.verbose,
     };
-    let mut cells = Vec::new();
+    let repeat = if args.smoke { 1 } else { args.repeat.max(1) };
     let mut failures = Vec::new();
-    let total = plan.len() + 4;
-    for (i, (setup, n, compression)) in plan.into_iter().enumerate() {
-        eprintln!(
-            "benchmark: [{}/{total}] {} at {n} spans/request, upstream compression {compression}",
-            i + 1,
-            setup.label()
-        );
-        match runner.cell(setup, n, compression, None) {
-            Ok(c) => {
-                if !c.passed() {
-                    failures.push(format!(
-                        "{} {n} {compression}: {}",
-                        setup.label(),
-                        c.json["problems"]
-                    ));
+    let total = (plan.len() + 4) * repeat;
+    let mut step = 0;
+    // Rounds over the whole plan rather than one cell N times in a row, so that a slow minute of the
+    // shared machine spreads over every setup instead of falling on one; each cell keeps its median run.
+    let mut runs: Vec<Vec<Cell>> = vec![Vec::new(); plan.len()];
+    for _ in 0..repeat {
+        for (i, &(setup, n, compression)) in plan.iter().enumerate() {
+            step += 1;
+            eprintln!(
+                "benchmark: [{step}/{total}] {} at {n} spans/request, upstream compression {compression}",
+                setup.label()
+            );
+            match runner.cell(setup, n, compression, None) {
+                Ok(c) => {
+                    if !c.passed() {
+                        failures.push(format!(
+                            "{} {n} {compression}: {}",
+                            setup.label(),
+                            c.json["problems"]
+                        ));
+                    }
+                    runs[i].push(c);
                 }
-                cells.push(c);
+                Err(e) => failures.push(format!("{} {n} {compression}: {e:#}", setup.label())),
             }
-            Err(e) => failures.push(format!("{} {n} {compression}: {e:#}", setup.label())),
         }
     }
+    let mut cells: Vec<Cell> = runs
+        .into_iter()
+        .filter_map(|r| median_by(r, Cell::cpu_per_million))
+        .collect();
     // Latency below saturation: weir paced at half of its peak request rate, and the sink alone at the
-    // same rate, at 100 spans per request (or the first size asked for).
+    // same rate (the client compressing as weir would), at 100 spans per request (or the first size).
     let n = if spans.contains(&100) { 100 } else { spans[0] };
-    let mut step = total - 4;
     for compression in ["gzip", "none"] {
         let peak = cells
             .iter()
@@ -245,24 +283,39 @@ fn run(args: &Args) -> Result<bool> {
         };
         let rate = (peak / 2.0).max(1.0);
         for setup in [Setup::Weir, Setup::Direct] {
-            step += 1;
-            eprintln!(
-                "benchmark: [{step}/{total}] {} paced at {rate:.0} requests/s, {n} spans/request, {compression}",
-                setup.label()
-            );
-            match runner.cell(setup, n, compression, Some(rate)) {
-                Ok(c) => {
-                    if !c.passed() {
-                        failures.push(format!("{} paced: {}", setup.label(), c.json["problems"]));
+            let mut paced = Vec::new();
+            for _ in 0..repeat {
+                step += 1;
+                eprintln!(
+                    "benchmark: [{step}/{total}] {} paced at {rate:.0} requests/s, {n} spans/request, {compression}",
+                    setup.label()
+                );
+                match runner.cell(setup, n, compression, Some(rate)) {
+                    Ok(c) => {
+                        if !c.passed() {
+                            failures.push(format!(
+                                "{} paced: {}",
+                                setup.label(),
+                                c.json["problems"]
+                            ));
+                        }
+                        paced.push(c);
                     }
-                    cells.push(c);
+                    Err(e) => failures.push(format!("{} paced: {e:#}", setup.label())),
                 }
-                Err(e) => failures.push(format!("{} paced: {e:#}", setup.label())),
             }
+            cells.extend(median_by(paced, |c| c.latency_ms("p99")));
         }
     }
 
-    let report = render(&cells, &spans, args.concurrency, duration, rotel.is_some());
+    let report = render(
+        &cells,
+        &spans,
+        args.concurrency,
+        duration,
+        repeat,
+        rotel.is_some(),
+    );
     print!("{report}");
     write_outputs(&out, &report, &cells)?;
     eprintln!("benchmark: wrote {}", out.display());
@@ -311,7 +364,7 @@ impl Runner<'_> {
         }
         match setup {
             Setup::Direct => {
-                cmd.arg("--direct");
+                cmd.args(["--direct", "--upstream-compression", compression]);
             }
             Setup::Weir => {
                 cmd.args(["--upstream-compression", compression]);
@@ -389,6 +442,17 @@ fn find_or_install_rotel() -> Result<PathBuf> {
     Ok(bin)
 }
 
+/// The run whose `key` is the median of `runs` (the lower middle one for an even count).
+fn median_by(mut runs: Vec<Cell>, key: impl Fn(&Cell) -> Option<f64>) -> Option<Cell> {
+    runs.sort_by(|a, b| {
+        key(a)
+            .unwrap_or(f64::MAX)
+            .total_cmp(&key(b).unwrap_or(f64::MAX))
+    });
+    let mid = runs.len().saturating_sub(1) / 2;
+    runs.into_iter().nth(mid)
+}
+
 fn fmt_opt(v: Option<f64>, digits: usize) -> String {
     v.map_or("-".into(), |v| format!("{v:.digits$}"))
 }
@@ -435,7 +499,14 @@ fn machine() -> String {
 
 /// The report between the markers: the setup, one table per compression, the ratios and the latency
 /// below saturation.
-fn render(cells: &[Cell], spans: &[u32], concurrency: u32, duration: f64, rotel: bool) -> String {
+fn render(
+    cells: &[Cell],
+    spans: &[u32],
+    concurrency: u32,
+    duration: f64,
+    repeat: usize,
+    rotel: bool,
+) -> String {
     let mut s = String::new();
     let date = Command::new("date")
         .arg("-u")
@@ -449,8 +520,8 @@ fn render(cells: &[Cell], spans: &[u32], concurrency: u32, duration: f64, rotel:
         .find_map(|c| Some(c.f("mean_request_bytes")? / c.spans as f64));
     let _ = writeln!(
         s,
-        "Run of {date} on {}: {concurrency} concurrent OTLP/gRPC clients, {duration} s measured per cell, \
-         spans of about {} bytes with ten attributes, the counting sink decoding only the framing. \
+        "Run of {date} on {}: {concurrency} concurrent OTLP/gRPC clients, {duration} s measured per cell \
+         (each cell the median of {repeat} runs, taken in rounds over the whole plan), spans of about {} bytes with ten attributes, the counting sink decoding only the framing. \
          CPU is the proxy's own (user + system, all threads), per million acknowledged spans; lower is better.\n",
         machine(),
         fmt_opt(span_bytes, 0)
@@ -583,18 +654,95 @@ fn render(cells: &[Cell], spans: &[u32], concurrency: u32, duration: f64, rotel:
     s
 }
 
-fn write_outputs(out: &Path, report: &str, cells: &[Cell]) -> Result<()> {
+/// Writes `text` between the `begin` and `end` markers of `out`, keeping the rest of the file (or
+/// appending the block when the markers are not there yet).
+fn replace_between(out: &Path, begin: &str, end: &str, text: &str) -> Result<()> {
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
     let old = std::fs::read_to_string(out).unwrap_or_default();
-    let block = format!("{BEGIN}\n{report}{END}");
-    let text = match (old.find(BEGIN), old.find(END)) {
-        (Some(b), Some(e)) if e > b => format!("{}{block}{}", &old[..b], &old[e + END.len()..]),
+    let block = format!("{begin}\n{text}{end}");
+    let new = match (old.find(begin), old.find(end)) {
+        (Some(b), Some(e)) if e > b => format!("{}{block}{}", &old[..b], &old[e + end.len()..]),
         _ if old.is_empty() => format!("# Benchmarks\n\n{block}\n"),
         _ => format!("{old}\n{block}\n"),
     };
-    std::fs::write(out, text).with_context(|| format!("writing {}", out.display()))?;
+    std::fs::write(out, new).with_context(|| format!("writing {}", out.display()))
+}
+
+/// CPU time per uncompressed MB and compression ratio of gzip and zstd at their levels, on the load
+/// generator's requests of 10, 100 and 1000 spans (one thread, this process; median of five rounds).
+fn compression_table(smoke: bool) -> String {
+    use weir_wire::codec::{self, Encoding};
+    let sizes: &[usize] = if smoke { &[100] } else { &[10, 100, 1000] };
+    let levels: &[(Encoding, &[i32])] = &[
+        (Encoding::Gzip, &[1, 3, 6, 9]),
+        (Encoding::Zstd, &[1, 3, 6, 9]),
+    ];
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "CPU-milliseconds to compress one MB of OTLP protobuf, and the compressed size as a share of \
+         the original, on the load generator's requests (one thread, median of five rounds, {}):\n",
+        machine()
+    );
+    let _ = writeln!(
+        s,
+        "| encoding | level | {} |",
+        sizes
+            .iter()
+            .map(|n| format!("{n} spans: ms/MB, size"))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    let _ = writeln!(s, "| --- | --- |{}", " --- |".repeat(sizes.len()));
+    let requests: Vec<Vec<bytes::Bytes>> = sizes
+        .iter()
+        .map(|&n| {
+            payload::build(8, n, 3)
+                .into_iter()
+                .map(|p| p.body)
+                .collect()
+        })
+        .collect();
+    for (encoding, levels) in levels {
+        for &level in *levels {
+            let mut row = format!("| {} | {level} |", encoding.as_str());
+            for bodies in &requests {
+                let total: usize = bodies.iter().map(|b| b.len()).sum();
+                // Enough repetitions for a few milliseconds of work per round.
+                let reps = (if smoke { 200_000 } else { 4_000_000 } / total).max(1);
+                let mut rounds = Vec::new();
+                let mut compressed = 0;
+                for _ in 0..5 {
+                    let started = std::time::Instant::now();
+                    compressed = 0;
+                    for _ in 0..reps {
+                        for b in bodies {
+                            compressed +=
+                                codec::compress(*encoding, level, std::slice::from_ref(b)).len();
+                        }
+                    }
+                    rounds.push(started.elapsed().as_secs_f64());
+                }
+                rounds.sort_by(f64::total_cmp);
+                let mb = (total * reps) as f64 / 1e6;
+                let _ = write!(
+                    row,
+                    " {:.2} ms, {:.0}% |",
+                    rounds[2] * 1e3 / mb,
+                    100.0 * compressed as f64 / (total * reps) as f64
+                );
+            }
+            let _ = writeln!(s, "{row}");
+        }
+    }
+    let _ = writeln!(s);
+    s
+}
+
+fn write_outputs(out: &Path, report: &str, cells: &[Cell]) -> Result<()> {
+    replace_between(out, BEGIN, END, report)?;
     let raw: Vec<Value> = cells
         .iter()
         .map(|c| {

@@ -79,6 +79,7 @@ impl Sender {
         addr: SocketAddr,
         connections: usize,
         timeout: Duration,
+        compression: Option<tonic::codec::CompressionEncoding>,
     ) -> Result<Vec<Sender>> {
         let endpoint = Endpoint::from_shared(format!("http://{addr}"))
             .context("building the gRPC endpoint")?
@@ -90,7 +91,11 @@ impl Sender {
                 .await
                 .with_context(|| format!("connecting to {addr}: timed out after {timeout:?}"))?
                 .with_context(|| format!("connecting to {addr}"))?;
-            senders.push(Sender::Grpc(Grpc::new(channel)));
+            let mut grpc = Grpc::new(channel);
+            if let Some(c) = compression {
+                grpc = grpc.send_compressed(c);
+            }
+            senders.push(Sender::Grpc(grpc));
         }
         Ok(senders)
     }

@@ -95,7 +95,8 @@ struct Args {
     rotel_bin: Option<PathBuf>,
 
     /// Compression of the proxy's requests to the sink (weir: `--upstream-compression`; Rotel:
-    /// `--otlp-exporter-compression`). `default` passes nothing.
+    /// `--otlp-exporter-compression`). `default` passes nothing. With `--direct`, the client compresses
+    /// its requests to the sink this way (gRPC only).
     #[arg(long, value_enum, default_value_t = UpstreamCompression::Default)]
     upstream_compression: UpstreamCompression,
 
@@ -388,7 +389,16 @@ fn run(args: &Args) -> Result<bool> {
         .context("building the client runtime")?;
     let outcome = runtime.block_on(async {
         let senders = match args.protocol {
-            Protocol::Grpc => Sender::grpc(target, connections, args.request_timeout).await?,
+            Protocol::Grpc => {
+                // Straight to the sink, the client compresses as the proxy would have: the sink's
+                // inflating is then part of the baseline too.
+                let compression = match (args.direct, args.upstream_compression) {
+                    (true, UpstreamCompression::Gzip) => Some(tonic::codec::CompressionEncoding::Gzip),
+                    (true, UpstreamCompression::Zstd) => Some(tonic::codec::CompressionEncoding::Zstd),
+                    _ => None,
+                };
+                Sender::grpc(target, connections, args.request_timeout, compression).await?
+            }
             Protocol::Http => vec![Sender::http(target, concurrency)?],
         };
         eprintln!(

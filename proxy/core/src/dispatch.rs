@@ -10,7 +10,8 @@ use crate::{Batch, PartialSuccess, Refusal};
 
 /// Takes a decoded request and answers once it is delivered (or why not).
 pub trait Dispatch: Send + Sync + std::fmt::Debug + 'static {
-    /// Processes `batch`; `Ok` once every upstream it is routed to has it. `admission` (the receiver's
+    /// Processes `batch`; `Ok` once every upstream it is routed to has it, a refusal (a timeout) when
+    /// that has not happened by `batch.context.deadline`. `admission` (the receiver's
     /// concurrency slot) is given back as soon as the batch is queued, so that requests waiting for a
     /// slow upstream do not hold slots the others need.
     fn dispatch(

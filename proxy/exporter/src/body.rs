@@ -22,7 +22,25 @@ pub struct Prepared {
     encoding: Option<Encoding>,
 }
 
+/// Bodies at least this large are compressed off the async workers (a 1000-span request takes
+/// milliseconds), so that the requests sharing a worker are not held up meanwhile.
+const COMPRESS_OFF_WORKER: usize = 256 << 10;
+
 impl Prepared {
+    /// [`Prepared::new`], with large bodies compressed on the blocking pool.
+    pub async fn prepare(parts: &[Encoded], compression: Option<(Encoding, i32)>) -> Self {
+        let len: usize = parts.iter().map(Encoded::len).sum();
+        if compression.is_none() || len < COMPRESS_OFF_WORKER {
+            return Self::new(parts, compression);
+        }
+        let owned = parts.to_vec();
+        match tokio::task::spawn_blocking(move || Self::new(&owned, compression)).await {
+            Ok(p) => p,
+            // The blocking pool is gone (the runtime is shutting down): do it here.
+            Err(_) => Self::new(parts, compression),
+        }
+    }
+
     /// The parts' protobuf concatenated, compressed with `compression` (encoding, level) when set.
     pub fn new(parts: &[Encoded], compression: Option<(Encoding, i32)>) -> Self {
         let raw: Vec<Bytes> = parts.iter().map(|p| p.bytes().clone()).collect();

@@ -112,6 +112,18 @@ pub struct Record {
     len: u32,
 }
 
+impl Record {
+    /// Its size on disk, header included.
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// True for a record without bytes (never written).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
 struct Segment {
     file: Arc<File>,
     path: PathBuf,

@@ -112,7 +112,7 @@ impl Exporter {
         match self {
             Exporter::Debug(d) => Ok(d.export(name, request)),
             Exporter::Grpc(g) => {
-                let body = body::Prepared::new(request.parts, g.compression());
+                let body = body::Prepared::prepare(request.parts, g.compression()).await;
                 metrics.export_sent_bytes(name, request.len(), body.len());
                 retry::with_retries(g.retry(), request.deadline, on_retry, |timeout| {
                     g.attempt(request.signal, &body, timeout)
@@ -120,7 +120,7 @@ impl Exporter {
                 .await
             }
             Exporter::Http(h) => {
-                let body = body::Prepared::new(request.parts, h.compression());
+                let body = body::Prepared::prepare(request.parts, h.compression()).await;
                 metrics.export_sent_bytes(name, request.len(), body.len());
                 retry::with_retries(h.retry(), request.deadline, on_retry, |timeout| {
                     h.attempt(request.signal, &body, timeout)

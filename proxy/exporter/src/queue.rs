@@ -133,11 +133,20 @@ impl ExporterQueue {
             Some(q) => {
                 let (n, m, queue) = (name.clone(), metrics.clone(), q.clone());
                 let next = q.clone();
-                let (max_items, max_bytes) = (coalesce.max_items, coalesce.max_bytes);
+                let (max_items, merge_bytes) = (coalesce.max_items, coalesce.max_bytes);
+                // What senders read back from disk to send is memory: `max_bytes` bounds it, as it
+                // bounds a memory queue's.
+                let in_flight = Arc::new(Semaphore::new(max_bytes));
                 tokio::spawn(dispatch(
                     config.concurrency,
-                    async move || Some(next.next_batch(max_items, max_bytes).await),
-                    move |records| {
+                    async move || {
+                        let records = next.next_batch(max_items, merge_bytes).await;
+                        let bytes: usize = records.iter().map(Record::len).sum();
+                        let cost = bytes.clamp(1, max_bytes) as u32;
+                        let permit = in_flight.clone().acquire_many_owned(cost).await.ok()?;
+                        Some((records, permit))
+                    },
+                    move |(records, permit)| {
                         let (name, exporter, metrics, queue) =
                             (n.clone(), exporter.clone(), m.clone(), queue.clone());
                         async move {
@@ -145,6 +154,7 @@ impl ExporterQueue {
                             for r in &records {
                                 queue.done(r);
                             }
+                            drop(permit);
                         }
                     },
                 ));
@@ -231,6 +241,11 @@ impl Reservation {
     /// The exporter's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The exporter's name, shared (no copy).
+    pub fn name_shared(&self) -> Arc<str> {
+        self.name.clone()
     }
 
     /// Enqueues the request; the receiver gets the exporter's outcome.

@@ -123,7 +123,7 @@ impl Pipeline {
                 match e.reserve(d.encoded.len()) {
                     // Shared, not copied, by its exporters and every retry.
                     Ok(r) => waits.push((
-                        r.name().to_string(),
+                        r.name_shared(),
                         d.encoded.items(),
                         r.send(d.encoded.clone(), deadline),
                     )),
@@ -170,7 +170,7 @@ impl Pipeline {
                     };
                     if replace {
                         failure = Some(Refusal::Export {
-                            exporter: name,
+                            exporter: name.to_string(),
                             source,
                         });
                     }

@@ -215,12 +215,8 @@ impl Ingest {
             },
             routing: None,
         };
-        let result = tokio::time::timeout(
-            timeout,
-            self.pipelines.dispatch(batch, Some(admitted.permit)),
-        )
-        .await
-        .unwrap_or(Err(Refusal::Timeout));
+        // The dispatcher answers by the batch's deadline (one timer per request, the pipeline's).
+        let result = self.pipelines.dispatch(batch, Some(admitted.permit)).await;
         // The request's memory is free once it is answered.
         drop(admitted.memory);
         if let Err(refusal) = &result {

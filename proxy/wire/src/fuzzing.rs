@@ -57,6 +57,21 @@ pub fn gzip(data: &[u8]) {
     }
 }
 
+/// zstd handling: inflation never yields more than the limit, whatever the input, and what inflates
+/// compresses and inflates back to itself.
+pub fn zstd(data: &[u8]) {
+    use crate::codec::{Encoding, compress, decompress};
+    const LIMIT: usize = 64 << 10;
+    if let Ok(out) = decompress(Encoding::Zstd, data, LIMIT) {
+        assert!(out.len() <= LIMIT, "inflated past the limit");
+        let again = compress(Encoding::Zstd, 1, &[bytes::Bytes::from(out.clone())]);
+        assert_eq!(
+            decompress(Encoding::Zstd, &again, LIMIT).expect("weir's own zstd inflates"),
+            out
+        );
+    }
+}
+
 /// The durable queue's segment reader: reading a damaged or hostile segment stops at the damage, never
 /// reads past the data, and every record it accepts is whole.
 pub fn queue_segment(data: &[u8]) {

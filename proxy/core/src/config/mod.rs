@@ -224,7 +224,9 @@ pub struct QueueConfig {
     /// Client requests waiting or being sent, merged or not, at most (default 1000). Above: 503 /
     /// UNAVAILABLE, retryable.
     pub max_batches: usize,
-    /// Encoded bytes waiting or being sent, at most (default 64 MiB). Above: 503 / UNAVAILABLE.
+    /// Encoded bytes waiting or being sent, at most (default 64 MiB). Above: 503 / UNAVAILABLE. With
+    /// a durable queue, what waits is on disk: this bounds what senders hold in memory, read back to
+    /// send.
     pub max_bytes: usize,
     /// Requests sent upstream at once (default 64).
     pub concurrency: usize,
