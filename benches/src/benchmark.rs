@@ -90,6 +90,9 @@ enum Setup {
     Weir,
     /// weir with sampler + redactor + router (`benches/edge-chain.yaml`).
     Chain,
+    /// weir acknowledging on write and batching delivery (`benches/batched.yaml`: a durable queue
+    /// without fsync, 50 ms batches), Rotel's model.
+    Batched,
     /// Rotel with its defaults.
     Rotel,
 }
@@ -100,6 +103,7 @@ impl Setup {
             Setup::Direct => "sink alone",
             Setup::Weir => "weir",
             Setup::Chain => "weir + edge chain",
+            Setup::Batched => "weir, durable + 50 ms batches",
             Setup::Rotel => "Rotel",
         }
     }
@@ -213,6 +217,7 @@ fn run(args: &Args) -> Result<bool> {
         args.out.clone()
     };
     let chain_config = Path::new(env!("CARGO_MANIFEST_DIR")).join("edge-chain.yaml");
+    let batched_config = Path::new(env!("CARGO_MANIFEST_DIR")).join("batched.yaml");
 
     let mut plan: Vec<(Setup, u32, &'static str)> = Vec::new();
     for &n in &spans {
@@ -220,6 +225,7 @@ fn run(args: &Args) -> Result<bool> {
         for compression in ["gzip", "none"] {
             plan.push((Setup::Weir, n, compression));
             plan.push((Setup::Chain, n, compression));
+            plan.push((Setup::Batched, n, compression));
             if rotel.is_some() {
                 plan.push((Setup::Rotel, n, compression));
             }
@@ -231,6 +237,7 @@ fn run(args: &Args) -> Result<bool> {
         weir: &weir,
         rotel: rotel.as_deref(),
         chain_config: &chain_config,
+        batched_config: &batched_config,
         duration,
         warmup,
         concurrency: args.concurrency,
@@ -270,7 +277,8 @@ fn run(args: &Args) -> Result<bool> {
         .filter_map(|r| median_by(r, Cell::cpu_per_million))
         .collect();
     // Latency below saturation: weir paced at half of its peak request rate, and the sink alone at the
-    // same rate (the client compressing as weir would), at 100 spans per request (or the first size).
+    // same rate (uncompressed: for the gzip row, weir's compressing and the sink's inflating are both in
+    // what weir adds), at 100 spans per request (or the first size).
     let n = if spans.contains(&100) { 100 } else { spans[0] };
     for compression in ["gzip", "none"] {
         let peak = cells
@@ -335,6 +343,7 @@ struct Runner<'a> {
     weir: &'a Path,
     rotel: Option<&'a Path>,
     chain_config: &'a Path,
+    batched_config: &'a Path,
     duration: f64,
     warmup: f64,
     concurrency: u32,
@@ -364,7 +373,7 @@ impl Runner<'_> {
         }
         match setup {
             Setup::Direct => {
-                cmd.args(["--direct", "--upstream-compression", compression]);
+                cmd.arg("--direct");
             }
             Setup::Weir => {
                 cmd.args(["--upstream-compression", compression]);
@@ -373,6 +382,17 @@ impl Runner<'_> {
                 cmd.args(["--upstream-compression", compression])
                     .arg("--weir-arg=--config")
                     .arg(format!("--weir-arg={}", self.chain_config.display()));
+            }
+            Setup::Batched => {
+                let state = std::env::temp_dir().join(format!(
+                    "weir-benchmark-state-{}-{spans}-{compression}",
+                    std::process::id()
+                ));
+                let _ = std::fs::remove_dir_all(&state);
+                cmd.args(["--upstream-compression", compression])
+                    .arg("--weir-arg=--config")
+                    .arg(format!("--weir-arg={}", self.batched_config.display()))
+                    .env("WEIR_BENCH_STATE", &state);
             }
             Setup::Rotel => {
                 let bin = self.rotel.context("no rotel-agent")?;
@@ -546,8 +566,14 @@ fn render(
         for &n in spans {
             let setups: &[Setup] = match comp {
                 "zstd" => &[Setup::Weir],
-                "none" => &[Setup::Direct, Setup::Weir, Setup::Chain, Setup::Rotel],
-                _ => &[Setup::Weir, Setup::Chain, Setup::Rotel],
+                "none" => &[
+                    Setup::Direct,
+                    Setup::Weir,
+                    Setup::Batched,
+                    Setup::Chain,
+                    Setup::Rotel,
+                ],
+                _ => &[Setup::Weir, Setup::Batched, Setup::Chain, Setup::Rotel],
             };
             for &setup in setups {
                 let cell = match setup {
@@ -582,13 +608,14 @@ fn render(
         );
         let _ = writeln!(
             s,
-            "| spans/request | compression | weir / Rotel CPU | weir efficiency | weir + chain / Rotel CPU | chain efficiency vs weir alone |"
+            "| spans/request | compression | weir / Rotel CPU | weir efficiency | durable + batches / Rotel CPU | weir + chain / Rotel CPU | chain efficiency vs weir alone |"
         );
-        let _ = writeln!(s, "| --- | --- | --- | --- | --- | --- |");
+        let _ = writeln!(s, "| --- | --- | --- | --- | --- | --- | --- |");
         for &n in spans {
             for comp in ["gzip", "none"] {
                 let w = find(Setup::Weir, n, comp).and_then(Cell::cpu_per_million);
                 let ch = find(Setup::Chain, n, comp).and_then(Cell::cpu_per_million);
+                let b = find(Setup::Batched, n, comp).and_then(Cell::cpu_per_million);
                 let r = find(Setup::Rotel, n, comp).and_then(Cell::cpu_per_million);
                 let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
                     (Some(a), Some(b)) if b > 0.0 => Some(a / b),
@@ -596,9 +623,10 @@ fn render(
                 };
                 let _ = writeln!(
                     s,
-                    "| {n} | {comp} | {} | {}x | {} | {}x |",
+                    "| {n} | {comp} | {} | {}x | {} | {} | {}x |",
                     fmt_opt(ratio(w, r), 2),
                     fmt_opt(ratio(r, w), 2),
+                    fmt_opt(ratio(b, r), 2),
                     fmt_opt(ratio(ch, r), 2),
                     fmt_opt(ratio(w, ch), 2),
                 );
@@ -772,9 +800,10 @@ fn chart(path: &Path, cells: &[Cell]) -> Result<()> {
         g.dedup();
         g
     };
-    let setups = [Setup::Weir, Setup::Chain, Setup::Rotel];
+    let setups = [Setup::Weir, Setup::Batched, Setup::Chain, Setup::Rotel];
     let colors = [
         RGBColor(31, 119, 180),
+        RGBColor(148, 103, 189),
         RGBColor(255, 127, 14),
         RGBColor(44, 160, 44),
     ];

@@ -349,42 +349,63 @@ impl DurableQueue {
     }
 
     /// The next records to deliver, in order: the first one (waiting until there is one) and those of
-    /// its signal right behind it, up to `max_items` and `max_bytes` in all.
-    pub async fn next_batch(&self, max_items: usize, max_bytes: usize) -> Vec<Record> {
+    /// its signal right behind it, up to `max_items` and `max_bytes` in all. With a `flush` interval it
+    /// waits that long after the first for more, unless the bounds are reached first: a durable queue
+    /// acknowledges on write, so waiting here delays delivery, not clients.
+    pub async fn next_batch(
+        &self,
+        max_items: usize,
+        max_bytes: usize,
+        flush: Duration,
+    ) -> Vec<Record> {
+        let mut batch: Vec<Record> = Vec::new();
+        let (mut items, mut bytes) = (0usize, 0usize);
+        let mut flush_at: Option<tokio::time::Instant> = None;
         loop {
             let notified = self.shared.available.notified();
             {
                 let mut st = self.shared.lock();
-                if let Some(first) = st.pending.pop_front() {
-                    let (mut items, mut bytes) = (first.items, first.len as usize);
-                    let signal = first.signal;
-                    let mut batch = vec![first];
-                    while let Some(r) = st.pending.front() {
-                        if r.signal != signal
+                let mut full = false;
+                while let Some(r) = st.pending.front() {
+                    if let Some(first) = batch.first()
+                        && (r.signal != first.signal
                             || items + r.items > max_items
-                            || bytes + r.len as usize > max_bytes
-                        {
-                            break;
-                        }
-                        items += r.items;
-                        bytes += r.len as usize;
-                        batch.extend(st.pending.pop_front());
+                            || bytes + r.len as usize > max_bytes)
+                    {
+                        full = true;
+                        break;
                     }
-                    for r in &batch {
+                    items += r.items;
+                    bytes += r.len as usize;
+                    if let Some(r) = st.pending.pop_front() {
                         st.in_flight.insert(r.seq, r.enqueued_unix_ms);
+                        batch.push(r);
                     }
+                }
+                let due = flush_at.is_some_and(|at| tokio::time::Instant::now() >= at);
+                if !batch.is_empty()
+                    && (full || flush.is_zero() || due || items >= max_items || bytes >= max_bytes)
+                {
                     return batch;
                 }
             }
+            if !batch.is_empty() && flush_at.is_none() {
+                flush_at = Some(tokio::time::Instant::now() + flush);
+            }
             // Every round notifies after its records are synced; `notify_one` keeps a permit when
             // nobody waits, so records that arrive between the check and this await are not missed.
-            notified.await;
+            match flush_at {
+                None => notified.await,
+                Some(at) => {
+                    let _ = tokio::time::timeout_at(at, notified).await;
+                }
+            }
         }
     }
 
     /// The next record to deliver, in order; waits until there is one.
     pub async fn next(&self) -> Record {
-        let mut batch = self.next_batch(1, 1).await;
+        let mut batch = self.next_batch(1, 1, Duration::ZERO).await;
         batch.swap_remove(0)
     }
 
@@ -464,7 +485,8 @@ impl Shared {
         }
     }
 
-    /// Seals the active segment (after a failure): nothing more is written to it.
+    /// Seals the active segment (it is full, or a write failed): nothing more is written to it, and it
+    /// goes at once if none of its records is outstanding.
     fn close_active(&self, st: &mut State) {
         if let Some(id) = st.active.take()
             && let Some(s) = st.segments.get_mut(&id)
@@ -488,17 +510,8 @@ impl Shared {
         if !roll && let Some(id) = st.active {
             return Ok(id);
         }
-        if let Some(id) = st.active.take()
-            && let Some(s) = st.segments.get_mut(&id)
-        {
-            // Its records of this round are synced with the round's other segments.
-            s.sealed = true;
-            if s.outstanding == 0
-                && let Some(s) = st.segments.remove(&id)
-            {
-                let _ = std::fs::remove_file(&s.path);
-            }
-        }
+        // The full segment's records of this round are synced with the round's other segments.
+        self.close_active(st);
         let path = self.dir.join(format!("{seq:020}.seg"));
         let file = OpenOptions::new()
             .create(true)
@@ -784,7 +797,7 @@ mod tests {
         for w in waits {
             seqs.push(w.await.unwrap().unwrap());
         }
-        let batch = q.next_batch(usize::MAX, usize::MAX).await;
+        let batch = q.next_batch(usize::MAX, usize::MAX, Duration::ZERO).await;
         let bodies: Vec<u8> = batch
             .iter()
             .flat_map(|r| q.read(r).unwrap().to_vec())
@@ -796,6 +809,23 @@ mod tests {
         assert!(batch.len() <= 2, "{} records for 8 appends", batch.len());
         seqs.dedup();
         assert_eq!(seqs.len(), batch.len());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn with_a_flush_interval_delivery_waits_for_more_until_the_bounds() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = open(dir.path(), 1 << 20, 1 << 20);
+        put(&q, b"a").await;
+        // At most two items; waits up to 30 s for the second, which comes while it waits.
+        let (batch, seq) = tokio::join!(
+            q.next_batch(2, usize::MAX, Duration::from_secs(30)),
+            async {
+                tokio::task::yield_now().await;
+                put(&q, b"b").await
+            }
+        );
+        assert_eq!(batch.len(), 2, "both, as one delivery");
+        assert_eq!(batch[1].seq, seq);
     }
 
     #[tokio::test(flavor = "multi_thread")]
@@ -818,20 +848,20 @@ mod tests {
         }
         let shape = |b: Vec<Record>| b.iter().map(|r| (r.signal, r.items)).collect::<Vec<_>>();
         assert_eq!(
-            shape(q.next_batch(2, usize::MAX).await),
+            shape(q.next_batch(2, usize::MAX, Duration::ZERO).await),
             [(Signal::Traces, 1)],
             "two items at most"
         );
         assert_eq!(
-            shape(q.next_batch(10, usize::MAX).await),
+            shape(q.next_batch(10, usize::MAX, Duration::ZERO).await),
             [(Signal::Traces, 2)]
         );
         assert_eq!(
-            shape(q.next_batch(10, usize::MAX).await),
+            shape(q.next_batch(10, usize::MAX, Duration::ZERO).await),
             [(Signal::Logs, 1)]
         );
         assert_eq!(
-            shape(q.next_batch(10, usize::MAX).await),
+            shape(q.next_batch(10, usize::MAX, Duration::ZERO).await),
             [(Signal::Traces, 1)]
         );
     }

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode, Uri, header};
+use http::{HeaderMap, HeaderValue, Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -15,7 +15,8 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tonic::{Code, Status};
 
 use super::body::{Chunks, Prepared};
-use weir_core::config::{OtlpExporterConfig, RetryConfig};
+use super::upstream::Upstream;
+use weir_core::config::OtlpExporterConfig;
 use weir_core::{ExportError, PartialSuccess, Signal};
 use weir_wire::codec::{self, Encoding};
 use weir_wire::response::ExportResponse;
@@ -29,10 +30,9 @@ pub struct GrpcExporter {
     client: Client<HttpConnector, Chunks>,
     /// The `Export` method's URI per signal.
     uris: [Uri; 3],
+    /// The configured headers and the gRPC ones.
     headers: HeaderMap,
-    compression: Option<(Encoding, i32)>,
-    timeout: Duration,
-    retry: RetryConfig,
+    upstream: Upstream,
 }
 
 fn signal_index(s: Signal) -> usize {
@@ -58,9 +58,7 @@ impl GrpcExporter {
             uri_of(Signal::Metrics)?,
             uri_of(Signal::Logs)?,
         ];
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(config.timeout));
+        let upstream = Upstream::new(config)?;
         let client = Client::builder(TokioExecutor::new())
             .http2_only(true)
             .timer(TokioTimer::new())
@@ -68,14 +66,8 @@ impl GrpcExporter {
             .http2_keep_alive_interval(Duration::from_secs(30))
             .http2_keep_alive_timeout(Duration::from_secs(10))
             .pool_idle_timeout(Duration::from_secs(90))
-            .build(connector);
-        let mut headers = HeaderMap::new();
-        for (k, v) in &config.headers {
-            let name = HeaderName::from_bytes(k.to_ascii_lowercase().as_bytes())
-                .map_err(|_| format!("header name `{k}`"))?;
-            let value = HeaderValue::from_str(v).map_err(|_| format!("header `{k}` value"))?;
-            headers.insert(name, value);
-        }
+            .build(upstream.connector());
+        let mut headers = upstream.headers.clone();
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/grpc"),
@@ -85,26 +77,19 @@ impl GrpcExporter {
             header::USER_AGENT,
             HeaderValue::from_static(concat!("weir/", env!("CARGO_PKG_VERSION"))),
         );
-        let compression = config.compression();
-        if let Some((e, _)) = compression {
+        if let Some((e, _)) = upstream.compression {
             headers.insert("grpc-encoding", HeaderValue::from_static(e.as_str()));
         }
         Ok(Self {
             client,
             uris,
             headers,
-            compression,
-            timeout: config.timeout,
-            retry: config.retry.clone(),
+            upstream,
         })
     }
 
-    pub(super) fn retry(&self) -> &RetryConfig {
-        &self.retry
-    }
-
-    pub(super) fn compression(&self) -> Option<(Encoding, i32)> {
-        self.compression
+    pub(super) fn upstream(&self) -> &Upstream {
+        &self.upstream
     }
 
     /// One attempt, bounded by the configured timeout and the time `left`.
@@ -114,7 +99,7 @@ impl GrpcExporter {
         body: &Prepared,
         left: Duration,
     ) -> Result<PartialSuccess, ExportError> {
-        let timeout = self.timeout.min(left);
+        let timeout = self.upstream.timeout.min(left);
         let mut req = Request::post(self.uris[signal_index(signal)].clone())
             .body(body.grpc_message())
             .map_err(|e| ExportError::unavailable(format!("bad request: {e}")))?;

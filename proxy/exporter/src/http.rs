@@ -3,17 +3,17 @@
 
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Request, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use super::body::{Chunks, Prepared};
+use super::upstream::Upstream;
 use weir_core::ExportError;
-use weir_core::config::{OtlpExporterConfig, RetryConfig};
+use weir_core::config::OtlpExporterConfig;
 use weir_core::{PartialSuccess, Signal};
-use weir_wire::codec::Encoding;
 use weir_wire::response::ExportResponse;
 
 /// Largest upstream response weir reads.
@@ -24,34 +24,25 @@ const MAX_RESPONSE_BYTES: usize = 1 << 20;
 pub struct HttpExporter {
     client: Client<HttpConnector, Chunks>,
     base: String,
+    /// The configured headers and the OTLP/HTTP ones.
     headers: HeaderMap,
-    compression: Option<(Encoding, i32)>,
-    timeout: Duration,
-    retry: RetryConfig,
+    upstream: Upstream,
 }
 
 impl HttpExporter {
     /// Builds the client.
     pub fn new(config: &OtlpExporterConfig) -> Result<Self, String> {
         let uri = config.uri()?;
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(config.timeout));
+        let upstream = Upstream::new(config)?;
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
-            .build(connector);
-        let mut headers = HeaderMap::new();
-        for (k, v) in &config.headers {
-            let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| format!("header `{k}`"))?;
-            let value = HeaderValue::from_str(v).map_err(|_| format!("header `{k}` value"))?;
-            headers.insert(name, value);
-        }
+            .build(upstream.connector());
+        let mut headers = upstream.headers.clone();
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/x-protobuf"),
         );
-        let compression = config.compression();
-        if let Some((e, _)) = compression {
+        if let Some((e, _)) = upstream.compression {
             headers.insert(
                 header::CONTENT_ENCODING,
                 HeaderValue::from_static(e.as_str()),
@@ -61,18 +52,12 @@ impl HttpExporter {
             client,
             base: uri.to_string().trim_end_matches('/').to_string(),
             headers,
-            compression,
-            timeout: config.timeout,
-            retry: config.retry.clone(),
+            upstream,
         })
     }
 
-    pub(super) fn retry(&self) -> &RetryConfig {
-        &self.retry
-    }
-
-    pub(super) fn compression(&self) -> Option<(Encoding, i32)> {
-        self.compression
+    pub(super) fn upstream(&self) -> &Upstream {
+        &self.upstream
     }
 
     /// One attempt.
@@ -82,7 +67,7 @@ impl HttpExporter {
         body: &Prepared,
         left: Duration,
     ) -> Result<PartialSuccess, ExportError> {
-        let timeout = self.timeout.min(left);
+        let timeout = self.upstream.timeout.min(left);
         let mut req = Request::post(format!("{}/v1/{}", self.base, signal.as_str()))
             .body(body.body())
             .map_err(|e| ExportError::unavailable(format!("bad request: {e}")))?;

@@ -21,6 +21,7 @@ mod grpc;
 mod http;
 pub mod queue;
 pub mod retry;
+mod upstream;
 
 use std::time::{Duration, Instant};
 
@@ -112,17 +113,17 @@ impl Exporter {
         match self {
             Exporter::Debug(d) => Ok(d.export(name, request)),
             Exporter::Grpc(g) => {
-                let body = body::Prepared::prepare(request.parts, g.compression()).await;
+                let body = body::Prepared::prepare(request.parts, g.upstream().compression).await;
                 metrics.export_sent_bytes(name, request.len(), body.len());
-                retry::with_retries(g.retry(), request.deadline, on_retry, |timeout| {
+                retry::with_retries(&g.upstream().retry, request.deadline, on_retry, |timeout| {
                     g.attempt(request.signal, &body, timeout)
                 })
                 .await
             }
             Exporter::Http(h) => {
-                let body = body::Prepared::prepare(request.parts, h.compression()).await;
+                let body = body::Prepared::prepare(request.parts, h.upstream().compression).await;
                 metrics.export_sent_bytes(name, request.len(), body.len());
-                retry::with_retries(h.retry(), request.deadline, on_retry, |timeout| {
+                retry::with_retries(&h.upstream().retry, request.deadline, on_retry, |timeout| {
                     h.attempt(request.signal, &body, timeout)
                 })
                 .await

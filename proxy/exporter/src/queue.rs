@@ -133,14 +133,18 @@ impl ExporterQueue {
             Some(q) => {
                 let (n, m, queue) = (name.clone(), metrics.clone(), q.clone());
                 let next = q.clone();
-                let (max_items, merge_bytes) = (coalesce.max_items, coalesce.max_bytes);
+                let (max_items, merge_bytes, flush) = (
+                    coalesce.max_items,
+                    coalesce.max_bytes,
+                    coalesce.flush_interval,
+                );
                 // What senders read back from disk to send is memory: `max_bytes` bounds it, as it
                 // bounds a memory queue's.
                 let in_flight = Arc::new(Semaphore::new(max_bytes));
                 tokio::spawn(dispatch(
                     config.concurrency,
                     async move || {
-                        let records = next.next_batch(max_items, merge_bytes).await;
+                        let records = next.next_batch(max_items, merge_bytes, flush).await;
                         let bytes: usize = records.iter().map(Record::len).sum();
                         let cost = bytes.clamp(1, max_bytes) as u32;
                         let permit = in_flight.clone().acquire_many_owned(cost).await.ok()?;
@@ -579,28 +583,31 @@ mod tests {
         );
     }
 
+    /// A job as a reservation makes it, its client not waiting.
+    fn job(encoded: Encoded) -> Job {
+        let budget = Arc::new(Semaphore::new(2));
+        let (ack, _) = oneshot::channel();
+        let items = encoded.items();
+        Job {
+            encoded,
+            deadline: Instant::now(),
+            ack,
+            _accounted: Accounted {
+                _batch: budget.clone().try_acquire_owned().unwrap(),
+                _bytes: budget.try_acquire_owned().unwrap(),
+                size: 0,
+                items,
+                name: Arc::from("q"),
+                metrics: Arc::new(Metrics::new()),
+            },
+        }
+    }
+
     /// Jobs put on a channel directly, the way reservations do, for the coalescer to group.
     fn coalescer(config: CoalesceConfig, jobs: Vec<Encoded>) -> Coalescer {
         let (tx, rx) = mpsc::channel(jobs.len().max(1));
-        let metrics = Arc::new(Metrics::new());
-        let budget = Arc::new(Semaphore::new(1 << 20));
         for encoded in jobs {
-            let (ack, _) = oneshot::channel();
-            let items = encoded.items();
-            tx.try_send(Job {
-                encoded,
-                deadline: Instant::now(),
-                ack,
-                _accounted: Accounted {
-                    _batch: budget.clone().try_acquire_owned().unwrap(),
-                    _bytes: budget.clone().try_acquire_owned().unwrap(),
-                    size: 0,
-                    items,
-                    name: Arc::from("q"),
-                    metrics: metrics.clone(),
-                },
-            })
-            .unwrap();
+            tx.try_send(job(encoded)).unwrap();
         }
         Coalescer {
             rx,
@@ -653,31 +660,14 @@ mod tests {
             held: None,
             config: CoalesceConfig::default(),
         };
-        let metrics = Arc::new(Metrics::new());
-        let budget = Arc::new(Semaphore::new(10));
-        let job = || {
-            let (ack, _) = oneshot::channel();
-            Job {
-                encoded: encoded(Signal::Traces, 1, 10),
-                deadline: Instant::now(),
-                ack,
-                _accounted: Accounted {
-                    _batch: budget.clone().try_acquire_owned().unwrap(),
-                    _bytes: budget.clone().try_acquire_owned().unwrap(),
-                    size: 0,
-                    items: 1,
-                    name: Arc::from("q"),
-                    metrics: metrics.clone(),
-                },
-            }
-        };
-        tx.try_send(job()).unwrap();
+        let span = || job(encoded(Signal::Traces, 1, 10));
+        tx.try_send(span()).unwrap();
         // Nothing else is waiting: the group is the one job, at once, with no timer involved.
         assert_eq!(c.next().await.unwrap().len(), 1);
         // With an interval, a job sent while the sender waits joins its group.
         c.config.flush_interval = Duration::from_secs(30);
-        tx.try_send(job()).unwrap();
-        let late = job();
+        tx.try_send(span()).unwrap();
+        let late = span();
         let (group, ()) = tokio::join!(c.next(), async {
             tokio::task::yield_now().await;
             tx.send(late).await.unwrap();

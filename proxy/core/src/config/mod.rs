@@ -261,7 +261,10 @@ pub struct CoalesceConfig {
     /// accept by default).
     pub max_bytes: usize,
     /// How long a sender waits for more requests once it has one (default `0s`: it does not). A
-    /// longer interval asks for fewer, bigger upstream requests at the price of that much latency.
+    /// longer interval asks for fewer, bigger upstream requests at the price of that much latency. With
+    /// a durable queue, which acknowledges clients once their data is written, the wait delays only the
+    /// delivery: `durable: true` with an interval of some tens of milliseconds batches small requests as
+    /// a collector's batch processor does, without making clients wait.
     #[serde(with = "humantime_serde")]
     pub flush_interval: Duration,
 }

@@ -1,0 +1,50 @@
+//! What both OTLP exporters take from their configuration the same way: the configured headers, the
+//! compression, the attempt timeout, the retry policy, and a connector with `TCP_NODELAY`.
+
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use hyper_util::client::legacy::connect::HttpConnector;
+use weir_core::config::{OtlpExporterConfig, RetryConfig};
+use weir_wire::codec::Encoding;
+
+/// An OTLP upstream's settings.
+#[derive(Debug)]
+pub(crate) struct Upstream {
+    /// The configured headers (gRPC metadata), names in lower case.
+    pub headers: HeaderMap,
+    /// Encoding and level, `None` uncompressed.
+    pub compression: Option<(Encoding, i32)>,
+    /// Time one attempt may take.
+    pub timeout: Duration,
+    /// Retries of retryable answers.
+    pub retry: RetryConfig,
+}
+
+impl Upstream {
+    /// The settings of `config`; an invalid header is an error naming it.
+    pub fn new(config: &OtlpExporterConfig) -> Result<Self, String> {
+        let mut headers = HeaderMap::new();
+        for (k, v) in &config.headers {
+            let name = HeaderName::from_bytes(k.to_ascii_lowercase().as_bytes())
+                .map_err(|_| format!("header name `{k}`"))?;
+            let value = HeaderValue::from_str(v).map_err(|_| format!("header `{k}` value"))?;
+            headers.insert(name, value);
+        }
+        Ok(Self {
+            headers,
+            compression: config.compression(),
+            timeout: config.timeout,
+            retry: config.retry.clone(),
+        })
+    }
+
+    /// A connector with `TCP_NODELAY` (a request's last frame must not wait for an ACK) and the
+    /// attempt timeout as connect timeout.
+    pub fn connector(&self) -> HttpConnector {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(self.timeout));
+        connector
+    }
+}
