@@ -225,7 +225,12 @@ fn run(args: &Args) -> Result<bool> {
         for compression in ["gzip", "none"] {
             plan.push((Setup::Weir, n, compression));
             plan.push((Setup::Chain, n, compression));
-            plan.push((Setup::Batched, n, compression));
+            // Batching is for small requests; at 1000 spans per request weir acknowledging on write
+            // takes data faster than the sink on these shared cores drains it, and within the window
+            // its queue fills and refuses (retryably), which says nothing about batching.
+            if n <= 100 {
+                plan.push((Setup::Batched, n, compression));
+            }
             if rotel.is_some() {
                 plan.push((Setup::Rotel, n, compression));
             }
