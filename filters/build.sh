@@ -48,7 +48,7 @@ for dir in "$here"/python/*/; do
   target_file="$out/py-$name.wasm"
   # Rebuild only when the source changed: componentizing bundles CPython and takes a while.
   if [ ! -f "$target_file" ] || [ -n "$(find "$dir" -newer "$target_file" -name '*.py')" ]; then
-    componentize-py -d "$here/../wit" -w filter componentize app -p "$dir" -o "$target_file" >&2
+    componentize-py -d "$here/../wit/0.1.0" -w filter componentize app -p "$dir" -o "$target_file" >&2
   fi
   echo "$target_file"
 done

@@ -50,11 +50,12 @@
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit",
+        path: "../wit/0.2.0",
         world: "filter",
         pub_export_macro: true,
         export_macro_name: "__export_filter_world",
         default_bindings_module: "weir_guest_sdk::bindings",
+        additional_derives: [PartialEq],
     });
 }
 
@@ -62,8 +63,33 @@ use std::cell::RefCell;
 
 pub use bindings::weir::filter::host;
 pub use bindings::weir::filter::types::{
-    Attribute, Batch, MetricKind, Signal, StatusCode, TraceId, Value, Verdict,
+    Attribute, AttributeEdit, AttributeEntry, AttributeTable, Batch, EditOp, Lists, Location,
+    MetricKind, Part, Signal, StatusCode, TraceId, Value, ValueKind, Verdict,
 };
+
+/// Work weir does natively: pattern sets (regular expressions and detectors of secrets and personal
+/// data) compiled once and run over the batch by the host, redaction of what they found, SHA-256.
+///
+/// ```ignore
+/// use weir_guest_sdk::kernels::{Detector, PatternSet, PatternSpec, Rewrite, redact};
+/// use weir_guest_sdk::Lists;
+///
+/// let set = PatternSet::compile(&PatternSpec {
+///     detectors: vec![Detector::Email],
+///     value_patterns: vec![],
+///     key_names: vec!["password".into()],
+///     key_patterns: vec![],
+///     allow_keys: None,
+/// })?;
+/// // In `traces`: only the matches cross into the filter.
+/// let found = set.scan(batch, Lists::RESOURCES | Lists::ITEMS);
+/// redact(batch, &found, &Rewrite::Mask("****".into()));
+/// ```
+pub mod kernels {
+    pub use super::bindings::weir::filter::kernels::{
+        Detector, PatternMatch, PatternSet, PatternSpec, Rewrite, Rule, redact, sha256,
+    };
+}
 
 /// A weir filter. Every method has a default that lets the batch through unchanged.
 ///
@@ -114,6 +140,107 @@ impl Batch {
     /// Resource indices, `0..resource_count()`.
     pub fn resources(&self) -> std::ops::Range<u32> {
         0..self.resource_count()
+    }
+}
+
+impl Batch {
+    /// Every attribute of the lists selected, in one call and one buffer: iterate it with
+    /// [`Table::iter`], which borrows keys and values from the buffer.
+    pub fn table(&self, lists: Lists) -> Table {
+        Table(self.read(lists, None))
+    }
+
+    /// One key across the lists selected (for example every span's `http.route`), in one call.
+    pub fn column(&self, lists: Lists, key: &str) -> Table {
+        Table(self.read(lists, Some(key)))
+    }
+
+    /// Sets one attribute at any location (a scope, a metric data point, an event, ...).
+    pub fn set_at(&self, at: Location, key: &str, value: impl Into<Value>) {
+        self.edit(&[AttributeEdit {
+            at,
+            key: key.to_string(),
+            op: EditOp::Set(value.into()),
+        }]);
+    }
+
+    /// Removes one attribute at any location.
+    pub fn remove_at(&self, at: Location, key: &str) {
+        self.edit(&[AttributeEdit {
+            at,
+            key: key.to_string(),
+            op: EditOp::Remove,
+        }]);
+    }
+}
+
+/// Many attributes in one buffer, as [`Batch::table`] and [`Batch::column`] return them.
+pub struct Table(pub AttributeTable);
+
+/// A value borrowed from a [`Table`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ValueRef<'a> {
+    /// A string.
+    Str(&'a str),
+    /// A boolean.
+    Boolean(bool),
+    /// An integer.
+    Int(i64),
+    /// A double.
+    Double(f64),
+    /// Bytes.
+    Bytes(&'a [u8]),
+    /// An array or map, as OTLP/JSON.
+    Json(&'a str),
+}
+
+impl ValueRef<'_> {
+    /// The value as text, for matching: strings and JSON as they are, numbers and booleans formatted.
+    pub fn text(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            ValueRef::Str(s) | ValueRef::Json(s) => std::borrow::Cow::Borrowed(s),
+            ValueRef::Boolean(b) => b.to_string().into(),
+            ValueRef::Int(i) => i.to_string().into(),
+            ValueRef::Double(d) => d.to_string().into(),
+            ValueRef::Bytes(b) => String::from_utf8_lossy(b),
+        }
+    }
+}
+
+impl Table {
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.0.entries.len()
+    }
+
+    /// True without entries.
+    pub fn is_empty(&self) -> bool {
+        self.0.entries.is_empty()
+    }
+
+    /// Each entry's location, key and value, in batch order.
+    pub fn iter(&self) -> impl Iterator<Item = (Location, &str, ValueRef<'_>)> {
+        let data = &self.0.data[..];
+        let text = |start: u32, len: u32| {
+            let b = data
+                .get(start as usize..(start as usize).saturating_add(len as usize))
+                .unwrap_or(&[]);
+            std::str::from_utf8(b).unwrap_or("")
+        };
+        self.0.entries.iter().map(move |e| {
+            let value = match e.kind {
+                ValueKind::Str => ValueRef::Str(text(e.start, e.len)),
+                ValueKind::Json => ValueRef::Json(text(e.start, e.len)),
+                ValueKind::Bytes => ValueRef::Bytes(
+                    data.get(e.start as usize..(e.start + e.len) as usize)
+                        .unwrap_or(&[]),
+                ),
+                ValueKind::Boolean => ValueRef::Boolean(e.number != 0),
+                ValueKind::Int => ValueRef::Int(e.number as i64),
+                ValueKind::Double => ValueRef::Double(f64::from_bits(e.number)),
+            };
+            (e.at, text(e.key_start, e.key_len), value)
+        })
     }
 }
 

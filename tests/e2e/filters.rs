@@ -34,6 +34,16 @@ pub fn wasm(name: &str) -> String {
         .to_string()
 }
 
+/// A filter as built against `weir:filter@0.1.0` before 0.2.0 existed (`tests/data/filters-v0.1/`):
+/// weir must keep loading it and it must behave as it did.
+pub fn wasm_v01(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/data/filters-v0.1")
+        .join(format!("{name}.wasm"))
+        .display()
+        .to_string()
+}
+
 /// A config sending traces through one filter to `upstream`.
 fn one_filter(upstream: &str, module: &str, config: &str, on_error: &str, limits: &str) -> String {
     format!(

@@ -6,7 +6,7 @@ use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use weir::{Payload, Signal};
 
-use crate::filters::wasm;
+use crate::filters::{wasm, wasm_v01};
 use crate::harness::*;
 
 fn s(v: &str) -> Option<AnyValue> {
@@ -32,6 +32,15 @@ fn text(v: Option<&Value>) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn secrets_are_redacted_before_they_leave() {
+    secrets_are_redacted_before_they_leave_with(wasm("redactor")).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_are_redacted_before_they_leave_built_against_0_1() {
+    secrets_are_redacted_before_they_leave_with(wasm_v01("redactor")).await;
+}
+
+async fn secrets_are_redacted_before_they_leave_with(module: String) {
     let (upstream, url) = Recorder::grpc().await;
     let weir = Weir::with_config(&format!(
         r#"
@@ -46,7 +55,7 @@ pipelines:
         config: {{ block_keys: [password], summary: true }}
         on_error: fail-closed
 "#,
-        wasm("redactor")
+        module
     ));
     let request = Payload::Logs(ExportLogsServiceRequest {
         resource_logs: vec![ResourceLogs {
@@ -107,6 +116,15 @@ pipelines:
 
 #[tokio::test(flavor = "multi_thread")]
 async fn span_event_and_link_attributes_are_redacted_too() {
+    span_event_and_link_attributes_are_redacted_too_with(wasm("redactor")).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn span_event_and_link_attributes_are_redacted_too_built_against_0_1() {
+    span_event_and_link_attributes_are_redacted_too_with(wasm_v01("redactor")).await;
+}
+
+async fn span_event_and_link_attributes_are_redacted_too_with(module: String) {
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
@@ -124,7 +142,7 @@ pipelines:
         config: {{ summary: true }}
         on_error: fail-closed
 "#,
-        wasm("redactor")
+        module
     ));
     let request = Payload::Traces(ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {

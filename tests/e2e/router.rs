@@ -8,7 +8,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use weir::{Payload, Signal};
 
-use crate::filters::wasm;
+use crate::filters::{wasm, wasm_v01};
 use crate::harness::*;
 
 /// One resource with `tenant`, and spans given as (name, http.route).
@@ -72,6 +72,16 @@ const RULES: &str = r#"
 
 #[tokio::test(flavor = "multi_thread")]
 async fn routes_by_resource_attribute_header_and_item_attribute_and_fans_out() {
+    routes_by_resource_attribute_header_and_item_attribute_and_fans_out_with(wasm("router")).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn routes_by_resource_attribute_header_and_item_attribute_and_fans_out_built_against_0_1() {
+    routes_by_resource_attribute_header_and_item_attribute_and_fans_out_with(wasm_v01("router"))
+        .await;
+}
+
+async fn routes_by_resource_attribute_header_and_item_attribute_and_fans_out_with(module: String) {
     let (a, a_url) = Recorder::grpc().await;
     let (b, b_url) = Recorder::grpc().await;
     let (c, c_url) = Recorder::http().await;
@@ -90,7 +100,7 @@ pipelines:
         on_error: fail-closed
         config:{RULES}
 "#,
-        wasm("router")
+        module
     ));
     // One request, three destinations: a whole resource by its attribute, and the spans of another
     // resource split by their own attribute.

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use weir::{Payload, Signal};
 
-use crate::filters::wasm;
+use crate::filters::{wasm, wasm_v01};
 use crate::harness::*;
 
 /// `n` single-span traces with trace ids from a fixed sequence.
@@ -34,6 +34,10 @@ fn traces(n: u64, seed: u64) -> Payload {
 }
 
 fn config(url: &str, sampler: &str) -> String {
+    config_with(url, sampler, &wasm("sampler"))
+}
+
+fn config_with(url: &str, sampler: &str, module: &str) -> String {
     format!(
         r#"
 exporters:
@@ -42,9 +46,8 @@ pipelines:
   traces:
     exporters: [up]
     filters:
-      - {{ name: sampler, module: "{}", config: {sampler} }}
-"#,
-        wasm("sampler")
+      - {{ name: sampler, module: "{module}", config: {sampler} }}
+"#
     )
 }
 
@@ -68,9 +71,10 @@ fn kept(payloads: &[Payload]) -> BTreeSet<(Vec<u8>, String)> {
 async fn two_weirs_keep_the_same_traces() {
     let batch = traces(400, 42);
     let mut results = Vec::new();
-    for _ in 0..2 {
+    // One weir runs the sampler as built today, the other its 0.1 build: they must agree.
+    for module in [wasm("sampler"), wasm_v01("sampler")] {
         let (upstream, url) = Recorder::grpc().await;
-        let weir = Weir::with_config(&config(&url, "{ ratio: 0.25 }"));
+        let weir = Weir::with_config(&config_with(&url, "{ ratio: 0.25 }", &module));
         grpc_raw(&weir, Signal::Traces, batch.encode_protobuf(), false)
             .await
             .unwrap();

@@ -1,29 +1,94 @@
-//! The redactor filter: removes secrets and personal data from resource, span, span event, span link
-//! and log attributes and from log bodies, before they leave the edge (the collector's `redaction` processor counterpart).
+//! The redactor filter: removes secrets and personal data from resource, scope, span, span event, span
+//! link, log record and metric data point attributes and from log bodies, before they leave the edge
+//! (the collector's `redaction` processor counterpart).
+//!
+//! The matching runs in weir, natively (`weir:filter/kernels`): the filter compiles its rules into a
+//! pattern set once, at `init`, and per batch receives only what matched, so a value that matches nothing
+//! never crosses into the filter. The detectors check their candidates against look-alikes: version
+//! strings (`1.2.3.4.5`), timestamps, UUIDs and commit hashes pass untouched.
 //!
 //! Config (JSON), every field optional:
 //! - `allow_keys`: when set, every other attribute key is redacted;
 //! - `block_keys`: keys always redacted (case-insensitive); `block_key_patterns`: regexes on keys;
 //! - `value_patterns`: regexes whose matches in string values are redacted;
-//! - `builtins`: detectors to run (default all): `email`, `credit_card` (with a Luhn check), `ipv4`,
-//!   `ipv6`, `bearer`, `jwt`, `url_secret`;
+//! - `builtins`: detectors to run (default all): `email`, `credit_card` (with a Luhn check and card
+//!   network prefixes), `ipv4`, `ipv6`, `bearer`, `jwt`, `url_secret`;
 //! - `action`: `mask` (default, `****`), `hash` (`sha256:` + 16 hex digits of a salted SHA-256, so equal
 //!   values stay joinable; `salt`), or `remove` (the attribute goes; log bodies are masked instead);
 //! - `summary` (default false): adds `redaction.redacted.keys` (the keys touched) and
 //!   `redaction.redacted.count` to each item that had something redacted (event and link keys appear
-//!   as `event.KEY` and `link.KEY`);
+//!   as `event.KEY` and `link.KEY`, the body as `body`);
 //! - `log_bodies` (default true): also scan string log bodies.
 //!
 //! Every redaction is counted on `/metrics` as `weir_filter_counter_total{name="redacted"}`.
 
-pub mod rules;
+use weir_guest_sdk::kernels::{Detector, PatternMatch, PatternSet, PatternSpec, Rewrite, redact};
+use weir_guest_sdk::{
+    AttributeEdit, Batch, EditOp, Filter, Lists, Location, Value, Verdict, export_filter, host,
+    parse_config,
+};
 
-use rules::{Action, Builtin, Outcome, Rules};
-use weir_guest_sdk::{Batch, Filter, Value, Verdict, export_filter, host, parse_config};
+/// A built-in detector, as the config names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Builtin {
+    /// `user@example.com`.
+    Email,
+    /// Card numbers.
+    CreditCard,
+    /// IPv4 addresses.
+    Ipv4,
+    /// IPv6 addresses.
+    Ipv6,
+    /// `Bearer <token>`.
+    Bearer,
+    /// JSON web tokens.
+    Jwt,
+    /// Secret URL query parameters.
+    UrlSecret,
+}
 
-#[derive(serde::Deserialize)]
+impl Builtin {
+    /// Every built-in.
+    pub const ALL: [Builtin; 7] = [
+        Builtin::Email,
+        Builtin::CreditCard,
+        Builtin::Ipv4,
+        Builtin::Ipv6,
+        Builtin::Bearer,
+        Builtin::Jwt,
+        Builtin::UrlSecret,
+    ];
+
+    fn detector(self) -> Detector {
+        match self {
+            Builtin::Email => Detector::Email,
+            Builtin::CreditCard => Detector::CreditCard,
+            Builtin::Ipv4 => Detector::Ipv4,
+            Builtin::Ipv6 => Detector::Ipv6,
+            Builtin::Bearer => Detector::Bearer,
+            Builtin::Jwt => Detector::Jwt,
+            Builtin::UrlSecret => Detector::UrlSecret,
+        }
+    }
+}
+
+/// What happens to a value that must not pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Replace with `****` (the whole value for key rules, the matched part for value rules).
+    Mask,
+    /// Replace with `sha256:` and 16 hex digits of a salted SHA-256.
+    Hash,
+    /// Remove the attribute.
+    Remove,
+}
+
+/// The configuration.
+#[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Config {
+pub struct Config {
     allow_keys: Option<Vec<String>>,
     #[serde(default)]
     block_keys: Vec<String>,
@@ -49,148 +114,187 @@ fn yes() -> bool {
     true
 }
 
+impl Config {
+    /// The pattern set the config asks for.
+    pub fn spec(&self) -> PatternSpec {
+        PatternSpec {
+            detectors: self
+                .builtins
+                .as_deref()
+                .unwrap_or(&Builtin::ALL)
+                .iter()
+                .map(|b| b.detector())
+                .collect(),
+            value_patterns: self.value_patterns.clone(),
+            key_names: self.block_keys.clone(),
+            key_patterns: self.block_key_patterns.clone(),
+            allow_keys: self.allow_keys.clone(),
+        }
+    }
+
+    /// How matches are rewritten.
+    pub fn rewrite(&self) -> Rewrite {
+        match self.action {
+            Action::Mask => Rewrite::Mask("****".into()),
+            Action::Hash => Rewrite::Hash(self.salt.clone()),
+            Action::Remove => Rewrite::Remove,
+        }
+    }
+}
+
 /// The filter.
 pub struct Redactor {
-    rules: Rules,
+    set: PatternSet,
+    rewrite: Rewrite,
     summary: bool,
     log_bodies: bool,
 }
 
-#[derive(Clone, Copy)]
-enum Target {
-    Resource(u32),
-    Item(u32),
-    Event(u32, u32),
-    Link(u32, u32),
+/// The item a location belongs to, and the name its key has in the summary.
+pub fn summary_entry(at: &Location, key: &str) -> Option<(u32, String)> {
+    match at {
+        Location::Item(i) => Some((*i, key.to_string())),
+        Location::Point(p) => Some((p.item, key.to_string())),
+        Location::Event(p) => Some((p.item, format!("event.{key}"))),
+        Location::Link(p) => Some((p.item, format!("link.{key}"))),
+        Location::Body(i) => Some((*i, "body".to_string())),
+        Location::Resource(_) | Location::Scope(_) => None,
+    }
+}
+
+/// The distinct values the matches touch (a value with several matches counts once).
+pub fn distinct(found: &[PatternMatch]) -> Vec<&PatternMatch> {
+    let mut out: Vec<&PatternMatch> = Vec::new();
+    for m in found {
+        if !out.iter().any(|o| o.at == m.at && o.key == m.key) {
+            out.push(m);
+        }
+    }
+    out
 }
 
 impl Redactor {
-    /// Redacts one attribute list; returns the keys it touched.
-    fn attributes(&self, batch: &Batch, target: Target) -> Vec<String> {
-        let attrs = match target {
-            Target::Resource(r) => batch.resource_attributes(r),
-            Target::Item(i) => batch.attributes(i),
-            Target::Event(i, e) => batch.event_attributes(i, e),
-            Target::Link(i, l) => batch.link_attributes(i, l),
-        };
-        let mut touched = Vec::new();
-        for a in attrs {
-            let text = match &a.value {
-                Value::Str(s) | Value::Json(s) => s.clone(),
-                // Non-string values can only be redacted by their key.
-                _ if self.rules.key_blocked(&a.key) => String::new(),
-                _ => continue,
-            };
-            match self.rules.check(Some(&a.key), &text) {
-                Outcome::Clean => {}
-                Outcome::Replace { value, .. } => {
-                    let v = Value::Str(value);
-                    match target {
-                        Target::Resource(r) => batch.set_resource_attribute(r, &a.key, &v),
-                        Target::Item(i) => batch.set_attribute(i, &a.key, &v),
-                        Target::Event(i, e) => batch.set_event_attribute(i, e, &a.key, &v),
-                        Target::Link(i, l) => batch.set_link_attribute(i, l, &a.key, &v),
-                    }
-                    touched.push(a.key);
-                }
-                Outcome::Remove { .. } => {
-                    match target {
-                        Target::Resource(r) => batch.remove_resource_attribute(r, &a.key),
-                        Target::Item(i) => batch.remove_attribute(i, &a.key),
-                        Target::Event(i, e) => batch.remove_event_attribute(i, e, &a.key),
-                        Target::Link(i, l) => batch.remove_link_attribute(i, l, &a.key),
-                    };
-                    touched.push(a.key);
+    fn run(&self, batch: &Batch, lists: Lists) -> Verdict {
+        let found = self.set.scan(batch, lists);
+        if found.is_empty() {
+            return Verdict::Continue;
+        }
+        redact(batch, &found, &self.rewrite);
+        let touched = distinct(&found);
+        if self.summary {
+            // Items in order of their first match, with the keys touched in each.
+            let mut items: Vec<(u32, Vec<String>)> = Vec::new();
+            for m in &touched {
+                let Some((item, key)) = summary_entry(&m.at, &m.key) else {
+                    continue;
+                };
+                match items.iter_mut().find(|(i, _)| *i == item) {
+                    Some((_, keys)) => keys.push(key),
+                    None => items.push((item, vec![key])),
                 }
             }
-        }
-        touched
-    }
-
-    fn run(&self, batch: &Batch, bodies: bool) -> Verdict {
-        let spans = !bodies;
-        let mut total = 0u64;
-        for r in batch.resources() {
-            total += self.attributes(batch, Target::Resource(r)).len() as u64;
-        }
-        for item in batch.items() {
-            let mut touched = self.attributes(batch, Target::Item(item));
-            if spans {
-                for e in 0..batch.event_count(item) {
-                    let keys = self.attributes(batch, Target::Event(item, e));
-                    touched.extend(keys.into_iter().map(|k| format!("event.{k}")));
-                }
-                for l in 0..batch.link_count(item) {
-                    let keys = self.attributes(batch, Target::Link(item, l));
-                    touched.extend(keys.into_iter().map(|k| format!("link.{k}")));
-                }
+            let mut edits = Vec::with_capacity(items.len() * 2);
+            for (item, keys) in items {
+                edits.push(AttributeEdit {
+                    at: Location::Item(item),
+                    key: "redaction.redacted.keys".into(),
+                    op: EditOp::Set(Value::Str(keys.join(","))),
+                });
+                edits.push(AttributeEdit {
+                    at: Location::Item(item),
+                    key: "redaction.redacted.count".into(),
+                    op: EditOp::Set(Value::Int(keys.len() as i64)),
+                });
             }
-            if bodies
-                && self.log_bodies
-                && let Some(Value::Str(body)) = batch.body(item)
-                && let Outcome::Replace { value, .. } = self.body_outcome(&body)
-            {
-                batch.set_body(item, &Value::Str(value));
-                touched.push("body".into());
-            }
-            total += touched.len() as u64;
-            if self.summary && !touched.is_empty() {
-                batch.set_attribute(
-                    item,
-                    "redaction.redacted.keys",
-                    &Value::Str(touched.join(",")),
-                );
-                batch.set_attribute(
-                    item,
-                    "redaction.redacted.count",
-                    &Value::Int(touched.len() as i64),
-                );
-            }
+            batch.edit(&edits);
         }
-        if total > 0 {
-            host::counter_add("redacted", total);
-        }
+        host::counter_add("redacted", touched.len() as u64);
         Verdict::Continue
-    }
-
-    fn body_outcome(&self, body: &str) -> Outcome {
-        match self.rules.check(None, body) {
-            // A body is rewritten, never removed.
-            Outcome::Remove { what } => Outcome::Replace {
-                value: "****".into(),
-                what,
-            },
-            other => other,
-        }
     }
 }
 
 impl Filter for Redactor {
     fn init(config: &str) -> Result<Self, String> {
         let c: Config = parse_config(config)?;
-        let rules = Rules::new(
-            c.allow_keys,
-            c.block_keys,
-            c.block_key_patterns,
-            c.value_patterns,
-            c.builtins.unwrap_or_else(|| Builtin::ALL.to_vec()),
-            c.action,
-            c.salt,
-        )?;
+        let set = PatternSet::compile(&c.spec())?;
         Ok(Self {
-            rules,
+            set,
+            rewrite: c.rewrite(),
             summary: c.summary,
             log_bodies: c.log_bodies,
         })
     }
 
     fn traces(&mut self, batch: &Batch) -> Verdict {
-        self.run(batch, false)
+        self.run(
+            batch,
+            Lists::RESOURCES | Lists::SCOPES | Lists::ITEMS | Lists::EVENTS | Lists::LINKS,
+        )
+    }
+
+    fn metrics(&mut self, batch: &Batch) -> Verdict {
+        self.run(batch, Lists::RESOURCES | Lists::SCOPES | Lists::POINTS)
     }
 
     fn logs(&mut self, batch: &Batch) -> Verdict {
-        self.run(batch, true)
+        let mut lists = Lists::RESOURCES | Lists::SCOPES | Lists::ITEMS;
+        if self.log_bodies {
+            lists = lists | Lists::BODIES;
+        }
+        self.run(batch, lists)
     }
 }
 
 export_filter!(Redactor);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(json: &str) -> Config {
+        parse_config(json).unwrap()
+    }
+
+    #[test]
+    fn the_config_becomes_a_pattern_set() {
+        let c = config(
+            r#"{"block_keys": ["password"], "block_key_patterns": ["(?i)secret"],
+                "value_patterns": ["ORD-\\d+"], "builtins": ["email", "ipv4"]}"#,
+        );
+        let spec = c.spec();
+        assert_eq!(spec.detectors, vec![Detector::Email, Detector::Ipv4]);
+        assert_eq!(spec.key_names, vec!["password".to_string()]);
+        assert_eq!(spec.value_patterns, vec!["ORD-\\d+".to_string()]);
+        assert!(spec.allow_keys.is_none());
+        assert_eq!(
+            config("{}").spec().detectors.len(),
+            7,
+            "every built-in by default"
+        );
+        assert_eq!(
+            config(r#"{"action": "hash", "salt": "pepper"}"#).rewrite(),
+            Rewrite::Hash("pepper".into())
+        );
+        assert!(parse_config::<Config>(r#"{"builtins": ["phone"]}"#).is_err());
+        assert!(parse_config::<Config>(r#"{"blok_keys": []}"#).is_err());
+    }
+
+    #[test]
+    fn the_summary_names_keys_by_where_they_were() {
+        use weir_guest_sdk::Part;
+        let part = Part { item: 3, index: 1 };
+        assert_eq!(
+            summary_entry(&Location::Event(part), "k"),
+            Some((3, "event.k".into()))
+        );
+        assert_eq!(
+            summary_entry(&Location::Link(part), "k"),
+            Some((3, "link.k".into()))
+        );
+        assert_eq!(
+            summary_entry(&Location::Body(2), ""),
+            Some((2, "body".into()))
+        );
+        assert_eq!(summary_entry(&Location::Resource(0), "k"), None);
+    }
+}

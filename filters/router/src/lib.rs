@@ -7,14 +7,18 @@
 //! against weir's configuration at `init`, so a typo refuses the filter instead of losing data.
 //!
 //! Decisions are made per resource (one `set-route` call per resource) unless a rule looks at item
-//! attributes; then per item, still labelling a whole resource at once when its items agree. The
+//! attributes; then per item, with each attribute key read for every item in one call, still labelling
+//! a whole resource at once when its items agree (and otherwise one call per exporter set). The
 //! counters `weir_filter_counter_total{name="matched"}` and `{name="defaulted"}` count items.
 //! The logic is in [`rules`].
 
 pub mod rules;
 
 use rules::{Config, From, Route, Router};
-use weir_guest_sdk::{Batch, Filter, Value, Verdict, export_filter, exporters, host, parse_config};
+use weir_guest_sdk::{
+    Batch, Filter, Lists, Location, Signal, Value, Verdict, export_filter, exporters, host,
+    parse_config,
+};
 
 /// The filter.
 pub struct RouterFilter {
@@ -70,9 +74,32 @@ impl RouterFilter {
                 }
             }
         } else {
+            // Every value an attribute rule looks at, read in one call per key (for metrics, the first
+            // data point's, as `attribute` gives it).
+            let n = batch.item_count() as usize;
+            let lists = match batch.signal() {
+                Signal::Metrics => Lists::POINTS,
+                _ => Lists::ITEMS,
+            };
+            let mut columns: Vec<(String, Vec<Option<String>>)> = Vec::new();
+            for key in router.attribute_keys() {
+                let mut column = vec![None; n];
+                for (at, _, v) in batch.column(lists, &key).iter() {
+                    let item = match at {
+                        Location::Item(i) => i,
+                        Location::Point(p) if p.index == 0 => p.item,
+                        _ => continue,
+                    };
+                    if let Some(slot) = column.get_mut(item as usize) {
+                        *slot = Some(v.text().into_owned());
+                    }
+                }
+                columns.push((key, column));
+            }
             // Items are numbered resource by resource: decide for a run of one resource, then label the
             // resource at once when the run agrees.
-            let n = batch.item_count();
+            let n = n as u32;
+            let mut per_set: Vec<Vec<u32>> = vec![Vec::new(); router.sets.len()];
             let mut start = 0;
             while start < n {
                 let res = batch.item_resource(start);
@@ -94,7 +121,10 @@ impl RouterFilter {
                                 resource_values.push((key.to_string(), v.clone()));
                                 v
                             }
-                            From::Attribute => batch.attribute(item, key).map(text),
+                            From::Attribute => columns
+                                .iter()
+                                .find(|(k, _)| k == key)
+                                .and_then(|(_, c)| c[item as usize].clone()),
                         })
                     })
                     .collect();
@@ -108,11 +138,20 @@ impl RouterFilter {
                 } else {
                     for (item, d) in (start..end).zip(decisions) {
                         if let Some(set) = d.set() {
-                            batch.set_item_route(item, &router.sets[set]);
+                            if per_set.len() <= set {
+                                per_set.resize(set + 1, Vec::new());
+                            }
+                            per_set[set].push(item);
                         }
                     }
                 }
                 start = end;
+            }
+            // One call per exporter set for the items labelled one by one.
+            for (set, items) in per_set.iter().enumerate() {
+                if !items.is_empty() {
+                    batch.set_item_routes(items, &router.sets[set]);
+                }
             }
         }
         if matched > 0 {

@@ -182,6 +182,11 @@ impl Adaptive {
         self.ratio
     }
 
+    /// The adjustment interval in milliseconds (the window a shared rate is read over).
+    pub fn interval_ms(&self) -> u32 {
+        (self.interval_ns / 1_000_000).clamp(1, u64::from(u32::MAX)) as u32
+    }
+
     /// Counts `spans` seen at time `now_ns`; returns the new ratio when it changed.
     pub fn observe(&mut self, spans: u64, now_ns: u64) -> Option<f64> {
         let start = *self.window_start.get_or_insert(now_ns);
@@ -191,8 +196,24 @@ impl Adaptive {
             return None;
         }
         let rate = self.seen as f64 * 1e9 / elapsed as f64;
-        self.window_start = Some(now_ns);
         self.seen = 0;
+        self.window_start = Some(now_ns);
+        Some(self.adjust(rate))
+    }
+
+    /// Takes an input `rate` measured elsewhere (spans per second, for example over every instance of
+    /// the filter) at time `now_ns`; once per interval, returns the new ratio.
+    pub fn observe_rate(&mut self, rate: f64, now_ns: u64) -> Option<f64> {
+        let start = *self.window_start.get_or_insert(now_ns);
+        if now_ns.saturating_sub(start) < self.interval_ns {
+            return None;
+        }
+        self.window_start = Some(now_ns);
+        Some(self.adjust(rate))
+    }
+
+    /// Moves the ratio towards what holds the target at `rate`.
+    fn adjust(&mut self, rate: f64) -> f64 {
         let wanted = if rate > 0.0 {
             self.target / rate
         } else {
@@ -202,7 +223,7 @@ impl Adaptive {
         let next = (self.ratio.ln() * 0.5 + wanted.clamp(self.min, self.max).ln() * 0.5).exp();
         let next = next.clamp(self.min, self.max);
         self.ratio = next;
-        Some(next)
+        next
     }
 }
 
@@ -302,6 +323,26 @@ mod tests {
         b.observe(10, 0);
         b.observe(10, 10);
         assert!(b.ratio() <= 0.5);
+    }
+
+    #[test]
+    fn a_shared_rate_moves_the_ratio_once_per_interval() {
+        let mut a = Adaptive::new(100.0, 0.001, 1.0, 1_000_000_000);
+        assert_eq!(a.interval_ms(), 1000);
+        let mut changes = 0;
+        let mut now = 0;
+        // The whole weir's rate is 10,000 spans/s, whatever one instance saw.
+        for _ in 0..400 {
+            if a.observe_rate(10_000.0, now).is_some() {
+                changes += 1;
+            }
+            now += 100_000_000;
+        }
+        assert_eq!(
+            changes, 39,
+            "once per second over 40 s, after the first window"
+        );
+        assert!((a.ratio() - 0.01).abs() < 0.001, "{}", a.ratio());
     }
 
     #[test]

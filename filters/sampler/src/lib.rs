@@ -3,8 +3,9 @@
 //! Config (JSON):
 //! - `ratio` (0..1, default 1): the fixed sampling probability;
 //! - or `target_spans_per_second` with `min_ratio` (default 0.0001), `max_ratio` (default 1) and
-//!   `adjust_interval_ms` (default 1000): the filter measures its input rate and moves its ratio to hold
-//!   the target; the ratio in force is the gauge `weir_filter_gauge{name="ratio"}`;
+//!   `adjust_interval_ms` (default 1000): the filter measures the input rate of the whole weir (a rate
+//!   shared by all its instances, `host.shared-rate`) and moves its ratio to hold the target; the ratio
+//!   in force is the gauge `weir_filter_gauge{name="ratio"}`;
 //! - `log_hash_attributes` (default `["service.name"]`): for log records without a trace id, the
 //!   attributes whose values are hashed to give the record its randomness.
 //!
@@ -82,9 +83,13 @@ impl Sampler {
     }
 
     fn observe(&mut self, items: u32) {
-        if let Some(a) = &mut self.adaptive
-            && let Some(ratio) = a.observe(u64::from(items), host::monotonic_now())
-        {
+        let Some(a) = &mut self.adaptive else {
+            return;
+        };
+        // Every instance records its items in one rate and reads the whole weir's: the ratio then holds
+        // the target for weir, not for each instance.
+        let rate = host::shared_rate("input", u64::from(items), a.interval_ms());
+        if let Some(ratio) = a.observe_rate(rate, host::monotonic_now()) {
             self.threshold = threshold(ratio);
             host::gauge_set("ratio", ratio);
         }
@@ -122,14 +127,25 @@ impl Filter for Sampler {
     fn traces(&mut self, batch: &Batch) -> Verdict {
         self.observe(batch.item_count());
         let t = self.threshold;
-        for (i, id) in batch.trace_ids().iter().enumerate() {
+        // Three calls for the whole batch in, at most two out.
+        let ids = batch.trace_ids();
+        let states = batch.trace_states();
+        let mut dropped = Vec::new();
+        let mut rewritten = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
             let item = i as u32;
-            let d = decide(id.low, &batch.trace_state(item), t);
+            let d = decide(id.low, states.get(i).map_or("", String::as_str), t);
             if !d.keep {
-                batch.drop_item(item);
+                dropped.push(item);
             } else if let Some(ts) = d.tracestate {
-                batch.set_trace_state(item, &ts);
+                rewritten.push((item, ts));
             }
+        }
+        if !dropped.is_empty() {
+            batch.drop_items(&dropped);
+        }
+        if !rewritten.is_empty() {
+            batch.set_trace_states(&rewritten);
         }
         Verdict::Continue
     }
@@ -137,6 +153,7 @@ impl Filter for Sampler {
     fn logs(&mut self, batch: &Batch) -> Verdict {
         self.observe(batch.item_count());
         let t = self.threshold;
+        let mut dropped = Vec::new();
         for (i, id) in batch.trace_ids().iter().enumerate() {
             let item = i as u32;
             let r = if id.is_zero() {
@@ -145,8 +162,11 @@ impl Filter for Sampler {
                 id.low
             };
             if !decide(r, "", t).keep {
-                batch.drop_item(item);
+                dropped.push(item);
             }
+        }
+        if !dropped.is_empty() {
+            batch.drop_items(&dropped);
         }
         Verdict::Continue
     }

@@ -1,11 +1,32 @@
-//! The one `bindgen!` site: host-side types and traits generated from `wit/filter.wit`.
+//! The `bindgen!` sites: host-side types and traits generated from every released version of the filter
+//! interface (`wit/<version>/filter.wit`). Both map the `batch` resource onto the same [`BatchState`],
+//! so a chain may mix filters built against different versions.
+//!
+//! [`BatchState`]: super::batch::BatchState
 
-wasmtime::component::bindgen!({
-    path: "../../wit",
-    world: "filter",
-    imports: { default: trappable },
-    additional_derives: [PartialEq],
-    with: {
-        "weir:filter/types.batch": super::batch::BatchState,
-    },
-});
+/// `weir:filter@0.1.0`, frozen: filters built against it keep loading.
+pub mod v0_1 {
+    wasmtime::component::bindgen!({
+        path: "../../wit/0.1.0",
+        world: "filter",
+        imports: { default: trappable },
+        additional_derives: [PartialEq],
+        with: {
+            "weir:filter/types.batch": crate::batch::BatchState,
+        },
+    });
+}
+
+/// `weir:filter@0.2.0`: bulk access, scopes and points, host kernels, shared state.
+pub mod v0_2 {
+    wasmtime::component::bindgen!({
+        path: "../../wit/0.2.0",
+        world: "filter",
+        imports: { default: trappable },
+        additional_derives: [PartialEq],
+        with: {
+            "weir:filter/types.batch": crate::batch::BatchState,
+            "weir:filter/kernels.pattern-set": crate::kernels::PatternSetHandle,
+        },
+    });
+}

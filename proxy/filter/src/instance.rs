@@ -7,12 +7,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use wasmtime::component::{Resource, ResourceTable};
-use wasmtime::{ResourceLimiter, Store, Trap};
+use wasmtime::{Store, Trap, UpdateDeadline};
 
-use super::batch::{BadIndex, BatchState};
-use super::bindings::weir::filter::{host, types};
-use super::bindings::{Filter as FilterBindings, FilterPre};
-use super::runtime::{EPOCH_TICK, Module, Runtime};
+use super::batch::BatchState;
+use super::bindings::{v0_1, v0_2};
+use super::host::{CpuBudget, MemoryCap, StoreState};
+use super::runtime::{Module, Runtime};
+use super::shared::Shared;
 use super::{FilterError, FilterSpec, OnError};
 use super::{QuarantineSender, Quarantined};
 use weir_core::telemetry::Metrics;
@@ -27,54 +28,21 @@ pub enum Verdict {
     Reject(String),
 }
 
-/// What a store holds: the resource table the batch is lent through, the memory cap, and who to blame.
-pub struct StoreState {
-    table: ResourceTable,
-    wasi: wasmtime_wasi::WasiCtx,
-    limits: MemoryCap,
-    filter: Arc<str>,
-    signal: Signal,
-    metrics: Arc<Metrics>,
-    bad_output: Option<String>,
-    /// During the validation dry run the filter's own counters and gauges are not recorded.
-    dry_run: bool,
-    /// Valid route labels.
-    exporters: Arc<[String]>,
+/// A component's exports, by the interface version it was built against.
+enum Bindings {
+    V01(v0_1::Filter),
+    V02(v0_2::Filter),
 }
 
-/// Refuses memory growth past the filter's cap and remembers that it did.
-struct MemoryCap {
-    max: usize,
-    exceeded: bool,
-}
-
-impl ResourceLimiter for MemoryCap {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        if desired > self.max {
-            self.exceeded = true;
-            return Ok(false);
-        }
-        Ok(true)
-    }
-
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        Ok(desired <= 100_000)
-    }
+/// A linked component, ready to instantiate, by interface version.
+enum Pre {
+    V01(v0_1::FilterPre<StoreState>),
+    V02(v0_2::FilterPre<StoreState>),
 }
 
 struct Instance {
     store: Store<StoreState>,
-    bindings: FilterBindings,
+    bindings: Bindings,
 }
 
 /// Counters of one filter version, shown by the admin API.
@@ -94,6 +62,11 @@ pub struct FilterStats {
     pub rejected: AtomicU64,
 }
 
+/// `init` may use this many times a call's deadline (it compiles what the filter needs).
+pub const INIT_DEADLINE_FACTOR: u32 = 10;
+/// ... and at least this much CPU time.
+pub const MIN_INIT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Consecutive faults after which a filter is quarantined.
 pub const QUARANTINE_AFTER: u32 = 5;
 
@@ -105,7 +78,10 @@ pub struct LoadedFilter {
     pub module: Module,
     /// Counters.
     pub stats: FilterStats,
-    pre: FilterPre<StoreState>,
+    pre: Pre,
+    /// The interface version the module was built against, e.g. `0.2.0`.
+    pub interface: &'static str,
+    shared: Arc<Shared>,
     runtime: Arc<Runtime>,
     metrics: Arc<Metrics>,
     idle: Mutex<Vec<Instance>>,
@@ -153,16 +129,25 @@ impl LoadedFilter {
         quarantine: Option<QuarantineSender>,
     ) -> Result<Arc<Self>, FilterError> {
         let name: Arc<str> = Arc::from(spec.name.as_str());
-        let pre = runtime
+        let linked = runtime
             .linker()
             .instantiate_pre(&module.component)
-            .and_then(FilterPre::new)
             .map_err(|e| FilterError::Link(format!("{e:#}")))?;
+        // The exports say which version a component implements: try the newest first.
+        let (pre, interface) = match v0_2::FilterPre::new(linked.clone()) {
+            Ok(p) => (Pre::V02(p), "0.2.0"),
+            Err(e2) => match v0_1::FilterPre::new(linked) {
+                Ok(p) => (Pre::V01(p), "0.1.0"),
+                Err(_) => return Err(FilterError::Link(format!("{e2:#}"))),
+            },
+        };
         let filter = Self {
             spec,
             module,
             stats: FilterStats::default(),
             pre,
+            interface,
+            shared: Arc::new(Shared::default()),
             runtime,
             metrics,
             idle: Mutex::new(Vec::new()),
@@ -229,26 +214,59 @@ impl LoadedFilter {
                 bad_output: None,
                 dry_run: false,
                 exporters: self.runtime.exporters(),
+                patterns: self.runtime.patterns(),
+                pattern_sets: 0,
+                shared: self.shared.clone(),
+                budget: CpuBudget::default(),
             },
         );
         store.limiter(|s| &mut s.limits);
-        store.epoch_deadline_trap();
+        // Each epoch tick past the deadline asks the thread's CPU clock how much the call has used: a
+        // call waiting for a core on a busy machine is not charged for the wait.
+        store.epoch_deadline_callback(|mut ctx| {
+            let budget = &mut ctx.data_mut().budget;
+            let used = budget.used();
+            if used >= budget.limit {
+                budget.used_at_stop = Some(used);
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Continue(1))
+            }
+        });
         store
     }
 
-    fn ticks(&self) -> u64 {
-        (self.spec.limits.deadline.as_nanos() / EPOCH_TICK.as_nanos()).max(1) as u64 + 1
+    /// Starts the CPU-time budget of a call (or of `init`, which compiles what the filter needs and gets
+    /// [`INIT_DEADLINE_FACTOR`] times the deadline, at least [`MIN_INIT_DEADLINE`]).
+    fn start_budget(&self, store: &mut Store<StoreState>, init: bool) {
+        let deadline = self.spec.limits.deadline;
+        let limit = if init {
+            (deadline * INIT_DEADLINE_FACTOR).max(MIN_INIT_DEADLINE)
+        } else {
+            deadline
+        };
+        store.data_mut().budget = CpuBudget {
+            started: super::host::thread_cpu(),
+            limit,
+            used_at_stop: None,
+        };
+        // The first check comes after one tick; from then on, one per tick.
+        store.set_epoch_deadline(1);
     }
 
     fn instantiate(&self) -> Result<Instance, Fault> {
         let mut store = self.new_store();
-        // `init` gets the same deadline as a batch.
-        store.set_epoch_deadline(self.ticks());
-        let bindings = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| classify(&store, e))?;
-        match bindings.call_init(&mut store, &self.spec.config) {
+        self.start_budget(&mut store, true);
+        let bindings = match &self.pre {
+            Pre::V01(p) => p.instantiate(&mut store).map(Bindings::V01),
+            Pre::V02(p) => p.instantiate(&mut store).map(Bindings::V02),
+        }
+        .map_err(|e| classify(&store, e))?;
+        let init = match &bindings {
+            Bindings::V01(b) => b.call_init(&mut store, &self.spec.config),
+            Bindings::V02(b) => b.call_init(&mut store, &self.spec.config),
+        };
+        match init {
             Ok(Ok(())) => Ok(Instance { store, bindings }),
             Ok(Err(reason)) => Err(Fault {
                 class: FaultClass::Init,
@@ -363,7 +381,7 @@ impl LoadedFilter {
     ) -> (BatchState, Result<Verdict, Fault>) {
         let signal = batch.signal();
         let store = &mut instance.store;
-        store.set_epoch_deadline(self.ticks());
+        self.start_budget(store, false);
         store.data_mut().bad_output = None;
         store.data_mut().limits.exceeded = false;
         // Invariant: the table holds at most this one batch, so it is never full.
@@ -374,17 +392,27 @@ impl LoadedFilter {
             .expect("invariant: a store's resource table holds one batch at a time");
         let rep = handle.rep();
         let borrowed = Resource::<BatchState>::new_borrow(rep);
-        let b = &instance.bindings;
-        let r = match signal {
-            Signal::Traces => b.call_process_traces(&mut *store, borrowed),
-            Signal::Metrics => b.call_process_metrics(&mut *store, borrowed),
-            Signal::Logs => b.call_process_logs(&mut *store, borrowed),
+        let r = match &instance.bindings {
+            Bindings::V01(b) => match signal {
+                Signal::Traces => b.call_process_traces(&mut *store, borrowed),
+                Signal::Metrics => b.call_process_metrics(&mut *store, borrowed),
+                Signal::Logs => b.call_process_logs(&mut *store, borrowed),
+            }
+            .map(|v| match v {
+                v0_1::weir::filter::types::Verdict::Continue => Verdict::Continue,
+                v0_1::weir::filter::types::Verdict::Reject(r) => Verdict::Reject(r),
+            }),
+            Bindings::V02(b) => match signal {
+                Signal::Traces => b.call_process_traces(&mut *store, borrowed),
+                Signal::Metrics => b.call_process_metrics(&mut *store, borrowed),
+                Signal::Logs => b.call_process_logs(&mut *store, borrowed),
+            }
+            .map(|v| match v {
+                v0_2::weir::filter::types::Verdict::Continue => Verdict::Continue,
+                v0_2::weir::filter::types::Verdict::Reject(r) => Verdict::Reject(r),
+            }),
         };
-        let result = match r {
-            Ok(types::Verdict::Continue) => Ok(Verdict::Continue),
-            Ok(types::Verdict::Reject(reason)) => Ok(Verdict::Reject(reason)),
-            Err(e) => Err(classify(store, e)),
-        };
+        let result = r.map_err(|e| classify(store, e));
         // Invariant: the handle was pushed above and the guest can only borrow it, never drop it.
         let batch = store
             .data_mut()
@@ -415,291 +443,15 @@ fn classify(store: &Store<StoreState>, e: wasmtime::Error) -> Fault {
     let message = match (&class, &data.bad_output) {
         (FaultClass::BadOutput, Some(m)) => m.clone(),
         (FaultClass::Memory, _) => format!("memory cap of {} bytes exceeded", data.limits.max),
-        (FaultClass::Deadline, _) => "deadline exceeded".to_string(),
+        (FaultClass::Deadline, _) => match data.budget.used_at_stop {
+            Some(used) => format!(
+                "deadline exceeded: stopped after {:.1} ms of CPU time (limit {:.1} ms)",
+                used.as_secs_f64() * 1e3,
+                data.budget.limit.as_secs_f64() * 1e3
+            ),
+            None => "deadline exceeded".to_string(),
+        },
         _ => format!("{e:#}"),
     };
     Fault { class, message }
-}
-
-impl StoreState {
-    fn batch(&self, h: &Resource<BatchState>) -> wasmtime::Result<&BatchState> {
-        Ok(self.table.get(h)?)
-    }
-
-    fn batch_mut(&mut self, h: &Resource<BatchState>) -> wasmtime::Result<&mut BatchState> {
-        Ok(self.table.get_mut(h)?)
-    }
-
-    fn bad<T>(&mut self, r: Result<T, BadIndex>) -> wasmtime::Result<T> {
-        r.map_err(|e| {
-            self.bad_output = Some(e.to_string());
-            wasmtime::Error::msg(e.to_string())
-        })
-    }
-}
-
-type H = Resource<BatchState>;
-type WResult<T> = wasmtime::Result<T>;
-
-/// Forwards a read-only accessor that can fail on a bad index.
-macro_rules! read {
-    ($self:ident, $h:ident, $method:ident ( $($arg:expr),* )) => {{
-        let r = $self.batch(&$h)?.$method($($arg),*);
-        $self.bad(r)
-    }};
-}
-
-/// Forwards a mutator that can fail on a bad index.
-macro_rules! write {
-    ($self:ident, $h:ident, $method:ident ( $($arg:expr),* )) => {{
-        let r = $self.batch_mut(&$h)?.$method($($arg),*);
-        $self.bad(r)
-    }};
-}
-
-impl wasmtime_wasi::WasiView for StoreState {
-    fn ctx(&mut self) -> wasmtime_wasi::WasiCtxView<'_> {
-        wasmtime_wasi::WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
-impl types::Host for StoreState {}
-
-impl types::HostBatch for StoreState {
-    fn signal(&mut self, h: H) -> WResult<types::Signal> {
-        Ok(self.batch(&h)?.wit_signal())
-    }
-    fn header(&mut self, h: H, name: String) -> WResult<Option<String>> {
-        Ok(self.batch(&h)?.header(&name))
-    }
-    fn peer(&mut self, h: H) -> WResult<Option<String>> {
-        Ok(self.batch(&h)?.peer())
-    }
-    fn resource_count(&mut self, h: H) -> WResult<u32> {
-        Ok(self.batch(&h)?.resource_count() as u32)
-    }
-    fn resource_attributes(&mut self, h: H, res: u32) -> WResult<Vec<types::Attribute>> {
-        write!(self, h, resource_attributes(res))
-    }
-    fn resource_attribute(&mut self, h: H, res: u32, key: String) -> WResult<Option<types::Value>> {
-        write!(self, h, resource_attribute(res, &key))
-    }
-    fn set_resource_attribute(
-        &mut self,
-        h: H,
-        res: u32,
-        key: String,
-        value: types::Value,
-    ) -> WResult<()> {
-        write!(self, h, set_resource_attribute(res, &key, value))
-    }
-    fn remove_resource_attribute(&mut self, h: H, res: u32, key: String) -> WResult<bool> {
-        write!(self, h, remove_resource_attribute(res, &key))
-    }
-    fn set_route(&mut self, h: H, res: u32, exporters: Vec<String>) -> WResult<()> {
-        write!(self, h, set_route(res, exporters))
-    }
-    fn set_item_route(&mut self, h: H, item: u32, exporters: Vec<String>) -> WResult<()> {
-        write!(self, h, set_item_route(item, exporters))
-    }
-    fn item_count(&mut self, h: H) -> WResult<u32> {
-        Ok(self.batch(&h)?.len() as u32)
-    }
-    fn item_resource(&mut self, h: H, item: u32) -> WResult<u32> {
-        read!(self, h, item_resource(item))
-    }
-    fn scope_name(&mut self, h: H, item: u32) -> WResult<String> {
-        read!(self, h, scope_name(item))
-    }
-    fn attributes(&mut self, h: H, item: u32) -> WResult<Vec<types::Attribute>> {
-        read!(self, h, attributes(item))
-    }
-    fn attribute(&mut self, h: H, item: u32, key: String) -> WResult<Option<types::Value>> {
-        read!(self, h, attribute(item, &key))
-    }
-    fn set_attribute(&mut self, h: H, item: u32, key: String, value: types::Value) -> WResult<()> {
-        write!(self, h, set_attribute(item, &key, value))
-    }
-    fn remove_attribute(&mut self, h: H, item: u32, key: String) -> WResult<bool> {
-        write!(self, h, remove_attribute(item, &key))
-    }
-    fn drop_item(&mut self, h: H, item: u32) -> WResult<()> {
-        write!(self, h, drop_item(item))
-    }
-    fn is_dropped(&mut self, h: H, item: u32) -> WResult<bool> {
-        read!(self, h, is_dropped(item))
-    }
-    fn trace_id(&mut self, h: H, item: u32) -> WResult<types::TraceId> {
-        read!(self, h, trace_id(item))
-    }
-    fn trace_ids(&mut self, h: H) -> WResult<Vec<types::TraceId>> {
-        Ok(self.batch(&h)?.trace_ids())
-    }
-    fn span_id(&mut self, h: H, item: u32) -> WResult<u64> {
-        read!(self, h, span_id(item))
-    }
-    fn parent_span_id(&mut self, h: H, item: u32) -> WResult<u64> {
-        read!(self, h, parent_span_id(item))
-    }
-    fn span_name(&mut self, h: H, item: u32) -> WResult<String> {
-        read!(self, h, span_name(item))
-    }
-    fn set_span_name(&mut self, h: H, item: u32, name: String) -> WResult<()> {
-        write!(self, h, set_span_name(item, name))
-    }
-    fn span_kind(&mut self, h: H, item: u32) -> WResult<u8> {
-        read!(self, h, span_kind(item))
-    }
-    fn span_status(&mut self, h: H, item: u32) -> WResult<(types::StatusCode, String)> {
-        read!(self, h, span_status(item))
-    }
-    fn span_times(&mut self, h: H, item: u32) -> WResult<(u64, u64)> {
-        read!(self, h, span_times(item))
-    }
-    fn trace_state(&mut self, h: H, item: u32) -> WResult<String> {
-        read!(self, h, trace_state(item))
-    }
-    fn set_trace_state(&mut self, h: H, item: u32, value: String) -> WResult<()> {
-        write!(self, h, set_trace_state(item, value))
-    }
-    fn event_count(&mut self, h: H, item: u32) -> WResult<u32> {
-        read!(self, h, event_count(item))
-    }
-    fn event_name(&mut self, h: H, item: u32, event: u32) -> WResult<String> {
-        read!(self, h, event_name(item, event))
-    }
-    fn event_attributes(&mut self, h: H, item: u32, event: u32) -> WResult<Vec<types::Attribute>> {
-        read!(self, h, event_attributes(item, event))
-    }
-    fn set_event_attribute(
-        &mut self,
-        h: H,
-        item: u32,
-        event: u32,
-        key: String,
-        value: types::Value,
-    ) -> WResult<()> {
-        write!(self, h, set_sub_attribute(item, false, event, &key, value))
-    }
-    fn remove_event_attribute(
-        &mut self,
-        h: H,
-        item: u32,
-        event: u32,
-        key: String,
-    ) -> WResult<bool> {
-        write!(self, h, remove_sub_attribute(item, false, event, &key))
-    }
-    fn link_count(&mut self, h: H, item: u32) -> WResult<u32> {
-        read!(self, h, link_count(item))
-    }
-    fn link_attributes(&mut self, h: H, item: u32, link: u32) -> WResult<Vec<types::Attribute>> {
-        read!(self, h, link_attributes(item, link))
-    }
-    fn set_link_attribute(
-        &mut self,
-        h: H,
-        item: u32,
-        link: u32,
-        key: String,
-        value: types::Value,
-    ) -> WResult<()> {
-        write!(self, h, set_sub_attribute(item, true, link, &key, value))
-    }
-    fn remove_link_attribute(&mut self, h: H, item: u32, link: u32, key: String) -> WResult<bool> {
-        write!(self, h, remove_sub_attribute(item, true, link, &key))
-    }
-    fn severity(&mut self, h: H, item: u32) -> WResult<(u8, String)> {
-        read!(self, h, severity(item))
-    }
-    fn body(&mut self, h: H, item: u32) -> WResult<Option<types::Value>> {
-        read!(self, h, body(item))
-    }
-    fn set_body(&mut self, h: H, item: u32, value: types::Value) -> WResult<()> {
-        write!(self, h, set_body(item, value))
-    }
-    fn log_time(&mut self, h: H, item: u32) -> WResult<u64> {
-        read!(self, h, log_time(item))
-    }
-    fn metric_name(&mut self, h: H, item: u32) -> WResult<String> {
-        read!(self, h, metric_name(item))
-    }
-    fn metric_kind(&mut self, h: H, item: u32) -> WResult<types::MetricKind> {
-        read!(self, h, metric_kind(item))
-    }
-    fn point_count(&mut self, h: H, item: u32) -> WResult<u32> {
-        read!(self, h, point_count(item))
-    }
-    fn point_value(&mut self, h: H, item: u32, point: u32) -> WResult<Option<f64>> {
-        read!(self, h, point_value(item, point))
-    }
-    fn drop(&mut self, _h: H) -> WResult<()> {
-        // Batches are only ever lent (borrowed); weir takes them back itself after the call.
-        Ok(())
-    }
-}
-
-impl host::Host for StoreState {
-    fn log(&mut self, level: host::Level, message: String) -> WResult<()> {
-        let message: String = message.chars().take(4096).collect();
-        let f = &*self.filter;
-        match level {
-            host::Level::Trace => tracing::trace!(filter = f, "{message}"),
-            host::Level::Debug => tracing::debug!(filter = f, "{message}"),
-            host::Level::Info => tracing::info!(filter = f, "{message}"),
-            host::Level::Warn => tracing::warn!(filter = f, "{message}"),
-            host::Level::Error => tracing::error!(filter = f, "{message}"),
-        }
-        Ok(())
-    }
-    fn counter_add(&mut self, name: String, delta: u64) -> WResult<()> {
-        if self.dry_run {
-            return Ok(());
-        }
-        self.metrics
-            .filter_counter(self.signal, &self.filter, &name, delta);
-        Ok(())
-    }
-    fn gauge_set(&mut self, name: String, value: f64) -> WResult<()> {
-        if self.dry_run {
-            return Ok(());
-        }
-        self.metrics
-            .filter_gauge(self.signal, &self.filter, &name, value);
-        Ok(())
-    }
-    fn monotonic_now(&mut self) -> WResult<u64> {
-        Ok(process_monotonic())
-    }
-    fn wall_now(&mut self) -> WResult<u64> {
-        Ok(std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64))
-    }
-    fn random_u64(&mut self) -> WResult<u64> {
-        Ok(random_u64())
-    }
-    fn exporters(&mut self) -> WResult<Vec<String>> {
-        Ok(self.exporters.to_vec())
-    }
-}
-
-/// Nanoseconds since the first call in this process: one clock for every instance.
-fn process_monotonic() -> u64 {
-    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_nanos() as u64
-}
-
-/// 64 random bits from SipHash keyed by the OS (std's `RandomState`), over a counter.
-fn random_u64() -> u64 {
-    use std::hash::BuildHasher;
-    static STATE: std::sync::OnceLock<std::collections::hash_map::RandomState> =
-        std::sync::OnceLock::new();
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    STATE
-        .get_or_init(Default::default)
-        .hash_one(COUNTER.fetch_add(1, Ordering::Relaxed))
 }

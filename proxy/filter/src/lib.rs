@@ -3,9 +3,12 @@
 //! wasmtime in a sandbox with no filesystem, network or environment.
 //!
 //! - [`runtime`]: the engine (pooling allocator, copy-on-write images, epoch ticker) and the compile cache;
-//! - [`instance`]: a loaded filter, its instance pool, limits and fault classification, the host imports;
+//! - [`instance`]: a loaded filter, its instance pool, limits and fault classification;
+//! - `host`: what a store holds, and the imports filters call, for every interface version;
 //! - [`batch`]: the `batch` resource lent to filters, with an undo journal for `fail-open`;
-//! - [`bindings`]: the one `bindgen!` site;
+//! - [`kernels`]: pattern sets and redaction run natively for filters (`weir-kernels` underneath);
+//! - [`shared`]: counters and rates shared by every instance of a filter;
+//! - `bindings`: the `bindgen!` sites, one per released interface version;
 //! - `wasi`: the sandboxed WASI subset (clocks, random, stdout/stderr into the log) for components from
 //!   other languages.
 //!
@@ -20,9 +23,12 @@
 pub mod batch;
 mod bindings;
 pub mod chain;
+mod host;
 pub mod instance;
+pub mod kernels;
 pub mod offline;
 pub mod runtime;
+pub mod shared;
 mod wasi;
 
 use tokio::sync::mpsc;
@@ -78,7 +84,7 @@ pub enum FilterError {
     #[error("compile: {0}")]
     Compile(String),
     /// The component does not fit weir's filter world.
-    #[error("link: {0} (does it implement weir:filter@0.1.0?)")]
+    #[error("link: {0} (does it implement weir:filter@0.2.0 or @0.1.0?)")]
     Link(String),
     /// `init` refused the configuration.
     #[error("{0}")]

@@ -14,7 +14,8 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 use super::FilterError;
 use super::bindings;
-use super::instance::StoreState;
+use super::host::StoreState;
+use weir_kernels::PatternCache;
 
 /// How often the epoch advances: the granularity of call deadlines.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
@@ -43,6 +44,7 @@ pub struct Runtime {
     modules: Mutex<HashMap<String, Module>>,
     ticker_stop: Arc<AtomicBool>,
     exporters: Arc<[String]>,
+    patterns: Arc<PatternCache>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -108,11 +110,17 @@ impl Runtime {
         // The WASI subset components from other languages import (see `super::wasi`).
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| FilterError::Setup(format!("WASI linker: {e}")))?;
-        bindings::Filter::add_to_linker::<StoreState, wasmtime::component::HasSelf<StoreState>>(
+        // Every released interface version: a component imports only the one it was built against.
+        bindings::v0_1::Filter::add_to_linker::<StoreState, wasmtime::component::HasSelf<StoreState>>(
             &mut linker,
             |s| s,
         )
-        .map_err(|e| FilterError::Setup(format!("linker: {e}")))?;
+        .map_err(|e| FilterError::Setup(format!("linker (0.1.0): {e}")))?;
+        bindings::v0_2::Filter::add_to_linker::<StoreState, wasmtime::component::HasSelf<StoreState>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(|e| FilterError::Setup(format!("linker (0.2.0): {e}")))?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         let stop = ticker_stop.clone();
@@ -135,7 +143,13 @@ impl Runtime {
             modules: Mutex::new(HashMap::new()),
             ticker_stop,
             exporters: Arc::from(Vec::new()),
+            patterns: Arc::new(PatternCache::default()),
         })
+    }
+
+    /// Compiled pattern sets, shared by every filter of this runtime.
+    pub fn patterns(&self) -> Arc<PatternCache> {
+        self.patterns.clone()
     }
 
     /// The linker.
@@ -237,7 +251,10 @@ mod tests {
             None,
         )
         .unwrap_err();
-        assert!(err.to_string().contains("weir:filter@0.1.0"), "{err}");
+        assert!(
+            err.to_string().contains("weir:filter@0.2.0 or @0.1.0"),
+            "{err}"
+        );
     }
 
     /// The smallest valid core module: magic and version.

@@ -9,7 +9,7 @@ use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::metrics::v1::{Metric, metric::Data};
 use opentelemetry_proto::tonic::trace::v1::Span;
 
-use super::bindings::weir::filter::types::{
+use super::bindings::v0_1::weir::filter::types::{
     Attribute, MetricKind, Signal as WitSignal, StatusCode, TraceId, Value,
 };
 pub use weir_core::Routing;
@@ -19,18 +19,25 @@ use weir_core::{Payload, Signal};
 #[derive(Debug, Clone, Copy)]
 struct ItemRef {
     resource: u32,
+    /// Its scope's index within the resource.
     scope: u32,
     index: u32,
+    /// Its scope's index within the batch (scopes are numbered across resources).
+    global_scope: u32,
 }
 
-/// One attribute list that a change touched.
-#[derive(Debug, Clone, Copy)]
+/// One attribute list (or a log body) that a read or a change addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum Target {
     Resource(u32),
+    /// A scope, by its index within the batch.
+    Scope(u32),
     Item(u32),
     Point(u32, u32),
     Event(u32, u32),
     Link(u32, u32),
+    /// A log record's body: not an attribute list, only a place matches and edits point at.
+    Body(u32),
 }
 
 /// How to undo one change.
@@ -67,6 +74,8 @@ pub struct BatchState {
     route_sets: Vec<Vec<String>>,
     /// Per resource, the index of its first item (items are numbered resource by resource), plus the end.
     resource_start: Vec<u32>,
+    /// Per scope of the batch: its resource and its index within the resource.
+    scopes: Vec<(u32, u32)>,
     journal: Vec<Undo>,
     /// Whether any filter changed the payload (not only labelled it): if none did, the bytes it was
     /// decoded from are still what goes out.
@@ -87,12 +96,16 @@ impl BatchState {
     /// Indexes `payload` for filters.
     pub fn new(payload: Payload, headers: http::HeaderMap, peer: Option<SocketAddr>) -> Self {
         let mut items = Vec::new();
+        let mut scopes = Vec::new();
         let mut push = |resource: usize, scope: usize, n: usize| {
+            let global_scope = scopes.len() as u32;
+            scopes.push((resource as u32, scope as u32));
             for index in 0..n {
                 items.push(ItemRef {
                     resource: resource as u32,
                     scope: scope as u32,
                     index: index as u32,
+                    global_scope,
                 });
             }
         };
@@ -141,6 +154,7 @@ impl BatchState {
             routes: vec![NO_ROUTE; n],
             route_sets: Vec::new(),
             resource_start,
+            scopes,
             journal: Vec::new(),
             changed: false,
         }
@@ -303,6 +317,17 @@ impl BatchState {
     /// The attribute list of a target.
     fn attrs_mut(&mut self, t: Target) -> Option<&mut Vec<KeyValue>> {
         match t {
+            Target::Scope(s) => {
+                let (ri, si) = *self.scopes.get(s as usize)?;
+                let (ri, si) = (ri as usize, si as usize);
+                let scope = match &mut self.payload {
+                    Payload::Traces(r) => r.resource_spans[ri].scope_spans[si].scope.as_mut(),
+                    Payload::Metrics(r) => r.resource_metrics[ri].scope_metrics[si].scope.as_mut(),
+                    Payload::Logs(r) => r.resource_logs[ri].scope_logs[si].scope.as_mut(),
+                };
+                scope.map(|s| &mut s.attributes)
+            }
+            Target::Body(_) => None,
             Target::Resource(res) => {
                 let res = res as usize;
                 let resource = match &mut self.payload {
@@ -385,12 +410,16 @@ impl BatchState {
 
     fn mark_modified(&mut self, t: Target) {
         match t {
-            Target::Item(i) | Target::Point(i, _) | Target::Event(i, _) | Target::Link(i, _) => {
+            Target::Item(i)
+            | Target::Point(i, _)
+            | Target::Event(i, _)
+            | Target::Link(i, _)
+            | Target::Body(i) => {
                 if let Some(m) = self.modified.get_mut(i as usize) {
                     *m = true;
                 }
             }
-            Target::Resource(_) => {}
+            Target::Resource(_) | Target::Scope(_) => {}
         }
     }
 
@@ -934,5 +963,6 @@ impl BatchState {
     }
 }
 
+pub(crate) mod bulk;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,207 @@
+//! The host side of the filter interface: what a wasmtime store holds for one filter instance
+//! ([`StoreState`]), the memory cap, and the imports filters call, for every released version of
+//! `weir:filter` (`v0_1`, `v0_2`). Both versions share the [`BatchState`] they are lent and the host
+//! functions below; each version's module only maps its generated types onto them.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use wasmtime::ResourceLimiter;
+use wasmtime::component::{Resource, ResourceTable};
+
+use crate::batch::BatchState;
+use crate::shared::Shared;
+use weir_core::Signal;
+use weir_core::telemetry::Metrics;
+use weir_kernels::PatternCache;
+
+mod v0_1;
+mod v0_2;
+
+/// What a store holds: the resource table the batch is lent through, the memory cap, and who to blame.
+pub struct StoreState {
+    pub(crate) table: ResourceTable,
+    pub(crate) wasi: wasmtime_wasi::WasiCtx,
+    pub(crate) limits: MemoryCap,
+    pub(crate) filter: Arc<str>,
+    pub(crate) signal: Signal,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) bad_output: Option<String>,
+    /// During the validation dry run the filter's own counters and gauges are not recorded.
+    pub(crate) dry_run: bool,
+    /// Valid route labels.
+    pub(crate) exporters: Arc<[String]>,
+    /// Compiled pattern sets, shared by every filter of the runtime.
+    pub(crate) patterns: Arc<PatternCache>,
+    /// Pattern sets this instance holds (bounded by [`MAX_PATTERN_SETS`]).
+    pub(crate) pattern_sets: usize,
+    /// State shared by every instance of this filter.
+    pub(crate) shared: Arc<Shared>,
+    /// The CPU time the running call may use.
+    pub(crate) budget: CpuBudget,
+}
+
+/// A call's CPU-time budget, checked on every epoch tick past the deadline.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CpuBudget {
+    /// The calling thread's CPU clock when the call began (a call runs on one thread throughout).
+    pub(crate) started: std::time::Duration,
+    /// How much it may use.
+    pub(crate) limit: std::time::Duration,
+    /// What it had used when it was stopped.
+    pub(crate) used_at_stop: Option<std::time::Duration>,
+}
+
+/// CPU time the calling thread has used.
+pub(crate) fn thread_cpu() -> std::time::Duration {
+    cpu_time::ThreadTime::now().as_duration()
+}
+
+impl CpuBudget {
+    /// CPU time used since the call began.
+    pub(crate) fn used(&self) -> std::time::Duration {
+        thread_cpu().saturating_sub(self.started)
+    }
+}
+
+impl Default for CpuBudget {
+    fn default() -> Self {
+        Self {
+            started: thread_cpu(),
+            limit: std::time::Duration::MAX,
+            used_at_stop: None,
+        }
+    }
+}
+
+/// Refuses memory growth past the filter's cap and remembers that it did.
+pub(crate) struct MemoryCap {
+    pub(crate) max: usize,
+    pub(crate) exceeded: bool,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max {
+            self.exceeded = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+/// The most pattern sets one instance may hold at once.
+pub(crate) const MAX_PATTERN_SETS: usize = 64;
+
+/// The host functions, shared by every version.
+impl StoreState {
+    fn log(&mut self, level: tracing::Level, message: &str) {
+        let message: String = message.chars().take(4096).collect();
+        let f = &*self.filter;
+        match level {
+            tracing::Level::TRACE => tracing::trace!(filter = f, "{message}"),
+            tracing::Level::DEBUG => tracing::debug!(filter = f, "{message}"),
+            tracing::Level::INFO => tracing::info!(filter = f, "{message}"),
+            tracing::Level::WARN => tracing::warn!(filter = f, "{message}"),
+            _ => tracing::error!(filter = f, "{message}"),
+        }
+    }
+
+    fn counter_add(&mut self, name: &str, delta: u64) {
+        if !self.dry_run {
+            self.metrics
+                .filter_counter(self.signal, &self.filter, name, delta);
+        }
+    }
+
+    fn gauge_set(&mut self, name: &str, value: f64) {
+        if !self.dry_run {
+            self.metrics
+                .filter_gauge(self.signal, &self.filter, name, value);
+        }
+    }
+
+    fn wall_now() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+    }
+}
+
+impl StoreState {
+    pub(crate) fn batch(&self, h: &Resource<BatchState>) -> wasmtime::Result<&BatchState> {
+        Ok(self.table.get(h)?)
+    }
+
+    pub(crate) fn batch_mut(
+        &mut self,
+        h: &Resource<BatchState>,
+    ) -> wasmtime::Result<&mut BatchState> {
+        Ok(self.table.get_mut(h)?)
+    }
+
+    pub(crate) fn bad<T, E: std::fmt::Display>(&mut self, r: Result<T, E>) -> wasmtime::Result<T> {
+        r.map_err(|e| {
+            self.bad_output = Some(e.to_string());
+            wasmtime::Error::msg(e.to_string())
+        })
+    }
+}
+
+/// Forwards a read-only accessor that can fail on a bad index.
+macro_rules! read {
+    ($self:ident, $h:ident, $method:ident ( $($arg:expr),* )) => {{
+        let r = $self.batch(&$h)?.$method($($arg),*);
+        $self.bad(r)
+    }};
+}
+
+/// Forwards a mutator that can fail on a bad index.
+macro_rules! write {
+    ($self:ident, $h:ident, $method:ident ( $($arg:expr),* )) => {{
+        let r = $self.batch_mut(&$h)?.$method($($arg),*);
+        $self.bad(r)
+    }};
+}
+pub(crate) use {read, write};
+
+impl wasmtime_wasi::WasiView for StoreState {
+    fn ctx(&mut self) -> wasmtime_wasi::WasiCtxView<'_> {
+        wasmtime_wasi::WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Nanoseconds since the first call in this process: one clock for every instance.
+pub(crate) fn process_monotonic() -> u64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
+/// 64 random bits from SipHash keyed by the OS (std's `RandomState`), over a counter.
+pub(crate) fn random_u64() -> u64 {
+    use std::hash::BuildHasher;
+    static STATE: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    STATE
+        .get_or_init(Default::default)
+        .hash_one(COUNTER.fetch_add(1, Ordering::Relaxed))
+}
