@@ -16,7 +16,9 @@ use crate::admin::{self, AdminState};
 use crate::config::{Config, ConfigError, ExporterConfig, FilterConfig, QueueConfig, parse_addr};
 use crate::control::Manager;
 use crate::exporter::{BuildError, Exporter, ExporterQueue};
-use crate::filter::{Chain, FilterError, FilterSpec, LoadedFilter, QuarantineSender, Runtime};
+use crate::filter::{
+    Chain, FilterError, FilterSpec, LoadedFilter, PoolSizing, QuarantineSender, Runtime,
+};
 use crate::pipeline::{Exporters, Pipeline, Pipelines};
 use crate::receiver::{Ingest, grpc, http};
 use crate::telemetry::Metrics;
@@ -101,13 +103,15 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     }
     let exporters = Arc::new(exporters);
     let (quarantine_tx, quarantine_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (instances, memory) = config.filter_pool();
     let runtime = Arc::new(
-        Runtime::new(
+        Runtime::with_sizing(
             config
                 .state_dir
                 .as_ref()
                 .map(|d| d.join("cache"))
                 .as_deref(),
+            PoolSizing { instances, memory },
         )?
         .with_exporters(exporters.keys().cloned()),
     );
@@ -310,7 +314,11 @@ pub fn check_filters(config: &Config) -> Result<usize, StartError> {
     if filters.is_empty() {
         return Ok(0);
     }
-    let runtime = Arc::new(Runtime::new(None)?.with_exporters(config.exporters.keys().cloned()));
+    let (instances, memory) = config.filter_pool();
+    let runtime = Arc::new(
+        Runtime::with_sizing(None, PoolSizing { instances, memory })?
+            .with_exporters(config.exporters.keys().cloned()),
+    );
     let metrics = Arc::new(Metrics::new());
     for (signal, fc) in &filters {
         load_filter(&runtime, fc, *signal, &metrics, None)?;

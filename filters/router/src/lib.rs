@@ -57,8 +57,8 @@ impl RouterFilter {
         };
         if !router.per_item {
             let mut items_per_resource = vec![0u64; batch.resource_count() as usize];
-            for i in batch.items() {
-                if let Some(n) = items_per_resource.get_mut(batch.item_resource(i) as usize) {
+            for r in batch.item_resources() {
+                if let Some(n) = items_per_resource.get_mut(r as usize) {
                     *n += 1;
                 }
             }
@@ -99,12 +99,14 @@ impl RouterFilter {
             // Items are numbered resource by resource: decide for a run of one resource, then label the
             // resource at once when the run agrees.
             let n = n as u32;
+            let resources = batch.item_resources();
+            let resource = |i: u32| resources.get(i as usize).copied().unwrap_or(0);
             let mut per_set: Vec<Vec<u32>> = vec![Vec::new(); router.sets.len()];
             let mut start = 0;
             while start < n {
-                let res = batch.item_resource(start);
+                let res = resource(start);
                 let mut end = start + 1;
-                while end < n && batch.item_resource(end) == res {
+                while end < n && resource(end) == res {
                     end += 1;
                 }
                 let mut resource_values: Vec<(String, Option<String>)> = Vec::new();

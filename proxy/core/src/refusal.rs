@@ -48,6 +48,7 @@ impl Refusal {
             Refusal::NoPipeline(_) => RefuseReason::NoPipeline,
             Refusal::Timeout => RefuseReason::Timeout,
             Refusal::QueueFull(_) => RefuseReason::QueueFull,
+            Refusal::Chain(ChainError::Busy { .. }) => RefuseReason::FilterBusy,
             Refusal::Chain(e) if e.retryable() => RefuseReason::FilterFailed,
             Refusal::Chain(ChainError::Undecodable(_)) => RefuseReason::Decode,
             Refusal::Chain(_) => RefuseReason::FilterRejected,
@@ -74,6 +75,15 @@ pub enum ChainError {
     /// weir's walk, never the client's doing in theory; refused as invalid, not retryable.
     #[error("the request could not be decoded for the filters: {0}")]
     Undecodable(String),
+    /// Every instance of a filter stayed busy for the whole wait (its `concurrency` is in use):
+    /// back-pressure, retryable, and never held against the filter.
+    #[error("filter {filter} is busy: all {concurrency} of its instances are in use")]
+    Busy {
+        /// The filter's name.
+        filter: String,
+        /// Its instance bound.
+        concurrency: usize,
+    },
     /// A `fail-closed` filter failed; retryable.
     #[error("filter {filter} failed ({fault}); it fails closed")]
     Failed {
@@ -89,7 +99,7 @@ impl ChainError {
     pub fn retryable(&self) -> bool {
         match self {
             ChainError::Rejected { .. } | ChainError::Undecodable(_) => false,
-            ChainError::Failed { .. } => true,
+            ChainError::Failed { .. } | ChainError::Busy { .. } => true,
         }
     }
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use weir_core::{Batch, Body, ChainError, Fault, FaultClass};
 
 use crate::batch::BatchState;
+use crate::instance::CallError;
 use crate::{LoadedFilter, Verdict};
 
 /// An ordered, immutable chain of filters for one pipeline.
@@ -54,10 +55,10 @@ impl Chain {
         let mut state = BatchState::new(payload, ctx.headers.clone(), ctx.peer);
         for filter in &self.filters {
             let result = if filter.is_quarantined() {
-                Err(Fault {
+                Err(CallError::Fault(Fault {
                     class: FaultClass::Trap,
                     message: "quarantined after repeated failures".into(),
-                })
+                }))
             } else {
                 let (s, r) = filter.call(state);
                 state = s;
@@ -71,8 +72,14 @@ impl Chain {
                         reason,
                     });
                 }
-                Err(_) if filter.fails_open() => {}
-                Err(fault) => {
+                Err(CallError::Busy { concurrency }) => {
+                    return Err(ChainError::Busy {
+                        filter: filter.name().to_string(),
+                        concurrency,
+                    });
+                }
+                Err(CallError::Fault(_)) if filter.fails_open() => {}
+                Err(CallError::Fault(fault)) => {
                     return Err(ChainError::Failed {
                         filter: filter.name().to_string(),
                         fault,

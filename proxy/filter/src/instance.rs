@@ -3,7 +3,7 @@
 //! the host functions filters import.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
 use wasmtime::component::{Resource, ResourceTable};
@@ -60,6 +60,55 @@ pub struct FilterStats {
     pub items_modified: AtomicU64,
     /// Batches the filter rejected.
     pub rejected: AtomicU64,
+    /// Calls refused because every instance stayed busy (back-pressure, not faults).
+    pub busy: AtomicU64,
+}
+
+/// Why a call did not return a verdict.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CallError {
+    /// The filter failed; its `on_error` policy applies.
+    #[error("{0}")]
+    Fault(Fault),
+    /// Every instance stayed busy for the whole wait: the request is refused retryably, whatever the
+    /// policy (passing a batch around a redactor because it is busy would leak what it redacts).
+    #[error("all {concurrency} instances are busy")]
+    Busy {
+        /// The filter's instance bound.
+        concurrency: usize,
+    },
+}
+
+/// Instantiation failed because the engine's instance slots are all taken: back-pressure too.
+fn fault_or_busy(fault: Fault, concurrency: usize) -> CallError {
+    if fault.class == FaultClass::Trap && fault.message.contains(POOL_EXHAUSTED) {
+        CallError::Busy { concurrency }
+    } else {
+        CallError::Fault(fault)
+    }
+}
+
+/// The text wasmtime's pooling allocator puts in the error of an instantiation it has no slot for.
+const POOL_EXHAUSTED: &str = "maximum concurrent";
+
+/// A filter's instances: the idle ones, how many are alive, and a signal when one comes back.
+#[derive(Default)]
+struct Pool {
+    state: Mutex<PoolState>,
+    freed: Condvar,
+}
+
+#[derive(Default)]
+struct PoolState {
+    idle: Vec<Instance>,
+    live: usize,
+}
+
+impl Pool {
+    fn lock(&self) -> std::sync::MutexGuard<'_, PoolState> {
+        // Pushes and pops are single calls: a panic elsewhere cannot leave the state inconsistent.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// `init` may use this many times a call's deadline (it compiles what the filter needs).
@@ -84,7 +133,7 @@ pub struct LoadedFilter {
     shared: Arc<Shared>,
     runtime: Arc<Runtime>,
     metrics: Arc<Metrics>,
-    idle: Mutex<Vec<Instance>>,
+    pool: Pool,
     consecutive_faults: AtomicU32,
     quarantined: AtomicBool,
     name: Arc<str>,
@@ -128,6 +177,15 @@ impl LoadedFilter {
         metrics: Arc<Metrics>,
         quarantine: Option<QuarantineSender>,
     ) -> Result<Arc<Self>, FilterError> {
+        spec.limits.validate().map_err(FilterError::Limits)?;
+        let max = runtime.sizing().memory;
+        if spec.limits.memory > max {
+            return Err(FilterError::Limits(format!(
+                "memory {} bytes is above the engine's instance size of {max} bytes \
+                 (filter_runtime.max_memory)",
+                spec.limits.memory
+            )));
+        }
         let name: Arc<str> = Arc::from(spec.name.as_str());
         let linked = runtime
             .linker()
@@ -150,7 +208,7 @@ impl LoadedFilter {
             shared: Arc::new(Shared::default()),
             runtime,
             metrics,
-            idle: Mutex::new(Vec::new()),
+            pool: Pool::default(),
             consecutive_faults: AtomicU32::new(0),
             quarantined: AtomicBool::new(false),
             name,
@@ -161,6 +219,7 @@ impl LoadedFilter {
             FaultClass::Init => FilterError::Init(f.message),
             _ => FilterError::DryRun(f.to_string()),
         })?;
+        filter.pool.lock().live += 1;
         filter.checkin(instance);
         let sample = SAMPLES
             .iter()
@@ -169,7 +228,7 @@ impl LoadedFilter {
             .ok_or_else(|| FilterError::DryRun("no sample batch".into()))?;
         let mut instance = filter
             .checkout()
-            .map_err(|f| FilterError::DryRun(f.to_string()))?;
+            .map_err(|e| FilterError::DryRun(e.to_string()))?;
         let mut sample = BatchState::new(sample, http::HeaderMap::new(), None);
         sample.begin();
         // The dry run does not count in the filter's statistics or metrics.
@@ -181,11 +240,31 @@ impl LoadedFilter {
         Ok(Arc::new(filter))
     }
 
-    /// Creates, initializes and pools one more instance (pre-warming; benchmarks time it).
-    pub fn prewarm(&self) -> Result<(), Fault> {
-        let instance = self.instantiate()?;
-        self.checkin(instance);
-        Ok(())
+    /// Creates, initializes and pools one more instance, within the filter's `concurrency` (pre-warming;
+    /// benchmarks time it). Returns false when the pool is already full.
+    pub fn prewarm(&self) -> Result<bool, Fault> {
+        {
+            let mut pool = self.pool.lock();
+            if pool.live >= self.spec.limits.concurrency {
+                return Ok(false);
+            }
+            pool.live += 1;
+        }
+        match self.instantiate() {
+            Ok(instance) => {
+                self.checkin(instance);
+                Ok(true)
+            }
+            Err(f) => {
+                self.discard();
+                Err(f)
+            }
+        }
+    }
+
+    /// Instances alive (idle or in a call).
+    pub fn instances(&self) -> usize {
+        self.pool.lock().live
     }
 
     /// The filter's name.
@@ -276,24 +355,54 @@ impl LoadedFilter {
         }
     }
 
-    fn checkout(&self) -> Result<Instance, Fault> {
-        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        match idle {
-            Some(i) => Ok(i),
-            None => self.instantiate(),
+    /// An idle instance, or a new one while fewer than `concurrency` are alive, or, when all are busy,
+    /// the first to come back within `instance_wait`.
+    fn checkout(&self) -> Result<Instance, CallError> {
+        let wait_until = Instant::now() + self.spec.limits.instance_wait;
+        let mut pool = self.pool.lock();
+        loop {
+            if let Some(i) = pool.idle.pop() {
+                return Ok(i);
+            }
+            if pool.live < self.spec.limits.concurrency {
+                pool.live += 1;
+                drop(pool);
+                return self.instantiate().map_err(|fault| {
+                    self.discard();
+                    fault_or_busy(fault, self.spec.limits.concurrency)
+                });
+            }
+            let now = Instant::now();
+            if now >= wait_until {
+                return Err(CallError::Busy {
+                    concurrency: self.spec.limits.concurrency,
+                });
+            }
+            pool = self
+                .pool
+                .freed
+                .wait_timeout(pool, wait_until - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
     }
 
     fn checkin(&self, instance: Instance) {
-        self.idle
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(instance);
+        self.pool.lock().idle.push(instance);
+        self.pool.freed.notify_one();
+    }
+
+    /// An instance is gone (it faulted, or could not be made): room for a new one.
+    fn discard(&self) {
+        let mut pool = self.pool.lock();
+        pool.live = pool.live.saturating_sub(1);
+        drop(pool);
+        self.pool.freed.notify_one();
     }
 
     /// Runs the filter on `batch`. On a fault the batch comes back with the filter's partial changes
     /// undone, and the instance is discarded (its state may be corrupt).
-    pub fn call(&self, mut batch: BatchState) -> (BatchState, Result<Verdict, Fault>) {
+    pub fn call(&self, mut batch: BatchState) -> (BatchState, Result<Verdict, CallError>) {
         let started = Instant::now();
         let items = batch.len();
         let (dropped_before, modified_before) = (batch.dropped_count(), batch.modified_count());
@@ -303,11 +412,19 @@ impl LoadedFilter {
             .fetch_add(items as u64, Ordering::Relaxed);
         batch.begin();
         let (batch, result) = match self.checkout() {
-            Err(fault) => (batch, Err(fault)),
+            Err(CallError::Busy { concurrency }) => {
+                // Back-pressure, not the filter's fault: nothing is counted against it.
+                self.stats.busy.fetch_add(1, Ordering::Relaxed);
+                return (batch, Err(CallError::Busy { concurrency }));
+            }
+            Err(CallError::Fault(fault)) => (batch, Err(fault)),
             Ok(mut instance) => {
                 let (batch, result) = self.run(&mut instance, batch);
                 if result.is_ok() {
                     self.checkin(instance);
+                } else {
+                    drop(instance);
+                    self.discard();
                 }
                 (batch, result)
             }
@@ -371,7 +488,7 @@ impl LoadedFilter {
                 }
             }
         }
-        (batch, result)
+        (batch, result.map_err(CallError::Fault))
     }
 
     fn run(

@@ -34,8 +34,8 @@ mod wasi;
 use tokio::sync::mpsc;
 
 pub use chain::Chain;
-pub use instance::{LoadedFilter, Verdict};
-pub use runtime::{Module, Runtime};
+pub use instance::{CallError, LoadedFilter, Verdict};
+pub use runtime::{Module, PoolSizing, Runtime};
 pub use weir_core::config::{FilterLimits, MAX_FILTER_MEMORY, OnError};
 pub use weir_core::{ChainError, Fault, FaultClass, Signal};
 

@@ -45,6 +45,27 @@ pub struct Runtime {
     ticker_stop: Arc<AtomicBool>,
     exporters: Arc<[String]>,
     patterns: Arc<PatternCache>,
+    sizing: PoolSizing,
+}
+
+/// How many instances the engine has slots for, and how large each instance's memory may grow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSizing {
+    /// Component instance slots, for every filter together.
+    pub instances: u32,
+    /// The largest linear memory of one instance, in bytes: each slot reserves this much address
+    /// space (not resident memory).
+    pub memory: usize,
+}
+
+impl Default for PoolSizing {
+    /// Room for tests and `weir filter test`: 64 instances of up to 64 MiB.
+    fn default() -> Self {
+        Self {
+            instances: 64,
+            memory: 64 << 20,
+        }
+    }
 }
 
 impl std::fmt::Debug for Runtime {
@@ -77,19 +98,27 @@ impl Runtime {
         self.exporters.clone()
     }
 
-    /// Builds the engine. With `cache_dir`, compiled code is also cached on disk, so a restart does not
-    /// recompile.
+    /// Builds the engine with the default [`PoolSizing`]. With `cache_dir`, compiled code is also cached
+    /// on disk, so a restart does not recompile.
     pub fn new(cache_dir: Option<&Path>) -> Result<Self, FilterError> {
+        Self::with_sizing(cache_dir, PoolSizing::default())
+    }
+
+    /// Builds the engine with instance slots sized by `sizing` (see `Config::filter_pool`).
+    pub fn with_sizing(cache_dir: Option<&Path>, sizing: PoolSizing) -> Result<Self, FilterError> {
         let mut config = Config::new();
         config.epoch_interruption(true);
         config.memory_init_cow(true);
         config.wasm_component_model(true);
         let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(1000);
-        pool.total_core_instances(1000);
-        pool.total_memories(1000);
-        pool.total_tables(1000);
-        pool.max_memory_size(weir_core::config::MAX_FILTER_MEMORY);
+        let n = sizing.instances.max(1);
+        // A component built from a Rust or C guest holds one to a few core instances, memories and
+        // tables; one from an interpreter (componentize-py) a few more.
+        pool.total_component_instances(n);
+        pool.total_core_instances(n.saturating_mul(8));
+        pool.total_memories(n.saturating_mul(2));
+        pool.total_tables(n.saturating_mul(8));
+        pool.max_memory_size(sizing.memory.min(weir_core::config::MAX_FILTER_MEMORY));
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         if let Some(dir) = cache_dir {
             std::fs::create_dir_all(dir).map_err(|e| {
@@ -144,7 +173,13 @@ impl Runtime {
             ticker_stop,
             exporters: Arc::from(Vec::new()),
             patterns: Arc::new(PatternCache::default()),
+            sizing,
         })
+    }
+
+    /// The engine's instance slots and largest instance memory.
+    pub fn sizing(&self) -> PoolSizing {
+        self.sizing
     }
 
     /// Compiled pattern sets, shared by every filter of this runtime.

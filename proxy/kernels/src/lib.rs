@@ -64,21 +64,21 @@ impl Detector {
         }
     }
 
-    /// A cheap test that every value this detector can match passes: most values fail all of them, and
-    /// then no regular expression runs at all.
-    fn may_match(self, v: &[u8], digits: usize) -> bool {
-        let has = |c: u8| v.contains(&c);
+    /// A cheap test, on the value's [`Profile`], that every value this detector can match passes: most
+    /// values fail all of them, and then no regular expression runs at all.
+    fn may_match(self, p: &Profile, v: &[u8]) -> bool {
         match self {
-            Detector::Email => has(b'@'),
-            Detector::CreditCard => digits >= 13,
-            Detector::Ipv4 => digits >= 4 && has(b'.'),
-            Detector::Ipv6 => v.iter().filter(|c| **c == b':').count() >= 2,
-            Detector::Bearer => v.windows(6).any(|w| w.eq_ignore_ascii_case(b"bearer")),
-            Detector::Jwt => v.windows(3).any(|w| w == b"eyJ"),
-            Detector::UrlSecret => has(b'='),
+            Detector::Email => p.at > 0,
+            Detector::CreditCard => p.digits >= 13 && longest_digit_run(v) >= 13,
+            Detector::Ipv4 => p.dots >= 3 && p.digits >= 4 && quad_starts(v).next().is_some(),
+            Detector::Ipv6 => {
+                p.colons >= 7 || (p.colons >= 2 && memchr::memmem::find(v, b"::").is_some())
+            }
+            Detector::Bearer => p.r >= 2 && contains_ignore_case(v, b"bearer"),
+            Detector::Jwt => p.j > 0 && memchr::memmem::find(v, b"eyJ").is_some(),
+            Detector::UrlSecret => p.eq > 0,
         }
     }
-
     fn pattern(self) -> &'static str {
         match self {
             Detector::Email => r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}",
@@ -116,8 +116,11 @@ impl Detector {
             }
             Detector::Ipv4 => {
                 // `1.2.3.4.5`, `2.10.3.4.1`: a dotted number longer than four parts is a version.
+                // ... and so is one right after a product name (`Chrome/120.0.0.0`) or a `v`.
                 let dotted = |sep: Option<u8>, next: Option<u8>| sep == Some(b'.') && digit(next);
-                !dotted(before(1), before(2)) && !dotted(after(1), after(2))
+                let product = before(1) == Some(b'/') && alnum(before(2));
+                let v = matches!(before(1), Some(b'v' | b'V')) && !alnum(before(2));
+                !dotted(before(1), before(2)) && !dotted(after(1), after(2)) && !product && !v
             }
             Detector::Ipv6 => {
                 let word =
@@ -131,6 +134,94 @@ impl Detector {
             _ => true,
         }
     }
+}
+
+/// What one pass over a value learns, for the detectors' prefilters: counts of a few characters,
+/// in a loop without branches that the compiler vectorizes (values are often random hex or base64,
+/// where a branch per byte would be mispredicted half the time).
+#[derive(Debug, Default, Clone, Copy)]
+struct Profile {
+    digits: u32,
+    dots: u32,
+    colons: u32,
+    at: u32,
+    eq: u32,
+    /// `r` or `R` (in `bearer`; never in hex).
+    r: u32,
+    /// `J` (in `eyJ`; never in hex).
+    j: u32,
+}
+
+impl Profile {
+    fn of(v: &[u8]) -> Self {
+        let mut p = Profile::default();
+        for &c in v {
+            p.digits += u32::from(c.wrapping_sub(b'0') < 10);
+            p.dots += u32::from(c == b'.');
+            p.colons += u32::from(c == b':');
+            p.at += u32::from(c == b'@');
+            p.eq += u32::from(c == b'=');
+            p.r += u32::from(c | 0x20 == b'r');
+            p.j += u32::from(c == b'J');
+        }
+        p
+    }
+}
+
+/// The longest run of digits with single spaces or dashes between them (a card number's shape).
+fn longest_digit_run(v: &[u8]) -> u32 {
+    let (mut best, mut run, mut sep) = (0u32, 0u32, false);
+    for &c in v {
+        if c.is_ascii_digit() {
+            run += 1;
+            sep = false;
+        } else if (c == b' ' || c == b'-') && run > 0 && !sep {
+            sep = true;
+        } else {
+            best = best.max(run);
+            run = 0;
+            sep = false;
+        }
+    }
+    best.max(run)
+}
+
+/// Where an IPv4 address can start in `v`: a digit after a non-word character (or at the start),
+/// followed by four groups of one to three digits joined by dots. Every match of the IPv4 pattern
+/// starts at one of these; most values have none.
+fn quad_starts(v: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    (0..v.len()).filter(move |&p| {
+        if !v[p].is_ascii_digit() || (p > 0 && word(v[p - 1])) {
+            return false;
+        }
+        let mut i = p;
+        for group in 0..4 {
+            let start = i;
+            while i < v.len() && i - start < 3 && v[i].is_ascii_digit() {
+                i += 1;
+            }
+            if i == start {
+                return false;
+            }
+            if group < 3 {
+                if v.get(i) != Some(&b'.') {
+                    return false;
+                }
+                i += 1;
+            }
+        }
+        true
+    })
+}
+
+/// Whether `hay` contains `needle` (lower-case ASCII, starting with a letter), ignoring ASCII case.
+fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
+    let first = needle[0];
+    memchr::memchr2_iter(first, first.to_ascii_uppercase(), hay).any(|i| {
+        hay.get(i..i + needle.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(needle))
+    })
 }
 
 /// Luhn checksum of the ASCII digits in `s` (13 to 19 of them).
@@ -264,7 +355,7 @@ pub struct PatternSet {
     key_patterns: Vec<Regex>,
     /// Value rules in order: detectors, then value patterns.
     value_rules: Vec<(Rule, Regex)>,
-    /// Every value rule at once, for one pass that finds which of them match.
+    /// Every value pattern at once, for one pass that finds which of them match.
     any: Option<RegexSet>,
 }
 
@@ -296,11 +387,11 @@ impl PatternSet {
         for (i, p) in spec.value_patterns.iter().enumerate() {
             value_rules.push((Rule::ValuePattern(i as u32), compile(p)?));
         }
-        let any = if value_rules.is_empty() {
+        let any = if spec.value_patterns.is_empty() {
             None
         } else {
             Some(
-                regex::RegexSetBuilder::new(value_rules.iter().map(|(_, r)| r.as_str()))
+                regex::RegexSetBuilder::new(&spec.value_patterns)
                     .size_limit(REGEX_SIZE_LIMIT)
                     .build()
                     .map_err(|e| PatternError::Regex {
@@ -333,7 +424,7 @@ impl PatternSet {
 
     /// True when the set has rules on values (detectors or value patterns).
     pub fn has_value_rules(&self) -> bool {
-        self.any.is_some()
+        !self.value_rules.is_empty()
     }
 
     /// True when the set has rules on keys.
@@ -367,60 +458,108 @@ impl PatternSet {
 
     /// Appends the value rules' matches in `text` to `out`, rule by rule; returns how many it added.
     pub fn find_values(&self, text: &str, out: &mut Vec<Found>) -> usize {
-        let Some(any) = &self.any else {
-            return 0;
-        };
-        if self.spec.value_patterns.is_empty() {
-            let v = text.as_bytes();
-            let digits = v.iter().filter(|c| c.is_ascii_digit()).count();
-            if !self.spec.detectors.iter().any(|d| d.may_match(v, digits)) {
-                return 0;
-            }
-        }
-        let matched = any.matches(text);
-        if !matched.matched_any() {
-            return 0;
-        }
         let before = out.len();
-        // Only the rules that matched run again, to find where.
-        for i in matched.iter() {
-            let (rule, re) = &self.value_rules[i];
-            let mut at = 0;
-            while at <= text.len() {
-                let Some(c) = re.captures_at(text, at) else {
-                    break;
-                };
-                let m = c.get(0).expect("group 0 is the match");
-                let (start, end) = (m.start(), m.end());
-                let ok = match rule {
-                    Rule::Detector(d) => d.accept(text, start, end),
-                    _ => true,
-                };
-                if ok {
-                    // A URL secret keeps its `?token=`: the range is what follows.
-                    let start = match rule {
-                        Rule::Detector(Detector::UrlSecret) => c.get(1).map_or(start, |p| p.end()),
-                        _ => start,
-                    };
-                    if end > start {
-                        out.push(Found {
-                            rule: *rule,
-                            start: start as u32,
-                            end: end as u32,
-                        });
+        let detectors = self.spec.detectors.len();
+        if detectors > 0 {
+            let profile = Profile::of(text.as_bytes());
+            for (rule, re) in &self.value_rules[..detectors] {
+                match rule {
+                    Rule::Detector(Detector::Ipv4) if profile.dots >= 3 && profile.digits >= 4 => {
+                        find_ipv4(re, text, out)
                     }
-                    at = if m.is_empty() {
-                        next_boundary(text, m.end())
-                    } else {
-                        m.end()
-                    };
-                } else {
-                    // A refused candidate may hide a real one that starts inside it.
-                    at = next_boundary(text, m.start());
+                    Rule::Detector(d) if d.may_match(&profile, text.as_bytes()) => {
+                        find_rule(*rule, re, text, out)
+                    }
+                    _ => {}
                 }
             }
         }
+        if let Some(any) = &self.any {
+            // One pass finds which of the operator's patterns match; only those run again, to find where.
+            for i in any.matches(text).iter() {
+                let (rule, re) = &self.value_rules[detectors + i];
+                find_rule(*rule, re, text, out);
+            }
+        }
         out.len() - before
+    }
+}
+
+#[cfg(test)]
+impl PatternSet {
+    /// [`PatternSet::find_values`] without the detectors' prefilters: what they must never change.
+    fn find_values_unfiltered(&self, text: &str, out: &mut Vec<Found>) {
+        for (rule, re) in &self.value_rules {
+            find_rule(*rule, re, text, out);
+        }
+    }
+}
+
+/// [`find_rule`] for IPv4 addresses, trying the pattern only where an address can start (the
+/// pattern's own search would scan the rest of the value after every refused look-alike).
+fn find_ipv4(re: &Regex, text: &str, out: &mut Vec<Found>) {
+    let mut covered = 0;
+    for p in quad_starts(text.as_bytes()) {
+        if p < covered {
+            continue;
+        }
+        if let Some(m) = re.find_at(text, p)
+            && m.start() == p
+            && Detector::Ipv4.accept(text, m.start(), m.end())
+        {
+            out.push(Found {
+                rule: Rule::Detector(Detector::Ipv4),
+                start: m.start() as u32,
+                end: m.end() as u32,
+            });
+            covered = m.end();
+        }
+    }
+}
+
+/// Appends the matches of one rule in `text`, each checked against look-alikes.
+fn find_rule(rule: Rule, re: &Regex, text: &str, out: &mut Vec<Found>) {
+    let mut at = 0;
+    while at <= text.len() {
+        // Only a URL secret needs its groups; finding without them is several times faster.
+        let (m, prefix_end) = if rule == Rule::Detector(Detector::UrlSecret) {
+            let Some(c) = re.captures_at(text, at) else {
+                break;
+            };
+            (
+                c.get(0).expect("group 0 is the match"),
+                c.get(1).map(|p| p.end()),
+            )
+        } else {
+            let Some(m) = re.find_at(text, at) else {
+                break;
+            };
+            (m, None)
+        };
+        let (start, end) = (m.start(), m.end());
+        let ok = match rule {
+            Rule::Detector(d) => d.accept(text, start, end),
+            _ => true,
+        };
+        if ok {
+            // A URL secret keeps its `?token=`: the range is what follows.
+            let start = prefix_end.unwrap_or(start);
+            if end > start {
+                out.push(Found {
+                    rule,
+                    start: start as u32,
+                    end: end as u32,
+                });
+            }
+            at = if m.is_empty() {
+                next_boundary(text, m.end())
+            } else {
+                m.end()
+            };
+        } else {
+            // A refused candidate may hide a real one that starts inside it.
+            at = next_boundary(text, m.start());
+        }
     }
 }
 
@@ -534,3 +673,23 @@ pub fn rewrite(text: &str, ranges: &mut [(u32, u32)], how: &Rewrite) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// Which detectors' prefilters `text` passes (for benchmarks and profiling).
+pub fn prefilter_passes(text: &str) -> Vec<Detector> {
+    let p = Profile::of(text.as_bytes());
+    Detector::ALL
+        .into_iter()
+        .filter(|d| d.may_match(&p, text.as_bytes()))
+        .collect()
+}
+
+#[cfg(test)]
+mod quad_tests {
+    #[test]
+    fn quad_starts_are_where_addresses_can_begin() {
+        let starts: Vec<usize> =
+            super::quad_starts(b"a 1.2.3.4 x10.0.0.1 (255.255.255.255").collect();
+        assert_eq!(starts, vec![2, 21]);
+        assert_eq!(super::quad_starts(b"1.2.3 and 1234.5.6.7").count(), 0);
+    }
+}

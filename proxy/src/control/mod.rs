@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, mpsc};
 
 use weir_core::Signal;
-use weir_core::config::{FilterLimits, MAX_FILTER_MEMORY, OnError};
+use weir_core::config::{FilterLimits, OnError};
 use weir_core::telemetry::Metrics;
 use weir_filter::{
     Chain, FilterError, FilterSpec, LoadedFilter, QuarantineSender, Quarantined, Runtime,
@@ -107,6 +107,15 @@ pub struct FilterStatsInfo {
     pub items_modified: u64,
     /// Batches rejected.
     pub rejected: u64,
+    /// Calls refused because every instance stayed busy (back-pressure).
+    #[serde(default)]
+    pub busy: u64,
+    /// Instances alive now.
+    #[serde(default)]
+    pub instances: usize,
+    /// The interface version the module implements (`0.1.0`, `0.2.0`).
+    #[serde(default)]
+    pub interface: String,
 }
 
 struct Version {
@@ -310,16 +319,7 @@ impl Manager {
         name: &str,
         request: &FilterRequest,
     ) -> Result<Arc<LoadedFilter>, ManageError> {
-        if request.limits.deadline.is_zero()
-            || request.limits.memory == 0
-            || request.limits.memory > MAX_FILTER_MEMORY
-        {
-            return Err(FilterError::Limits(format!(
-                "deadline must be positive and memory between 1 and {} bytes",
-                MAX_FILTER_MEMORY
-            ))
-            .into());
-        }
+        request.limits.validate().map_err(FilterError::Limits)?;
         let module = self.module(&request.module).await?;
         let spec = FilterSpec {
             name: name.to_string(),
@@ -542,6 +542,9 @@ fn info(signal: Signal, name: &str, entry: Option<&Entry>) -> Option<FilterInfo>
             items_dropped: s.items_dropped.load(Relaxed),
             items_modified: s.items_modified.load(Relaxed),
             rejected: s.rejected.load(Relaxed),
+            busy: s.busy.load(Relaxed),
+            instances: v.filter.instances(),
+            interface: v.filter.interface.to_string(),
         },
     })
 }

@@ -69,6 +69,50 @@ pub struct Config {
     /// Where weir keeps state across restarts: the compiled-filter cache (and filters pushed through the
     /// admin API). Absent: nothing is kept.
     pub state_dir: Option<PathBuf>,
+    /// The Wasm engine's instance slots, shared by every filter.
+    pub filter_runtime: FilterRuntimeConfig,
+}
+
+/// How many filter instances the Wasm engine has room for, and how large each may grow. Slots are
+/// reserved address space, not resident memory, but they are bounded from the configuration rather
+/// than fixed.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FilterRuntimeConfig {
+    /// Instance slots for all filters together (default: twice the configured filters' `concurrency`,
+    /// so that a new version can warm up beside the old, plus room for pushed filters; at least 64).
+    pub instance_slots: Option<u32>,
+    /// The largest `limits.memory` any filter may have, in bytes (default: the largest configured, at
+    /// least 64 MiB). A pushed filter asking for more is refused.
+    pub max_memory: Option<usize>,
+}
+
+impl Config {
+    /// The engine's instance slots and per-instance memory, from `filter_runtime` or the filters
+    /// configured.
+    pub fn filter_pool(&self) -> (u32, usize) {
+        let filters: Vec<&FilterLimits> = self
+            .pipelines
+            .iter()
+            .flat_map(|p| [&p.traces, &p.metrics, &p.logs])
+            .flatten()
+            .flat_map(|p| p.filters.iter().map(|f| &f.limits))
+            .collect();
+        let configured: usize = filters.iter().map(|l| l.concurrency).sum();
+        let slots = self.filter_runtime.instance_slots.unwrap_or_else(|| {
+            let room = 8 * default_concurrency();
+            ((2 * configured + room) as u32).max(64)
+        });
+        let memory = self.filter_runtime.max_memory.unwrap_or_else(|| {
+            filters
+                .iter()
+                .map(|l| l.memory)
+                .max()
+                .unwrap_or(0)
+                .max(64 << 20)
+        });
+        (slots, memory.min(MAX_FILTER_MEMORY))
+    }
 }
 
 /// Receivers. Only OTLP for now.
@@ -433,13 +477,50 @@ pub struct FilterLimits {
     pub deadline: Duration,
     /// Largest linear memory of one instance, in bytes (default 64 MiB, at most [`MAX_FILTER_MEMORY`]).
     pub memory: usize,
+    /// Most instances of the filter at once (default: the number of cores): a call waits up to
+    /// `instance_wait` for a free one rather than creating more.
+    pub concurrency: usize,
+    /// How long a call waits for a free instance (default `1s`) before the request is refused
+    /// retryably (503 / UNAVAILABLE), as back-pressure.
+    #[serde(with = "humantime_serde")]
+    pub instance_wait: Duration,
 }
+
+impl FilterLimits {
+    /// Checks the limits are in range; the error says which is not.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.deadline.is_zero() {
+            return Err("deadline must be positive".into());
+        }
+        if self.memory == 0 || self.memory > MAX_FILTER_MEMORY {
+            return Err(format!(
+                "memory must be between 1 byte and {MAX_FILTER_MEMORY} bytes"
+            ));
+        }
+        if self.concurrency == 0 || self.concurrency > MAX_FILTER_CONCURRENCY {
+            return Err(format!(
+                "concurrency must be between 1 and {MAX_FILTER_CONCURRENCY}"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The default instance bound of a filter: one per core.
+pub fn default_concurrency() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// The most instances one filter may ask for.
+pub const MAX_FILTER_CONCURRENCY: usize = 256;
 
 impl Default for FilterLimits {
     fn default() -> Self {
         Self {
             deadline: Duration::from_millis(50),
             memory: 64 << 20,
+            concurrency: default_concurrency(),
+            instance_wait: Duration::from_secs(1),
         }
     }
 }
@@ -639,13 +720,10 @@ impl Config {
                             f.name
                         ));
                     }
-                    if f.limits.deadline.is_zero()
-                        || f.limits.memory == 0
-                        || f.limits.memory > MAX_FILTER_MEMORY
-                    {
+                    if let Err(e) = f.limits.validate() {
                         return invalid(format!(
-                            "pipelines.{signal}.filters.{}.limits: deadline must be positive and memory between 1 byte and {} bytes",
-                            f.name, MAX_FILTER_MEMORY
+                            "pipelines.{signal}.filters.{}.limits: {e}",
+                            f.name
                         ));
                     }
                 }

@@ -55,6 +55,8 @@ pub enum RefuseReason {
     FilterRejected,
     /// A fail-closed filter failed (503 / UNAVAILABLE).
     FilterFailed,
+    /// Every instance of a filter stayed busy past the wait (503 / UNAVAILABLE).
+    FilterBusy,
     /// An exporter's queue is full (503 / UNAVAILABLE).
     QueueFull,
     /// Resident memory is above its high-water mark (503 / UNAVAILABLE).
@@ -76,6 +78,7 @@ impl RefuseReason {
             RefuseReason::ShuttingDown => "shutting_down",
             RefuseReason::FilterRejected => "filter_rejected",
             RefuseReason::FilterFailed => "filter_failed",
+            RefuseReason::FilterBusy => "filter_busy",
             RefuseReason::QueueFull => "queue_full",
             RefuseReason::MemoryLimit => "memory_limit",
         }

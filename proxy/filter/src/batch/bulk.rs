@@ -218,6 +218,10 @@ impl BatchState {
         Ok(self.item(item)?.global_scope)
     }
 
+    pub(crate) fn item_resources(&self) -> Vec<u32> {
+        self.items.iter().map(|i| i.resource).collect()
+    }
+
     pub(crate) fn scope_resource(&self, scope: u32) -> R<u32> {
         self.scopes
             .get(scope as usize)

@@ -222,3 +222,245 @@ fn event_and_link_attributes_are_read_changed_and_rolled_back() {
     b.rollback();
     assert_eq!(b.finish().0, original);
 }
+
+mod v0_2 {
+    //! The accessors `weir:filter@0.2.0` adds.
+
+    use super::*;
+    use crate::bindings::v0_2::weir::filter::kernels as k2;
+    use crate::bindings::v0_2::weir::filter::types as t2;
+    use t2::{AttributeEdit, EditOp, Lists, Location, Part, ValueKind};
+    use weir_kernels::{Detector, PatternSet, PatternSpec};
+
+    fn entries(t: &t2::AttributeTable) -> Vec<(Location, String, ValueKind, String)> {
+        t.entries
+            .iter()
+            .map(|e| {
+                let text = |s: u32, l: u32| {
+                    String::from_utf8(t.data[s as usize..(s + l) as usize].to_vec()).unwrap()
+                };
+                (
+                    e.at,
+                    text(e.key_start, e.key_len),
+                    e.kind,
+                    text(e.start, e.len),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn scopes_are_numbered_across_the_batch() {
+        let b = batch("metrics.json", Signal::Metrics);
+        assert_eq!(b.scope_count(), 1);
+        assert_eq!(b.item_scope(0).unwrap(), 0);
+        assert_eq!(b.scope_resource(0).unwrap(), 0);
+        assert_eq!(
+            b.scope_info(0).unwrap(),
+            ("my.library".to_string(), "1.0.0".to_string())
+        );
+        assert!(b.scope_info(1).is_err());
+    }
+
+    #[test]
+    fn one_read_returns_every_list_and_one_key_across_items() {
+        let b = batch("metrics.json", Signal::Metrics);
+        let all = entries(&b.read(Lists::RESOURCES | Lists::SCOPES | Lists::POINTS, None));
+        assert_eq!(
+            all[0],
+            (
+                Location::Resource(0),
+                "service.name".into(),
+                ValueKind::Str,
+                "my.service".into()
+            )
+        );
+        assert_eq!(all[1].0, Location::Scope(0));
+        assert_eq!(all[1].3, "some scope attribute");
+        assert!(
+            all.iter()
+                .any(|e| e.0 == Location::Point(Part { item: 0, index: 0 })
+                    && e.1 == "my.counter.attr"),
+            "{all:?}"
+        );
+        // Items of a metrics batch have no attributes of their own: points do.
+        assert!(b.read(Lists::ITEMS, None).entries.is_empty());
+        let column = entries(&b.read(Lists::POINTS, Some("my.counter.attr")));
+        assert!(column.iter().all(|e| e.1 == "my.counter.attr"));
+        assert!(!column.is_empty());
+    }
+
+    #[test]
+    fn edits_reach_scopes_and_single_points_and_roll_back() {
+        let mut b = batch("metrics.json", Signal::Metrics);
+        b.begin();
+        b.edit(vec![
+            AttributeEdit {
+                at: Location::Scope(0),
+                key: "edge.zone".into(),
+                op: EditOp::Set(t2::Value::Str("eu".into())),
+            },
+            AttributeEdit {
+                at: Location::Point(Part { item: 0, index: 0 }),
+                key: "my.counter.attr".into(),
+                op: EditOp::Remove,
+            },
+        ])
+        .unwrap();
+        let scope = b.get(&Location::Scope(0), "edge.zone").unwrap();
+        assert_eq!(scope.map(|v| to_wit(&v)), Some(s("eu")));
+        assert_eq!(
+            b.get(
+                &Location::Point(Part { item: 0, index: 0 }),
+                "my.counter.attr"
+            )
+            .unwrap(),
+            None
+        );
+        // A location that does not exist is bad output, not a silent no-op.
+        let bad = b.edit(vec![AttributeEdit {
+            at: Location::Point(Part { item: 0, index: 99 }),
+            key: "k".into(),
+            op: EditOp::Remove,
+        }]);
+        assert!(bad.is_err());
+        assert!(b.get(&Location::Scope(7), "k").is_err());
+        b.rollback();
+        assert_eq!(b.finish().0, example("metrics.json", Signal::Metrics));
+    }
+
+    #[test]
+    fn bulk_drops_routes_and_trace_states() {
+        let mut b = batch("trace.json", Signal::Traces);
+        assert_eq!(b.trace_states(), vec![String::new()]);
+        b.set_trace_states(vec![(0, "ot=th:8".into())]).unwrap();
+        assert_eq!(b.trace_states(), vec!["ot=th:8".to_string()]);
+        b.set_item_routes(&[0], vec!["b".into(), "a".into()])
+            .unwrap();
+        assert_eq!(b.route(0), Some(&["a".to_string(), "b".to_string()][..]));
+        assert!(b.set_item_routes(&[5], vec!["a".into()]).is_err());
+        b.drop_items(&[0]).unwrap();
+        assert!(b.is_dropped(0).unwrap());
+        assert!(b.drop_items(&[3]).is_err());
+    }
+
+    fn logs_with(attrs: Vec<(&str, &str)>, body: &str) -> BatchState {
+        use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+        use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
+        use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
+        let kv = |k: &str, v: &str| KeyValue {
+            key: k.into(),
+            value: Some(from_wit(Value::Str(v.into()))),
+            ..Default::default()
+        };
+        let payload = Payload::Logs(ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                scope_logs: vec![ScopeLogs {
+                    scope: Some(InstrumentationScope {
+                        attributes: vec![kv("scope.owner", "ops@example.com")],
+                        ..Default::default()
+                    }),
+                    log_records: vec![LogRecord {
+                        attributes: attrs.iter().map(|(k, v)| kv(k, v)).collect(),
+                        body: Some(from_wit(Value::Str(body.into()))),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        });
+        BatchState::new(payload, http::HeaderMap::new(), None)
+    }
+
+    fn set(spec: PatternSpec) -> PatternSet {
+        PatternSet::compile(&spec).unwrap()
+    }
+
+    #[test]
+    fn scan_returns_only_matches_and_redact_rewrites_them() {
+        let mut b = logs_with(
+            vec![
+                ("password", "hunter2"),
+                ("client", "from 10.1.2.3 and 10.1.2.4"),
+                ("version", "1.2.3.4.5"),
+                ("note", "nothing"),
+            ],
+            "mail jane@example.com",
+        );
+        let patterns = set(PatternSpec {
+            detectors: Detector::ALL.to_vec(),
+            key_names: vec!["password".into()],
+            ..Default::default()
+        });
+        let all = Lists::RESOURCES | Lists::SCOPES | Lists::ITEMS | Lists::BODIES;
+        let found = b.scan(&patterns, all);
+        let keys: Vec<(&Location, &str)> = found.iter().map(|m| (&m.at, m.key.as_str())).collect();
+        assert_eq!(
+            keys,
+            vec![
+                (&Location::Scope(0), "scope.owner"),
+                (&Location::Item(0), "password"),
+                (&Location::Item(0), "client"),
+                (&Location::Item(0), "client"),
+                (&Location::Body(0), ""),
+            ]
+        );
+        assert_eq!(found[1].rule, k2::Rule::KeyName(0));
+        b.begin();
+        let changed = b.redact(&found, &k2::Rewrite::Mask("****".into())).unwrap();
+        assert_eq!(changed, 4, "four values, five matches");
+        let get =
+            |b: &BatchState, at: Location, k: &str| b.get(&at, k).unwrap().map(|v| to_wit(&v));
+        assert_eq!(get(&b, Location::Item(0), "password"), Some(s("****")));
+        assert_eq!(
+            get(&b, Location::Item(0), "client"),
+            Some(s("from **** and ****"))
+        );
+        assert_eq!(get(&b, Location::Item(0), "version"), Some(s("1.2.3.4.5")));
+        assert_eq!(get(&b, Location::Scope(0), "scope.owner"), Some(s("****")));
+        assert_eq!(get(&b, Location::Body(0), ""), Some(s("mail ****")));
+        b.rollback();
+        assert_eq!(
+            get(&b, Location::Item(0), "client"),
+            Some(s("from 10.1.2.3 and 10.1.2.4"))
+        );
+        // Removing: attributes go, the body is masked.
+        let changed = b.redact(&found, &k2::Rewrite::Remove).unwrap();
+        assert_eq!(changed, 4);
+        assert_eq!(get(&b, Location::Item(0), "password"), None);
+        assert_eq!(get(&b, Location::Body(0), ""), Some(s("mail ****")));
+        // Hashing is salted and keeps equal values equal.
+        let mut h = logs_with(vec![("a", "x@y.io"), ("b", "x@y.io")], "");
+        let found = h.scan(&patterns, Lists::ITEMS);
+        h.redact(&found, &k2::Rewrite::Hash("pepper".into()))
+            .unwrap();
+        let a = get(&h, Location::Item(0), "a");
+        assert_eq!(a, get(&h, Location::Item(0), "b"));
+        assert_eq!(a, Some(s(&weir_kernels::salted_hash("pepper", "x@y.io"))));
+    }
+
+    #[test]
+    fn a_clean_batch_yields_no_matches_and_stays_unchanged() {
+        let b = logs_with(
+            vec![
+                ("release", "release 2.10.3.4.1"),
+                ("id", "550e8400-e29b-41d4-a716-446655440000"),
+                ("ts", "1733097600123456788"),
+            ],
+            "build 3b18e512dba79e4c8300dd08aeb37f8e728b8dad at 2026-12-02T10:30:00Z",
+        );
+        let patterns = set(PatternSpec {
+            detectors: Detector::ALL.to_vec(),
+            ..Default::default()
+        });
+        assert!(
+            b.scan(&patterns, Lists::ITEMS | Lists::BODIES | Lists::SCOPES)
+                .iter()
+                .all(|m| m.at == Location::Scope(0)),
+            "only the scope's e-mail address matches"
+        );
+        let (_, _, changed) = b.finish();
+        assert!(!changed);
+    }
+}

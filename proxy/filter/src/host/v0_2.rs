@@ -263,6 +263,9 @@ impl types::HostBatch for StoreState {
     fn item_scope(&mut self, h: H, item: u32) -> WResult<u32> {
         read!(self, h, item_scope(item))
     }
+    fn item_resources(&mut self, h: H) -> WResult<Vec<u32>> {
+        Ok(self.batch(&h)?.item_resources())
+    }
     fn scope_resource(&mut self, h: H, scope: u32) -> WResult<u32> {
         read!(self, h, scope_resource(scope))
     }
