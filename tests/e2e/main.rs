@@ -9,6 +9,7 @@ mod cli;
 mod data_path;
 mod durable;
 mod edge_example;
+mod filter_limits;
 mod filters;
 mod forwarding;
 mod memory;

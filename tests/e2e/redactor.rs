@@ -190,3 +190,161 @@ pipelines:
         Some("event.exception.message,link.auth")
     );
 }
+
+fn redactor_config(url: &str, module: &str, signal: &str) -> String {
+    format!(
+        r#"
+exporters:
+  up: {{ otlp: {{ endpoint: "{url}", compression: none }} }}
+pipelines:
+  {signal}:
+    exporters: [up]
+    filters:
+      - name: redact
+        module: "{module}"
+        on_error: fail-closed
+"#
+    )
+}
+
+/// Values that look like secrets to a naive pattern but are not.
+const LOOK_ALIKES: [&str; 10] = [
+    "1.2.3.4.5",
+    "release 2.10.3.4.1",
+    "2026-12-02T10:30:00.123456789Z",
+    "1733097600123456788",
+    "550e8400-e29b-41d4-a716-446655440000",
+    "42424242-4242-4242-4242-424242424242",
+    "3b18e512dba79e4c8300dd08aeb37f8e728b8dad",
+    "Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0.0.0 Safari/537.36",
+    "weir::filter::add",
+    "kernel 6.1.0.18.2-amd64",
+];
+
+fn look_alike_traces() -> Payload {
+    use opentelemetry_proto::tonic::trace::v1::Span;
+    let spans = LOOK_ALIKES
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Span {
+            name: format!("span {i}"),
+            trace_id: vec![i as u8 + 1; 16],
+            span_id: vec![i as u8 + 1; 8],
+            attributes: vec![kv("value", v)],
+            ..Default::default()
+        })
+        .collect();
+    traces_of(spans)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn look_alikes_arrive_byte_identical() {
+    let (upstream, url) = Recorder::grpc().await;
+    let weir = Weir::with_config(&redactor_config(&url, &wasm("redactor"), "traces"));
+    let body = look_alike_traces().encode_protobuf();
+    grpc_raw(&weir, Signal::Traces, body.clone(), false)
+        .await
+        .unwrap();
+    upstream.wait_for_items(LOOK_ALIKES.len()).await;
+    // Nothing matched, so nothing changed: the bytes that leave are the bytes that came.
+    assert_eq!(upstream.raw()[0].bytes.to_vec(), body);
+    assert_eq!(
+        weir.metric(
+            r#"weir_filter_counter_total{signal="traces",filter="redact",name="redacted"}"#
+        )
+        .await,
+        0.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_0_1_redactor_masked_look_alikes_that_0_2_leaves_alone() {
+    // What the detectors' look-alike checks fix: the filter built against 0.1 ran the old patterns in
+    // the guest and masked versions, card-shaped UUIDs and browser versions.
+    let (upstream, url) = Recorder::grpc().await;
+    let weir = Weir::with_config(&redactor_config(&url, &wasm_v01("redactor"), "traces"));
+    grpc_raw(
+        &weir,
+        Signal::Traces,
+        look_alike_traces().encode_protobuf(),
+        false,
+    )
+    .await
+    .unwrap();
+    let got = upstream.wait_for_items(LOOK_ALIKES.len()).await;
+    let Payload::Traces(t) = &got[0] else {
+        panic!()
+    };
+    let values: Vec<String> = t.resource_spans[0].scope_spans[0]
+        .spans
+        .iter()
+        .map(|s| text(get(&s.attributes, "value")).unwrap())
+        .collect();
+    assert_eq!(values[0], "****.5");
+    for i in [1, 5, 7, 9] {
+        assert_ne!(values[i], LOOK_ALIKES[i], "the 0.1 build masked it");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scope_and_data_point_attributes_are_redacted() {
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
+    use opentelemetry_proto::tonic::metrics::v1::{
+        Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric::Data,
+    };
+    let (upstream, url) = Recorder::grpc().await;
+    let weir = Weir::with_config(&redactor_config(&url, &wasm("redactor"), "metrics"));
+    let point = |client: &str| NumberDataPoint {
+        attributes: vec![kv("client", client), kv("version", "1.2.3.4.5")],
+        ..Default::default()
+    };
+    let request = Payload::Metrics(ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            scope_metrics: vec![ScopeMetrics {
+                scope: Some(InstrumentationScope {
+                    name: "lib".into(),
+                    attributes: vec![kv("owner", "ops@example.com")],
+                    ..Default::default()
+                }),
+                metrics: vec![Metric {
+                    name: "requests".into(),
+                    data: Some(Data::Gauge(Gauge {
+                        data_points: vec![point("10.0.0.7"), point("api.internal")],
+                    })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    });
+    grpc_raw(&weir, Signal::Metrics, request.encode_protobuf(), false)
+        .await
+        .unwrap();
+    let got = upstream.wait_for_items(1).await;
+    let Payload::Metrics(m) = &got[0] else {
+        panic!()
+    };
+    let scope = &m.resource_metrics[0].scope_metrics[0];
+    assert_eq!(
+        text(get(&scope.scope.as_ref().unwrap().attributes, "owner")).as_deref(),
+        Some("****")
+    );
+    let Some(Data::Gauge(g)) = &scope.metrics[0].data else {
+        panic!()
+    };
+    // Each point on its own: only the first held an address.
+    assert_eq!(
+        text(get(&g.data_points[0].attributes, "client")).as_deref(),
+        Some("****")
+    );
+    assert_eq!(
+        text(get(&g.data_points[1].attributes, "client")).as_deref(),
+        Some("api.internal")
+    );
+    assert_eq!(
+        text(get(&g.data_points[0].attributes, "version")).as_deref(),
+        Some("1.2.3.4.5")
+    );
+}

@@ -131,3 +131,69 @@ async fn the_adaptive_ratio_converges_to_its_target() {
     }
     panic!("ratio {ratio} did not converge to the target in 6 s");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_adaptive_target_holds_for_the_whole_weir_with_32_senders() {
+    // Eight instances of the sampler run at once; each sees an eighth of the traffic, but they share
+    // one rate, so what leaves weir is the target, not eight times it.
+    let (upstream, url) = Recorder::grpc().await;
+    let weir = Weir::with_config(&format!(
+        r#"
+exporters:
+  up: {{ otlp: {{ endpoint: "{url}" }} }}
+pipelines:
+  traces:
+    exporters: [up]
+    filters:
+      - name: sampler
+        module: "{}"
+        config: {{ target_spans_per_second: 1000, min_ratio: 0.001, adjust_interval_ms: 200 }}
+        limits: {{ concurrency: 8 }}
+"#,
+        wasm("sampler")
+    ));
+    let url = weir.grpc_url();
+    let started = Instant::now();
+    let stop = started + Duration::from_secs(9);
+    // 32 senders, each 10 spans every 40 ms: about 8,000 spans per second offered.
+    let senders: Vec<_> = (0..32u64)
+        .map(|sender| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let channel = tonic::transport::Endpoint::from_shared(url)
+                    .unwrap()
+                    .connect()
+                    .await
+                    .unwrap();
+                let mut client = tonic::client::Grpc::new(channel);
+                let mut seed = sender * 1_000_000;
+                let mut tick = tokio::time::interval(Duration::from_millis(40));
+                while Instant::now() < stop {
+                    tick.tick().await;
+                    seed += 1;
+                    client.ready().await.unwrap();
+                    let body = bytes::Bytes::from(traces(10, seed).encode_protobuf());
+                    let path = http::uri::PathAndQuery::from_static(Signal::Traces.grpc_path());
+                    client
+                        .unary(tonic::Request::new(body), path, RawCodec)
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    // After 4 s of convergence, measure what leaves over the next 4 s.
+    let measure_from = started + Duration::from_secs(4);
+    tokio::time::sleep_until(measure_from.into()).await;
+    let (t0, n0) = (Instant::now(), upstream.items());
+    tokio::time::sleep_until((measure_from + Duration::from_secs(4)).into()).await;
+    let (t1, n1) = (Instant::now(), upstream.items());
+    for s in senders {
+        s.await.unwrap();
+    }
+    let kept = (n1 - n0) as f64 / (t1 - t0).as_secs_f64();
+    assert!(
+        (kept / 1000.0 - 1.0).abs() < 0.10,
+        "kept {kept:.0} spans/s against a target of 1000"
+    );
+}

@@ -111,10 +111,11 @@ impl Shared {
         while r.buckets.front().is_some_and(|(b, _)| *b < oldest_kept) {
             r.buckets.pop_front();
         }
-        // The window covers whole buckets, the current one included; before a full window has
-        // passed since the first event, the rate is over the time since then.
+        // The window starts at a bucket boundary `window` before now and ends now, in the middle
+        // of the current bucket; before a full window has passed since the first event, it starts
+        // at the first event's bucket.
         let width = (window / BUCKET_MS).max(1);
-        let from = bucket + 1 - width.min(bucket + 1 - first);
+        let from = (bucket + 1).saturating_sub(width).max(first);
         let sum: u64 = r
             .buckets
             .iter()
@@ -122,7 +123,7 @@ impl Shared {
             .take_while(|(b, _)| *b >= from)
             .map(|(_, n)| n)
             .sum();
-        let span_ms = ((bucket + 1 - from) * BUCKET_MS) as f64;
+        let span_ms = now_ms.saturating_sub(from * BUCKET_MS).max(1) as f64;
         Ok(sum as f64 * 1000.0 / span_ms)
     }
 }
@@ -142,17 +143,23 @@ mod tests {
     #[test]
     fn rates_cover_the_window_and_forget_the_rest() {
         let s = Shared::default();
-        // 100 events per 100 ms bucket for 2 s: 1000 per second.
-        let mut last = 0.0;
-        for ms in (0..2000).step_by(100) {
-            last = s.rate_at("in", 100, 1000, ms).unwrap();
+        // 10 events every 10 ms for 2 s: 1000 per second, whatever the phase within a bucket.
+        let mut rates = Vec::new();
+        for ms in (0..2000).step_by(10) {
+            let r = s.rate_at("in", 10, 1000, ms + 5).unwrap();
+            if ms >= 1000 {
+                rates.push(r);
+            }
         }
-        assert!((last - 1000.0).abs() < 1e-9, "{last}");
-        // Early on the rate is over the time since the first event, not the whole window.
+        for r in rates {
+            assert!((r / 1000.0 - 1.0).abs() < 0.02, "{r}");
+        }
+        // Early on the rate is over the time since the first event's bucket, not the whole window.
         let t = Shared::default();
-        assert_eq!(t.rate_at("in", 50, 1000, 0).unwrap(), 500.0);
+        assert_eq!(t.rate_at("in", 50, 1000, 50).unwrap(), 1000.0);
         // After a silence longer than the window, only the new events count.
-        assert_eq!(s.rate_at("in", 10, 1000, 10_000).unwrap(), 10.0);
+        let r = s.rate_at("in", 10, 1000, 10_050).unwrap();
+        assert!((r - 10.0 * 1000.0 / 950.0).abs() < 1e-9, "{r}");
     }
 
     #[test]

@@ -1,0 +1,209 @@
+//! A filter's limits measured as they are meant: its deadline in CPU time (a saturated machine does not
+//! fail a healthy filter, and still stops an infinite loop), and its instance bound as back-pressure.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use weir::Signal;
+
+use crate::filters::wasm;
+use crate::harness::*;
+
+fn hostile(url: &str, config: &str, limits: &str) -> String {
+    format!(
+        r#"
+exporters:
+  up: {{ otlp: {{ endpoint: "{url}" }} }}
+pipelines:
+  traces:
+    exporters: [up]
+    filters:
+      - name: f
+        module: "{}"
+        on_error: fail-closed
+        config: {config}
+        limits: {limits}
+"#,
+        wasm("hostile")
+    )
+}
+
+fn one_span() -> Vec<u8> {
+    traces_of(vec![opentelemetry_proto::tonic::trace::v1::Span {
+        name: "s".into(),
+        trace_id: vec![1; 16],
+        span_id: vec![1; 8],
+        ..Default::default()
+    }])
+    .encode_protobuf()
+}
+
+/// Busy threads on every core, four per core, until dropped (and for at most 60 s).
+struct Saturation {
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Saturation {
+    fn start() -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let threads = (0..4 * cores)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let until = Instant::now() + Duration::from_secs(60);
+                    let mut x = 0u64;
+                    while !stop.load(Ordering::Relaxed) && Instant::now() < until {
+                        for _ in 0..10_000 {
+                            x = std::hint::black_box(x.wrapping_add(1));
+                        }
+                    }
+                })
+            })
+            .collect();
+        Self { stop, threads }
+    }
+}
+
+impl Drop for Saturation {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deadlines_count_cpu_time_on_a_saturated_machine() {
+    let (upstream, url) = Recorder::grpc().await;
+    // About 20 ms of work per call against the default 50 ms deadline: on a machine with four busy
+    // threads per core the call takes several times that in wall-clock time, and must still pass.
+    let healthy = Weir::with_config(&hostile(
+        &url,
+        r#"{ mode: work, iterations: 20000000 }"#,
+        "{}",
+    ));
+    let spin = Weir::with_config(&hostile(
+        &url,
+        r#"{ mode: spin, only_with_header: x-spin }"#,
+        "{ deadline: 100ms }",
+    ));
+    let load = Saturation::start();
+    for _ in 0..5 {
+        grpc_raw(&healthy, Signal::Traces, one_span(), false)
+            .await
+            .expect("a healthy filter passes on a busy machine");
+    }
+    let mut request = tonic::Request::new(bytes::Bytes::from(one_span()));
+    request
+        .metadata_mut()
+        .insert("x-spin", "1".parse().unwrap());
+    let status = grpc_with_request(&spin, request).await.unwrap_err();
+    drop(load);
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    // "... stopped after 101.3 ms of CPU time (limit 100.0 ms)": within the deadline's tick.
+    let message = status.message();
+    let used: f64 = message
+        .split("stopped after ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no CPU time in {message:?}"));
+    assert!(
+        (100.0..200.0).contains(&used),
+        "stopped after {used} ms of CPU time: {message}"
+    );
+    assert_eq!(upstream.items(), 5);
+    assert_eq!(
+        healthy
+            .metric(r#"weir_filter_errors_total{signal="traces",filter="f",class="deadline"}"#)
+            .await,
+        0.0
+    );
+}
+
+async fn grpc_with_request(
+    weir: &Weir,
+    request: tonic::Request<bytes::Bytes>,
+) -> Result<bytes::Bytes, tonic::Status> {
+    let channel = tonic::transport::Endpoint::from_shared(weir.grpc_url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = tonic::client::Grpc::new(channel);
+    client.ready().await.unwrap();
+    let path = http::uri::PathAndQuery::from_static(Signal::Traces.grpc_path());
+    client
+        .unary(request, path, RawCodec)
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn filter_stats(weir: &Weir) -> serde_json::Value {
+    let (status, _, body) = get(&format!("http://{}/v1/filters", weir.admin)).await;
+    assert_eq!(status, 200);
+    let all: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    all["filters"]
+        .as_array()
+        .and_then(|a| a.iter().find(|f| f["name"] == "f"))
+        .map(|f| f["stats"].clone())
+        .unwrap_or_else(|| panic!("no filter f in {all}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_filter_out_of_instances_is_back_pressure_not_a_fault() {
+    let (upstream, url) = Recorder::grpc().await;
+    let weir = Weir::with_config(&hostile(
+        &url,
+        // About a second of work: long enough that the second request finds the only instance busy.
+        r#"{ mode: work, iterations: 2000000000, only_with_header: x-work }"#,
+        "{ concurrency: 1, instance_wait: 20ms, deadline: 60s }",
+    ));
+    let send = |weir_url: String| async move {
+        let channel = tonic::transport::Endpoint::from_shared(weir_url)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut client = tonic::client::Grpc::new(channel);
+        client.ready().await.unwrap();
+        let mut request = tonic::Request::new(bytes::Bytes::from(one_span()));
+        request
+            .metadata_mut()
+            .insert("x-work", "1".parse().unwrap());
+        let path = http::uri::PathAndQuery::from_static(Signal::Traces.grpc_path());
+        client.unary(request, path, RawCodec).await.map(|_| ())
+    };
+    let first = tokio::spawn(send(weir.grpc_url()));
+    // Wait until the first call is in the filter, then send the second.
+    let until = Instant::now() + Duration::from_secs(20);
+    while filter_stats(&weir).await["calls"] != 1 {
+        assert!(
+            Instant::now() < until,
+            "the first call never reached the filter"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let second = send(weir.grpc_url()).await;
+    let first = first.await.unwrap();
+    let err = second.expect_err("one instance, and it is busy");
+    assert_eq!(err.code(), tonic::Code::Unavailable, "{err:?}");
+    assert!(err.message().contains("busy"), "{err:?}");
+    first.expect("the first request is served");
+    assert_eq!(upstream.items(), 1);
+    let stats = filter_stats(&weir).await;
+    assert_eq!(stats["errors"], 0, "{stats}");
+    assert_eq!(stats["busy"], 1, "{stats}");
+    assert_eq!(stats["instances"], 1, "{stats}");
+    assert_eq!(
+        weir.metric(
+            r#"weir_refused_requests_total{signal="traces",transport="grpc",reason="filter_busy"}"#
+        )
+        .await,
+        1.0
+    );
+}
