@@ -89,7 +89,7 @@ fn batch(payload: &Payload) -> Batch {
         body: weir_core::Body::from_payload(payload.clone()),
         context: RequestContext {
             peer: None,
-            headers: http::HeaderMap::new(),
+            headers: Default::default(),
             deadline: Instant::now() + Duration::from_secs(60),
         },
         routing: None,

@@ -11,8 +11,8 @@ use weir_wire::response::{ExportPartialSuccess, ExportResponse};
 pub struct RequestContext {
     /// The client's address, when known.
     pub peer: Option<std::net::SocketAddr>,
-    /// The request's headers (gRPC metadata), which filters may read.
-    pub headers: http::HeaderMap,
+    /// The request's headers (gRPC metadata), which filters may read: shared, never copied per filter.
+    pub headers: std::sync::Arc<http::HeaderMap>,
     /// When the request must be answered: the sooner of `limits.request_timeout` and the client's
     /// own deadline (`grpc-timeout`).
     pub deadline: Instant,

@@ -210,7 +210,7 @@ impl Ingest {
             body,
             context: RequestContext {
                 peer,
-                headers,
+                headers: std::sync::Arc::new(headers),
                 deadline,
             },
             routing: None,

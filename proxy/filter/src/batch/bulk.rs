@@ -348,7 +348,7 @@ impl BatchState {
                     let old = l.body.replace(value);
                     self.journal.push(Undo::Body(i, old));
                     self.changed = true;
-                    self.modified[i as usize] = true;
+                    self.set_modified(i);
                 }
             }
             Target::Item(i) if self.signal() == Signal::Metrics => {
@@ -376,7 +376,7 @@ impl BatchState {
                 };
                 self.journal.push(Undo::Body(i, Some(old)));
                 self.changed = true;
-                self.modified[i as usize] = true;
+                self.set_modified(i);
                 true
             }
             Target::Item(i) if self.signal() == Signal::Metrics => {
@@ -479,7 +479,7 @@ impl BatchState {
 
     /// Rewrites what `matches` found; returns how many values changed.
     pub(crate) fn redact(&mut self, matches: &[k2::PatternMatch], how: &k2::Rewrite) -> R<u32> {
-        let mut groups: Vec<(Target, &str, bool, Vec<(u32, u32)>)> = Vec::new();
+        let mut groups: Vec<Group<'_>> = Vec::new();
         for m in matches {
             let t = self.target(&m.at)?;
             let whole = from_rule(m.rule).is_key_rule();
@@ -546,6 +546,9 @@ impl BatchState {
         Ok(changed)
     }
 }
+
+/// The matches in one value: where, its key, whether a key rule covers it whole, and the ranges.
+type Group<'a> = (Target, &'a str, bool, Vec<(u32, u32)>);
 
 fn pattern_match(at: Target, key: &str, rule: Rule, start: u32, end: u32) -> k2::PatternMatch {
     k2::PatternMatch {

@@ -67,7 +67,7 @@ pub struct BatchState {
     dropped: Vec<bool>,
     dropped_count: usize,
     modified: Vec<bool>,
-    headers: http::HeaderMap,
+    headers: std::sync::Arc<http::HeaderMap>,
     peer: Option<SocketAddr>,
     /// Per item, an index into `route_sets` or [`NO_ROUTE`].
     routes: Vec<u32>,
@@ -94,7 +94,12 @@ type R<T> = Result<T, BadIndex>;
 
 impl BatchState {
     /// Indexes `payload` for filters.
-    pub fn new(payload: Payload, headers: http::HeaderMap, peer: Option<SocketAddr>) -> Self {
+    pub fn new(
+        payload: Payload,
+        headers: impl Into<std::sync::Arc<http::HeaderMap>>,
+        peer: Option<SocketAddr>,
+    ) -> Self {
+        let headers = headers.into();
         let mut items = Vec::new();
         let mut scopes = Vec::new();
         let mut push = |resource: usize, scope: usize, n: usize| {
@@ -146,12 +151,12 @@ impl BatchState {
         Self {
             payload,
             items,
-            dropped: vec![false; n],
+            dropped: Vec::new(),
             dropped_count: 0,
-            modified: vec![false; n],
+            modified: Vec::new(),
             headers,
             peer,
-            routes: vec![NO_ROUTE; n],
+            routes: Vec::new(),
             route_sets: Vec::new(),
             resource_start,
             scopes,
@@ -212,13 +217,14 @@ impl BatchState {
     /// with the route labels of the items that are left, if any filter set some, and whether any filter
     /// changed the payload (a change a failing filter made and that was undone still counts).
     pub fn finish(self) -> (Payload, Option<Routing>, bool) {
+        let n = self.items.len();
         let routing = (!self.route_sets.is_empty()).then(|| Routing {
-            items: self
-                .routes
-                .iter()
-                .zip(&self.dropped)
-                .filter(|(_, d)| !**d)
-                .map(|(r, _)| (*r != NO_ROUTE).then_some(*r))
+            items: (0..n)
+                .filter(|i| !self.dropped.get(*i).copied().unwrap_or(false))
+                .map(|i| {
+                    let r = self.routes.get(i).copied().unwrap_or(NO_ROUTE);
+                    (r != NO_ROUTE).then_some(r)
+                })
                 .collect(),
             sets: self.route_sets,
         });
@@ -408,6 +414,16 @@ impl BatchState {
         true
     }
 
+    /// Marks an item changed; the per-item marks exist only once a filter changes something.
+    fn set_modified(&mut self, item: u32) {
+        if self.modified.is_empty() {
+            self.modified = vec![false; self.items.len()];
+        }
+        if let Some(m) = self.modified.get_mut(item as usize) {
+            *m = true;
+        }
+    }
+
     fn mark_modified(&mut self, t: Target) {
         match t {
             Target::Item(i)
@@ -415,9 +431,7 @@ impl BatchState {
             | Target::Event(i, _)
             | Target::Link(i, _)
             | Target::Body(i) => {
-                if let Some(m) = self.modified.get_mut(i as usize) {
-                    *m = true;
-                }
+                self.set_modified(i);
             }
             Target::Resource(_) | Target::Scope(_) => {}
         }
@@ -640,6 +654,10 @@ impl BatchState {
     }
 
     fn label(&mut self, item: u32, id: u32) {
+        if self.routes.is_empty() {
+            // Per-item labels exist only once a filter routes.
+            self.routes = vec![NO_ROUTE; self.items.len()];
+        }
         let old = std::mem::replace(&mut self.routes[item as usize], id);
         if old != id {
             self.journal.push(Undo::Route(item, old));
@@ -710,6 +728,10 @@ impl BatchState {
 
     pub(super) fn drop_item(&mut self, item: u32) -> R<()> {
         self.item(item)?;
+        if self.dropped.is_empty() {
+            // Per-item drop marks exist only once a filter drops.
+            self.dropped = vec![false; self.items.len()];
+        }
         if !self.dropped[item as usize] {
             self.dropped[item as usize] = true;
             self.dropped_count += 1;
@@ -721,7 +743,7 @@ impl BatchState {
 
     pub(super) fn is_dropped(&self, item: u32) -> R<bool> {
         self.item(item)?;
-        Ok(self.dropped[item as usize])
+        Ok(self.dropped.get(item as usize).copied().unwrap_or(false))
     }
 
     pub(super) fn trace_id(&self, item: u32) -> R<TraceId> {
@@ -767,7 +789,7 @@ impl BatchState {
             let old = std::mem::replace(&mut s.name, name);
             self.journal.push(Undo::SpanName(item, old));
             self.changed = true;
-            self.modified[item as usize] = true;
+            self.set_modified(item);
         }
         Ok(())
     }
@@ -811,7 +833,7 @@ impl BatchState {
             let old = std::mem::replace(&mut s.trace_state, value);
             self.journal.push(Undo::TraceState(item, old));
             self.changed = true;
-            self.modified[item as usize] = true;
+            self.set_modified(item);
         }
         Ok(())
     }
@@ -911,7 +933,7 @@ impl BatchState {
             let old = l.body.replace(from_wit(value));
             self.journal.push(Undo::Body(item, old));
             self.changed = true;
-            self.modified[item as usize] = true;
+            self.set_modified(item);
         }
         Ok(())
     }
