@@ -147,15 +147,16 @@ pipelines:
     filters:
       - name: sampler
         module: "{}"
-        config: {{ target_spans_per_second: 1000, min_ratio: 0.001, adjust_interval_ms: 200 }}
+        config: {{ target_spans_per_second: 500, min_ratio: 0.001, adjust_interval_ms: 200 }}
         limits: {{ concurrency: 8 }}
 "#,
         wasm("sampler")
     ));
     let url = weir.grpc_url();
     let started = Instant::now();
-    let stop = started + Duration::from_secs(9);
-    // 32 senders, each 10 spans every 40 ms: about 8,000 spans per second offered.
+    let stop = started + Duration::from_secs(10);
+    // 32 senders, each 10 spans every 100 ms: about 3,200 spans per second offered, little enough
+    // for a debug build sharing the machine with other tests.
     let senders: Vec<_> = (0..32u64)
         .map(|sender| {
             let url = url.clone();
@@ -167,7 +168,7 @@ pipelines:
                     .unwrap();
                 let mut client = tonic::client::Grpc::new(channel);
                 let mut seed = sender * 1_000_000;
-                let mut tick = tokio::time::interval(Duration::from_millis(40));
+                let mut tick = tokio::time::interval(Duration::from_millis(100));
                 while Instant::now() < stop {
                     tick.tick().await;
                     seed += 1;
@@ -182,18 +183,18 @@ pipelines:
             })
         })
         .collect();
-    // After 4 s of convergence, measure what leaves over the next 4 s.
+    // After 4 s of convergence, measure what leaves over the next 5 s.
     let measure_from = started + Duration::from_secs(4);
     tokio::time::sleep_until(measure_from.into()).await;
     let (t0, n0) = (Instant::now(), upstream.items());
-    tokio::time::sleep_until((measure_from + Duration::from_secs(4)).into()).await;
+    tokio::time::sleep_until((measure_from + Duration::from_secs(5)).into()).await;
     let (t1, n1) = (Instant::now(), upstream.items());
     for s in senders {
         s.await.unwrap();
     }
     let kept = (n1 - n0) as f64 / (t1 - t0).as_secs_f64();
     assert!(
-        (kept / 1000.0 - 1.0).abs() < 0.10,
-        "kept {kept:.0} spans/s against a target of 1000"
+        (kept / 500.0 - 1.0).abs() < 0.10,
+        "kept {kept:.0} spans/s against a target of 500"
     );
 }
