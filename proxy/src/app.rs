@@ -171,6 +171,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             "applied filter changes from the state directory"
         );
     }
+    if runtime.cached_count() > 0 {
+        // Compiling filters leaves the compiler threads' freed memory in the allocator's arenas
+        // (tens of MiB for three filters): hand it back before serving.
+        let _ = tokio::task::spawn_blocking(weir_receiver::memory::release_free_memory).await;
+    }
     tokio::spawn(manager.clone().watch_quarantines(quarantine_rx));
     let ingest = Arc::new(Ingest::new(
         pipelines,

@@ -222,6 +222,11 @@ impl Runtime {
         Ok(module)
     }
 
+    /// How many modules this process has compiled (or loaded from the disk cache).
+    pub fn cached_count(&self) -> usize {
+        self.lock_modules().len()
+    }
+
     /// The module compiled from bytes with this sha256, if this process compiled it.
     pub fn cached(&self, sha256: &str) -> Option<Module> {
         self.lock_modules().get(sha256).cloned()

@@ -165,9 +165,10 @@ impl MemoryGuard {
     }
 }
 
-/// Asks the allocator to return the free memory it holds to the OS.
+/// Asks the allocator to return the free memory it holds to the OS (after a burst of allocation:
+/// under memory pressure, and after compiling filters, whose compiler threads leave arenas behind).
 #[allow(unsafe_code)] // The one unsafe call in weir: a libc function without a safe wrapper.
-fn release_free_memory() {
+pub fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks and trims glibc's own free lists; it takes no pointers.
     unsafe {

@@ -277,6 +277,8 @@ impl Manager {
         let runtime = self.runtime.clone();
         let (module, bytes) = tokio::task::spawn_blocking(move || {
             let m = runtime.compile(&bytes);
+            // The compiler threads' freed memory goes back to the OS, not into an idle arena.
+            weir_receiver::memory::release_free_memory();
             (m, bytes)
         })
         .await
