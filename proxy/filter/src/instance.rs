@@ -16,7 +16,7 @@ use super::runtime::{Module, Runtime};
 use super::shared::Shared;
 use super::{FilterError, FilterSpec, OnError};
 use super::{QuarantineSender, Quarantined};
-use weir_core::telemetry::Metrics;
+use weir_core::telemetry::{FilterMetrics, Metrics};
 use weir_core::{Fault, FaultClass, Payload, Signal};
 
 /// The outcome of one filter call.
@@ -134,6 +134,8 @@ pub struct LoadedFilter {
     runtime: Arc<Runtime>,
     metrics: Arc<Metrics>,
     pool: Pool,
+    /// Its call metrics, labels resolved once.
+    call_metrics: FilterMetrics,
     consecutive_faults: AtomicU32,
     quarantined: AtomicBool,
     name: Arc<str>,
@@ -199,6 +201,7 @@ impl LoadedFilter {
                 Err(_) => return Err(FilterError::Link(format!("{e2:#}"))),
             },
         };
+        let call_metrics = metrics.filter_metrics(signal, &name);
         let filter = Self {
             spec,
             module,
@@ -209,6 +212,7 @@ impl LoadedFilter {
             runtime,
             metrics,
             pool: Pool::default(),
+            call_metrics,
             consecutive_faults: AtomicU32::new(0),
             quarantined: AtomicBool::new(false),
             name,
@@ -445,15 +449,7 @@ impl LoadedFilter {
                 if matches!(verdict, Verdict::Reject(_)) {
                     self.stats.rejected.fetch_add(1, Ordering::Relaxed);
                 }
-                self.metrics.filter_called(
-                    self.signal,
-                    &self.name,
-                    items,
-                    dropped,
-                    modified,
-                    elapsed,
-                    None,
-                );
+                self.call_metrics.called(items, dropped, modified, elapsed);
             }
             Err(fault) => {
                 batch.rollback();

@@ -155,14 +155,26 @@ struct Profile {
 impl Profile {
     fn of(v: &[u8]) -> Self {
         let mut p = Profile::default();
-        for &c in v {
-            p.digits += u32::from(c.wrapping_sub(b'0') < 10);
-            p.dots += u32::from(c == b'.');
-            p.colons += u32::from(c == b':');
-            p.at += u32::from(c == b'@');
-            p.eq += u32::from(c == b'=');
-            p.r += u32::from(c | 0x20 == b'r');
-            p.j += u32::from(c == b'J');
+        // Byte-wide counters over chunks that cannot overflow them: sixteen lanes per vector.
+        for chunk in v.chunks(255) {
+            let (mut digits, mut dots, mut colons, mut at, mut eq, mut r, mut j) =
+                (0u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8);
+            for &c in chunk {
+                digits += u8::from(c.wrapping_sub(b'0') < 10);
+                dots += u8::from(c == b'.');
+                colons += u8::from(c == b':');
+                at += u8::from(c == b'@');
+                eq += u8::from(c == b'=');
+                r += u8::from(c | 0x20 == b'r');
+                j += u8::from(c == b'J');
+            }
+            p.digits += u32::from(digits);
+            p.dots += u32::from(dots);
+            p.colons += u32::from(colons);
+            p.at += u32::from(at);
+            p.eq += u32::from(eq);
+            p.r += u32::from(r);
+            p.j += u32::from(j);
         }
         p
     }
@@ -170,20 +182,17 @@ impl Profile {
 
 /// The longest run of digits with single spaces or dashes between them (a card number's shape).
 fn longest_digit_run(v: &[u8]) -> u32 {
-    let (mut best, mut run, mut sep) = (0u32, 0u32, false);
+    // Without branches: values that get here are often random hex, digits and letters alternating.
+    let (mut best, mut run, mut sep) = (0u32, 0u32, 0u32);
     for &c in v {
-        if c.is_ascii_digit() {
-            run += 1;
-            sep = false;
-        } else if (c == b' ' || c == b'-') && run > 0 && !sep {
-            sep = true;
-        } else {
-            best = best.max(run);
-            run = 0;
-            sep = false;
-        }
+        let d = u32::from(c.is_ascii_digit());
+        let s = u32::from(c == b' ' || c == b'-');
+        let keep = d | (s & (sep ^ 1) & u32::from(run > 0));
+        run = (run + d) & 0u32.wrapping_sub(keep);
+        sep = s & keep;
+        best = best.max(run);
     }
-    best.max(run)
+    best
 }
 
 /// Where an IPv4 address can start in `v`: a digit after a non-word character (or at the start),
@@ -191,9 +200,15 @@ fn longest_digit_run(v: &[u8]) -> u32 {
 /// starts at one of these; most values have none.
 fn quad_starts(v: &[u8]) -> impl Iterator<Item = usize> + '_ {
     let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
-    (0..v.len()).filter(move |&p| {
-        if !v[p].is_ascii_digit() || (p > 0 && word(v[p - 1])) {
-            return false;
+    // An address's first dot is one to three digits after its start: look only around dots.
+    let mut last = usize::MAX;
+    memchr::memchr_iter(b'.', v).filter_map(move |dot| {
+        let mut p = dot;
+        while p > 0 && dot - p < 3 && v[p - 1].is_ascii_digit() {
+            p -= 1;
+        }
+        if p == dot || (p > 0 && (word(v[p - 1]) || v[p - 1].is_ascii_digit())) || p == last {
+            return None;
         }
         let mut i = p;
         for group in 0..4 {
@@ -202,16 +217,17 @@ fn quad_starts(v: &[u8]) -> impl Iterator<Item = usize> + '_ {
                 i += 1;
             }
             if i == start {
-                return false;
+                return None;
             }
             if group < 3 {
                 if v.get(i) != Some(&b'.') {
-                    return false;
+                    return None;
                 }
                 i += 1;
             }
         }
-        true
+        last = p;
+        Some(p)
     })
 }
 
@@ -498,9 +514,20 @@ impl PatternSet {
 /// [`find_rule`] for IPv4 addresses, trying the pattern only where an address can start (the
 /// pattern's own search would scan the rest of the value after every refused look-alike).
 fn find_ipv4(re: &Regex, text: &str, out: &mut Vec<Found>) {
+    let b = text.as_bytes();
+    let alnum = |i: usize| b.get(i).is_some_and(|c| c.is_ascii_alphanumeric());
     let mut covered = 0;
-    for p in quad_starts(text.as_bytes()) {
+    for p in quad_starts(b) {
         if p < covered {
+            continue;
+        }
+        // What `accept` refuses by the characters before the candidate, refused before the pattern
+        // runs: a product version (`Chrome/120.0.0.0`), `v1.2.3.4`, a dotted number.
+        let before = |k: usize| p.checked_sub(k).map(|i| b[i]);
+        let product = before(1) == Some(b'/') && p >= 2 && alnum(p - 2);
+        let v = matches!(before(1), Some(b'v' | b'V')) && !(p >= 2 && alnum(p - 2));
+        let dotted = before(1) == Some(b'.') && before(2).is_some_and(|c| c.is_ascii_digit());
+        if product || v || dotted {
             continue;
         }
         if let Some(m) = re.find_at(text, p)

@@ -635,6 +635,19 @@ impl Metrics {
 }
 
 impl Metrics {
+    /// One filter's call metrics, with its label set built once: a call then only increments.
+    pub fn filter_metrics(&self, signal: Signal, filter: &str) -> FilterMetrics {
+        let l = filter_labels(signal, filter);
+        FilterMetrics {
+            calls: self.filter_calls.get_or_create(&l).clone(),
+            duration: self.filter_duration.get_or_create(&l).clone(),
+            items_in: self.filter_items_in.get_or_create(&l).clone(),
+            items_out: self.filter_items_out.get_or_create(&l).clone(),
+            dropped: self.filter_items_dropped.get_or_create(&l).clone(),
+            modified: self.filter_items_modified.get_or_create(&l).clone(),
+        }
+    }
+
     /// A filter call finished; `fault` is the error class when it failed.
     #[allow(clippy::too_many_arguments)]
     pub fn filter_called(
@@ -719,6 +732,33 @@ impl Metrics {
                 name: name.chars().take(128).collect(),
             })
             .set(value);
+    }
+}
+
+/// A filter's call metrics, looked up once when it is loaded ([`Metrics::filter_metrics`]).
+#[derive(Debug, Clone)]
+pub struct FilterMetrics {
+    calls: Counter,
+    duration: Histogram,
+    items_in: Counter,
+    items_out: Counter,
+    dropped: Counter,
+    modified: Counter,
+}
+
+impl FilterMetrics {
+    /// A call that returned a verdict.
+    pub fn called(&self, items: usize, dropped: usize, modified: usize, elapsed: Duration) {
+        self.calls.inc();
+        self.duration.observe(elapsed.as_secs_f64());
+        self.items_in.inc_by(items as u64);
+        self.items_out.inc_by(items.saturating_sub(dropped) as u64);
+        if dropped > 0 {
+            self.dropped.inc_by(dropped as u64);
+        }
+        if modified > 0 {
+            self.modified.inc_by(modified as u64);
+        }
     }
 }
 
