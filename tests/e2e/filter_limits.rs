@@ -97,11 +97,9 @@ async fn deadlines_count_cpu_time_on_a_saturated_machine() {
             .await
             .expect("a healthy filter passes on a busy machine");
     }
-    let mut request = tonic::Request::new(bytes::Bytes::from(one_span()));
-    request
-        .metadata_mut()
-        .insert("x-spin", "1".parse().unwrap());
-    let status = grpc_with_request(&spin, request).await.unwrap_err();
+    let status = send_request(spin.grpc_url(), with_header("x-spin"))
+        .await
+        .unwrap_err();
     drop(load);
     assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
     // "... stopped after 101.3 ms of CPU time (limit 100.0 ms)": within the deadline's tick.
@@ -125,11 +123,12 @@ async fn deadlines_count_cpu_time_on_a_saturated_machine() {
     );
 }
 
-async fn grpc_with_request(
-    weir: &Weir,
+/// Sends one request of traces, with its metadata, over a fresh channel.
+async fn send_request(
+    url: String,
     request: tonic::Request<bytes::Bytes>,
 ) -> Result<bytes::Bytes, tonic::Status> {
-    let channel = tonic::transport::Endpoint::from_shared(weir.grpc_url())
+    let channel = tonic::transport::Endpoint::from_shared(url)
         .unwrap()
         .connect()
         .await
@@ -141,6 +140,13 @@ async fn grpc_with_request(
         .unary(request, path, RawCodec)
         .await
         .map(|r| r.into_inner())
+}
+
+/// One span, with header `name` set.
+fn with_header(name: &'static str) -> tonic::Request<bytes::Bytes> {
+    let mut request = tonic::Request::new(bytes::Bytes::from(one_span()));
+    request.metadata_mut().insert(name, "1".parse().unwrap());
+    request
 }
 
 async fn filter_stats(weir: &Weir) -> serde_json::Value {
@@ -163,22 +169,7 @@ async fn a_filter_out_of_instances_is_back_pressure_not_a_fault() {
         r#"{ mode: work, iterations: 2000000000, only_with_header: x-work }"#,
         "{ concurrency: 1, instance_wait: 20ms, deadline: 60s }",
     ));
-    let send = |weir_url: String| async move {
-        let channel = tonic::transport::Endpoint::from_shared(weir_url)
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-        let mut client = tonic::client::Grpc::new(channel);
-        client.ready().await.unwrap();
-        let mut request = tonic::Request::new(bytes::Bytes::from(one_span()));
-        request
-            .metadata_mut()
-            .insert("x-work", "1".parse().unwrap());
-        let path = http::uri::PathAndQuery::from_static(Signal::Traces.grpc_path());
-        client.unary(request, path, RawCodec).await.map(|_| ())
-    };
-    let first = tokio::spawn(send(weir.grpc_url()));
+    let first = tokio::spawn(send_request(weir.grpc_url(), with_header("x-work")));
     // Wait until the first call is in the filter, then send the second.
     let until = Instant::now() + Duration::from_secs(20);
     while filter_stats(&weir).await["calls"] != 1 {
@@ -188,7 +179,7 @@ async fn a_filter_out_of_instances_is_back_pressure_not_a_fault() {
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let second = send(weir.grpc_url()).await;
+    let second = send_request(weir.grpc_url(), with_header("x-work")).await;
     let first = first.await.unwrap();
     let err = second.expect_err("one instance, and it is busy");
     assert_eq!(err.code(), tonic::Code::Unavailable, "{err:?}");

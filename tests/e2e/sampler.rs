@@ -193,6 +193,7 @@ pipelines:
         s.await.unwrap();
     }
     let kept = (n1 - n0) as f64 / (t1 - t0).as_secs_f64();
+    eprintln!("kept {kept:.0} spans/s against a target of 500");
     assert!(
         (kept / 500.0 - 1.0).abs() < 0.10,
         "kept {kept:.0} spans/s against a target of 500"

@@ -151,29 +151,32 @@ pub fn fnv1a(parts: &[&[u8]]) -> u64 {
     h
 }
 
-/// Adjusts a ratio to hold a target rate of spans per second.
+/// The ratio that holds a target rate of spans per second, from the input rate of the whole weir.
+///
+/// The rate comes from `host.shared-rate`, which every instance of the filter feeds and reads, and the
+/// ratio is recomputed from it on every batch: no instance keeps a ratio of its own that could go stale
+/// while it sits idle in weir's pool, and all of them hold one target together.
 #[derive(Debug, Clone)]
 pub struct Adaptive {
     target: f64,
     min: f64,
     max: f64,
     interval_ns: u64,
-    window_start: Option<u64>,
-    seen: u64,
     ratio: f64,
+    last_report: Option<u64>,
 }
 
 impl Adaptive {
-    /// Starts at `max` and adjusts every `interval_ns` of the monotonic clock.
+    /// Starts at `max`; `interval_ns` sets the rate's window (five intervals) and how often the ratio
+    /// is reported.
     pub fn new(target: f64, min: f64, max: f64, interval_ns: u64) -> Self {
         Self {
             target,
             min,
             max,
             interval_ns: interval_ns.max(1),
-            window_start: None,
-            seen: 0,
             ratio: max,
+            last_report: None,
         }
     }
 
@@ -182,48 +185,34 @@ impl Adaptive {
         self.ratio
     }
 
-    /// The adjustment interval in milliseconds (the window a shared rate is read over).
-    pub fn interval_ms(&self) -> u32 {
-        (self.interval_ns / 1_000_000).clamp(1, u64::from(u32::MAX)) as u32
+    /// The window the input rate is measured over, in milliseconds: five intervals. The ratio is
+    /// applied per batch, and batches are densest exactly when a short window's estimate is highest,
+    /// so a short window keeps less than the target under a bursty load; a longer one smooths that out.
+    pub fn window_ms(&self) -> u32 {
+        (self.interval_ns / 1_000_000)
+            .saturating_mul(5)
+            .clamp(1, u64::from(u32::MAX)) as u32
     }
 
-    /// Counts `spans` seen at time `now_ns`; returns the new ratio when it changed.
-    pub fn observe(&mut self, spans: u64, now_ns: u64) -> Option<f64> {
-        let start = *self.window_start.get_or_insert(now_ns);
-        self.seen += spans;
-        let elapsed = now_ns.saturating_sub(start);
-        if elapsed < self.interval_ns {
-            return None;
-        }
-        let rate = self.seen as f64 * 1e9 / elapsed as f64;
-        self.seen = 0;
-        self.window_start = Some(now_ns);
-        Some(self.adjust(rate))
-    }
-
-    /// Takes an input `rate` measured elsewhere (spans per second, for example over every instance of
-    /// the filter) at time `now_ns`; once per interval, returns the new ratio.
-    pub fn observe_rate(&mut self, rate: f64, now_ns: u64) -> Option<f64> {
-        let start = *self.window_start.get_or_insert(now_ns);
-        if now_ns.saturating_sub(start) < self.interval_ns {
-            return None;
-        }
-        self.window_start = Some(now_ns);
-        Some(self.adjust(rate))
-    }
-
-    /// Moves the ratio towards what holds the target at `rate`.
-    fn adjust(&mut self, rate: f64) -> f64 {
-        let wanted = if rate > 0.0 {
-            self.target / rate
+    /// Sets the ratio for an input `rate` (spans per second over the whole weir) and returns it.
+    pub fn ratio_for(&mut self, rate: f64) -> f64 {
+        self.ratio = if rate > 0.0 {
+            (self.target / rate).clamp(self.min, self.max)
         } else {
             self.max
         };
-        // Move halfway in log space: fast enough, without overshooting on one noisy window.
-        let next = (self.ratio.ln() * 0.5 + wanted.clamp(self.min, self.max).ln() * 0.5).exp();
-        let next = next.clamp(self.min, self.max);
-        self.ratio = next;
-        next
+        self.ratio
+    }
+
+    /// True once per interval of the monotonic clock: time to report the ratio (a gauge).
+    pub fn report_due(&mut self, now_ns: u64) -> bool {
+        match self.last_report {
+            Some(t) if now_ns.saturating_sub(t) < self.interval_ns => false,
+            _ => {
+                self.last_report = Some(now_ns);
+                true
+            }
+        }
     }
 }
 
@@ -307,42 +296,23 @@ mod tests {
     }
 
     #[test]
-    fn adaptive_ratio_converges_to_the_target() {
+    fn the_ratio_holds_the_target_at_the_measured_rate() {
         let mut a = Adaptive::new(100.0, 0.001, 1.0, 1_000_000_000);
-        let mut now = 0;
-        // 10,000 spans/s offered; the target is 100/s: ratio 0.01.
-        for _ in 0..40 {
-            for _ in 0..10 {
-                a.observe(1000, now);
-                now += 100_000_000;
-            }
-        }
-        assert!((a.ratio() - 0.01).abs() < 0.001, "{}", a.ratio());
-        // Bounds hold.
-        let mut b = Adaptive::new(1e9, 0.1, 0.5, 1);
-        b.observe(10, 0);
-        b.observe(10, 10);
-        assert!(b.ratio() <= 0.5);
+        assert_eq!(a.ratio(), 1.0, "starts keeping everything");
+        // 10,000 spans/s offered over the whole weir; the target is 100/s: ratio 0.01.
+        assert!((a.ratio_for(10_000.0) - 0.01).abs() < 1e-12);
+        // Bounds hold; no input keeps the maximum.
+        assert_eq!(a.ratio_for(1e9), 0.001);
+        assert_eq!(a.ratio_for(10.0), 1.0);
+        assert_eq!(a.ratio_for(0.0), 1.0);
+        assert_eq!(a.window_ms(), 5000);
     }
 
     #[test]
-    fn a_shared_rate_moves_the_ratio_once_per_interval() {
+    fn the_ratio_is_reported_once_per_interval() {
         let mut a = Adaptive::new(100.0, 0.001, 1.0, 1_000_000_000);
-        assert_eq!(a.interval_ms(), 1000);
-        let mut changes = 0;
-        let mut now = 0;
-        // The whole weir's rate is 10,000 spans/s, whatever one instance saw.
-        for _ in 0..400 {
-            if a.observe_rate(10_000.0, now).is_some() {
-                changes += 1;
-            }
-            now += 100_000_000;
-        }
-        assert_eq!(
-            changes, 39,
-            "once per second over 40 s, after the first window"
-        );
-        assert!((a.ratio() - 0.01).abs() < 0.001, "{}", a.ratio());
+        let reports = (0..50).filter(|i| a.report_due(i * 100_000_000)).count();
+        assert_eq!(reports, 5, "once a second over 5 s");
     }
 
     #[test]

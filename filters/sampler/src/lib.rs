@@ -3,9 +3,10 @@
 //! Config (JSON):
 //! - `ratio` (0..1, default 1): the fixed sampling probability;
 //! - or `target_spans_per_second` with `min_ratio` (default 0.0001), `max_ratio` (default 1) and
-//!   `adjust_interval_ms` (default 1000): the filter measures the input rate of the whole weir (a rate
-//!   shared by all its instances, `host.shared-rate`) and moves its ratio to hold the target; the ratio
-//!   in force is the gauge `weir_filter_gauge{name="ratio"}`;
+//!   `adjust_interval_ms` (default 1000): the filter measures the input rate of the whole weir over five
+//!   intervals (a rate shared by all its instances, `host.shared-rate`) and sets its ratio to hold the
+//!   target; the ratio in force is reported once per interval as the gauge
+//!   `weir_filter_gauge{name="ratio"}`;
 //! - `log_hash_attributes` (default `["service.name"]`): for log records without a trace id, the
 //!   attributes whose values are hashed to give the record its randomness.
 //!
@@ -86,11 +87,12 @@ impl Sampler {
         let Some(a) = &mut self.adaptive else {
             return;
         };
-        // Every instance records its items in one rate and reads the whole weir's: the ratio then holds
-        // the target for weir, not for each instance.
-        let rate = host::shared_rate("input", u64::from(items), a.interval_ms());
-        if let Some(ratio) = a.observe_rate(rate, host::monotonic_now()) {
-            self.threshold = threshold(ratio);
+        // Every instance records its items in one rate shared by all of them and reads the whole
+        // weir's: the ratio then holds the target for weir, not for each instance.
+        let rate = host::shared_rate("input", u64::from(items), a.window_ms());
+        let ratio = a.ratio_for(rate);
+        self.threshold = threshold(ratio);
+        if a.report_due(host::monotonic_now()) {
             host::gauge_set("ratio", ratio);
         }
     }

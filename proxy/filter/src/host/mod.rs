@@ -178,7 +178,48 @@ macro_rules! write {
         $self.bad(r)
     }};
 }
-pub(crate) use {read, write};
+/// The `host` interface both versions share, implemented for the generated `host` module in scope at
+/// the call; a version's additions follow as the macro's input.
+macro_rules! host_functions {
+    ($($extra:tt)*) => {
+        impl host::Host for StoreState {
+            fn log(&mut self, level: host::Level, message: String) -> wasmtime::Result<()> {
+                let level = match level {
+                    host::Level::Trace => tracing::Level::TRACE,
+                    host::Level::Debug => tracing::Level::DEBUG,
+                    host::Level::Info => tracing::Level::INFO,
+                    host::Level::Warn => tracing::Level::WARN,
+                    host::Level::Error => tracing::Level::ERROR,
+                };
+                StoreState::log(self, level, &message);
+                Ok(())
+            }
+            fn counter_add(&mut self, name: String, delta: u64) -> wasmtime::Result<()> {
+                StoreState::counter_add(self, &name, delta);
+                Ok(())
+            }
+            fn gauge_set(&mut self, name: String, value: f64) -> wasmtime::Result<()> {
+                StoreState::gauge_set(self, &name, value);
+                Ok(())
+            }
+            fn monotonic_now(&mut self) -> wasmtime::Result<u64> {
+                Ok(super::process_monotonic())
+            }
+            fn wall_now(&mut self) -> wasmtime::Result<u64> {
+                Ok(StoreState::wall_now())
+            }
+            fn random_u64(&mut self) -> wasmtime::Result<u64> {
+                Ok(super::random_u64())
+            }
+            fn exporters(&mut self) -> wasmtime::Result<Vec<String>> {
+                Ok(self.exporters.to_vec())
+            }
+            $($extra)*
+        }
+    };
+}
+
+pub(crate) use {host_functions, read, write};
 
 impl wasmtime_wasi::WasiView for StoreState {
     fn ctx(&mut self) -> wasmtime_wasi::WasiCtxView<'_> {

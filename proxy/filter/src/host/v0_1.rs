@@ -3,7 +3,7 @@
 
 use wasmtime::component::Resource;
 
-use super::{StoreState, read, write};
+use super::{StoreState, host_functions, read, write};
 use crate::batch::BatchState;
 use crate::bindings::v0_1::weir::filter::{host, types};
 
@@ -186,36 +186,4 @@ impl types::HostBatch for StoreState {
     }
 }
 
-impl host::Host for StoreState {
-    fn log(&mut self, level: host::Level, message: String) -> WResult<()> {
-        let level = match level {
-            host::Level::Trace => tracing::Level::TRACE,
-            host::Level::Debug => tracing::Level::DEBUG,
-            host::Level::Info => tracing::Level::INFO,
-            host::Level::Warn => tracing::Level::WARN,
-            host::Level::Error => tracing::Level::ERROR,
-        };
-        StoreState::log(self, level, &message);
-        Ok(())
-    }
-    fn counter_add(&mut self, name: String, delta: u64) -> WResult<()> {
-        StoreState::counter_add(self, &name, delta);
-        Ok(())
-    }
-    fn gauge_set(&mut self, name: String, value: f64) -> WResult<()> {
-        StoreState::gauge_set(self, &name, value);
-        Ok(())
-    }
-    fn monotonic_now(&mut self) -> WResult<u64> {
-        Ok(super::process_monotonic())
-    }
-    fn wall_now(&mut self) -> WResult<u64> {
-        Ok(StoreState::wall_now())
-    }
-    fn random_u64(&mut self) -> WResult<u64> {
-        Ok(super::random_u64())
-    }
-    fn exporters(&mut self) -> WResult<Vec<String>> {
-        Ok(self.exporters.to_vec())
-    }
-}
+host_functions!();

@@ -3,7 +3,7 @@
 
 use wasmtime::component::Resource;
 
-use super::{MAX_PATTERN_SETS, StoreState, read, write};
+use super::{MAX_PATTERN_SETS, StoreState, host_functions, read, write};
 use crate::batch::{BatchState, to_wit};
 use crate::bindings::v0_1::weir::filter::types as t1;
 use crate::bindings::v0_2::weir::filter::{host, kernels, types};
@@ -353,38 +353,7 @@ impl kernels::HostPatternSet for StoreState {
     }
 }
 
-impl host::Host for StoreState {
-    fn log(&mut self, level: host::Level, message: String) -> WResult<()> {
-        let level = match level {
-            host::Level::Trace => tracing::Level::TRACE,
-            host::Level::Debug => tracing::Level::DEBUG,
-            host::Level::Info => tracing::Level::INFO,
-            host::Level::Warn => tracing::Level::WARN,
-            host::Level::Error => tracing::Level::ERROR,
-        };
-        StoreState::log(self, level, &message);
-        Ok(())
-    }
-    fn counter_add(&mut self, name: String, delta: u64) -> WResult<()> {
-        StoreState::counter_add(self, &name, delta);
-        Ok(())
-    }
-    fn gauge_set(&mut self, name: String, value: f64) -> WResult<()> {
-        StoreState::gauge_set(self, &name, value);
-        Ok(())
-    }
-    fn monotonic_now(&mut self) -> WResult<u64> {
-        Ok(super::process_monotonic())
-    }
-    fn wall_now(&mut self) -> WResult<u64> {
-        Ok(StoreState::wall_now())
-    }
-    fn random_u64(&mut self) -> WResult<u64> {
-        Ok(super::random_u64())
-    }
-    fn exporters(&mut self) -> WResult<Vec<String>> {
-        Ok(self.exporters.to_vec())
-    }
+host_functions! {
     fn shared_add(&mut self, name: String, delta: i64) -> WResult<i64> {
         let r = self.shared.add(&name, delta);
         self.bad(r)
