@@ -157,3 +157,56 @@ pipelines:
     let bad = text.replace("on_error: fail-closed", "on_error: explode");
     assert!(Config::from_yaml(&bad).is_err());
 }
+
+#[test]
+fn filter_limits_are_checked_and_size_the_engine() {
+    let yaml = r#"
+exporters:
+  backend: { otlp: { endpoint: "http://127.0.0.1:14317" } }
+pipelines:
+  traces:
+    exporters: [backend]
+    filters:
+      - { name: a, module: a.wasm, limits: { concurrency: 40, memory: 134217728 } }
+      - { name: b, module: b.wasm, limits: { concurrency: 10, instance_wait: 5ms } }
+"#;
+    let c = Config::from_yaml(yaml).unwrap();
+    c.validate().unwrap();
+    let (slots, memory) = c.filter_pool();
+    // Twice the configured concurrency (a new version warms up beside the old), plus room for pushes.
+    assert_eq!(slots as usize, 2 * 50 + 8 * default_concurrency());
+    assert_eq!(memory, 128 << 20, "the largest configured memory");
+    let b = &c
+        .pipelines
+        .as_ref()
+        .unwrap()
+        .traces
+        .as_ref()
+        .unwrap()
+        .filters[1];
+    assert_eq!(b.limits.instance_wait, Duration::from_millis(5));
+    // Explicit sizes win; without filters the floor holds.
+    let explicit = Config::from_yaml(
+        "filter_runtime: { instance_slots: 12, max_memory: 1048576 }\nexporters: { b: { debug: {} } }",
+    )
+    .unwrap();
+    assert_eq!(explicit.filter_pool(), (12, 1 << 20));
+    let none = Config::from_yaml("exporters: { b: { debug: {} } }").unwrap();
+    assert_eq!(
+        none.filter_pool(),
+        (64.max(8 * default_concurrency() as u32), 64 << 20)
+    );
+    // Out of range: named in the error.
+    for bad in [
+        "concurrency: 0",
+        "concurrency: 100000",
+        "deadline: 0s",
+        "memory: 0",
+    ] {
+        let yaml = format!(
+            "exporters: {{ b: {{ debug: {{}} }} }}\npipelines: {{ traces: {{ exporters: [b], filters: [{{ name: f, module: f.wasm, limits: {{ {bad} }} }}] }} }}"
+        );
+        let err = Config::from_yaml(&yaml).unwrap().validate().unwrap_err();
+        assert!(err.to_string().contains("limits"), "{bad}: {err}");
+    }
+}
