@@ -7,26 +7,12 @@ use std::time::{Duration, Instant};
 
 use weir::Signal;
 
-use crate::filters::wasm;
+use crate::filters::one_filter;
 use crate::harness::*;
 
+/// weir with the hostile fixture as its one, fail-closed, traces filter (named `f`).
 fn hostile(url: &str, config: &str, limits: &str) -> String {
-    format!(
-        r#"
-exporters:
-  up: {{ otlp: {{ endpoint: "{url}" }} }}
-pipelines:
-  traces:
-    exporters: [up]
-    filters:
-      - name: f
-        module: "{}"
-        on_error: fail-closed
-        config: {config}
-        limits: {limits}
-"#,
-        wasm("hostile")
-    )
+    one_filter(url, "hostile", config, "fail-closed", limits)
 }
 
 fn one_span() -> Vec<u8> {

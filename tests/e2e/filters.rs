@@ -45,7 +45,13 @@ pub fn wasm_v01(name: &str) -> String {
 }
 
 /// A config sending traces through one filter to `upstream`.
-fn one_filter(upstream: &str, module: &str, config: &str, on_error: &str, limits: &str) -> String {
+pub fn one_filter(
+    upstream: &str,
+    module: &str,
+    config: &str,
+    on_error: &str,
+    limits: &str,
+) -> String {
     format!(
         r#"
 limits: {{ retry_after: 1s }}

@@ -79,18 +79,6 @@ pub enum CallError {
     },
 }
 
-/// Instantiation failed because the engine's instance slots are all taken: back-pressure too.
-fn fault_or_busy(fault: Fault, concurrency: usize) -> CallError {
-    if fault.class == FaultClass::Trap && fault.message.contains(POOL_EXHAUSTED) {
-        CallError::Busy { concurrency }
-    } else {
-        CallError::Fault(fault)
-    }
-}
-
-/// The text wasmtime's pooling allocator puts in the error of an instantiation it has no slot for.
-const POOL_EXHAUSTED: &str = "maximum concurrent";
-
 /// A filter's instances: the idle ones, how many are alive, and a signal when one comes back.
 #[derive(Default)]
 struct Pool {
@@ -219,9 +207,9 @@ impl LoadedFilter {
             signal,
             quarantine,
         };
-        let instance = filter.instantiate().map_err(|f| match f.class {
-            FaultClass::Init => FilterError::Init(f.message),
-            _ => FilterError::DryRun(f.to_string()),
+        let instance = filter.instantiate().map_err(|e| match e {
+            CallError::Fault(f) if f.class == FaultClass::Init => FilterError::Init(f.message),
+            e => FilterError::DryRun(e.to_string()),
         })?;
         filter.pool.lock().live += 1;
         filter.checkin(instance);
@@ -246,7 +234,7 @@ impl LoadedFilter {
 
     /// Creates, initializes and pools one more instance, within the filter's `concurrency` (pre-warming;
     /// benchmarks time it). Returns false when the pool is already full.
-    pub fn prewarm(&self) -> Result<bool, Fault> {
+    pub fn prewarm(&self) -> Result<bool, CallError> {
         {
             let mut pool = self.pool.lock();
             if pool.live >= self.spec.limits.concurrency {
@@ -337,25 +325,37 @@ impl LoadedFilter {
         store.set_epoch_deadline(1);
     }
 
-    fn instantiate(&self) -> Result<Instance, Fault> {
+    /// A new, initialized instance. The engine having no free slot for it is [`CallError::Busy`]
+    /// (back-pressure); anything else is the filter's fault.
+    fn instantiate(&self) -> Result<Instance, CallError> {
         let mut store = self.new_store();
         self.start_budget(&mut store, true);
         let bindings = match &self.pre {
             Pre::V01(p) => p.instantiate(&mut store).map(Bindings::V01),
             Pre::V02(p) => p.instantiate(&mut store).map(Bindings::V02),
         }
-        .map_err(|e| classify(&store, e))?;
+        .map_err(|e| {
+            if e.chain()
+                .any(|c| c.is::<wasmtime::PoolConcurrencyLimitError>())
+            {
+                CallError::Busy {
+                    concurrency: self.spec.limits.concurrency,
+                }
+            } else {
+                CallError::Fault(classify(&store, e))
+            }
+        })?;
         let init = match &bindings {
             Bindings::V01(b) => b.call_init(&mut store, &self.spec.config),
             Bindings::V02(b) => b.call_init(&mut store, &self.spec.config),
         };
         match init {
             Ok(Ok(())) => Ok(Instance { store, bindings }),
-            Ok(Err(reason)) => Err(Fault {
+            Ok(Err(reason)) => Err(CallError::Fault(Fault {
                 class: FaultClass::Init,
                 message: format!("init refused the config: {reason}"),
-            }),
-            Err(e) => Err(classify(&store, e)),
+            })),
+            Err(e) => Err(CallError::Fault(classify(&store, e))),
         }
     }
 
@@ -371,10 +371,7 @@ impl LoadedFilter {
             if pool.live < self.spec.limits.concurrency {
                 pool.live += 1;
                 drop(pool);
-                return self.instantiate().map_err(|fault| {
-                    self.discard();
-                    fault_or_busy(fault, self.spec.limits.concurrency)
-                });
+                return self.instantiate().inspect_err(|_| self.discard());
             }
             let now = Instant::now();
             if now >= wait_until {
@@ -567,4 +564,47 @@ fn classify(store: &Store<StoreState>, e: wasmtime::Error) -> Fault {
         _ => format!("{e:#}"),
     };
     Fault { class, message }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::PoolSizing;
+
+    #[test]
+    fn an_engine_without_a_free_slot_is_back_pressure_not_a_fault() {
+        let runtime = Arc::new(
+            Runtime::with_sizing(
+                None,
+                PoolSizing {
+                    instances: 1,
+                    memory: 64 << 20,
+                },
+            )
+            .unwrap(),
+        );
+        let bytes = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/data/filters-v0.1/noop.wasm"
+        ))
+        .unwrap();
+        let module = runtime.compile(&bytes).unwrap();
+        let spec = FilterSpec {
+            name: "noop".into(),
+            config: String::new(),
+            on_error: OnError::FailClosed,
+            limits: weir_core::config::FilterLimits {
+                concurrency: 2,
+                ..Default::default()
+            },
+        };
+        let metrics = Arc::new(Metrics::new());
+        let filter =
+            LoadedFilter::load(runtime, spec, module, Signal::Traces, metrics, None).unwrap();
+        // The filter may have two instances, but the engine has room for one, which it holds.
+        let err = filter.prewarm().unwrap_err();
+        assert!(matches!(err, CallError::Busy { concurrency: 2 }), "{err}");
+        assert_eq!(filter.instances(), 1);
+        assert_eq!(filter.stats.errors.load(Ordering::Relaxed), 0);
+    }
 }

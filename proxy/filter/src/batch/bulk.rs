@@ -195,17 +195,19 @@ impl BatchState {
     }
 
     /// Calls `f` with every string log body, when `lists` selects bodies.
-    fn visit_bodies(&self, lists: Lists, mut f: impl FnMut(u32, &str)) {
+    fn visit_bodies(&self, lists: Lists, mut f: impl FnMut(u32, &AnyValue, &str)) {
         if !lists.contains(Lists::BODIES) || self.signal() != Signal::Logs {
             return;
         }
         for i in 0..self.items.len() as u32 {
             if let Ok(Some(l)) = self.log(i)
-                && let Some(AnyValue {
-                    value: Some(any_value::Value::StringValue(s)),
-                }) = &l.body
+                && let Some(
+                    body @ AnyValue {
+                        value: Some(any_value::Value::StringValue(s)),
+                    },
+                ) = &l.body
             {
-                f(i, s);
+                f(i, body, s);
             }
         }
     }
@@ -312,12 +314,7 @@ impl BatchState {
             }
         });
         if key.is_none_or(str::is_empty) {
-            self.visit_bodies(lists, |i, body| {
-                let v = AnyValue {
-                    value: Some(any_value::Value::StringValue(body.to_string())),
-                };
-                push(Target::Body(i), "", Some(&v));
-            });
+            self.visit_bodies(lists, |i, body, _| push(Target::Body(i), "", Some(body)));
         }
         AttributeTable { data, entries }
     }
@@ -466,7 +463,7 @@ impl BatchState {
             }
         });
         if value_rules {
-            self.visit_bodies(lists, |i, body| {
+            self.visit_bodies(lists, |i, _, body| {
                 found.clear();
                 set.find_values(body, &mut found);
                 for f in &found {
