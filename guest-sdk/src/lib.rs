@@ -64,7 +64,7 @@ use std::cell::RefCell;
 pub use bindings::weir::filter::host;
 pub use bindings::weir::filter::types::{
     Attribute, AttributeEdit, AttributeEntry, AttributeTable, Batch, EditOp, Lists, Location,
-    MetricKind, Part, Signal, StatusCode, TraceId, Value, ValueKind, Verdict,
+    MetricKind, Part, Signal, StatusCode, StringList, TraceId, Value, ValueKind, Verdict,
 };
 
 /// Work weir does natively: pattern sets (regular expressions and detectors of secrets and personal
@@ -194,10 +194,11 @@ pub enum ValueRef<'a> {
     Json(&'a str),
 }
 
-impl ValueRef<'_> {
-    /// The value as text, for matching: strings and JSON as they are, numbers and booleans formatted.
-    pub fn text(&self) -> std::borrow::Cow<'_, str> {
-        match self {
+impl<'a> ValueRef<'a> {
+    /// The value as text, for matching: strings and JSON as they are (borrowed from the table), numbers
+    /// and booleans formatted.
+    pub fn text(&self) -> std::borrow::Cow<'a, str> {
+        match *self {
             ValueRef::Str(s) | ValueRef::Json(s) => std::borrow::Cow::Borrowed(s),
             ValueRef::Boolean(b) => b.to_string().into(),
             ValueRef::Int(i) => i.to_string().into(),
@@ -241,6 +242,32 @@ impl Table {
             };
             (e.at, text(e.key_start, e.key_len), value)
         })
+    }
+}
+
+impl StringList {
+    /// Number of strings.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// True without strings.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// String `i`, borrowed from the buffer (empty past the end).
+    pub fn get(&self, i: usize) -> &str {
+        let Some(&end) = self.ends.get(i) else {
+            return "";
+        };
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        self.data.get(start as usize..end as usize).unwrap_or("")
+    }
+
+    /// Every string, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        (0..self.len()).map(|i| self.get(i))
     }
 }
 

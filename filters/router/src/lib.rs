@@ -14,9 +14,11 @@
 
 pub mod rules;
 
+use std::borrow::Cow;
+
 use rules::{Config, From, Route, Router};
 use weir_guest_sdk::{
-    Batch, Filter, Lists, Location, Signal, Value, Verdict, export_filter, exporters, host,
+    Batch, Filter, Lists, Location, Signal, Table, Value, Verdict, export_filter, exporters, host,
     parse_config,
 };
 
@@ -36,18 +38,53 @@ fn text(v: Value) -> String {
     }
 }
 
+/// Where one rule's value comes from, resolved once per batch: an index into the batch's header values,
+/// the current resource's values or the attribute columns. Per item, a lookup is then an index, not a
+/// key comparison.
+#[derive(Clone, Copy)]
+enum Source {
+    Header(usize),
+    Resource(usize),
+    Attribute(usize),
+}
+
+/// The distinct keys of the rules that look at `from`, and each rule's source.
+fn sources(router: &Router) -> (Vec<Source>, [Vec<String>; 3]) {
+    let mut keys: [Vec<String>; 3] = Default::default();
+    let sources = router
+        .rules
+        .iter()
+        .map(|r| {
+            let (slot, make): (usize, fn(usize) -> Source) = match r.from {
+                From::Header => (0, Source::Header),
+                From::ResourceAttribute => (1, Source::Resource),
+                From::Attribute => (2, Source::Attribute),
+            };
+            let list = &mut keys[slot];
+            let at = match list.iter().position(|k| *k == r.key) {
+                Some(i) => i,
+                None => {
+                    list.push(r.key.clone());
+                    list.len() - 1
+                }
+            };
+            make(at)
+        })
+        .collect();
+    (sources, keys)
+}
+
 impl RouterFilter {
     fn route(&mut self, batch: &Batch) {
         let router = &mut self.router;
-        // Headers are the same for the whole batch: read each one once.
-        let mut headers: Vec<(String, Option<String>)> = Vec::new();
-        let mut header = |key: &str| -> Option<String> {
-            if let Some((_, v)) = headers.iter().find(|(k, _)| k == key) {
-                return v.clone();
-            }
-            let v = batch.header(key);
-            headers.push((key.to_string(), v.clone()));
-            v
+        let (sources, [header_keys, resource_keys, attribute_keys]) = sources(router);
+        // Headers are the same for the whole batch: each one the rules name is read once.
+        let headers: Vec<Option<String>> = header_keys.iter().map(|k| batch.header(k)).collect();
+        let resource_values = |res: u32| -> Vec<Option<String>> {
+            resource_keys
+                .iter()
+                .map(|k| batch.resource_attribute(res, k).map(text))
+                .collect()
         };
         let (mut matched, mut defaulted) = (0u64, 0u64);
         let mut count = |d: Route, n: u64| match d {
@@ -63,10 +100,11 @@ impl RouterFilter {
                 }
             }
             for res in batch.resources() {
-                let d = router.decide(|from, key| match from {
-                    From::Header => header(key),
-                    From::ResourceAttribute => batch.resource_attribute(res, key).map(text),
-                    From::Attribute => None,
+                let values = resource_values(res);
+                let d = router.decide_by_rule(|i| match sources[i] {
+                    Source::Header(h) => headers[h].as_deref(),
+                    Source::Resource(r) => values[r].as_deref(),
+                    Source::Attribute(_) => None,
                 });
                 count(d, items_per_resource[res as usize]);
                 if let Some(set) = d.set() {
@@ -75,33 +113,40 @@ impl RouterFilter {
             }
         } else {
             // Every value an attribute rule looks at, read in one call per key (for metrics, the first
-            // data point's, as `attribute` gives it).
+            // data point's, as `attribute` gives it); lookups borrow from the tables.
             let n = batch.item_count() as usize;
             let lists = match batch.signal() {
                 Signal::Metrics => Lists::POINTS,
                 _ => Lists::ITEMS,
             };
-            let mut columns: Vec<(String, Vec<Option<String>>)> = Vec::new();
-            for key in router.attribute_keys() {
-                let mut column = vec![None; n];
-                for (at, _, v) in batch.column(lists, &key).iter() {
-                    let item = match at {
-                        Location::Item(i) => i,
-                        Location::Point(p) if p.index == 0 => p.item,
-                        _ => continue,
-                    };
-                    if let Some(slot) = column.get_mut(item as usize) {
-                        *slot = Some(v.text().into_owned());
+            let tables: Vec<Table> = attribute_keys
+                .iter()
+                .map(|key| batch.column(lists, key))
+                .collect();
+            let columns: Vec<Vec<Option<Cow<'_, str>>>> = tables
+                .iter()
+                .map(|table| {
+                    let mut column = vec![None; n];
+                    for (at, _, v) in table.iter() {
+                        let item = match at {
+                            Location::Item(i) => i,
+                            Location::Point(p) if p.index == 0 => p.item,
+                            _ => continue,
+                        };
+                        if let Some(slot) = column.get_mut(item as usize) {
+                            *slot = Some(v.text());
+                        }
                     }
-                }
-                columns.push((key, column));
-            }
+                    column
+                })
+                .collect();
             // Items are numbered resource by resource: decide for a run of one resource, then label the
             // resource at once when the run agrees.
             let n = n as u32;
             let resources = batch.item_resources();
             let resource = |i: u32| resources.get(i as usize).copied().unwrap_or(0);
             let mut per_set: Vec<Vec<u32>> = vec![Vec::new(); router.sets.len()];
+            let mut decisions: Vec<Route> = Vec::new();
             let mut start = 0;
             while start < n {
                 let res = resource(start);
@@ -109,27 +154,15 @@ impl RouterFilter {
                 while end < n && resource(end) == res {
                     end += 1;
                 }
-                let mut resource_values: Vec<(String, Option<String>)> = Vec::new();
-                let decisions: Vec<Route> = (start..end)
-                    .map(|item| {
-                        router.decide(|from, key| match from {
-                            From::Header => header(key),
-                            From::ResourceAttribute => {
-                                if let Some((_, v)) = resource_values.iter().find(|(k, _)| k == key)
-                                {
-                                    return v.clone();
-                                }
-                                let v = batch.resource_attribute(res, key).map(text);
-                                resource_values.push((key.to_string(), v.clone()));
-                                v
-                            }
-                            From::Attribute => columns
-                                .iter()
-                                .find(|(k, _)| k == key)
-                                .and_then(|(_, c)| c[item as usize].clone()),
-                        })
-                    })
-                    .collect();
+                let values = resource_values(res);
+                decisions.clear();
+                for item in start..end {
+                    decisions.push(router.decide_by_rule(|i| match sources[i] {
+                        Source::Header(h) => headers[h].as_deref(),
+                        Source::Resource(r) => values[r].as_deref(),
+                        Source::Attribute(c) => columns[c][item as usize].as_deref(),
+                    }));
+                }
                 for d in &decisions {
                     count(*d, 1);
                 }
@@ -138,7 +171,7 @@ impl RouterFilter {
                         batch.set_route(res, &router.sets[set]);
                     }
                 } else {
-                    for (item, d) in (start..end).zip(decisions) {
+                    for (item, d) in (start..end).zip(decisions.iter()) {
                         if let Some(set) = d.set() {
                             if per_set.len() <= set {
                                 per_set.resize(set + 1, Vec::new());

@@ -219,9 +219,26 @@ impl Router {
         keys
     }
 
-    /// The exporter set for one item: `lookup(from, key)` gives the value a rule looks at. In `all`
-    /// mode several matching rules give a union, added to `sets` as needed.
-    pub fn decide(&mut self, mut lookup: impl FnMut(From, &str) -> Option<String>) -> Route {
+    /// The exporter set for one item: `lookup(from, key)` gives the value a rule looks at, borrowed
+    /// (deciding allocates nothing in `first` mode). In `all` mode several matching rules give a union,
+    /// added to `sets` as needed.
+    pub fn decide<'v>(&mut self, mut lookup: impl FnMut(From, &str) -> Option<&'v str>) -> Route {
+        self.decide_with(|_, r| lookup(r.from, &r.key))
+    }
+
+    /// As [`Router::decide`], with `lookup(i)` giving the value rule `i` looks at: a caller that
+    /// resolves each rule's source once per batch compares no keys per item.
+    pub fn decide_by_rule<'v>(
+        &mut self,
+        mut lookup: impl FnMut(usize) -> Option<&'v str>,
+    ) -> Route {
+        self.decide_with(|i, _| lookup(i))
+    }
+
+    fn decide_with<'v>(
+        &mut self,
+        mut lookup: impl FnMut(usize, &Rule) -> Option<&'v str>,
+    ) -> Route {
         let unmatched = match self.default {
             Some(d) => Route::Default(d),
             None => Route::Unlabelled,
@@ -230,14 +247,16 @@ impl Router {
             Mode::First => self
                 .rules
                 .iter()
-                .find(|r| r.matcher.matches(lookup(r.from, &r.key).as_deref()))
-                .map_or(unmatched, |r| Route::Matched(r.set)),
+                .enumerate()
+                .find(|(i, r)| r.matcher.matches(lookup(*i, r)))
+                .map_or(unmatched, |(_, r)| Route::Matched(r.set)),
             Mode::All => {
                 let matched: Vec<usize> = self
                     .rules
                     .iter()
-                    .filter(|r| r.matcher.matches(lookup(r.from, &r.key).as_deref()))
-                    .map(|r| r.set)
+                    .enumerate()
+                    .filter(|(i, r)| r.matcher.matches(lookup(*i, r)))
+                    .map(|(_, r)| r.set)
                     .collect();
                 match matched[..] {
                     [] => unmatched,
@@ -297,11 +316,11 @@ mod tests {
     /// A lookup over (from, key, value) triples.
     fn values<'a>(
         v: &'a [(From, &'a str, &'a str)],
-    ) -> impl FnMut(From, &str) -> Option<String> + 'a {
+    ) -> impl FnMut(From, &str) -> Option<&'a str> + 'a {
         move |from, key| {
             v.iter()
                 .find(|(f, k, _)| *f == from && *k == key)
-                .map(|(_, _, v)| v.to_string())
+                .map(|(_, _, v)| *v)
         }
     }
 

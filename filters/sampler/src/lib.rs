@@ -129,14 +129,14 @@ impl Filter for Sampler {
     fn traces(&mut self, batch: &Batch) -> Verdict {
         self.observe(batch.item_count());
         let t = self.threshold;
-        // Three calls for the whole batch in, at most two out.
+        // Three calls for the whole batch in (the tracestates in one buffer), at most two out.
         let ids = batch.trace_ids();
         let states = batch.trace_states();
         let mut dropped = Vec::new();
         let mut rewritten = Vec::new();
         for (i, id) in ids.iter().enumerate() {
             let item = i as u32;
-            let d = decide(id.low, states.get(i).map_or("", String::as_str), t);
+            let d = decide(id.low, states.get(i), t);
             if !d.keep {
                 dropped.push(item);
             } else if let Some(ts) = d.tracestate {

@@ -110,6 +110,11 @@ impl Runtime {
         config.epoch_interruption(true);
         config.memory_init_cow(true);
         config.wasm_component_model(true);
+        // `WEIR_WASM_PERFMAP=1` writes /tmp/perf-<pid>.map, so that `perf report` names the filters'
+        // own functions instead of showing JIT addresses (for profiling a filter; off by default).
+        if std::env::var_os("WEIR_WASM_PERFMAP").is_some_and(|v| v == "1") {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let mut pool = PoolingAllocationConfig::default();
         let n = sizing.instances.max(1);
         // A component built from a Rust or C guest holds one to a few core instances, memories and

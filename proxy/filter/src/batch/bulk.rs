@@ -406,19 +406,21 @@ impl BatchState {
         items.iter().try_for_each(|i| self.drop_item(*i))
     }
 
-    pub(crate) fn trace_states(&self) -> Vec<String> {
-        match &self.payload {
-            Payload::Traces(_) => (0..self.items.len() as u32)
-                .map(|i| {
-                    self.span(i)
-                        .ok()
-                        .flatten()
-                        .map(|s| s.trace_state.clone())
-                        .unwrap_or_default()
-                })
-                .collect(),
-            _ => Vec::new(),
+    pub(crate) fn trace_states(&self) -> t2::StringList {
+        let mut list = t2::StringList {
+            data: String::new(),
+            ends: Vec::new(),
+        };
+        if let Payload::Traces(_) = &self.payload {
+            list.ends.reserve(self.items.len());
+            for i in 0..self.items.len() as u32 {
+                if let Ok(Some(s)) = self.span(i) {
+                    list.data.push_str(&s.trace_state);
+                }
+                list.ends.push(list.data.len() as u32);
+            }
         }
+        list
     }
 
     pub(crate) fn set_trace_states(&mut self, states: Vec<(u32, String)>) -> R<()> {

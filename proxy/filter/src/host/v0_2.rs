@@ -289,7 +289,7 @@ impl types::HostBatch for StoreState {
     fn drop_items(&mut self, h: H, items: Vec<u32>) -> WResult<()> {
         write!(self, h, drop_items(&items))
     }
-    fn trace_states(&mut self, h: H) -> WResult<Vec<String>> {
+    fn trace_states(&mut self, h: H) -> WResult<types::StringList> {
         Ok(self.batch(&h)?.trace_states())
     }
     fn set_trace_states(&mut self, h: H, states: Vec<(u32, String)>) -> WResult<()> {
