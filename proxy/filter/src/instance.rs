@@ -2,10 +2,11 @@
 //! keeps state between batches), per-call limits (epoch deadline, memory cap), fault classification and
 //! the host functions filters import.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
+use crossbeam_queue::ArrayQueue;
 use wasmtime::component::{Resource, ResourceTable};
 use wasmtime::{Store, Trap, UpdateDeadline};
 
@@ -79,23 +80,108 @@ pub enum CallError {
     },
 }
 
-/// A filter's instances: the idle ones, how many are alive, and a signal when one comes back.
-#[derive(Default)]
-struct Pool {
-    state: Mutex<PoolState>,
+/// A filter's instances: the idle ones, how many are alive, and a way to sleep until one comes back.
+///
+/// Checkout and checkin are lock-free (a bounded queue of idle instances and an atomic count of live
+/// ones), so calls on many threads do not contend on one lock. The mutex and condition variable are used
+/// only by a call that finds every instance busy and sleeps: it registers as a waiter under the mutex and
+/// looks again before sleeping, and a checkin that sees a waiter takes the mutex before notifying, so a
+/// wakeup cannot fall between the look and the sleep.
+struct Pool<T = Instance> {
+    idle: ArrayQueue<T>,
+    live: AtomicUsize,
+    capacity: usize,
+    waiters: AtomicUsize,
+    sleep: Mutex<()>,
     freed: Condvar,
 }
 
-#[derive(Default)]
-struct PoolState {
-    idle: Vec<Instance>,
-    live: usize,
+/// What a checkout got: an idle instance, or the right to create one.
+enum Slot<T = Instance> {
+    Idle(T),
+    New,
 }
 
-impl Pool {
-    fn lock(&self) -> std::sync::MutexGuard<'_, PoolState> {
-        // Pushes and pops are single calls: a panic elsewhere cannot leave the state inconsistent.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+impl<T> Pool<T> {
+    fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        Self {
+            idle: ArrayQueue::new(capacity),
+            live: AtomicUsize::new(0),
+            capacity,
+            waiters: AtomicUsize::new(0),
+            sleep: Mutex::new(()),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// Counts one more live instance, unless `capacity` are alive.
+    fn reserve(&self) -> bool {
+        self.live
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < self.capacity).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    fn try_checkout(&self) -> Option<Slot<T>> {
+        if let Some(i) = self.idle.pop() {
+            return Some(Slot::Idle(i));
+        }
+        self.reserve().then_some(Slot::New)
+    }
+
+    /// An idle instance or a new slot, waiting up to `wait` for one when all are busy.
+    fn checkout(&self, wait: std::time::Duration) -> Option<Slot<T>> {
+        if let Some(slot) = self.try_checkout() {
+            return Some(slot);
+        }
+        let until = Instant::now() + wait;
+        // Nothing the lock guards can be left half-done by a panic: it guards no data.
+        let mut guard = self.sleep.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            self.waiters.fetch_add(1, Ordering::SeqCst);
+            if let Some(slot) = self.try_checkout() {
+                self.waiters.fetch_sub(1, Ordering::SeqCst);
+                return Some(slot);
+            }
+            let now = Instant::now();
+            if now >= until {
+                self.waiters.fetch_sub(1, Ordering::SeqCst);
+                return None;
+            }
+            guard = self
+                .freed
+                .wait_timeout(guard, until - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+            self.waiters.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    fn checkin(&self, instance: T) {
+        // At most `capacity` are alive, so the queue has room; if it ever had not, the instance goes.
+        if self.idle.push(instance).is_err() {
+            self.live.fetch_sub(1, Ordering::SeqCst);
+        }
+        self.wake();
+    }
+
+    /// An instance is gone (it faulted, or could not be made): room for a new one.
+    fn discard(&self) {
+        self.live.fetch_sub(1, Ordering::SeqCst);
+        self.wake();
+    }
+
+    fn wake(&self) {
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            drop(self.sleep.lock().unwrap_or_else(|p| p.into_inner()));
+            self.freed.notify_one();
+        }
+    }
+
+    fn live(&self) -> usize {
+        self.live.load(Ordering::SeqCst)
     }
 }
 
@@ -190,6 +276,7 @@ impl LoadedFilter {
             },
         };
         let call_metrics = metrics.filter_metrics(signal, &name);
+        let pool = Pool::new(spec.limits.concurrency);
         let filter = Self {
             spec,
             module,
@@ -199,7 +286,7 @@ impl LoadedFilter {
             shared: Arc::new(Shared::default()),
             runtime,
             metrics,
-            pool: Pool::default(),
+            pool,
             call_metrics,
             consecutive_faults: AtomicU32::new(0),
             quarantined: AtomicBool::new(false),
@@ -211,8 +298,8 @@ impl LoadedFilter {
             CallError::Fault(f) if f.class == FaultClass::Init => FilterError::Init(f.message),
             e => FilterError::DryRun(e.to_string()),
         })?;
-        filter.pool.lock().live += 1;
-        filter.checkin(instance);
+        filter.pool.live.fetch_add(1, Ordering::SeqCst);
+        filter.pool.checkin(instance);
         let sample = SAMPLES
             .iter()
             .find(|(s, _)| *s == signal)
@@ -228,27 +315,23 @@ impl LoadedFilter {
         let (_, result) = filter.run(&mut instance, sample);
         result.map_err(|fault| FilterError::DryRun(fault.to_string()))?;
         instance.store.data_mut().dry_run = false;
-        filter.checkin(instance);
+        filter.pool.checkin(instance);
         Ok(Arc::new(filter))
     }
 
     /// Creates, initializes and pools one more instance, within the filter's `concurrency` (pre-warming;
     /// benchmarks time it). Returns false when the pool is already full.
     pub fn prewarm(&self) -> Result<bool, CallError> {
-        {
-            let mut pool = self.pool.lock();
-            if pool.live >= self.spec.limits.concurrency {
-                return Ok(false);
-            }
-            pool.live += 1;
+        if !self.pool.reserve() {
+            return Ok(false);
         }
         match self.instantiate() {
             Ok(instance) => {
-                self.checkin(instance);
+                self.pool.checkin(instance);
                 Ok(true)
             }
             Err(f) => {
-                self.discard();
+                self.pool.discard();
                 Err(f)
             }
         }
@@ -256,7 +339,7 @@ impl LoadedFilter {
 
     /// Instances alive (idle or in a call).
     pub fn instances(&self) -> usize {
-        self.pool.lock().live
+        self.pool.live()
     }
 
     /// The filter's name.
@@ -362,43 +445,13 @@ impl LoadedFilter {
     /// An idle instance, or a new one while fewer than `concurrency` are alive, or, when all are busy,
     /// the first to come back within `instance_wait`.
     fn checkout(&self) -> Result<Instance, CallError> {
-        let wait_until = Instant::now() + self.spec.limits.instance_wait;
-        let mut pool = self.pool.lock();
-        loop {
-            if let Some(i) = pool.idle.pop() {
-                return Ok(i);
-            }
-            if pool.live < self.spec.limits.concurrency {
-                pool.live += 1;
-                drop(pool);
-                return self.instantiate().inspect_err(|_| self.discard());
-            }
-            let now = Instant::now();
-            if now >= wait_until {
-                return Err(CallError::Busy {
-                    concurrency: self.spec.limits.concurrency,
-                });
-            }
-            pool = self
-                .pool
-                .freed
-                .wait_timeout(pool, wait_until - now)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+        match self.pool.checkout(self.spec.limits.instance_wait) {
+            Some(Slot::Idle(i)) => Ok(i),
+            Some(Slot::New) => self.instantiate().inspect_err(|_| self.pool.discard()),
+            None => Err(CallError::Busy {
+                concurrency: self.spec.limits.concurrency,
+            }),
         }
-    }
-
-    fn checkin(&self, instance: Instance) {
-        self.pool.lock().idle.push(instance);
-        self.pool.freed.notify_one();
-    }
-
-    /// An instance is gone (it faulted, or could not be made): room for a new one.
-    fn discard(&self) {
-        let mut pool = self.pool.lock();
-        pool.live = pool.live.saturating_sub(1);
-        drop(pool);
-        self.pool.freed.notify_one();
     }
 
     /// Runs the filter on `batch`. On a fault the batch comes back with the filter's partial changes
@@ -422,10 +475,10 @@ impl LoadedFilter {
             Ok(mut instance) => {
                 let (batch, result) = self.run(&mut instance, batch);
                 if result.is_ok() {
-                    self.checkin(instance);
+                    self.pool.checkin(instance);
                 } else {
                     drop(instance);
-                    self.discard();
+                    self.pool.discard();
                 }
                 (batch, result)
             }
@@ -570,6 +623,62 @@ fn classify(store: &Store<StoreState>, e: wasmtime::Error) -> Fault {
 mod tests {
     use super::*;
     use crate::runtime::PoolSizing;
+    use std::time::Duration;
+
+    /// Many threads checking out and in: never more than `capacity` alive or held, no instance lost or
+    /// handed to two threads at once, and every waiter woken (a lost wakeup would leave a thread asleep
+    /// for the whole minute and fail it as busy).
+    #[test]
+    fn pool_bounds_instances_and_wakes_every_waiter() {
+        const THREADS: usize = 8;
+        const ROUNDS: usize = 2_000;
+        let pool = Arc::new(Pool::<usize>::new(2));
+        let held = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let made = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let (pool, held, peak, made) =
+                    (pool.clone(), held.clone(), peak.clone(), made.clone());
+                std::thread::spawn(move || {
+                    for round in 0..ROUNDS {
+                        let instance = match pool.checkout(Duration::from_secs(60)) {
+                            Some(Slot::Idle(i)) => i,
+                            Some(Slot::New) => made.fetch_add(1, Ordering::SeqCst),
+                            None => panic!("a waiter was not woken"),
+                        };
+                        let now = held.fetch_add(1, Ordering::SeqCst) + 1;
+                        peak.fetch_max(now, Ordering::SeqCst);
+                        std::thread::yield_now();
+                        held.fetch_sub(1, Ordering::SeqCst);
+                        // Now and then an instance faults and is discarded instead.
+                        if round % 97 == 0 {
+                            pool.discard();
+                        } else {
+                            pool.checkin(instance);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!(peak.load(Ordering::SeqCst) <= 2, "more than 2 held at once");
+        assert!(pool.live() <= 2);
+        assert_eq!(pool.idle.len(), pool.live(), "every live instance is back");
+        // Discarded ones were replaced: more than two were made, each counted once.
+        assert!(made.load(Ordering::SeqCst) > 2);
+    }
+
+    #[test]
+    fn pool_refuses_when_busy_for_the_whole_wait() {
+        let pool = Pool::<u8>::new(1);
+        assert!(matches!(pool.checkout(Duration::ZERO), Some(Slot::New)));
+        assert!(pool.checkout(Duration::from_millis(1)).is_none());
+        pool.checkin(7);
+        assert!(matches!(pool.checkout(Duration::ZERO), Some(Slot::Idle(7))));
+    }
 
     #[test]
     fn an_engine_without_a_free_slot_is_back_pressure_not_a_fault() {
