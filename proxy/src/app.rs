@@ -78,9 +78,23 @@ pub struct Running {
     shutdown_timeout: std::time::Duration,
 }
 
+/// How a weir process starts, beyond its configuration.
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    /// The `weir` binary, to compile filters in a helper process (`weir compile-helper`) that fills
+    /// `state_dir`'s compile cache, so the compiler's code and memory never stay in this process. None
+    /// (or no `state_dir`): filters compile in-process.
+    pub compile_helper: Option<std::path::PathBuf>,
+}
+
 /// Builds and starts everything the configuration describes (defaults resolved: without exporters,
 /// `debug`). Returns once every listener is bound.
 pub async fn start(config: Config) -> Result<Running, StartError> {
+    start_with(config, StartOptions::default()).await
+}
+
+/// [`start`], with [`StartOptions`].
+pub async fn start_with(config: Config, options: StartOptions) -> Result<Running, StartError> {
     let config = config.resolved();
     config.validate()?;
     let metrics = Arc::new(Metrics::new());
@@ -104,17 +118,19 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let exporters = Arc::new(exporters);
     let (quarantine_tx, quarantine_rx) = tokio::sync::mpsc::unbounded_channel();
     let (instances, memory) = config.filter_pool();
-    let runtime = Arc::new(
-        Runtime::with_sizing(
-            config
-                .state_dir
-                .as_ref()
-                .map(|d| d.join("cache"))
-                .as_deref(),
-            PoolSizing { instances, memory },
-        )?
-        .with_exporters(exporters.keys().cloned()),
-    );
+    let mut runtime = Runtime::with_sizing(
+        config
+            .state_dir
+            .as_ref()
+            .map(|d| d.join("cache"))
+            .as_deref(),
+        PoolSizing { instances, memory },
+    )?
+    .with_exporters(exporters.keys().cloned());
+    if let Some(program) = options.compile_helper {
+        runtime = runtime.with_compile_helper(program);
+    }
+    let runtime = Arc::new(runtime);
     let mut pipelines = Pipelines::default();
     // `resolved()` always sets pipelines.
     let p = config.pipelines.clone().unwrap_or_default();

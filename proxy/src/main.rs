@@ -32,6 +32,17 @@ enum Command {
     /// Manage the Wasm filters of a running weir (through its admin API), or test one offline.
     #[command(subcommand)]
     Filter(FilterCommand),
+    /// Internal: compiles the module on stdin into a compile cache, for a running weir that keeps the
+    /// compiler out of its own memory.
+    #[command(hide = true)]
+    CompileHelper {
+        #[arg(long)]
+        cache_dir: PathBuf,
+        #[arg(long)]
+        instances: u32,
+        #[arg(long)]
+        memory: usize,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -164,6 +175,30 @@ fn main() -> ExitCode {
                 ExitCode::from(64)
             }
         },
+        Command::CompileHelper {
+            cache_dir,
+            instances,
+            memory,
+        } => {
+            let mut bytes = Vec::new();
+            let compiled = std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes)
+                .map_err(anyhow::Error::from)
+                .and_then(|_| {
+                    weir::filter::compile_into_cache(
+                        &cache_dir,
+                        weir::filter::PoolSizing { instances, memory },
+                        &bytes,
+                    )
+                    .map_err(anyhow::Error::from)
+                });
+            match compiled {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("weir compile-helper: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Filter(cmd) => {
             // Filters' own log lines and prints go to stderr, so `filter test` shows them.
             weir::telemetry::init_logging(LogFormat::Text, "info");
@@ -256,7 +291,11 @@ fn run(config: Config) -> anyhow::Result<()> {
         .build()
         .context("cannot start the tokio runtime")?;
     runtime.block_on(async {
-        let running = weir::app::start(config).await?;
+        // Filters compile in a helper process (this binary), so the compiler never runs in weir.
+        let options = weir::app::StartOptions {
+            compile_helper: std::env::current_exe().ok(),
+        };
+        let running = weir::app::start_with(config, options).await?;
         running.run_until(shutdown_signal()).await;
         Ok(())
     })

@@ -145,6 +145,44 @@ pipelines:
     );
 }
 
+/// With a `state_dir`, weir compiles its filters in a helper process (`weir compile-helper`) that fills
+/// the compile cache, and loads the compiled code from there: the compiler never runs in the serving
+/// process (which is what keeps it small). The marker per module is the helper's trace; a restart finds
+/// the cache warm and the filter still works.
+#[tokio::test(flavor = "multi_thread")]
+async fn filters_compile_in_a_helper_process_into_the_cache() {
+    let (upstream, url) = Recorder::grpc().await;
+    let state = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "state_dir: \"{}\"\n{}",
+        state.path().display(),
+        one_filter(
+            &url,
+            "set-attribute",
+            "{ key: k, value: v }",
+            "fail-closed",
+            "{}"
+        )
+    );
+    let bytes = std::fs::read(wasm("set-attribute")).unwrap();
+    let sha256 = weir::filter::runtime::sha256_hex(&bytes);
+    for round in 1..=2 {
+        let weir = Weir::with_config(&yaml);
+        let markers: Vec<String> = std::fs::read_dir(state.path().join("cache/helper-compiled"))
+            .expect("the helper leaves a marker per module")
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(markers.len(), 1, "{markers:?}");
+        assert!(markers[0].starts_with(&sha256), "{markers:?}");
+        let (status, _, body) = send_trace(&weir).await;
+        assert_eq!(status, 200, "{body:?}");
+        let got = upstream.wait_for_items(round).await;
+        assert_eq!(str_attr(&got[round - 1], "k").as_deref(), Some("v"));
+        let logs = weir.logs.lock().unwrap().join("\n");
+        assert!(!logs.contains("compiling in-process"), "{logs}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_filter_can_drop_items_and_reject_batches() {
     let (upstream, url) = Recorder::grpc().await;

@@ -35,7 +35,7 @@ use tokio::sync::mpsc;
 
 pub use chain::Chain;
 pub use instance::{CallError, LoadedFilter, Verdict};
-pub use runtime::{Module, PoolSizing, Runtime};
+pub use runtime::{Module, PoolSizing, Runtime, compile_into_cache};
 pub use weir_core::config::{FilterLimits, MAX_FILTER_MEMORY, OnError};
 pub use weir_core::{ChainError, Fault, FaultClass, Signal};
 

@@ -3,7 +3,9 @@
 //! sha256 in memory and on disk.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -46,6 +48,8 @@ pub struct Runtime {
     exporters: Arc<[String]>,
     patterns: Arc<PatternCache>,
     sizing: PoolSizing,
+    cache_dir: Option<PathBuf>,
+    helper: Option<PathBuf>,
 }
 
 /// How many instances the engine has slots for, and how large each instance's memory may grow.
@@ -93,6 +97,87 @@ impl Runtime {
         self
     }
 
+    /// Compiles in a helper process: `program compile-helper --cache-dir DIR --instances N --memory M`
+    /// (the `weir` binary) gets the module on stdin and compiles it into the disk cache with an engine
+    /// configured like this one, and this process then loads the compiled code from the cache. The
+    /// compiler's code and memory are then touched only in the helper, which exits: a weir that
+    /// compiled three filters at start stays as small as one that found them in the cache. Only with
+    /// a cache directory; if the helper fails, weir compiles in-process (and says why).
+    pub fn with_compile_helper(mut self, program: PathBuf) -> Self {
+        self.helper = Some(program);
+        self
+    }
+
+    /// Compiles `bytes` into the disk cache in the helper process (see [`Runtime::with_compile_helper`]).
+    /// False when there is no helper or cache, or the helper failed (logged).
+    fn compile_in_helper(&self, bytes: &[u8]) -> bool {
+        let (Some(program), Some(dir)) = (&self.helper, &self.cache_dir) else {
+            return false;
+        };
+        // A marker per module and engine configuration says the cache already holds it (a restart):
+        // then there is nothing for a helper to do.
+        let marker = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            self.engine.precompile_compatibility_hash().hash(&mut h);
+            dir.join("helper-compiled")
+                .join(format!("{}-{:016x}", sha256_hex(bytes), h.finish()))
+        };
+        if marker.exists() {
+            return true;
+        }
+        let started = std::time::Instant::now();
+        let run = || -> std::io::Result<std::process::Output> {
+            let mut child = Command::new(program)
+                .arg("compile-helper")
+                .arg("--cache-dir")
+                .arg(dir)
+                .arg("--instances")
+                .arg(self.sizing.instances.to_string())
+                .arg("--memory")
+                .arg(self.sizing.memory.to_string())
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()?;
+            // Dropping stdin closes it, so the helper sees the end of the module.
+            let written = child.stdin.take().map(|mut i| i.write_all(bytes));
+            let out = child.wait_with_output()?;
+            written.transpose()?;
+            Ok(out)
+        };
+        match run() {
+            Ok(out) if out.status.success() => {
+                // Best effort: without the marker the next start only runs the helper again.
+                let _ = marker
+                    .parent()
+                    .map(std::fs::create_dir_all)
+                    .and_then(|_| std::fs::write(&marker, b"").ok());
+                tracing::debug!(
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "filter compiled in a helper process"
+                );
+                true
+            }
+            Ok(out) => {
+                // An invalid module fails there too: compiling here gives the error its full context.
+                tracing::debug!(
+                    status = %out.status,
+                    stderr = %String::from_utf8_lossy(&out.stderr).trim(),
+                    "the compile helper failed; compiling in-process"
+                );
+                false
+            }
+            Err(e) => {
+                tracing::warn!(
+                    program = %program.display(), error = %e,
+                    "cannot run the compile helper; compiling in-process"
+                );
+                false
+            }
+        }
+    }
+
     /// The exporter names filters may route to (empty when unknown).
     pub fn exporters(&self) -> Arc<[String]> {
         self.exporters.clone()
@@ -125,6 +210,7 @@ impl Runtime {
         pool.total_tables(n.saturating_mul(8));
         pool.max_memory_size(sizing.memory.min(weir_core::config::MAX_FILTER_MEMORY));
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let mut cache_dir_path = None;
         if let Some(dir) = cache_dir {
             std::fs::create_dir_all(dir).map_err(|e| {
                 FilterError::Setup(format!("cache directory {}: {e}", dir.display()))
@@ -132,6 +218,7 @@ impl Runtime {
             let dir = std::fs::canonicalize(dir).map_err(|e| {
                 FilterError::Setup(format!("cache directory {}: {e}", dir.display()))
             })?;
+            cache_dir_path = Some(dir.clone());
             let mut cache = wasmtime::CacheConfig::new();
             cache.with_directory(dir);
             let cache = wasmtime::Cache::new(cache)
@@ -179,6 +266,8 @@ impl Runtime {
             exporters: Arc::from(Vec::new()),
             patterns: Arc::new(PatternCache::default()),
             sizing,
+            cache_dir: cache_dir_path,
+            helper: None,
         })
     }
 
@@ -210,6 +299,7 @@ impl Runtime {
         if let Some(m) = self.lock_modules().get(&sha256) {
             return Ok(m.clone());
         }
+        self.compile_in_helper(bytes);
         let component_bytes;
         let bytes = if is_core_module(bytes) {
             component_bytes = componentize(bytes)?;
@@ -241,6 +331,19 @@ impl Runtime {
         // A panic while holding this lock cannot leave the map inconsistent: inserts are single calls.
         self.modules.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// The helper process's side of [`Runtime::with_compile_helper`]: compiles `bytes` into `cache_dir` with
+/// an engine sized like the parent's (the cache key covers the engine's configuration, so the sizing
+/// must match).
+pub fn compile_into_cache(
+    cache_dir: &Path,
+    sizing: PoolSizing,
+    bytes: &[u8],
+) -> Result<(), FilterError> {
+    Runtime::with_sizing(Some(cache_dir), sizing)?
+        .compile(bytes)
+        .map(drop)
 }
 
 /// Core modules start with `\0asm` and version 1; components use a different version/layer.
