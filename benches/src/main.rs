@@ -206,6 +206,19 @@ struct Args {
     #[arg(long, value_name = "MS", default_value_t = 0)]
     sink_delay_ms: u64,
 
+    /// While the load runs, push a new version of a filter through weir's admin API every MS
+    /// milliseconds (`--push-filter`, `--push-module`, `--push-config`): latency across live swaps.
+    #[arg(long, value_name = "MS", requires = "push_module")]
+    push_every: Option<u64>,
+    /// The traces pipeline's filter `--push-every` replaces.
+    #[arg(long, value_name = "NAME", default_value = "route")]
+    push_filter: String,
+    /// The module `--push-every` pushes (uploaded once; every push is a new version of it).
+    #[arg(long, value_name = "PATH")]
+    push_module: Option<PathBuf>,
+    /// The filter config (JSON) `--push-every` pushes with.
+    #[arg(long, value_name = "JSON", default_value = "{}")]
+    push_config: String,
     /// Print the figures as one JSON object line on stdout (the human report
     /// then goes to stderr).
     #[arg(long)]
@@ -377,6 +390,30 @@ fn run(args: &Args) -> Result<bool> {
         request_timeout: args.request_timeout,
         rate: args.rate,
     };
+    let admin = weir_process
+        .as_ref()
+        .and_then(|p| p.listeners().admin)
+        .map(|a| format!("http://{a}"));
+    let pushes = match (args.push_every, &args.push_module) {
+        (Some(every), Some(module)) => {
+            let Some(admin) = admin else {
+                bail!("--push-every needs the spawned weir's admin API");
+            };
+            let config: serde_json::Value =
+                serde_json::from_str(&args.push_config).context("--push-config")?;
+            Some(Pusher {
+                admin,
+                every: Duration::from_millis(every.max(1)),
+                filter: args.push_filter.clone(),
+                module: std::fs::read(module)
+                    .with_context(|| format!("--push-module {}", module.display()))?,
+                config,
+                // Bounded: the warm-up and the window, no more.
+                until: Instant::now() + args.warmup + args.duration,
+            })
+        }
+        _ => None,
+    };
     let probe = Probe {
         weir_pid,
         sink: sink.as_ref().map(Sink::counters),
@@ -406,7 +443,16 @@ fn run(args: &Args) -> Result<bool> {
             args.warmup.as_secs_f64(),
             args.duration.as_secs_f64()
         );
-        load::run(&config, senders, Arc::clone(&payloads), &probe).await
+        let pushing = pushes.map(|p| tokio::spawn(p.run()));
+        let outcome = load::run(&config, senders, Arc::clone(&payloads), &probe).await;
+        if let Some(pushing) = pushing {
+            let (done, failed) = pushing.await.context("push task")??;
+            eprintln!("loadgen: pushed {done} filter versions during the run, {failed} failed");
+            if failed > 0 {
+                bail!("{failed} of {} pushes failed", done + failed);
+            }
+        }
+        outcome
     });
     runtime.shutdown_timeout(Duration::from_secs(2));
     let outcome = outcome?;
@@ -471,6 +517,51 @@ fn run(args: &Args) -> Result<bool> {
         print!("{}", report.human());
     }
     Ok(report.problems().is_empty())
+}
+
+/// `--push-every`: new versions of one filter, pushed through the admin API while the load runs.
+struct Pusher {
+    admin: String,
+    every: Duration,
+    filter: String,
+    module: Vec<u8>,
+    config: serde_json::Value,
+    until: Instant,
+}
+
+impl Pusher {
+    /// Uploads the module once, then pushes a version every `every` until `until`; returns how many
+    /// pushes succeeded and failed.
+    async fn run(self) -> Result<(u64, u64)> {
+        use http::Method;
+        let client = ::weir::admin::client::AdminClient::new(&self.admin, None);
+        let uploaded = client
+            .call(Method::POST, "/v1/modules", "application/wasm", self.module)
+            .await?;
+        let request = serde_json::to_vec(&serde_json::json!({
+            "module": uploaded["sha256"],
+            "config": self.config,
+            "on_error": "fail-closed",
+        }))?;
+        let path = format!("/v1/pipelines/traces/filters/{}", self.filter);
+        let (mut done, mut failed) = (0, 0);
+        let mut tick = tokio::time::interval(self.every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        while Instant::now() < self.until {
+            tick.tick().await;
+            match client
+                .call(Method::PUT, &path, "application/json", request.clone())
+                .await
+            {
+                Ok(_) => done += 1,
+                Err(e) => {
+                    failed += 1;
+                    eprintln!("loadgen: push failed: {e}");
+                }
+            }
+        }
+        Ok((done, failed))
+    }
 }
 
 /// Waits up to `timeout` for the sink to have received `expected` spans;

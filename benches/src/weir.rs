@@ -118,7 +118,9 @@ impl WeirProcess {
         let (mut grpc, mut http, mut admin) = (None, None, None);
         let deadline = Instant::now() + timeout;
         loop {
-            if let (Some(otlp_grpc), Some(otlp_http)) = (grpc, http) {
+            // weir announces its admin listener too (after the OTLP ones): wait for it, so that a
+            // run can use the admin API (`--push-every`).
+            if let (Some(otlp_grpc), Some(otlp_http), Some(_)) = (grpc, http, admin) {
                 return Ok(Listeners {
                     otlp_grpc,
                     otlp_http,
