@@ -46,3 +46,8 @@ fn admin_api() {
 fn queue_segment() {
     replay("queue_segment", weir::fuzzing::queue_segment);
 }
+
+#[test]
+fn kernels() {
+    replay("kernels", weir_kernels::fuzzing::detectors);
+}

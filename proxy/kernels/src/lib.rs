@@ -501,10 +501,11 @@ impl PatternSet {
     }
 }
 
-#[cfg(test)]
 impl PatternSet {
-    /// [`PatternSet::find_values`] without the detectors' prefilters: what they must never change.
-    fn find_values_unfiltered(&self, text: &str, out: &mut Vec<Found>) {
+    /// [`PatternSet::find_values`] without the detectors' prefilters: what they must never change (for
+    /// tests and the fuzz target; slow).
+    #[doc(hidden)]
+    pub fn find_values_unfiltered(&self, text: &str, out: &mut Vec<Found>) {
         for (rule, re) in &self.value_rules {
             find_rule(*rule, re, text, out);
         }
@@ -700,6 +701,8 @@ pub fn rewrite(text: &str, ranges: &mut [(u32, u32)], how: &Rewrite) -> String {
 
 #[cfg(test)]
 mod tests;
+
+pub mod fuzzing;
 
 /// Which detectors' prefilters `text` passes (for benchmarks and profiling).
 pub fn prefilter_passes(text: &str) -> Vec<Detector> {
