@@ -323,7 +323,7 @@ fn main() -> Result<()> {
     let bytes = std::fs::read(args.wasm.join("set-attribute.wasm"))?;
     let (compile, put) = rt.block_on(async {
         let started = Instant::now();
-        let sha256 = manager.upload(bytes).await?;
+        let sha256 = manager.upload(bytes, None).await?;
         let compile = started.elapsed();
         let mut puts = Duration::ZERO;
         for i in 0..20 {

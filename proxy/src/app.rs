@@ -21,6 +21,7 @@ use crate::filter::{
 };
 use crate::pipeline::{Exporters, Pipeline, Pipelines};
 use crate::receiver::{Ingest, grpc, http};
+use crate::signing::{Trust, signature_path};
 use crate::telemetry::Metrics;
 
 /// Starting weir failed.
@@ -49,6 +50,14 @@ pub enum StartError {
     /// The state directory could not be read.
     #[error("state directory: {0}")]
     State(String),
+    /// A trusted key could not be read, or a configured filter's module is not signed by one.
+    #[error("{}: {source}", match name { Some(n) => format!("filter {n}"), None => "module_signing".into() })]
+    Signature {
+        /// The filter, when a module failed the check (none: a key failed to load).
+        name: Option<String>,
+        /// Why.
+        source: crate::signing::SigningError,
+    },
     /// A listener could not bind.
     #[error("cannot bind {listener} on {addr}: {source}")]
     Bind {
@@ -131,6 +140,8 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
         runtime = runtime.with_compile_helper(program);
     }
     let runtime = Arc::new(runtime);
+    let trust = Arc::new(load_trust(&config)?);
+    let mut signers = Vec::new();
     let mut pipelines = Pipelines::default();
     // `resolved()` always sets pipelines.
     let p = config.pipelines.clone().unwrap_or_default();
@@ -143,16 +154,20 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
         let mut filters = Vec::new();
         for fc in &pc.filters {
             // Loading compiles and runs `init`, which may make blocking WASI calls: off the runtime.
-            let (rt, fc, m, q) = (
+            let (rt, fc, m, q, t) = (
                 runtime.clone(),
                 fc.clone(),
                 metrics.clone(),
                 quarantine_tx.clone(),
+                trust.clone(),
             );
-            let loaded =
-                tokio::task::spawn_blocking(move || load_filter(&rt, &fc, signal, &m, Some(q)))
+            let (loaded, signer) =
+                tokio::task::spawn_blocking(move || load_filter(&rt, &fc, signal, &m, Some(q), &t))
                     .await
                     .map_err(|e| StartError::State(format!("filter loading task: {e}")))??;
+            if let Some(signer) = signer {
+                signers.push((loaded.module.sha256.clone(), signer));
+            }
             filters.push(loaded);
         }
         pipelines.insert(Pipeline::new(
@@ -169,13 +184,17 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
         );
     }
     let pipelines = Arc::new(pipelines);
-    let manager = Manager::new(
+    let manager = Manager::with_trust(
         runtime.clone(),
         pipelines.clone(),
         metrics.clone(),
         config.state_dir.clone(),
         quarantine_tx,
+        trust,
     );
+    for (sha256, signer) in signers {
+        manager.record_signer(&sha256, signer);
+    }
     manager.adopt_configured().await;
     let restored = manager
         .restore()
@@ -341,20 +360,29 @@ pub fn check_filters(config: &Config) -> Result<usize, StartError> {
             .with_exporters(config.exporters.keys().cloned()),
     );
     let metrics = Arc::new(Metrics::new());
+    let trust = load_trust(&config)?;
     for (signal, fc) in &filters {
-        load_filter(&runtime, fc, *signal, &metrics, None)?;
+        load_filter(&runtime, fc, *signal, &metrics, None, &trust)?;
     }
     Ok(filters.len())
 }
 
-/// Reads, compiles and loads one configured filter.
+/// The trust list of `module_signing` (empty: signatures are not required).
+fn load_trust(config: &Config) -> Result<Trust, StartError> {
+    Trust::load(&config.module_signing.trusted_keys)
+        .map_err(|source| StartError::Signature { name: None, source })
+}
+
+/// Reads, checks the signature of (`FILE.sig`, when `trust` has keys), compiles and loads one
+/// configured filter; returns it and who signed it.
 pub fn load_filter(
     runtime: &Arc<Runtime>,
     fc: &FilterConfig,
     signal: Signal,
     metrics: &Arc<Metrics>,
     quarantine: Option<QuarantineSender>,
-) -> Result<Arc<LoadedFilter>, StartError> {
+    trust: &Trust,
+) -> Result<(Arc<LoadedFilter>, Option<String>), StartError> {
     let err = |source: FilterError| StartError::Filter {
         name: fc.name.clone(),
         source,
@@ -365,6 +393,13 @@ pub fn load_filter(
             source,
         })
     })?;
+    let signature = std::fs::read_to_string(signature_path(&fc.module)).ok();
+    let signer = trust
+        .verify(&bytes, signature.as_deref())
+        .map_err(|source| StartError::Signature {
+            name: Some(fc.name.clone()),
+            source,
+        })?;
     let started = std::time::Instant::now();
     let module = runtime.compile(&bytes).map_err(err)?;
     let spec = FilterSpec {
@@ -384,9 +419,9 @@ pub fn load_filter(
     .map_err(err)?;
     tracing::info!(
         filter = %fc.name, signal = %signal, sha256 = %filter.module.sha256,
-        elapsed = ?started.elapsed(), "filter loaded"
+        signed_by = signer.as_deref().unwrap_or("-"), elapsed = ?started.elapsed(), "filter loaded"
     );
-    Ok(filter)
+    Ok((filter, signer))
 }
 
 async fn bind(listener: &'static str, endpoint: &str) -> Result<TcpListener, StartError> {

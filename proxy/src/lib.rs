@@ -17,6 +17,7 @@ pub mod admin;
 pub mod app;
 pub mod control;
 pub mod fuzzing;
+pub mod signing;
 
 pub use weir_core::{Payload, Signal};
 pub use weir_core::{config, telemetry};

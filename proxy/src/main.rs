@@ -32,6 +32,12 @@ enum Command {
     /// Manage the Wasm filters of a running weir (through its admin API), or test one offline.
     #[command(subcommand)]
     Filter(FilterCommand),
+    /// Make an ed25519 key pair for signing filter modules: PREFIX.key (private, PKCS#8 PEM, readable
+    /// by you only) and PREFIX.pub (public, PEM: list it in `module_signing.trusted_keys`).
+    Keygen {
+        /// Path prefix of the two files, e.g. `keys/ops` (signs as `ops`).
+        prefix: PathBuf,
+    },
     /// Internal: compiles the module on stdin into a compile cache, for a running weir that keeps the
     /// compiler out of its own memory.
     #[command(hide = true)]
@@ -78,8 +84,21 @@ enum FilterCommand {
         /// Memory cap per instance, in bytes.
         #[arg(long)]
         memory: Option<usize>,
+        /// The module's signature file [default: FILE.sig, sent when it exists].
+        #[arg(long)]
+        signature: Option<PathBuf>,
         #[command(flatten)]
         admin: AdminArgs,
+    },
+    /// Sign a module with a private key from `weir keygen`: writes FILE.sig, which `weir filter push`
+    /// sends and weir checks against `module_signing.trusted_keys` (next to a module named in the
+    /// configuration file, weir checks it at start).
+    Sign {
+        /// The private key (PREFIX.key).
+        #[arg(long)]
+        key: PathBuf,
+        /// The .wasm file.
+        file: PathBuf,
     },
     /// List the active filters with version, sha256, state and statistics.
     List {
@@ -199,6 +218,13 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Keygen { prefix } => match keygen(&prefix) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("weir keygen: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Filter(cmd) => {
             // Filters' own log lines and prints go to stderr, so `filter test` shows them.
             weir::telemetry::init_logging(LogFormat::Text, "info");
@@ -339,6 +365,41 @@ fn read_config_arg(arg: Option<&str>) -> anyhow::Result<Option<serde_json::Value
     ))
 }
 
+/// `weir keygen PREFIX`: writes PREFIX.key (mode 0600) and PREFIX.pub, refusing to overwrite either.
+fn keygen(prefix: &std::path::Path) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let pair = weir::signing::generate()?;
+    let with = |ext: &str| {
+        let mut p = prefix.as_os_str().to_os_string();
+        p.push(ext);
+        PathBuf::from(p)
+    };
+    let (private, public) = (with(".key"), with(".pub"));
+    for p in [&private, &public] {
+        anyhow::ensure!(!p.exists(), "{} exists: not overwriting a key", p.display());
+    }
+    if let Some(dir) = prefix.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+        .open(&private)
+        .and_then(|mut f| f.write_all(pair.private_pem.as_bytes()))
+        .with_context(|| format!("writing {}", private.display()))?;
+    std::fs::write(&public, &pair.public_pem)
+        .with_context(|| format!("writing {}", public.display()))?;
+    println!(
+        "key {}: private {} (keep it secret), public {} (trust it in module_signing.trusted_keys)",
+        pair.key_id,
+        private.display(),
+        public.display()
+    );
+    Ok(())
+}
+
 fn filter_command(cmd: FilterCommand) -> anyhow::Result<()> {
     use http::Method;
     use weir::admin::client::AdminClient;
@@ -377,14 +438,32 @@ fn filter_command(cmd: FilterCommand) -> anyhow::Result<()> {
             on_error,
             deadline,
             memory,
+            signature,
             admin,
         } => runtime.block_on(async {
             let client = AdminClient::new(&admin.admin, admin.token);
             let bytes =
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let signature = match signature {
+                Some(path) => Some(
+                    std::fs::read_to_string(&path)
+                        .with_context(|| format!("reading {}", path.display()))?,
+                ),
+                None => std::fs::read_to_string(weir::signing::signature_path(&file)).ok(),
+            };
+            let headers: Vec<(&str, &str)> = signature
+                .iter()
+                .map(|s| (weir::signing::SIGNATURE_HEADER, s.trim()))
+                .collect();
             let started = std::time::Instant::now();
             let uploaded = client
-                .call(Method::POST, "/v1/modules", "application/wasm", bytes)
+                .call_with_headers(
+                    Method::POST,
+                    "/v1/modules",
+                    "application/wasm",
+                    &headers,
+                    bytes,
+                )
                 .await?;
             let sha256 = uploaded["sha256"].as_str().unwrap_or_default().to_string();
             let mut limits = serde_json::Map::new();
@@ -419,6 +498,18 @@ fn filter_command(cmd: FilterCommand) -> anyhow::Result<()> {
             );
             Ok(())
         }),
+        FilterCommand::Sign { key, file } => {
+            let private = std::fs::read_to_string(&key)
+                .with_context(|| format!("reading {}", key.display()))?;
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let line = weir::signing::sign(&private, &bytes)?;
+            let out = weir::signing::signature_path(&file);
+            std::fs::write(&out, format!("{line}\n"))
+                .with_context(|| format!("writing {}", out.display()))?;
+            println!("signed {}: {}", file.display(), out.display());
+            Ok(())
+        }
         FilterCommand::List { json, admin } => runtime.block_on(async {
             let client = AdminClient::new(&admin.admin, admin.token);
             let v = client
@@ -429,12 +520,20 @@ fn filter_command(cmd: FilterCommand) -> anyhow::Result<()> {
                 return Ok(());
             }
             println!(
-                "{:<8} {:<20} {:>7} {:<12} {:<14} {:>10} {:>8} {:>10}  sha256",
-                "PIPELINE", "NAME", "VERSION", "STATE", "ON_ERROR", "CALLS", "ERRORS", "DROPPED"
+                "{:<8} {:<20} {:>7} {:<12} {:<14} {:>10} {:>8} {:>10} {:<12}  sha256",
+                "PIPELINE",
+                "NAME",
+                "VERSION",
+                "STATE",
+                "ON_ERROR",
+                "CALLS",
+                "ERRORS",
+                "DROPPED",
+                "SIGNED_BY"
             );
             for f in v["filters"].as_array().into_iter().flatten() {
                 println!(
-                    "{:<8} {:<20} {:>7} {:<12} {:<14} {:>10} {:>8} {:>10}  {}",
+                    "{:<8} {:<20} {:>7} {:<12} {:<14} {:>10} {:>8} {:>10} {:<12}  {}",
                     f["pipeline"].as_str().unwrap_or(""),
                     f["name"].as_str().unwrap_or(""),
                     f["version"],
@@ -443,6 +542,7 @@ fn filter_command(cmd: FilterCommand) -> anyhow::Result<()> {
                     f["stats"]["calls"],
                     f["stats"]["errors"],
                     f["stats"]["items_dropped"],
+                    f["signed_by"].as_str().unwrap_or("-"),
                     f["sha256"].as_str().unwrap_or(""),
                 );
             }

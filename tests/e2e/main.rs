@@ -17,4 +17,5 @@ mod redactor;
 mod router;
 mod sampler;
 mod sdk;
+mod signing;
 mod upstream_failures;

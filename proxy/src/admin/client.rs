@@ -59,12 +59,28 @@ impl AdminClient {
         content_type: &str,
         body: Vec<u8>,
     ) -> Result<serde_json::Value, ClientError> {
+        self.call_with_headers(method, path, content_type, &[], body)
+            .await
+    }
+
+    /// [`AdminClient::call`] with extra request headers.
+    pub async fn call_with_headers(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<serde_json::Value, ClientError> {
         let url = format!("{}{}", self.base, path);
         let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
         let mut req = Request::builder()
             .method(method)
             .uri(&url)
             .header(header::CONTENT_TYPE, content_type);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
         if let Some(t) = &self.token {
             req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
         }

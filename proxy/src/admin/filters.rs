@@ -27,6 +27,7 @@ fn manage_error(e: ManageError) -> Response {
         ManageError::Conflict(_) => StatusCode::CONFLICT,
         ManageError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
         ManageError::State(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        ManageError::Signature(_) => StatusCode::FORBIDDEN,
     };
     error(status, e)
 }
@@ -40,20 +41,34 @@ fn signal(s: &str) -> Result<Signal, Box<Response>> {
     })
 }
 
-/// `POST /v1/modules`: the body is the `.wasm` file.
-pub async fn upload(State(s): State<Arc<AdminState>>, body: Bytes) -> Response {
+/// `POST /v1/modules`: the body is the `.wasm` file; its signature (`weir filter sign`), when there is
+/// one, in the `x-weir-signature` header.
+pub async fn upload(
+    State(s): State<Arc<AdminState>>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Response {
     if body.is_empty() {
         return error(StatusCode::BAD_REQUEST, "empty body: send the .wasm file");
     }
     let size = body.len();
-    match s.manager.upload(body.to_vec()).await {
+    let signature = headers
+        .get(crate::signing::SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    match s.manager.upload(body.to_vec(), signature).await {
         Ok(sha256) => (
             StatusCode::CREATED,
             Json(json!({ "sha256": sha256, "bytes": size })),
         )
             .into_response(),
         Err(ManageError::Invalid(e)) => error(StatusCode::BAD_REQUEST, e),
-        Err(e) => manage_error(e),
+        Err(e) => {
+            if let ManageError::Signature(reason) = &e {
+                tracing::warn!(bytes = size, %reason, "module upload refused: signature");
+            }
+            manage_error(e)
+        }
     }
 }
 

@@ -22,6 +22,8 @@ use weir_filter::{
 };
 use weir_pipeline::Pipelines;
 
+use crate::signing::{SigningError, Trust, signature_path};
+
 /// Versions of a filter kept for rollback.
 const HISTORY: usize = 5;
 
@@ -40,6 +42,9 @@ pub enum ManageError {
     /// The state directory could not be written (500).
     #[error("state directory: {0}")]
     State(String),
+    /// The module is not signed by a trusted key (`module_signing`); nothing changed (403).
+    #[error(transparent)]
+    Signature(#[from] SigningError),
 }
 
 /// What a new filter version is made of (the admin API's request body).
@@ -90,6 +95,9 @@ pub struct FilterInfo {
     pub source: String,
     /// Counters of the active version.
     pub stats: FilterStatsInfo,
+    /// The trusted key that signed the active version's module (`module_signing`), if any.
+    #[serde(default)]
+    pub signed_by: Option<String>,
 }
 
 /// Counters of a filter version.
@@ -123,6 +131,7 @@ struct Version {
     request: FilterRequest,
     filter: Arc<LoadedFilter>,
     from_api: bool,
+    signed_by: Option<String>,
 }
 
 #[derive(Default)]
@@ -134,13 +143,19 @@ struct Entry {
 
 impl Entry {
     /// Adds an API-made version as the active one, keeping at most [`HISTORY`] versions.
-    fn push(&mut self, request: FilterRequest, filter: Arc<LoadedFilter>) {
+    fn push(
+        &mut self,
+        request: FilterRequest,
+        filter: Arc<LoadedFilter>,
+        signed_by: Option<String>,
+    ) {
         self.next_version = self.next_version.max(1);
         self.versions.push(Version {
             version: self.next_version,
             request,
             filter,
             from_api: true,
+            signed_by,
         });
         self.next_version += 1;
         if self.versions.len() > HISTORY {
@@ -174,6 +189,10 @@ pub struct Manager {
     entries: Mutex<BTreeMap<(Signal, String), Entry>>,
     /// Filter order per pipeline (names in chain order).
     order: Mutex<BTreeMap<Signal, Vec<String>>>,
+    /// The keys modules must be signed by (none: nothing is required).
+    trust: Arc<Trust>,
+    /// Who signed each module verified in this process, by sha256.
+    signers: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl std::fmt::Debug for Manager {
@@ -197,6 +216,25 @@ impl Manager {
         state_dir: Option<PathBuf>,
         quarantine_tx: QuarantineSender,
     ) -> Arc<Self> {
+        Self::with_trust(
+            runtime,
+            pipelines,
+            metrics,
+            state_dir,
+            quarantine_tx,
+            Arc::default(),
+        )
+    }
+
+    /// [`Manager::new`], requiring modules signed by a key of `trust` (when it has any).
+    pub fn with_trust(
+        runtime: Arc<Runtime>,
+        pipelines: Arc<Pipelines>,
+        metrics: Arc<Metrics>,
+        state_dir: Option<PathBuf>,
+        quarantine_tx: QuarantineSender,
+        trust: Arc<Trust>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             runtime,
             pipelines,
@@ -205,7 +243,23 @@ impl Manager {
             quarantine_tx,
             entries: Mutex::new(BTreeMap::new()),
             order: Mutex::new(BTreeMap::new()),
+            trust,
+            signers: Default::default(),
         })
+    }
+
+    /// Records who signed a module verified elsewhere (the configuration file's, at startup).
+    pub fn record_signer(&self, sha256: &str, signer: String) {
+        self.lock_signers().insert(sha256.to_string(), signer);
+    }
+
+    fn lock_signers(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, String>> {
+        // Inserts and lookups are single calls: a panic cannot leave the map half-changed.
+        self.signers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn signer_of(&self, sha256: &str) -> Option<String> {
+        self.lock_signers().get(sha256).cloned()
     }
 
     /// Rolls a quarantined filter back to its previous version, when it has one.
@@ -264,6 +318,7 @@ impl Manager {
                             request,
                             filter: f.clone(),
                             from_api: false,
+                            signed_by: self.signer_of(&f.module.sha256),
                         }],
                         next_version: 2,
                     },
@@ -272,8 +327,15 @@ impl Manager {
         }
     }
 
-    /// Compiles and stores an uploaded module; returns its sha256.
-    pub async fn upload(&self, bytes: Vec<u8>) -> Result<String, ManageError> {
+    /// Checks an uploaded module's signature (a `weir filter sign` line) against the trust list,
+    /// compiles and stores it; returns its sha256. With trusted keys configured, a module without a
+    /// valid signature by one of them is refused before anything is compiled or stored.
+    pub async fn upload(
+        &self,
+        bytes: Vec<u8>,
+        signature: Option<String>,
+    ) -> Result<String, ManageError> {
+        let signer = self.trust.verify(&bytes, signature.as_deref())?;
         let runtime = self.runtime.clone();
         let (module, bytes) = tokio::task::spawn_blocking(move || {
             let m = runtime.compile(&bytes);
@@ -289,13 +351,52 @@ impl Manager {
             if !path.exists() {
                 write_atomic(&path, &bytes)?;
             }
+            // Kept beside the module, so that it is checked again when a restart loads it.
+            if let (Some(_), Some(line)) = (&signer, &signature) {
+                write_atomic(&signature_path(&path), line.trim().as_bytes())?;
+            }
+        }
+        if let Some(signer) = signer {
+            self.record_signer(&module.sha256, signer);
         }
         Ok(module.sha256)
     }
 
-    async fn module(&self, sha256: &str) -> Result<weir_filter::Module, ManageError> {
-        if let Some(m) = self.runtime.cached(sha256) {
-            return Ok(m);
+    /// Who signed module `sha256`: verified in this process, or now from its stored signature. With
+    /// trusted keys configured, a module that has none is refused.
+    fn check_signed(
+        &self,
+        sha256: &str,
+        bytes: Option<&[u8]>,
+    ) -> Result<Option<String>, ManageError> {
+        if !self.trust.is_required() {
+            return Ok(None);
+        }
+        if let Some(s) = self.signer_of(sha256) {
+            return Ok(Some(s));
+        }
+        let (Some(bytes), Some(dir)) = (bytes, &self.state_dir) else {
+            return Err(SigningError::Unsigned.into());
+        };
+        let path = signature_path(&modules_dir(dir).join(format!("{sha256}.wasm")));
+        let line = std::fs::read_to_string(path).ok();
+        let signer = self.trust.verify(bytes, line.as_deref())?;
+        if let Some(s) = &signer {
+            self.record_signer(sha256, s.clone());
+        }
+        Ok(signer)
+    }
+
+    /// The compiled module `sha256` and who signed it.
+    async fn module(
+        &self,
+        sha256: &str,
+    ) -> Result<(weir_filter::Module, Option<String>), ManageError> {
+        let signer = self.signer_of(sha256);
+        if let Some(m) = self.runtime.cached(sha256)
+            && (signer.is_some() || !self.trust.is_required())
+        {
+            return Ok((m, signer));
         }
         let Some(dir) = &self.state_dir else {
             return Err(ManageError::NotFound(format!(
@@ -308,11 +409,12 @@ impl Manager {
                 "module {sha256} is not uploaded (POST /v1/modules first)"
             ))
         })?;
+        let signer = self.check_signed(sha256, Some(&bytes))?;
         let runtime = self.runtime.clone();
         let m = tokio::task::spawn_blocking(move || runtime.compile(&bytes))
             .await
             .map_err(|e| ManageError::State(format!("compile task: {e}")))??;
-        Ok(m)
+        Ok((m, signer))
     }
 
     async fn load(
@@ -320,9 +422,9 @@ impl Manager {
         signal: Signal,
         name: &str,
         request: &FilterRequest,
-    ) -> Result<Arc<LoadedFilter>, ManageError> {
+    ) -> Result<(Arc<LoadedFilter>, Option<String>), ManageError> {
         request.limits.validate().map_err(FilterError::Limits)?;
-        let module = self.module(&request.module).await?;
+        let (module, signer) = self.module(&request.module).await?;
         let spec = FilterSpec {
             name: name.to_string(),
             config: request.config_text(),
@@ -337,7 +439,7 @@ impl Manager {
         })
         .await
         .map_err(|e| ManageError::State(format!("load task: {e}")))??;
-        Ok(f)
+        Ok((f, signer))
     }
 
     /// Validates and activates a new version of filter `name` in `signal`'s pipeline (appended to the
@@ -354,10 +456,10 @@ impl Manager {
             ));
         }
         self.pipeline(signal)?;
-        let filter = self.load(signal, name, &request).await?;
+        let (filter, signer) = self.load(signal, name, &request).await?;
         let mut entries = self.entries.lock().await;
         let entry = entries.entry((signal, name.to_string())).or_default();
-        entry.push(request, filter);
+        entry.push(request, filter, signer);
         self.append_to_order(signal, name).await;
         self.swap(signal, &entries).await;
         self.metrics.filter_swapped(signal, name);
@@ -441,14 +543,14 @@ impl Manager {
             // Reload every kept version so that rollback works after a restart too.
             let mut loaded = Vec::new();
             for request in pf.versions {
-                let filter = self.load(signal, &pf.name, &request).await?;
-                loaded.push((request, filter));
+                let (filter, signer) = self.load(signal, &pf.name, &request).await?;
+                loaded.push((request, filter, signer));
             }
             let mut entries = self.entries.lock().await;
             let entry = entries.entry((signal, pf.name.clone())).or_default();
             entry.versions.clear();
-            for (request, filter) in loaded {
-                entry.push(request, filter);
+            for (request, filter, signer) in loaded {
+                entry.push(request, filter, signer);
             }
             self.append_to_order(signal, &pf.name).await;
             self.swap(signal, &entries).await;
@@ -548,6 +650,7 @@ fn info(signal: Signal, name: &str, entry: Option<&Entry>) -> Option<FilterInfo>
             instances: v.filter.instances(),
             interface: v.filter.interface.to_string(),
         },
+        signed_by: v.signed_by.clone(),
     })
 }
 

@@ -71,6 +71,20 @@ pub struct Config {
     pub state_dir: Option<PathBuf>,
     /// The Wasm engine's instance slots, shared by every filter.
     pub filter_runtime: FilterRuntimeConfig,
+    /// Signed filter modules: the keys a module must be signed by.
+    pub module_signing: ModuleSigningConfig,
+}
+
+/// Signed filter modules. With trusted keys, every module pushed through the admin API and every module
+/// this file names must carry a valid signature by one of them (`weir filter sign` writes
+/// `FILE.wasm.sig`; `weir filter push` sends it); anything else is refused and nothing changes.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModuleSigningConfig {
+    /// Public key files (PEM, as `weir keygen` writes them); relative paths are relative to the
+    /// configuration file. A key signs as its file's stem (`ops.pub`: `ops`). Empty (the default):
+    /// signatures are neither required nor checked.
+    pub trusted_keys: Vec<PathBuf>,
 }
 
 /// How many filter instances the Wasm engine has room for, and how large each may grow. Slots are
@@ -630,8 +644,14 @@ impl Config {
         Ok(config)
     }
 
-    /// Makes relative filter module paths relative to `base` (the configuration file's directory).
+    /// Makes relative filter module and key paths relative to `base` (the configuration file's
+    /// directory).
     pub fn resolve_paths(&mut self, base: &Path) {
+        for key in &mut self.module_signing.trusted_keys {
+            if key.is_relative() {
+                *key = base.join(&*key);
+            }
+        }
         if let Some(p) = &mut self.pipelines {
             for pipeline in [&mut p.traces, &mut p.metrics, &mut p.logs]
                 .into_iter()
