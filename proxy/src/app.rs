@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -20,6 +19,7 @@ use crate::filter::{
     Chain, FilterError, FilterSpec, LoadedFilter, PoolSizing, QuarantineSender, Runtime,
 };
 use crate::pipeline::{Exporters, Pipeline, Pipelines};
+use crate::receiver::listen::{self, Listener};
 use crate::receiver::{Ingest, grpc, http};
 use crate::signing::{Trust, signature_path};
 use crate::telemetry::Metrics;
@@ -227,12 +227,20 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
         Some(l) => {
             let listener = bind("otlp-grpc", &l.endpoint).await?;
             let addr = listener.local_addr().ok();
+            let limits = config.limits.connections.clone();
             let incoming =
-                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+                Listener::new(listener, "otlp-grpc", &limits, metrics.clone()).incoming();
             let routes = grpc::GrpcReceiver::new(ingest.clone()).routes();
             let shutdown = wait_for(stopped.clone());
             receivers.spawn(async move {
-                let served = tonic::transport::Server::builder()
+                let mut server = tonic::transport::Server::builder()
+                    .max_concurrent_streams(limits.http2_max_concurrent_streams)
+                    .http2_keepalive_interval(Some(limits.http2_keepalive_interval))
+                    .http2_keepalive_timeout(Some(limits.http2_keepalive_timeout));
+                if let Some(age) = limits.max_connection_age {
+                    server = server.max_connection_age(age);
+                }
+                let served = server
                     .add_routes(routes)
                     .serve_with_incoming_shutdown(incoming, shutdown)
                     .await;
@@ -249,26 +257,16 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
         Some(l) => {
             let listener = bind("otlp-http", &l.endpoint).await?;
             let addr = listener.local_addr().ok();
+            let limits = config.limits.connections.clone();
+            let listener = Listener::new(listener, "otlp-http", &limits, metrics.clone());
             let app = http::router(ingest.clone());
             let shutdown = wait_for(stopped.clone());
-            receivers.spawn(async move {
-                let listener = listener.tap_io(|tcp| {
-                    let _ = tcp.set_nodelay(true);
-                });
-                let served = axum::serve(
-                    listener,
-                    app.into_make_service_with_connect_info::<SocketAddr>(),
-                )
-                .with_graceful_shutdown(shutdown)
-                .await;
-                if let Err(e) = served {
-                    tracing::error!(error = %e, "OTLP/HTTP server failed");
-                }
-            });
+            receivers.spawn(listen::serve_http(listener, app, limits, shutdown));
             addr
         }
     };
 
+    let admin_metrics = metrics.clone();
     let admin_state = Arc::new(AdminState {
         metrics,
         ready: Default::default(),
@@ -284,13 +282,15 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
             source,
         })?;
     let admin_app = admin::router(admin_state.clone());
+    let limits = config.limits.connections.clone();
+    let admin_listener = Listener::new(admin_listener, "admin", &limits, admin_metrics);
     // The admin listener outlives the receivers' drain so that /metrics stays readable until the end.
-    let admin_task = tokio::spawn(async move {
-        let app = admin_app.into_make_service_with_connect_info::<SocketAddr>();
-        if let Err(e) = axum::serve(admin_listener, app).await {
-            tracing::error!(error = %e, "admin server failed");
-        }
-    });
+    let admin_task = tokio::spawn(listen::serve_http(
+        admin_listener,
+        admin_app,
+        limits,
+        std::future::pending(),
+    ));
     admin_state.ready.store(true, Ordering::SeqCst);
 
     Ok(Running {

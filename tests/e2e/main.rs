@@ -18,4 +18,5 @@ mod router;
 mod sampler;
 mod sdk;
 mod signing;
+mod slow_clients;
 mod upstream_failures;

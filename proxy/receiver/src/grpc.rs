@@ -111,6 +111,9 @@ where
                 signal,
                 admitted: Some(admitted),
             };
+            // A client that trickles its message is cut off, and its admission slot freed.
+            let deadline = ingest.limits().connections.body_read_timeout;
+            let req = req.map(|body| crate::listen::read_deadline(body, deadline));
             let mut resp = grpc.unary(handler, req).await;
             // Received was counted at admission; a status tonic made is a refusal the handler never
             // saw.
@@ -285,6 +288,17 @@ fn fix_status(resp: &mut http::Response<tonic::body::Body>) -> Option<RefuseReas
             ("8", RefuseReason::TooLarge)
         }
         Some(b"13") if is_decode_failure => ("3", RefuseReason::Decode),
+        // The body's read deadline (`listen::read_deadline`): the status is already the right one.
+        Some(b"4")
+            if message.starts_with(crate::listen::BODY_TIMEOUT_MESSAGE.as_bytes())
+                || message.starts_with(
+                    crate::listen::BODY_TIMEOUT_MESSAGE
+                        .replace(' ', "%20")
+                        .as_bytes(),
+                ) =>
+        {
+            ("4", RefuseReason::SlowClient)
+        }
         _ => return None,
     };
     headers.insert("grpc-status", http::HeaderValue::from_static(code));

@@ -120,7 +120,19 @@ async fn handle(ingest: &Ingest, signal: Signal, peer: SocketAddr, req: Request<
             limits.max_request_bytes
         ));
     }
-    let body: Bytes = match Limited::new(body, limits.max_request_bytes).collect().await {
+    // A client that trickles its body is cut off at the deadline, and its admission slot freed.
+    let read = Limited::new(body, limits.max_request_bytes).collect();
+    let Ok(read) = tokio::time::timeout(limits.connections.body_read_timeout, read).await else {
+        ingest.refused_early(signal, Transport::Http, RefuseReason::SlowClient);
+        return error(
+            content_type,
+            StatusCode::REQUEST_TIMEOUT,
+            Code::DeadlineExceeded,
+            &crate::listen::BodyTimeout(limits.connections.body_read_timeout).to_string(),
+            None,
+        );
+    };
+    let body: Bytes = match read {
         Ok(b) => b.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             return too_large(&format!(

@@ -7,6 +7,7 @@
 pub mod decode;
 pub mod grpc;
 pub mod http;
+pub mod listen;
 pub mod memory;
 
 use std::net::SocketAddr;

@@ -584,6 +584,83 @@ pub struct LimitsConfig {
     /// Resident memory weir keeps under (default: no limit). From 90% of it new requests are refused
     /// (503 / UNAVAILABLE, retryable) until memory is back under 80%.
     pub max_memory_bytes: Option<usize>,
+    /// Slow and greedy clients: connection caps, read deadlines, HTTP/2 limits.
+    pub connections: ConnectionLimits,
+}
+
+/// What one client connection may hold, and for how long: the OTLP listeners and the admin listener
+/// each apply them, so that clients that trickle bytes or open connections without end cannot hold
+/// weir's admission slots or file descriptors.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectionLimits {
+    /// Open connections per listener (default 4096). A connection past it is closed as soon as it is
+    /// accepted, and counted (`weir_connections_rejected_total`).
+    pub max_per_listener: usize,
+    /// Time a client has to send a request's headers, HTTP/1.1 (default `10s`); then the connection is
+    /// closed.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// Time a client has to send a request's body once its headers are in (default `30s`). Past it the
+    /// request is refused (HTTP 408, gRPC DEADLINE_EXCEEDED; `reason="slow_client"`) and its admission
+    /// slot is free again.
+    #[serde(with = "humantime_serde")]
+    pub body_read_timeout: Duration,
+    /// HTTP/2 streams a client may have open on one connection (default 256).
+    pub http2_max_concurrent_streams: u32,
+    /// HTTP/2 keep-alive pings to idle clients, this often (default `30s`) ...
+    #[serde(with = "humantime_serde")]
+    pub http2_keepalive_interval: Duration,
+    /// ... answered within this (default `10s`), or the connection is closed.
+    #[serde(with = "humantime_serde")]
+    pub http2_keepalive_timeout: Duration,
+    /// Connections older than this are asked to close (HTTP/2 GOAWAY, HTTP/1.1 `Connection: close`
+    /// after the request in progress), so that a load balancer can spread clients again (default:
+    /// never).
+    #[serde(with = "humantime_serde")]
+    pub max_connection_age: Option<Duration>,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            max_per_listener: 4096,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            http2_max_concurrent_streams: 256,
+            http2_keepalive_interval: Duration::from_secs(30),
+            http2_keepalive_timeout: Duration::from_secs(10),
+            max_connection_age: None,
+        }
+    }
+}
+
+impl ConnectionLimits {
+    /// Range checks.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_per_listener == 0 {
+            return Err("limits.connections.max_per_listener must be at least 1".into());
+        }
+        if self.http2_max_concurrent_streams == 0 {
+            return Err(
+                "limits.connections.http2_max_concurrent_streams must be at least 1".into(),
+            );
+        }
+        for (name, d) in [
+            ("header_read_timeout", self.header_read_timeout),
+            ("body_read_timeout", self.body_read_timeout),
+            ("http2_keepalive_interval", self.http2_keepalive_interval),
+            ("http2_keepalive_timeout", self.http2_keepalive_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(format!("limits.connections.{name} must be more than 0"));
+            }
+        }
+        if self.max_connection_age.is_some_and(|a| a.is_zero()) {
+            return Err("limits.connections.max_connection_age must be more than 0".into());
+        }
+        Ok(())
+    }
 }
 
 impl Default for LimitsConfig {
@@ -596,6 +673,7 @@ impl Default for LimitsConfig {
             shutdown_timeout: Duration::from_secs(20),
             retry_after: Duration::from_secs(1),
             max_memory_bytes: None,
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -704,6 +782,10 @@ impl Config {
         if otlp.grpc.is_none() && otlp.http.is_none() {
             return invalid("receivers.otlp: enable at least one of grpc and http".into());
         }
+        self.limits
+            .connections
+            .validate()
+            .map_err(ConfigError::Invalid)?;
         let admin = parse_addr(&self.admin.endpoint)
             .map_err(|e| ConfigError::Invalid(format!("admin.endpoint: {e}")))?;
         if !admin.ip().is_loopback() && self.admin.token.as_deref().is_none_or(str::is_empty) {

@@ -210,3 +210,36 @@ pipelines:
         assert!(err.to_string().contains("limits"), "{bad}: {err}");
     }
 }
+
+#[test]
+fn connection_limits_parse_with_defaults_and_are_range_checked() {
+    let c = Config::from_yaml(
+        "limits: { connections: { max_per_listener: 8, body_read_timeout: 2s, max_connection_age: 5m } }",
+    )
+    .unwrap();
+    c.validate().unwrap();
+    let l = &c.limits.connections;
+    assert_eq!(l.max_per_listener, 8);
+    assert_eq!(l.body_read_timeout, Duration::from_secs(2));
+    assert_eq!(l.max_connection_age, Some(Duration::from_secs(300)));
+    // Unset fields keep their defaults.
+    assert_eq!(l.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(
+        Config::default().limits.connections.max_connection_age,
+        None
+    );
+    for (bad, named) in [
+        ("max_per_listener: 0", "max_per_listener"),
+        ("body_read_timeout: 0s", "body_read_timeout"),
+        (
+            "http2_max_concurrent_streams: 0",
+            "http2_max_concurrent_streams",
+        ),
+        ("max_connection_age: 0s", "max_connection_age"),
+    ] {
+        let c = Config::from_yaml(&format!("limits: {{ connections: {{ {bad} }} }}")).unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains(named), "{bad}: {e}");
+    }
+    assert!(Config::from_yaml("limits: { connections: { max_conns: 1 } }").is_err());
+}

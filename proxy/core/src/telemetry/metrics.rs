@@ -61,6 +61,8 @@ pub enum RefuseReason {
     QueueFull,
     /// Resident memory is above its high-water mark (503 / UNAVAILABLE).
     MemoryLimit,
+    /// The body did not arrive within `limits.connections.body_read_timeout` (408 / DEADLINE_EXCEEDED).
+    SlowClient,
 }
 
 impl RefuseReason {
@@ -81,6 +83,7 @@ impl RefuseReason {
             RefuseReason::FilterBusy => "filter_busy",
             RefuseReason::QueueFull => "queue_full",
             RefuseReason::MemoryLimit => "memory_limit",
+            RefuseReason::SlowClient => "slow_client",
         }
     }
 }
@@ -146,6 +149,11 @@ struct TransportLabels {
     transport: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerLabels {
+    listener: &'static str,
+}
+
 fn latency_histogram() -> Histogram {
     // 250 µs .. ~65 s.
     Histogram::new(exponential_buckets(0.000_25, 2.0, 19))
@@ -160,6 +168,9 @@ pub struct Metrics {
     refused_items: Family<RefusedLabels, Counter>,
     request_duration: Family<ReceiverLabels, Histogram, fn() -> Histogram>,
     in_flight: Family<TransportLabels, Gauge>,
+    connections_open: Family<ListenerLabels, Gauge>,
+    connections_accepted: Family<ListenerLabels, Counter>,
+    connections_rejected: Family<ListenerLabels, Counter>,
     exported_items: Family<ExporterLabels, Counter>,
     export_failed_items: Family<ExportFailedLabels, Counter>,
     upstream_rejected_items: Family<ExporterLabels, Counter>,
@@ -216,6 +227,9 @@ impl Metrics {
             refused_items: Family::default(),
             request_duration: Family::new_with_constructor(latency_histogram),
             in_flight: Family::default(),
+            connections_open: Family::default(),
+            connections_accepted: Family::default(),
+            connections_rejected: Family::default(),
             exported_items: Family::default(),
             export_failed_items: Family::default(),
             upstream_rejected_items: Family::default(),
@@ -278,6 +292,21 @@ impl Metrics {
             "requests_in_flight",
             "Requests being processed",
             m.in_flight.clone(),
+        );
+        registry.register(
+            "connections_open",
+            "Client connections open, per listener",
+            m.connections_open.clone(),
+        );
+        registry.register(
+            "connections_accepted",
+            "Client connections accepted, per listener",
+            m.connections_accepted.clone(),
+        );
+        registry.register(
+            "connections_rejected",
+            "Client connections closed at once because the listener had limits.connections.max_per_listener open",
+            m.connections_rejected.clone(),
         );
         registry.register(
             "exported_items",
@@ -498,6 +527,22 @@ impl Metrics {
             .clone();
         gauge.inc();
         InFlightGuard(gauge)
+    }
+
+    /// A connection was accepted on `listener`: counted, and open until the guard is dropped.
+    pub fn connection_opened(&self, listener: &'static str) -> InFlightGuard {
+        let labels = ListenerLabels { listener };
+        self.connections_accepted.get_or_create(&labels).inc();
+        let gauge = self.connections_open.get_or_create(&labels).clone();
+        gauge.inc();
+        InFlightGuard(gauge)
+    }
+
+    /// A connection on `listener` was closed at once: the listener was full.
+    pub fn connection_rejected(&self, listener: &'static str) {
+        self.connections_rejected
+            .get_or_create(&ListenerLabels { listener })
+            .inc();
     }
 
     /// An upstream accepted `items` items (after `rejected` partial-success drops) in `elapsed`.

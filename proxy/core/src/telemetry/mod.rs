@@ -5,7 +5,7 @@
 
 mod metrics;
 
-pub use metrics::{FilterMetrics, Metrics, RefuseReason, Transport};
+pub use metrics::{FilterMetrics, InFlightGuard, Metrics, RefuseReason, Transport};
 
 use crate::config::LogFormat;
 use tracing_subscriber::EnvFilter;

@@ -1,0 +1,212 @@
+//! Slow and greedy clients against the real binary (`limits.connections`): clients that trickle their
+//! headers or bodies are cut off at the deadlines while well-behaved clients are served without a
+//! refusal, and their admission slots come back; connections past the cap are closed at once; old
+//! connections are closed so that clients reconnect (and a load balancer can spread them).
+
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use weir::{Payload, Signal};
+
+use crate::harness::*;
+
+/// Reads until the server closes the connection; returns what it sent.
+async fn read_to_close(mut conn: TcpStream) -> String {
+    let mut got = Vec::new();
+    let _ = conn.read_to_end(&mut got).await;
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+async fn send_trace(weir: &Weir) -> u16 {
+    post(
+        &weir.http_url(Signal::Traces),
+        &[("content-type", "application/json")],
+        example("trace.json"),
+    )
+    .await
+    .0
+}
+
+/// Polls a metric until it has `want` (bounded: 500 polls).
+async fn wait_metric(weir: &Weir, name: &str, want: f64) {
+    for _ in 0..500 {
+        if weir.metric(name).await == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!(
+        "{name} never reached {want} (now {})",
+        weir.metric(name).await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn trickling_clients_are_cut_off_and_well_behaved_ones_are_served() {
+    let (upstream, url) = Recorder::grpc().await;
+    let weir = Weir::with_config(&format!(
+        r#"
+limits:
+  max_concurrent_requests: 16
+  connections: {{ header_read_timeout: 1s, body_read_timeout: 1s }}
+exporters:
+  up: {{ otlp: {{ endpoint: "{url}" }} }}
+"#
+    ));
+    let addr = weir.http;
+    // Twelve clients send their headers and then trickle a body they never finish: each holds an
+    // admission slot until its deadline. Twelve more never finish their headers.
+    let mut bodies = Vec::new();
+    let mut headers = Vec::new();
+    for _ in 0..12 {
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        c.write_all(
+            b"POST /v1/traces HTTP/1.1\r\nhost: weir\r\ncontent-type: application/x-protobuf\r\n\
+              content-length: 100000\r\n\r\n\x0a",
+        )
+        .await
+        .unwrap();
+        bodies.push(c);
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"POST /v1/traces HTTP/1.1\r\nhost: weir\r\n")
+            .await
+            .unwrap();
+        headers.push(c);
+    }
+    // Every body trickler is in (its slot taken) before the well-behaved clients start.
+    wait_metric(&weir, r#"weir_requests_in_flight{transport="http"}"#, 12.0).await;
+    // Meanwhile well-behaved clients are served, one after another, without a refusal.
+    for i in 0..20 {
+        assert_eq!(send_trace(&weir).await, 200, "request {i}");
+    }
+    upstream.wait_for_items(20).await;
+
+    // The body tricklers are answered 408 at their deadline; the header tricklers' connections are
+    // closed.
+    for c in bodies {
+        let answer = read_to_close_or_response(c).await;
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    }
+    for c in headers {
+        let answer = read_to_close(c).await;
+        assert!(!answer.starts_with("HTTP/1.1 2"), "{answer}");
+    }
+    wait_metric(&weir, r#"weir_requests_in_flight{transport="http"}"#, 0.0).await;
+    assert_eq!(
+        weir.metric(
+            r#"weir_refused_requests_total{signal="traces",transport="http",reason="slow_client"}"#
+        )
+        .await,
+        12.0
+    );
+    assert_eq!(
+        weir.metric(
+            r#"weir_refused_requests_total{signal="traces",transport="http",reason="overloaded"}"#
+        )
+        .await,
+        0.0
+    );
+    // Every slot is back: sixteen at once are all admitted.
+    let sends: Vec<_> = (0..16)
+        .map(|_| {
+            let url = weir.http_url(Signal::Traces);
+            tokio::spawn(async move {
+                post(
+                    &url,
+                    &[("content-type", "application/json")],
+                    example("trace.json"),
+                )
+                .await
+                .0
+            })
+        })
+        .collect();
+    for s in sends {
+        assert_eq!(s.await.unwrap(), 200);
+    }
+}
+
+/// Reads a response's status line and headers (the server may keep the connection open after it).
+async fn read_to_close_or_response(mut conn: TcpStream) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        match conn.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+        if got.windows(4).any(|w| w == b"\r\n\r\n") {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_past_the_cap_are_closed_at_once() {
+    let (_upstream, url) = Recorder::grpc().await;
+    let weir = Weir::with_config(&format!(
+        r#"
+limits: {{ connections: {{ max_per_listener: 4 }} }}
+exporters:
+  up: {{ otlp: {{ endpoint: "{url}" }} }}
+"#
+    ));
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(TcpStream::connect(weir.http).await.unwrap());
+    }
+    wait_metric(&weir, r#"weir_connections_open{listener="otlp-http"}"#, 4.0).await;
+    // The fifth is accepted and closed: it reads the end of the stream, nothing else.
+    let extra = TcpStream::connect(weir.http).await.unwrap();
+    assert_eq!(read_to_close(extra).await, "");
+    assert_eq!(
+        weir.metric(r#"weir_connections_rejected_total{listener="otlp-http"}"#)
+            .await,
+        1.0
+    );
+    // One closes: there is room again, and a request is served.
+    drop(held.pop());
+    wait_metric(&weir, r#"weir_connections_open{listener="otlp-http"}"#, 3.0).await;
+    assert_eq!(send_trace(&weir).await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn old_connections_are_closed_and_clients_reconnect() {
+    let (upstream, url) = Recorder::grpc().await;
+    let weir = Weir::with_config(&format!(
+        r#"
+limits: {{ connections: {{ max_connection_age: 200ms }} }}
+exporters:
+  up: {{ otlp: {{ endpoint: "{url}" }} }}
+"#
+    ));
+    let channel = tonic::transport::Endpoint::from_shared(weir.grpc_url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = TraceServiceClient::new(channel);
+    let Payload::Traces(request) =
+        Payload::decode_json(Signal::Traces, &example("trace.json")).unwrap()
+    else {
+        unreachable!()
+    };
+    // One client on one channel: its connection is closed (GOAWAY) once it is 200 ms old, and the
+    // channel connects again. Every request succeeds across the reconnections.
+    let mut sent = 0;
+    while weir
+        .metric(r#"weir_connections_accepted_total{listener="otlp-grpc"}"#)
+        .await
+        < 3.0
+    {
+        assert!(sent < 2_000, "no reconnection after {sent} requests");
+        let r: ExportTraceServiceRequest = request.clone();
+        client.export(r).await.expect("export across reconnects");
+        sent += 1;
+    }
+    upstream.wait_for_items(sent).await;
+}
