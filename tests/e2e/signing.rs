@@ -1,7 +1,8 @@
 //! Signed filter modules through the real binary: `weir keygen`, `weir filter sign`, and a weir whose
 //! `module_signing` trusts one key. Signed pushes go live and `weir filter list` names the signer;
 //! unsigned, wrongly signed and untrusted pushes are refused (403) and nothing changes; a configured
-//! module without a valid signature stops `weir validate`; a restart checks the stored signature again.
+//! module without a valid signature stops `weir validate`; a restart checks the stored signature again;
+//! every change, accepted or refused, leaves one audit line.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -125,6 +126,36 @@ async fn only_modules_signed_by_a_trusted_key_are_accepted() {
     assert_eq!(status, 403, "{body:?}");
     let table = list(&weir);
     assert!(!table.contains("bad"), "{table}");
+    // One audit line per change, accepted or refused: who, what, which module, how it ended.
+    let sha256 = weir::filter::runtime::sha256_hex(&module);
+    let audit: Vec<serde_json::Value> = weir
+        .logs
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["target"] == "weir::audit")
+        .map(|v| v["fields"].clone())
+        .collect();
+    let has = |action: &str, result: &str| {
+        audit.iter().any(|f| {
+            f["action"] == action
+                && f["result"] == result
+                && f["sha256"] == sha256.as_str()
+                && f["auth"] == "loopback"
+                && f["peer"]
+                    .as_str()
+                    .is_some_and(|p| p.starts_with("127.0.0.1:"))
+        })
+    };
+    assert!(has("upload", "ok") && has("put", "ok"), "{audit:?}");
+    assert!(has("upload", "refused"), "{audit:?}");
+    assert!(
+        audit.iter().any(|f| f["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("not signed"))),
+        "{audit:?}"
+    );
     let (status, _, _) = post(
         &weir.http_url(weir::Signal::Traces),
         &[("content-type", "application/json")],

@@ -3,14 +3,14 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde_json::json;
 
-use super::AdminState;
+use super::{AdminState, Caller};
 use crate::Signal;
 use crate::control::{FilterRequest, ManageError, parse_signal};
 
@@ -32,6 +32,27 @@ fn manage_error(e: ManageError) -> Response {
     error(status, e)
 }
 
+/// One line per change through the API (target `weir::audit`): who, what, which module, and how it
+/// ended. Tokens never appear in it.
+fn audit(
+    caller: &Caller,
+    action: &str,
+    target: &str,
+    sha256: &str,
+    result: Result<(), &dyn std::fmt::Display>,
+) {
+    match result {
+        Ok(()) => tracing::info!(
+            target: "weir::audit", peer = %caller.peer, auth = caller.auth, action, target, sha256,
+            result = "ok", "admin change"
+        ),
+        Err(reason) => tracing::warn!(
+            target: "weir::audit", peer = %caller.peer, auth = caller.auth, action, target, sha256,
+            result = "refused", reason = %reason, "admin change"
+        ),
+    }
+}
+
 fn signal(s: &str) -> Result<Signal, Box<Response>> {
     parse_signal(s).ok_or_else(|| {
         Box::new(error(
@@ -45,6 +66,7 @@ fn signal(s: &str) -> Result<Signal, Box<Response>> {
 /// one, in the `x-weir-signature` header.
 pub async fn upload(
     State(s): State<Arc<AdminState>>,
+    Extension(caller): Extension<Caller>,
     headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -52,21 +74,26 @@ pub async fn upload(
         return error(StatusCode::BAD_REQUEST, "empty body: send the .wasm file");
     }
     let size = body.len();
+    let sha256 = crate::filter::runtime::sha256_hex(&body);
     let signature = headers
         .get(crate::signing::SIGNATURE_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     match s.manager.upload(body.to_vec(), signature).await {
-        Ok(sha256) => (
-            StatusCode::CREATED,
-            Json(json!({ "sha256": sha256, "bytes": size })),
-        )
-            .into_response(),
-        Err(ManageError::Invalid(e)) => error(StatusCode::BAD_REQUEST, e),
+        Ok(sha256) => {
+            audit(&caller, "upload", "module", &sha256, Ok(()));
+            (
+                StatusCode::CREATED,
+                Json(json!({ "sha256": sha256, "bytes": size })),
+            )
+                .into_response()
+        }
+        Err(ManageError::Invalid(e)) => {
+            audit(&caller, "upload", "module", &sha256, Err(&e));
+            error(StatusCode::BAD_REQUEST, e)
+        }
         Err(e) => {
-            if let ManageError::Signature(reason) = &e {
-                tracing::warn!(bytes = size, %reason, "module upload refused: signature");
-            }
+            audit(&caller, "upload", "module", &sha256, Err(&e));
             manage_error(e)
         }
     }
@@ -75,6 +102,7 @@ pub async fn upload(
 /// `PUT /v1/pipelines/{signal}/filters/{name}`.
 pub async fn put(
     State(s): State<Arc<AdminState>>,
+    Extension(caller): Extension<Caller>,
     Path((pipeline, name)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
@@ -86,9 +114,16 @@ pub async fn put(
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid request: {e}")),
     };
+    let (target, sha256) = (format!("{pipeline}/{name}"), request.module.clone());
     match s.manager.put(signal, &name, request).await {
-        Ok(info) => Json(info).into_response(),
-        Err(e) => manage_error(e),
+        Ok(info) => {
+            audit(&caller, "put", &target, &info.sha256, Ok(()));
+            Json(info).into_response()
+        }
+        Err(e) => {
+            audit(&caller, "put", &target, &sha256, Err(&e));
+            manage_error(e)
+        }
     }
 }
 
@@ -100,29 +135,45 @@ pub async fn list(State(s): State<Arc<AdminState>>) -> Response {
 /// `POST /v1/pipelines/{signal}/filters/{name}/rollback`.
 pub async fn rollback(
     State(s): State<Arc<AdminState>>,
+    Extension(caller): Extension<Caller>,
     Path((pipeline, name)): Path<(String, String)>,
 ) -> Response {
     let signal = match signal(&pipeline) {
         Ok(s) => s,
         Err(r) => return *r,
     };
+    let target = format!("{pipeline}/{name}");
     match s.manager.rollback(signal, &name).await {
-        Ok(info) => Json(info).into_response(),
-        Err(e) => manage_error(e),
+        Ok(info) => {
+            audit(&caller, "rollback", &target, &info.sha256, Ok(()));
+            Json(info).into_response()
+        }
+        Err(e) => {
+            audit(&caller, "rollback", &target, "-", Err(&e));
+            manage_error(e)
+        }
     }
 }
 
 /// `DELETE /v1/pipelines/{signal}/filters/{name}`.
 pub async fn remove(
     State(s): State<Arc<AdminState>>,
+    Extension(caller): Extension<Caller>,
     Path((pipeline, name)): Path<(String, String)>,
 ) -> Response {
     let signal = match signal(&pipeline) {
         Ok(s) => s,
         Err(r) => return *r,
     };
+    let target = format!("{pipeline}/{name}");
     match s.manager.remove(signal, &name).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => manage_error(e),
+        Ok(()) => {
+            audit(&caller, "remove", &target, "-", Ok(()));
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => {
+            audit(&caller, "remove", &target, "-", Err(&e));
+            manage_error(e)
+        }
     }
 }

@@ -68,14 +68,29 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .with_state(state)
 }
 
-/// Loopback peers pass; others need the configured bearer token.
+/// Who made an admin request, as the audit log names them: the peer, and how it was let in (the token
+/// itself is never logged).
+#[derive(Debug, Clone, Copy)]
+pub struct Caller {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// `loopback` or `token`.
+    pub auth: &'static str,
+}
+
+/// Loopback peers pass; others need the configured bearer token. Either way the handler gets the
+/// [`Caller`], for the audit log.
 async fn authorize(
     State(s): State<Arc<AdminState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
     if peer.ip().is_loopback() {
+        req.extensions_mut().insert(Caller {
+            peer,
+            auth: "loopback",
+        });
         return next.run(req).await;
     }
     let presented = req
@@ -85,6 +100,10 @@ async fn authorize(
         .and_then(|v| v.strip_prefix("Bearer "));
     match (&s.token, presented) {
         (Some(token), Some(p)) if constant_time_eq(token.as_bytes(), p.as_bytes()) => {
+            req.extensions_mut().insert(Caller {
+                peer,
+                auth: "token",
+            });
             next.run(req).await
         }
         _ => (
