@@ -1,6 +1,7 @@
 //! OTLP receivers: gRPC ([`grpc`]) and HTTP ([`http`]) decode requests within the configured limits,
 //! hand a [`Batch`] to whatever processes them (a [`Dispatch`]: the pipelines) through [`Ingest`], and
-//! turn the outcome into the status code the OTLP specification prescribes.
+//! turn the outcome into the status code the OTLP specification prescribes. [`listen`] accepts and
+//! serves their connections (and the admin API's) within `limits.connections`.
 // One exception, allowed where it is: `malloc_trim` in `memory`.
 #![deny(unsafe_code)]
 

@@ -399,6 +399,11 @@ impl Manager {
             return Ok((m, signer));
         }
         let Some(dir) = &self.state_dir else {
+            // Compiled here but never verified (trusted keys are required): there is no stored
+            // signature to check either.
+            if self.runtime.cached(sha256).is_some() {
+                return Err(SigningError::Unsigned.into());
+            }
             return Err(ManageError::NotFound(format!(
                 "module {sha256} is not uploaded (POST /v1/modules first)"
             )));
