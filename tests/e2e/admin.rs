@@ -21,16 +21,6 @@ fn cli(weir: &Weir, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-fn ok(out: std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// The `edge.zone` of every span of `p` (an upstream request: merged client requests may carry
 /// several).
 fn zones(p: &Payload) -> Vec<Option<String>> {

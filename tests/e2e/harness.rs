@@ -570,6 +570,17 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
+/// The stdout of a command that must have succeeded (else both of its outputs, in the panic).
+pub fn ok(out: std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 pub fn example(name: &str) -> Vec<u8> {
     std::fs::read(format!(
         "{}/../tests/data/otlp-examples/{name}",

@@ -17,16 +17,6 @@ fn weir_cmd(args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn refused(out: Output, reason: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "accepted: {stderr}");
@@ -49,6 +39,16 @@ fn push(weir: &Weir, name: &str, module: &Path) -> Output {
         "--admin",
         &admin,
     ])
+}
+
+/// `weir filter list` shows the filter `stamp` signed by `ops`.
+fn assert_signed_by_ops(table: &str) {
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains("stamp") && l.contains(" ops ")),
+        "{table}"
+    );
 }
 
 fn list(weir: &Weir) -> String {
@@ -102,13 +102,7 @@ async fn only_modules_signed_by_a_trusted_key_are_accepted() {
     );
     let weir = Weir::with_config(&yaml);
     ok(push(&weir, "stamp", &signed));
-    let table = list(&weir);
-    assert!(
-        table
-            .lines()
-            .any(|l| l.contains("stamp") && l.contains(" ops ")),
-        "{table}"
-    );
+    assert_signed_by_ops(&list(&weir));
 
     refused(push(&weir, "bad", &unsigned), "not signed");
     refused(
@@ -172,13 +166,7 @@ async fn only_modules_signed_by_a_trusted_key_are_accepted() {
     // A restart loads the pushed version from the state directory and checks its signature again.
     drop(weir);
     let weir = Weir::with_config(&yaml);
-    let table = list(&weir);
-    assert!(
-        table
-            .lines()
-            .any(|l| l.contains("stamp") && l.contains(" ops ")),
-        "{table}"
-    );
+    assert_signed_by_ops(&list(&weir));
     drop(weir);
 
     // A module named in the configuration file is checked at start (and by `weir validate`).
