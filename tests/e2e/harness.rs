@@ -193,6 +193,20 @@ impl Weir {
     }
 
     /// The value of one Prometheus sample, 0 when absent.
+    /// Waits until metric `name_and_labels` reads `want` (bounded: 500 reads, 20 ms apart).
+    pub async fn wait_for_metric(&self, name_and_labels: &str, want: f64) {
+        for _ in 0..500 {
+            if self.metric(name_and_labels).await == want {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!(
+            "{name_and_labels} never reached {want} (now {})",
+            self.metric(name_and_labels).await
+        );
+    }
+
     pub async fn metric(&self, name_and_labels: &str) -> f64 {
         let (status, _, body) = get(&format!("http://{}/metrics", self.admin)).await;
         assert_eq!(status, 200);

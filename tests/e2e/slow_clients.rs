@@ -3,8 +3,6 @@
 //! refusal, and their admission slots come back; connections past the cap are closed at once; old
 //! connections are closed so that clients reconnect (and a load balancer can spread them).
 
-use std::time::Duration;
-
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -28,20 +26,6 @@ async fn send_trace(weir: &Weir) -> u16 {
     )
     .await
     .0
-}
-
-/// Polls a metric until it has `want` (bounded: 500 polls).
-async fn wait_metric(weir: &Weir, name: &str, want: f64) {
-    for _ in 0..500 {
-        if weir.metric(name).await == want {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!(
-        "{name} never reached {want} (now {})",
-        weir.metric(name).await
-    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -77,7 +61,8 @@ exporters:
         headers.push(c);
     }
     // Every body trickler is in (its slot taken) before the well-behaved clients start.
-    wait_metric(&weir, r#"weir_requests_in_flight{transport="http"}"#, 12.0).await;
+    weir.wait_for_metric(r#"weir_requests_in_flight{transport="http"}"#, 12.0)
+        .await;
     // Meanwhile well-behaved clients are served, one after another, without a refusal.
     for i in 0..20 {
         assert_eq!(send_trace(&weir).await, 200, "request {i}");
@@ -94,7 +79,8 @@ exporters:
         let answer = read_to_close(c).await;
         assert!(!answer.starts_with("HTTP/1.1 2"), "{answer}");
     }
-    wait_metric(&weir, r#"weir_requests_in_flight{transport="http"}"#, 0.0).await;
+    weir.wait_for_metric(r#"weir_requests_in_flight{transport="http"}"#, 0.0)
+        .await;
     assert_eq!(
         weir.metric(
             r#"weir_refused_requests_total{signal="traces",transport="http",reason="slow_client"}"#
@@ -159,7 +145,8 @@ exporters:
     for _ in 0..4 {
         held.push(TcpStream::connect(weir.http).await.unwrap());
     }
-    wait_metric(&weir, r#"weir_connections_open{listener="otlp-http"}"#, 4.0).await;
+    weir.wait_for_metric(r#"weir_connections_open{listener="otlp-http"}"#, 4.0)
+        .await;
     // The fifth is accepted and closed: it reads the end of the stream, nothing else.
     let extra = TcpStream::connect(weir.http).await.unwrap();
     assert_eq!(read_to_close(extra).await, "");
@@ -170,7 +157,8 @@ exporters:
     );
     // One closes: there is room again, and a request is served.
     drop(held.pop());
-    wait_metric(&weir, r#"weir_connections_open{listener="otlp-http"}"#, 3.0).await;
+    weir.wait_for_metric(r#"weir_connections_open{listener="otlp-http"}"#, 3.0)
+        .await;
     assert_eq!(send_trace(&weir).await, 200);
 }
 

@@ -25,6 +25,10 @@ use weir_guest_sdk::{
 /// The filter.
 pub struct RouterFilter {
     router: Router,
+    /// Each rule's source, and the distinct header, resource and attribute keys: fixed by the rules,
+    /// so resolved once at `init`.
+    sources: Vec<Source>,
+    keys: [Vec<String>; 3],
 }
 
 /// An attribute or header value as text, for matching.
@@ -38,8 +42,8 @@ fn text(v: Value) -> String {
     }
 }
 
-/// Where one rule's value comes from, resolved once per batch: an index into the batch's header values,
-/// the current resource's values or the attribute columns. Per item, a lookup is then an index, not a
+/// Where one rule's value comes from: an index into the batch's header values, the current resource's
+/// values or the attribute columns. Per item, a lookup is then an index, not a
 /// key comparison.
 #[derive(Clone, Copy)]
 enum Source {
@@ -77,7 +81,8 @@ fn sources(router: &Router) -> (Vec<Source>, [Vec<String>; 3]) {
 impl RouterFilter {
     fn route(&mut self, batch: &Batch) {
         let router = &mut self.router;
-        let (sources, [header_keys, resource_keys, attribute_keys]) = sources(router);
+        let sources = &self.sources;
+        let [header_keys, resource_keys, attribute_keys] = &self.keys;
         // Headers are the same for the whole batch: each one the rules name is read once.
         let headers: Vec<Option<String>> = header_keys.iter().map(|k| batch.header(k)).collect();
         let resource_values = |res: u32| -> Vec<Option<String>> {
@@ -205,8 +210,12 @@ impl Filter for RouterFilter {
         } else {
             parse_config(config)?
         };
+        let router = Router::new(config, &exporters())?;
+        let (sources, keys) = sources(&router);
         Ok(Self {
-            router: Router::new(config, &exporters())?,
+            router,
+            sources,
+            keys,
         })
     }
 

@@ -208,17 +208,6 @@ impl Router {
         })
     }
 
-    /// The distinct item attribute keys the rules look at.
-    pub fn attribute_keys(&self) -> Vec<String> {
-        let mut keys: Vec<String> = Vec::new();
-        for r in &self.rules {
-            if r.from == From::Attribute && !keys.contains(&r.key) {
-                keys.push(r.key.clone());
-            }
-        }
-        keys
-    }
-
     /// The exporter set for one item: `lookup(from, key)` gives the value a rule looks at, borrowed
     /// (deciding allocates nothing in `first` mode). In `all` mode several matching rules give a union,
     /// added to `sets` as needed.

@@ -110,7 +110,7 @@ impl Runtime {
 
     /// Compiles `bytes` into the disk cache in the helper process (see [`Runtime::with_compile_helper`]).
     /// False when there is no helper or cache, or the helper failed (logged).
-    fn compile_in_helper(&self, bytes: &[u8]) -> bool {
+    fn compile_in_helper(&self, sha256: &str, bytes: &[u8]) -> bool {
         let (Some(program), Some(dir)) = (&self.helper, &self.cache_dir) else {
             return false;
         };
@@ -121,7 +121,7 @@ impl Runtime {
             let mut h = std::collections::hash_map::DefaultHasher::new();
             self.engine.precompile_compatibility_hash().hash(&mut h);
             dir.join("helper-compiled")
-                .join(format!("{}-{:016x}", sha256_hex(bytes), h.finish()))
+                .join(format!("{sha256}-{:016x}", h.finish()))
         };
         if marker.exists() {
             return true;
@@ -299,7 +299,7 @@ impl Runtime {
         if let Some(m) = self.lock_modules().get(&sha256) {
             return Ok(m.clone());
         }
-        self.compile_in_helper(bytes);
+        self.compile_in_helper(&sha256, bytes);
         let component_bytes;
         let bytes = if is_core_module(bytes) {
             component_bytes = componentize(bytes)?;
