@@ -104,6 +104,7 @@ fn batch(payload: &Payload) -> Batch {
         context: RequestContext {
             peer: None,
             headers: Default::default(),
+            tenant: None,
             deadline: Instant::now() + Duration::from_secs(60),
         },
         routing: None,

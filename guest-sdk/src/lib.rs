@@ -50,7 +50,7 @@
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit/0.2.0",
+        path: "../wit/0.2.1",
         world: "filter",
         pub_export_macro: true,
         export_macro_name: "__export_filter_world",

@@ -13,16 +13,19 @@ use tokio::task::JoinSet;
 use crate::Signal;
 use crate::admin::{self, AdminState};
 use crate::config::{Config, ConfigError, ExporterConfig, FilterConfig, QueueConfig, parse_addr};
+use crate::config::{IngressAuthConfig, ServerTlsConfig};
 use crate::control::Manager;
 use crate::exporter::{BuildError, Exporter, ExporterQueue};
 use crate::filter::{
     Chain, FilterError, FilterSpec, LoadedFilter, PoolSizing, QuarantineSender, Runtime,
 };
 use crate::pipeline::{Exporters, Pipeline, Pipelines};
+use crate::receiver::auth::Authenticator;
 use crate::receiver::listen::{self, Listener};
 use crate::receiver::{Ingest, grpc, http};
 use crate::signing::{Trust, signature_path};
 use crate::telemetry::Metrics;
+use weir_tls::{Reload, Reloader, Reloading};
 
 /// Starting weir failed.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +61,14 @@ pub enum StartError {
         /// Why.
         source: crate::signing::SigningError,
     },
+    /// A listener's or an exporter's TLS settings, or a receiver's token file, could not be loaded.
+    #[error("{what}: {message}")]
+    Tls {
+        /// The listener or exporter.
+        what: String,
+        /// Why.
+        message: String,
+    },
     /// A listener could not bind.
     #[error("cannot bind {listener} on {addr}: {source}")]
     Bind {
@@ -84,6 +95,8 @@ pub struct Running {
     admin: Arc<AdminState>,
     receivers: JoinSet<()>,
     admin_task: tokio::task::JoinHandle<()>,
+    reload_task: tokio::task::JoinHandle<()>,
+    published_token: Option<std::path::PathBuf>,
     shutdown_timeout: std::time::Duration,
 }
 
@@ -107,10 +120,12 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
     let config = config.resolved();
     config.validate()?;
     let metrics = Arc::new(Metrics::new());
+    // Certificates, keys, CA bundles and token files, re-read when they change.
+    let reloader = Arc::new(Reloader::default());
 
     let mut exporters = Exporters::new();
     for (name, c) in &config.exporters {
-        let exporter = Exporter::build(name, c)?;
+        let exporter = Exporter::build(name, c, &reloader)?;
         let queue = match c {
             ExporterConfig::Otlp(o) => o.queue.clone(),
             ExporterConfig::Debug(_) => QueueConfig::default(),
@@ -228,9 +243,17 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
             let listener = bind("otlp-grpc", &l.endpoint).await?;
             let addr = listener.local_addr().ok();
             let limits = config.limits.connections.clone();
-            let incoming =
-                Listener::new(listener, "otlp-grpc", &limits, metrics.clone()).incoming();
-            let routes = grpc::GrpcReceiver::new(ingest.clone()).routes();
+            let mut listener = Listener::new(listener, "otlp-grpc", &limits, metrics.clone());
+            if let Some(tls) =
+                server_tls("otlp-grpc", l.tls.as_ref(), weir_tls::ALPN_H2, &reloader)?
+            {
+                listener = listener.with_tls(tls);
+            }
+            let incoming = listener.incoming();
+            let auth = listener_auth("otlp-grpc", l.auth.as_ref(), &reloader)?;
+            let routes = grpc::GrpcReceiver::new(ingest.clone())
+                .with_auth(auth)
+                .routes();
             let shutdown = wait_for(stopped.clone());
             receivers.spawn(async move {
                 let mut server = tonic::transport::Server::builder()
@@ -258,8 +281,14 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
             let listener = bind("otlp-http", &l.endpoint).await?;
             let addr = listener.local_addr().ok();
             let limits = config.limits.connections.clone();
-            let listener = Listener::new(listener, "otlp-http", &limits, metrics.clone());
-            let app = http::router(ingest.clone());
+            let mut listener = Listener::new(listener, "otlp-http", &limits, metrics.clone());
+            if let Some(tls) =
+                server_tls("otlp-http", l.tls.as_ref(), weir_tls::ALPN_HTTP, &reloader)?
+            {
+                listener = listener.with_tls(tls);
+            }
+            let auth = listener_auth("otlp-http", l.auth.as_ref(), &reloader)?;
+            let app = http::router(ingest.clone(), auth);
             let shutdown = wait_for(stopped.clone());
             receivers.spawn(listen::serve_http(listener, app, limits, shutdown));
             addr
@@ -267,13 +296,9 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
     };
 
     let admin_metrics = metrics.clone();
-    let admin_state = Arc::new(AdminState {
-        metrics,
-        ready: Default::default(),
-        manager,
-        token: config.admin.token.clone(),
-    });
-    let admin_listener = bind("admin", &config.admin.endpoint).await?;
+    // Announced ("listening") once the token is published, so that a client that waits for the
+    // announcement finds the token.
+    let admin_listener = bind_quiet("admin", &config.admin.endpoint).await?;
     let admin_addr = admin_listener
         .local_addr()
         .map_err(|source| StartError::Bind {
@@ -281,9 +306,42 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
             addr: parse_addr(&config.admin.endpoint).unwrap_or(([0, 0, 0, 0], 0).into()),
             source,
         })?;
+    // Without a configured token weir makes one, and publishes it where the CLI looks.
+    let (token, published_token) = match &config.admin.token {
+        Some(t) => (t.clone(), None),
+        None => {
+            let state = |e: std::io::Error| StartError::State(format!("admin token: {e}"));
+            let t = admin::token::load_or_create(config.state_dir.as_deref()).map_err(state)?;
+            let path = admin::token::publish(admin_addr.port(), &t).map_err(state)?;
+            tracing::info!(file = %path.display(), "admin API token made (the weir CLI reads it from this file)");
+            (t, Some(path))
+        }
+    };
+    let admin_state = Arc::new(AdminState {
+        metrics,
+        ready: Default::default(),
+        manager,
+        access: admin::Access {
+            token: Some(token),
+            client_identities: config.admin.client_identities.clone(),
+            trust_loopback: config.admin.trust_loopback,
+            protect_reads: config.admin.protect_reads,
+        },
+        reloader: reloader.clone(),
+    });
+    tracing::info!(listener = "admin", addr = %admin_addr, tls = config.admin.tls.is_some(), "listening");
     let admin_app = admin::router(admin_state.clone());
     let limits = config.limits.connections.clone();
-    let admin_listener = Listener::new(admin_listener, "admin", &limits, admin_metrics);
+    let mut admin_listener = Listener::new(admin_listener, "admin", &limits, admin_metrics.clone());
+    if let Some(tls) = server_tls(
+        "admin",
+        config.admin.tls.as_ref(),
+        weir_tls::ALPN_HTTP,
+        &reloader,
+    )? {
+        admin_listener = admin_listener.with_tls(tls);
+    }
+    let reload_task = reloader.clone().watch(admin_metrics);
     // The admin listener outlives the receivers' drain so that /metrics stays readable until the end.
     let admin_task = tokio::spawn(listen::serve_http(
         admin_listener,
@@ -302,6 +360,8 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
         admin: admin_state,
         receivers,
         admin_task,
+        reload_task,
+        published_token,
         shutdown_timeout: config.limits.shutdown_timeout,
     })
 }
@@ -333,7 +393,54 @@ impl Running {
             }
         }
         self.admin_task.abort();
+        self.reload_task.abort();
+        if let Some(path) = &self.published_token {
+            let _ = std::fs::remove_file(path);
+        }
     }
+}
+
+/// The reloading server configuration of `listener`'s `tls`, registered with `reloader`.
+fn server_tls(
+    listener: &'static str,
+    tls: Option<&ServerTlsConfig>,
+    alpn: &'static [&'static [u8]],
+    reloader: &Reloader,
+) -> Result<Option<Arc<Reloading<weir_tls::rustls::ServerConfig>>>, StartError> {
+    let Some(tls) = tls else { return Ok(None) };
+    let c = tls.clone();
+    let config = Reloading::new(listener, weir_tls::server_files(tls), move || {
+        weir_tls::server_config(&c, alpn).map_err(|e| e.to_string())
+    })
+    .map_err(|message| StartError::Tls {
+        what: format!("{listener} tls"),
+        message,
+    })?;
+    reloader.add(config.clone());
+    tracing::info!(
+        listener,
+        mtls = tls.client_ca.is_some(),
+        "TLS on; certificates are re-read when they change"
+    );
+    Ok(Some(config))
+}
+
+/// The credentials of `listener`'s `auth`, its token file registered with `reloader`.
+fn listener_auth(
+    listener: &'static str,
+    auth: Option<&IngressAuthConfig>,
+    reloader: &Reloader,
+) -> Result<Option<Arc<Authenticator>>, StartError> {
+    let Some(auth) = auth else { return Ok(None) };
+    let (authenticator, file) =
+        Authenticator::new(auth, listener).map_err(|message| StartError::Tls {
+            what: format!("{listener} auth"),
+            message,
+        })?;
+    if let Some(file) = file {
+        reloader.add(file as Arc<dyn Reload>);
+    }
+    Ok(Some(Arc::new(authenticator)))
 }
 
 /// Loads every configured filter as [`start`] would (compile, link, `init` with the configured exporter
@@ -425,6 +532,14 @@ pub fn load_filter(
 }
 
 async fn bind(listener: &'static str, endpoint: &str) -> Result<TcpListener, StartError> {
+    let l = bind_quiet(listener, endpoint).await?;
+    if let Ok(bound) = l.local_addr() {
+        tracing::info!(listener, addr = %bound, "listening");
+    }
+    Ok(l)
+}
+
+async fn bind_quiet(listener: &'static str, endpoint: &str) -> Result<TcpListener, StartError> {
     let addr =
         parse_addr(endpoint).map_err(|m| ConfigError::Invalid(format!("{listener}: {m}")))?;
     let l = TcpListener::bind(addr)
@@ -434,8 +549,6 @@ async fn bind(listener: &'static str, endpoint: &str) -> Result<TcpListener, Sta
             addr,
             source,
         })?;
-    let bound = l.local_addr().unwrap_or(addr);
-    tracing::info!(listener, addr = %bound, "listening");
     Ok(l)
 }
 

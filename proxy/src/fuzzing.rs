@@ -44,7 +44,13 @@ fn admin() -> &'static Admin {
                 metrics,
                 ready: true.into(),
                 manager,
-                token: Some("secret".into()),
+                // Loopback peers reach the handlers, remote ones the credential check.
+                access: crate::admin::Access {
+                    token: Some("secret".into()),
+                    trust_loopback: true,
+                    ..Default::default()
+                },
+                reloader: Default::default(),
             }))
         });
         Admin { rt, router }

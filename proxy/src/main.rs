@@ -56,7 +56,8 @@ struct AdminArgs {
     /// weir's admin API.
     #[arg(long, default_value = "http://127.0.0.1:9901", env = "WEIR_ADMIN")]
     admin: String,
-    /// Bearer token (needed from non-loopback addresses).
+    /// The admin token. Default: the one the weir on that port made at start (its file under
+    /// $XDG_RUNTIME_DIR/weir/ or /tmp/weir-UID/), when it made one.
     #[arg(long, env = "WEIR_TOKEN")]
     token: Option<String>,
 }
@@ -263,14 +264,18 @@ fn build_config(args: &RunArgs) -> anyhow::Result<Config> {
         None => Config::default(),
     };
     if let Some(a) = &args.otlp_grpc {
-        config.receivers.otlp.grpc = Some(ListenerConfig {
-            endpoint: a.clone(),
-        });
+        // The address changes; the file's TLS and auth settings for the listener stay.
+        match &mut config.receivers.otlp.grpc {
+            Some(l) => l.endpoint = a.clone(),
+            None => config.receivers.otlp.grpc = Some(ListenerConfig::new(a.clone())),
+        }
     }
     if let Some(a) = &args.otlp_http {
-        config.receivers.otlp.http = Some(ListenerConfig {
-            endpoint: a.clone(),
-        });
+        // The address changes; the file's TLS and auth settings for the listener stay.
+        match &mut config.receivers.otlp.http {
+            Some(l) => l.endpoint = a.clone(),
+            None => config.receivers.otlp.http = Some(ListenerConfig::new(a.clone())),
+        }
     }
     if let Some(url) = &args.upstream {
         // The upstream replaces the file's exporters; pipelines keep their filters. An exporter of the

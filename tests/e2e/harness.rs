@@ -207,6 +207,22 @@ impl Weir {
         );
     }
 
+    /// Waits until metric `name_and_labels` reads at least `want` (bounded as
+    /// [`Weir::wait_for_metric`]), for counts a client library's retries decide; returns the value.
+    pub async fn wait_for_metric_at_least(&self, name_and_labels: &str, want: f64) -> f64 {
+        for _ in 0..500 {
+            let now = self.metric(name_and_labels).await;
+            if now >= want {
+                return now;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!(
+            "{name_and_labels} never reached {want} (now {})",
+            self.metric(name_and_labels).await
+        );
+    }
+
     pub async fn metric(&self, name_and_labels: &str) -> f64 {
         let (status, _, body) = get(&format!("http://{}/metrics", self.admin)).await;
         assert_eq!(status, 200);

@@ -19,4 +19,5 @@ mod sampler;
 mod sdk;
 mod signing;
 mod slow_clients;
+mod tls;
 mod upstream_failures;

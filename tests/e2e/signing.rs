@@ -111,9 +111,13 @@ async fn only_modules_signed_by_a_trusted_key_are_accepted() {
     );
     refused(push(&weir, "bad", &tampered), "does not match this module");
     // The API answers 403, and nothing changed: only the signed filter is there, and it runs.
+    let token = weir::admin::token::discover(weir.admin.port()).expect("weir published its token");
     let (status, _, body) = post(
         &format!("http://{}/v1/modules", weir.admin),
-        &[("content-type", "application/wasm")],
+        &[
+            ("content-type", "application/wasm"),
+            ("authorization", &format!("Bearer {token}")),
+        ],
         module.clone(),
     )
     .await;
@@ -136,7 +140,7 @@ async fn only_modules_signed_by_a_trusted_key_are_accepted() {
             f["action"] == action
                 && f["result"] == result
                 && f["sha256"] == sha256.as_str()
-                && f["auth"] == "loopback"
+                && f["auth"] == "token"
                 && f["peer"]
                     .as_str()
                     .is_some_and(|p| p.starts_with("127.0.0.1:"))

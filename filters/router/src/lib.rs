@@ -1,7 +1,8 @@
 //! The router filter: labels each item with the exporters it goes to.
 //!
 //! Config (JSON): `routes`, a list of rules tried in order, each with `from` (`resource_attribute`,
-//! `header` or `attribute`), `key`, one of `exact`, `prefix` or `regex` (none: the key is present) and
+//! `header`, `attribute`, or `tenant`: the tenant the receiver's `auth` gave the request), `key` (not
+//! for `tenant`), one of `exact`, `prefix` or `regex` (none: the key is present) and
 //! `exporters`; `default`, the exporters for items no rule matches (absent: the pipeline's `exporters`);
 //! `match`, `first` (default) or `all` (the union of every matching rule). Exporter names are checked
 //! against weir's configuration at `init`, so a typo refuses the filter instead of losing data.
@@ -50,6 +51,7 @@ enum Source {
     Header(usize),
     Resource(usize),
     Attribute(usize),
+    Tenant,
 }
 
 /// The distinct keys of the rules that look at `from`, and each rule's source.
@@ -63,6 +65,7 @@ fn sources(router: &Router) -> (Vec<Source>, [Vec<String>; 3]) {
                 From::Header => (0, Source::Header),
                 From::ResourceAttribute => (1, Source::Resource),
                 From::Attribute => (2, Source::Attribute),
+                From::Tenant => return Source::Tenant,
             };
             let list = &mut keys[slot];
             let at = match list.iter().position(|k| *k == r.key) {
@@ -85,6 +88,12 @@ impl RouterFilter {
         let [header_keys, resource_keys, attribute_keys] = &self.keys;
         // Headers are the same for the whole batch: each one the rules name is read once.
         let headers: Vec<Option<String>> = header_keys.iter().map(|k| batch.header(k)).collect();
+        // So is the tenant; read only when a rule looks at it.
+        let tenant = sources
+            .iter()
+            .any(|s| matches!(s, Source::Tenant))
+            .then(|| batch.tenant())
+            .flatten();
         let resource_values = |res: u32| -> Vec<Option<String>> {
             resource_keys
                 .iter()
@@ -110,6 +119,7 @@ impl RouterFilter {
                     Source::Header(h) => headers[h].as_deref(),
                     Source::Resource(r) => values[r].as_deref(),
                     Source::Attribute(_) => None,
+                    Source::Tenant => tenant.as_deref(),
                 });
                 count(d, items_per_resource[res as usize]);
                 if let Some(set) = d.set() {
@@ -166,6 +176,7 @@ impl RouterFilter {
                         Source::Header(h) => headers[h].as_deref(),
                         Source::Resource(r) => values[r].as_deref(),
                         Source::Attribute(c) => columns[c][item as usize].as_deref(),
+                        Source::Tenant => tenant.as_deref(),
                     }));
                 }
                 for d in &decisions {

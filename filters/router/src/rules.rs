@@ -13,6 +13,8 @@ pub enum From {
     Header,
     /// An attribute of the span or log record (of a metric's first data point).
     Attribute,
+    /// The request's tenant, as the receiver's `auth` decided it (no `key`).
+    Tenant,
 }
 
 /// One rule as configured.
@@ -21,7 +23,8 @@ pub enum From {
 pub struct RuleConfig {
     /// Where to look.
     pub from: From,
-    /// The attribute key or header name.
+    /// The attribute key or header name (none for `tenant`).
+    #[serde(default)]
     pub key: String,
     /// The value equals this.
     pub exact: Option<String>,
@@ -168,8 +171,12 @@ impl Router {
         let mut rules = Vec::new();
         for (i, r) in config.routes.into_iter().enumerate() {
             let what = format!("routes[{i}]");
-            if r.key.is_empty() {
-                return Err(format!("{what}.key: must not be empty"));
+            match (r.from, r.key.is_empty()) {
+                (From::Tenant, false) => {
+                    return Err(format!("{what}.key: a tenant rule has no key"));
+                }
+                (From::Tenant, true) | (_, false) => {}
+                (_, true) => return Err(format!("{what}.key: must not be empty")),
             }
             if r.exporters.is_empty() {
                 return Err(format!("{what}.exporters: name at least one exporter"));
@@ -290,7 +297,8 @@ mod tests {
             {"from": "resource_attribute", "key": "tenant", "exact": "acme", "exporters": ["acme"]},
             {"from": "header", "key": "X-Team", "prefix": "pay", "exporters": ["payments", "archive"]},
             {"from": "attribute", "key": "http.route", "regex": "^/internal/", "exporters": ["internal"]},
-            {"from": "attribute", "key": "debug", "exporters": ["archive"]}
+            {"from": "attribute", "key": "debug", "exporters": ["archive"]},
+            {"from": "tenant", "exact": "team-t", "exporters": ["acme"]}
         ],
         "default": ["primary"]
     }"#;
@@ -335,6 +343,10 @@ mod tests {
         assert_eq!(names(&r, d), Some(vec!["primary"]), "the regex is anchored");
         let d = r.decide(values(&[(From::Attribute, "debug", "")]));
         assert_eq!(names(&r, d), Some(vec!["archive"]), "presence matches");
+        let d = r.decide(values(&[(From::Tenant, "", "team-t")]));
+        assert_eq!(names(&r, d), Some(vec!["acme"]), "the tenant routes");
+        let d = r.decide(values(&[(From::Tenant, "", "team-u")]));
+        assert_eq!(names(&r, d), Some(vec!["primary"]));
     }
 
     #[test]
@@ -382,6 +394,8 @@ mod tests {
             r#"{"routes": [{"from": "header", "key": "a", "regex": "(", "exporters": ["primary"]}]}"#,
             r#"{"routes": [{"from": "header", "key": "a", "exporters": []}]}"#,
             r#"{"routes": [{"from": "header", "key": "", "exporters": ["primary"]}]}"#,
+            r#"{"routes": [{"from": "header", "exporters": ["primary"]}]}"#,
+            r#"{"routes": [{"from": "tenant", "key": "x", "exporters": ["primary"]}]}"#,
         ] {
             assert!(Router::new(config(bad), &known()).is_err(), "{bad}");
         }

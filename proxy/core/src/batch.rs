@@ -13,6 +13,9 @@ pub struct RequestContext {
     pub peer: Option<std::net::SocketAddr>,
     /// The request's headers (gRPC metadata), which filters may read: shared, never copied per filter.
     pub headers: std::sync::Arc<http::HeaderMap>,
+    /// The tenant the receiver's `auth` put the request in (by its token or client certificate);
+    /// `None` on a receiver without `auth`.
+    pub tenant: Option<std::sync::Arc<str>>,
     /// When the request must be answered: the sooner of `limits.request_timeout` and the client's
     /// own deadline (`grpc-timeout`).
     pub deadline: Instant,

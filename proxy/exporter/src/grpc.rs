@@ -10,11 +10,11 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Limited};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tonic::{Code, Status};
 
 use super::body::{Chunks, Prepared};
+use super::connect::Connector;
 use super::upstream::Upstream;
 use weir_core::config::OtlpExporterConfig;
 use weir_core::{ExportError, PartialSuccess, Signal};
@@ -27,7 +27,7 @@ const MAX_RESPONSE_BYTES: usize = 1 << 20;
 /// An OTLP/gRPC exporter.
 #[derive(Debug)]
 pub struct GrpcExporter {
-    client: Client<HttpConnector, Chunks>,
+    client: Client<Connector, Chunks>,
     /// The `Export` method's URI per signal.
     uris: [Uri; 3],
     /// The configured headers and the gRPC ones.
@@ -45,7 +45,11 @@ fn signal_index(s: Signal) -> usize {
 
 impl GrpcExporter {
     /// Builds the client; the connection is made on first use and re-made after failures.
-    pub fn new(config: &OtlpExporterConfig) -> Result<Self, String> {
+    pub fn new(
+        name: &str,
+        config: &OtlpExporterConfig,
+        reloader: &weir_tls::Reloader,
+    ) -> Result<Self, String> {
         let uri = config.uri()?;
         let base = uri.to_string().trim_end_matches('/').to_string();
         let uri_of = |s: Signal| -> Result<Uri, String> {
@@ -66,7 +70,7 @@ impl GrpcExporter {
             .http2_keep_alive_interval(Duration::from_secs(30))
             .http2_keep_alive_timeout(Duration::from_secs(10))
             .pool_idle_timeout(Duration::from_secs(90))
-            .build(upstream.connector());
+            .build(Connector::new(name, config, true, reloader)?);
         let mut headers = upstream.headers.clone();
         headers.insert(
             header::CONTENT_TYPE,

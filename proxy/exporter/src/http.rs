@@ -6,10 +6,10 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderValue, Request, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use super::body::{Chunks, Prepared};
+use super::connect::Connector;
 use super::upstream::Upstream;
 use weir_core::ExportError;
 use weir_core::config::OtlpExporterConfig;
@@ -22,7 +22,7 @@ const MAX_RESPONSE_BYTES: usize = 1 << 20;
 /// An OTLP/HTTP exporter.
 #[derive(Debug)]
 pub struct HttpExporter {
-    client: Client<HttpConnector, Chunks>,
+    client: Client<Connector, Chunks>,
     base: String,
     /// The configured headers and the OTLP/HTTP ones.
     headers: HeaderMap,
@@ -31,12 +31,16 @@ pub struct HttpExporter {
 
 impl HttpExporter {
     /// Builds the client.
-    pub fn new(config: &OtlpExporterConfig) -> Result<Self, String> {
+    pub fn new(
+        name: &str,
+        config: &OtlpExporterConfig,
+        reloader: &weir_tls::Reloader,
+    ) -> Result<Self, String> {
         let uri = config.uri()?;
         let upstream = Upstream::new(config)?;
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
-            .build(upstream.connector());
+            .build(Connector::new(name, config, false, reloader)?);
         let mut headers = upstream.headers.clone();
         headers.insert(
             header::CONTENT_TYPE,

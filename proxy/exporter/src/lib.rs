@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 pub mod body;
+mod connect;
 mod debug;
 pub mod durable;
 mod grpc;
@@ -84,7 +85,12 @@ pub enum Exporter {
 
 impl Exporter {
     /// Builds an exporter. Must run inside a tokio runtime (connections are made lazily).
-    pub fn build(name: &str, config: &ExporterConfig) -> Result<Self, BuildError> {
+    /// An `https://` upstream's TLS settings are registered with `reloader`.
+    pub fn build(
+        name: &str,
+        config: &ExporterConfig,
+        reloader: &weir_tls::Reloader,
+    ) -> Result<Self, BuildError> {
         let err = |message: String| BuildError {
             name: name.to_string(),
             message,
@@ -92,8 +98,12 @@ impl Exporter {
         Ok(match config {
             ExporterConfig::Debug(d) => Exporter::Debug(DebugExporter::new(d.verbosity)),
             ExporterConfig::Otlp(o) => match o.protocol {
-                OtlpProtocol::Grpc => Exporter::Grpc(GrpcExporter::new(o).map_err(err)?),
-                OtlpProtocol::Http => Exporter::Http(HttpExporter::new(o).map_err(err)?),
+                OtlpProtocol::Grpc => {
+                    Exporter::Grpc(GrpcExporter::new(name, o, reloader).map_err(err)?)
+                }
+                OtlpProtocol::Http => {
+                    Exporter::Http(HttpExporter::new(name, o, reloader).map_err(err)?)
+                }
             },
         })
     }

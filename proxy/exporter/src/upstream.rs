@@ -1,10 +1,9 @@
 //! What both OTLP exporters take from their configuration the same way: the configured headers, the
-//! compression, the attempt timeout, the retry policy, and a connector with `TCP_NODELAY`.
+//! compression, the attempt timeout and the retry policy.
 
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
-use hyper_util::client::legacy::connect::HttpConnector;
 use weir_core::config::{OtlpExporterConfig, RetryConfig};
 use weir_wire::codec::Encoding;
 
@@ -37,14 +36,5 @@ impl Upstream {
             timeout: config.timeout,
             retry: config.retry.clone(),
         })
-    }
-
-    /// A connector with `TCP_NODELAY` (a request's last frame must not wait for an ACK) and the
-    /// attempt timeout as connect timeout.
-    pub fn connector(&self) -> HttpConnector {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(self.timeout));
-        connector
     }
 }

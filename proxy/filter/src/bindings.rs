@@ -17,10 +17,12 @@ pub mod v0_1 {
     });
 }
 
-/// `weir:filter@0.2.0`: bulk access, scopes and points, host kernels, shared state.
+/// `weir:filter@0.2.1`: bulk access, scopes and points, host kernels, shared state (0.2.0), and the
+/// tenant (0.2.1). Filters built against 0.2.0 link to it too: wasmtime matches semver-compatible
+/// imports and exports, and 0.2.0's imports are a subset of 0.2.1's.
 pub mod v0_2 {
     wasmtime::component::bindgen!({
-        path: "../../wit/0.2.0",
+        path: "../../wit/0.2.1",
         world: "filter",
         imports: { default: trappable },
         additional_derives: [PartialEq],

@@ -29,6 +29,24 @@ pub enum Verdict {
     Reject(String),
 }
 
+/// The `weir:filter` 0.2 version a component was built against (`0.2.0` or `0.2.1`), read from the
+/// name of the `types` interface it imports: both link to the same bindings.
+fn exported_version(
+    engine: &wasmtime::Engine,
+    component: &wasmtime::component::Component,
+) -> &'static str {
+    let ty = component.component_type();
+    for (name, _) in ty.imports(engine) {
+        if let Some(version) = name.strip_prefix("weir:filter/types@") {
+            return match version {
+                "0.2.0" => "0.2.0",
+                _ => "0.2.1",
+            };
+        }
+    }
+    "0.2.1"
+}
+
 /// A component's exports, by the interface version it was built against.
 enum Bindings {
     V01(v0_1::Filter),
@@ -269,7 +287,10 @@ impl LoadedFilter {
             .map_err(|e| FilterError::Link(format!("{e:#}")))?;
         // The exports say which version a component implements: try the newest first.
         let (pre, interface) = match v0_2::FilterPre::new(linked.clone()) {
-            Ok(p) => (Pre::V02(p), "0.2.0"),
+            Ok(p) => (
+                Pre::V02(p),
+                exported_version(runtime.engine(), &module.component),
+            ),
             Err(e2) => match v0_1::FilterPre::new(linked) {
                 Ok(p) => (Pre::V01(p), "0.1.0"),
                 Err(_) => return Err(FilterError::Link(format!("{e2:#}"))),
@@ -678,6 +699,27 @@ mod tests {
         assert!(pool.checkout(Duration::from_millis(1)).is_none());
         pool.checkin(7);
         assert!(matches!(pool.checkout(Duration::ZERO), Some(Slot::Idle(7))));
+    }
+
+    #[test]
+    fn a_filter_built_against_0_2_0_links_to_the_0_2_1_host_and_says_so() {
+        let runtime = Arc::new(Runtime::new(None).unwrap());
+        let bytes = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/data/filters-v0.2.0/set_attribute.wasm"
+        ))
+        .unwrap();
+        let module = runtime.compile(&bytes).unwrap();
+        let spec = FilterSpec {
+            name: "old".into(),
+            config: r#"{"key": "k", "value": "v"}"#.into(),
+            on_error: OnError::FailClosed,
+            limits: Default::default(),
+        };
+        let metrics = Arc::new(Metrics::new());
+        let filter =
+            LoadedFilter::load(runtime, spec, module, Signal::Traces, metrics, None).unwrap();
+        assert_eq!(filter.interface, "0.2.0");
     }
 
     #[test]

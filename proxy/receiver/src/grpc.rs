@@ -26,7 +26,9 @@ use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 use weir_wire::response::ExportResponse;
 
-use super::{Admitted, Ingest};
+use super::auth::Authenticator;
+use super::listen::ConnInfo;
+use super::{Admitted, Ingest, Origin};
 use weir_core::telemetry::{RefuseReason, Transport};
 use weir_core::{Body, Encoded, Refusal, Signal};
 
@@ -34,12 +36,19 @@ use weir_core::{Body, Encoded, Refusal, Signal};
 #[derive(Debug, Clone)]
 pub struct GrpcReceiver {
     ingest: Arc<Ingest>,
+    auth: Option<Arc<Authenticator>>,
 }
 
 impl GrpcReceiver {
-    /// A receiver feeding `ingest`.
+    /// A receiver feeding `ingest`, open to anyone who can connect.
     pub fn new(ingest: Arc<Ingest>) -> Self {
-        Self { ingest }
+        Self { ingest, auth: None }
+    }
+
+    /// Lets in only requests `auth` authenticates (UNAUTHENTICATED otherwise).
+    pub fn with_auth(mut self, auth: Option<Arc<Authenticator>>) -> Self {
+        self.auth = auth;
+        self
     }
 
     /// The routes for tonic's server: one [`ExportService`] per signal; any other method is
@@ -51,6 +60,7 @@ impl GrpcReceiver {
                 signal.grpc_path(),
                 ExportService {
                     ingest: self.ingest.clone(),
+                    auth: self.auth.clone(),
                     signal,
                 },
             );
@@ -68,6 +78,7 @@ impl GrpcReceiver {
 #[derive(Debug, Clone)]
 pub struct ExportService {
     ingest: Arc<Ingest>,
+    auth: Option<Arc<Authenticator>>,
     signal: Signal,
 }
 
@@ -89,6 +100,20 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let (ingest, signal) = (self.ingest.clone(), self.signal);
+        let conn = req.extensions().get::<ConnInfo>();
+        let peer = conn.map(|c| c.peer);
+        let tenant = match &self.auth {
+            None => None,
+            Some(auth) => match auth.authenticate(req.headers(), conn) {
+                Ok(tenant) => Some(tenant),
+                Err(e) => {
+                    // Before admission: a client without credentials costs no slot and no read.
+                    ingest.refused_early(signal, Transport::Grpc, RefuseReason::Unauthenticated);
+                    let status = Status::unauthenticated(e.to_string());
+                    return Box::pin(std::future::ready(Ok(status.into_http())));
+                }
+            },
+        };
         let admitted = match ingest.admit(signal, Transport::Grpc, ingest.expected_grpc_cost()) {
             Ok(a) => a,
             Err(busy) => {
@@ -110,6 +135,8 @@ where
                 ingest: ingest.clone(),
                 signal,
                 admitted: Some(admitted),
+                peer,
+                tenant,
             };
             // A client that trickles its message is cut off, and its admission slot freed.
             let deadline = ingest.limits().connections.body_read_timeout;
@@ -136,6 +163,8 @@ struct Export {
     ingest: Arc<Ingest>,
     signal: Signal,
     admitted: Option<Admitted>,
+    peer: Option<std::net::SocketAddr>,
+    tenant: Option<Arc<str>>,
 }
 
 impl UnaryService<Bytes> for Export {
@@ -144,12 +173,12 @@ impl UnaryService<Bytes> for Export {
 
     fn call(&mut self, req: Request<Bytes>) -> Self::Future {
         let (ingest, signal, admitted) = (self.ingest.clone(), self.signal, self.admitted.take());
+        let (peer, tenant) = (self.peer, self.tenant.take());
         Box::pin(async move {
             let retry_after = ingest.limits().retry_after;
             // tonic calls a unary handler once; the admission is there.
             let mut admitted =
                 admitted.ok_or_else(|| Status::internal("request admitted twice"))?;
-            let peer = req.remote_addr();
             let timeout = req
                 .metadata()
                 .get("grpc-timeout")
@@ -168,8 +197,11 @@ impl UnaryService<Bytes> for Export {
                     admitted,
                     Body::from_encoded(encoded),
                     Transport::Grpc,
-                    peer,
-                    metadata.into_headers(),
+                    Origin {
+                        peer,
+                        headers: metadata.into_headers(),
+                        tenant,
+                    },
                     timeout,
                 )
                 .await

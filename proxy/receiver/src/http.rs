@@ -4,8 +4,8 @@
 //!
 //! Status codes per the OTLP specification: 400 (body: `google.rpc.Status`) for undecodable data, 415 for
 //! an unsupported content type or encoding, 413 above a size limit (checked on the wire and after
-//! decompression), 503 with `Retry-After` when weir or the upstream cannot take more. The response uses
-//! the request's content type.
+//! decompression), 503 with `Retry-After` when weir or the upstream cannot take more, 401 without the
+//! credentials the receiver's `auth` asks for. The response uses the request's content type.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,23 +22,27 @@ use http_body_util::{BodyExt, Limited};
 use prost::Message;
 use tonic::Code;
 
+use super::auth::Authenticator;
 use super::decode::{self, ContentType, DecodeError};
-use super::{Busy, Ingest, memory};
+use super::listen::ConnInfo;
+use super::{Busy, Ingest, Origin, memory};
 use weir_core::telemetry::{RefuseReason, Transport};
 use weir_core::{PartialSuccess, Refusal, Signal};
 use weir_wire::codec::Encoding;
 
-/// The router for the OTLP/HTTP endpoints.
-pub fn router(ingest: Arc<Ingest>) -> Router {
+/// The router for the OTLP/HTTP endpoints; with `auth`, only requests it authenticates are let in
+/// (401 otherwise).
+pub fn router(ingest: Arc<Ingest>, auth: Option<Arc<Authenticator>>) -> Router {
     let mut router = Router::new();
     for signal in Signal::ALL {
+        let auth = auth.clone();
         router = router.route(
             &format!("/v1/{}", signal.as_str()),
             post(
                 move |State(ingest): State<Arc<Ingest>>,
                       ConnectInfo(peer): ConnectInfo<SocketAddr>,
                       req: Request<Body>| async move {
-                    export(&ingest, signal, peer, req).await
+                    export(&ingest, auth.as_deref(), signal, peer, req).await
                 },
             ),
         );
@@ -49,17 +53,29 @@ pub fn router(ingest: Arc<Ingest>) -> Router {
         .with_state(ingest)
 }
 
-async fn export(ingest: &Ingest, signal: Signal, peer: SocketAddr, req: Request<Body>) -> Response {
+async fn export(
+    ingest: &Ingest,
+    auth: Option<&Authenticator>,
+    signal: Signal,
+    peer: SocketAddr,
+    req: Request<Body>,
+) -> Response {
     let started = Instant::now();
     let _in_flight = ingest.metrics().in_flight(Transport::Http);
-    let response = handle(ingest, signal, peer, req).await;
+    let response = handle(ingest, auth, signal, peer, req).await;
     ingest
         .metrics()
         .request_finished(signal, Transport::Http, started.elapsed());
     response
 }
 
-async fn handle(ingest: &Ingest, signal: Signal, peer: SocketAddr, req: Request<Body>) -> Response {
+async fn handle(
+    ingest: &Ingest,
+    auth: Option<&Authenticator>,
+    signal: Signal,
+    peer: SocketAddr,
+    req: Request<Body>,
+) -> Response {
     let limits = ingest.limits();
     let (parts, body) = req.into_parts();
     let headers = &parts.headers;
@@ -77,6 +93,27 @@ async fn handle(ingest: &Ingest, signal: Signal, peer: SocketAddr, req: Request<
             "unsupported content type: use application/x-protobuf or application/json",
             None,
         );
+    };
+    // Before admission: a client without credentials costs no slot and no read.
+    let tenant = match auth {
+        None => None,
+        Some(auth) => match auth.authenticate(headers, parts.extensions.get::<ConnInfo>()) {
+            Ok(tenant) => Some(tenant),
+            Err(e) => {
+                ingest.refused_early(signal, Transport::Http, RefuseReason::Unauthenticated);
+                let mut response = error(
+                    content_type,
+                    StatusCode::UNAUTHORIZED,
+                    Code::Unauthenticated,
+                    &e.to_string(),
+                    None,
+                );
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                return response;
+            }
+        },
     };
     let encoding = match headers.get(header::CONTENT_ENCODING).map(|v| v.to_str()) {
         None => None,
@@ -187,8 +224,11 @@ async fn handle(ingest: &Ingest, signal: Signal, peer: SocketAddr, req: Request<
             admitted,
             body,
             Transport::Http,
-            Some(peer),
-            parts.headers,
+            Origin {
+                peer: Some(peer),
+                headers: parts.headers,
+                tenant,
+            },
             None,
         )
         .await

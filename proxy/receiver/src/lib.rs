@@ -5,6 +5,7 @@
 // One exception, allowed where it is: `malloc_trim` in `memory`.
 #![deny(unsafe_code)]
 
+pub mod auth;
 pub mod decode;
 pub mod grpc;
 pub mod http;
@@ -197,10 +198,14 @@ impl Ingest {
         admitted: Admitted,
         body: Body,
         transport: Transport,
-        peer: Option<SocketAddr>,
-        headers: ::http::HeaderMap,
+        origin: Origin,
         client_timeout: Option<Duration>,
     ) -> Result<PartialSuccess, Refusal> {
+        let Origin {
+            peer,
+            headers,
+            tenant,
+        } = origin;
         let signal = body.signal();
         let items = body.items();
         self.metrics.items_received(signal, transport, items);
@@ -213,6 +218,7 @@ impl Ingest {
             context: RequestContext {
                 peer,
                 headers: std::sync::Arc::new(headers),
+                tenant,
                 deadline,
             },
             routing: None,
@@ -237,4 +243,15 @@ impl Ingest {
             _ => self.limits.retry_after,
         }
     }
+}
+
+/// Where a request came from: what filters may see of it beside its payload.
+#[derive(Debug, Default)]
+pub struct Origin {
+    /// The client's address.
+    pub peer: Option<SocketAddr>,
+    /// The request's headers (gRPC metadata).
+    pub headers: ::http::HeaderMap,
+    /// The tenant the receiver's `auth` put it in.
+    pub tenant: Option<std::sync::Arc<str>>,
 }

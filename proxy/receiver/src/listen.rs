@@ -6,6 +6,13 @@
 //!
 //! A connection past the cap is accepted and closed at once, and counted: a client sees its connection
 //! close (and retries elsewhere or later) instead of waiting in the kernel's backlog for a slot.
+//!
+//! With TLS, the handshake runs in the connection's own task (never in the accept loop, so one slow
+//! client cannot hold up the next), under the header deadline, with the server configuration current
+//! when the client connected: a certificate reloaded meanwhile applies to the next connection, and
+//! connections already open are not disturbed. A failed handshake is counted
+//! (`weir_tls_handshake_failures_total`). What the client's certificate says ([`ConnInfo`]) goes with
+//! every request on the connection.
 
 use std::future::Future;
 use std::io;
@@ -28,21 +35,54 @@ use tower::ServiceExt;
 
 use weir_core::config::ConnectionLimits;
 use weir_core::telemetry::{InFlightGuard, Metrics};
+use weir_tls::rustls::ServerConfig;
+use weir_tls::tokio_rustls::{TlsAcceptor, server::TlsStream};
+use weir_tls::{ClientIdentity, Reloading};
 
-/// A TCP listener that keeps at most `max_per_listener` connections open.
+/// A TCP listener that keeps at most `max_per_listener` connections open, optionally with TLS.
 pub struct Listener {
     inner: TcpListener,
     name: &'static str,
     permits: Arc<Semaphore>,
     metrics: Arc<Metrics>,
+    tls: Option<Arc<Reloading<ServerConfig>>>,
+    handshake_timeout: Duration,
 }
 
-/// An accepted connection: the stream, its slot under the cap and its place in the open gauge, both
+/// A connection accepted within the cap whose TLS handshake (if any) is still to come.
+pub struct Pending {
+    io: TcpStream,
+    peer: SocketAddr,
+    permit: OwnedSemaphorePermit,
+    open: InFlightGuard,
+    tls: Option<Arc<ServerConfig>>,
+    handshake_timeout: Duration,
+    name: &'static str,
+    metrics: Arc<Metrics>,
+}
+
+/// Who is on the other end of a connection: its address and, over mTLS, its certificate's names.
+/// Every request on the connection carries it as an extension (tonic's `ConnectInfo`).
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The verified client certificate's identity, when the client presented one.
+    pub identity: Option<Arc<ClientIdentity>>,
+}
+
+/// An established connection: the stream, its slot under the cap and its place in the open gauge, both
 /// given back when it is dropped.
 pub struct Conn {
-    io: TcpStream,
+    io: Io,
+    info: ConnInfo,
     _permit: OwnedSemaphorePermit,
     _open: InFlightGuard,
+}
+
+enum Io {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
 }
 
 impl Listener {
@@ -58,11 +98,19 @@ impl Listener {
             name,
             permits: Arc::new(Semaphore::new(limits.max_per_listener.max(1))),
             metrics,
+            tls: None,
+            handshake_timeout: limits.header_read_timeout,
         }
     }
 
+    /// Serves TLS with `config`'s current server configuration.
+    pub fn with_tls(mut self, config: Arc<Reloading<ServerConfig>>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
     /// The next connection within the cap (ones past it are closed and counted).
-    pub async fn accept(&self) -> (Conn, SocketAddr) {
+    pub async fn accept(&self) -> Pending {
         loop {
             let (io, peer) = match self.inner.accept().await {
                 Ok(c) => c,
@@ -82,24 +130,106 @@ impl Listener {
             };
             let _ = io.set_nodelay(true);
             let open = self.metrics.connection_opened(self.name);
-            return (
-                Conn {
-                    io,
-                    _permit: permit,
-                    _open: open,
-                },
+            return Pending {
+                io,
                 peer,
-            );
+                permit,
+                open,
+                tls: self.tls.as_ref().map(|t| t.current()),
+                handshake_timeout: self.handshake_timeout,
+                name: self.name,
+                metrics: self.metrics.clone(),
+            };
         }
     }
 
-    /// The connections as a stream, for tonic's `serve_with_incoming`.
+    /// The established connections as a stream, for tonic's `serve_with_incoming`: each handshake
+    /// runs in a task of its own, and the stream yields connections as they complete.
     pub fn incoming(self) -> impl futures::Stream<Item = io::Result<Conn>> + Send + 'static {
-        futures::stream::unfold(self, |l| async move {
-            let (conn, _) = l.accept().await;
-            Some((Ok(conn), l))
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move {
+            loop {
+                let pending = tokio::select! {
+                    p = self.accept() => p,
+                    // tonic stopped serving.
+                    () = tx.closed() => return,
+                };
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    if let Some(conn) = pending.establish().await {
+                        let _ = tx.send(Ok(conn)).await;
+                    }
+                });
+            }
+        });
+        tokio_stream::wrappers::ReceiverStream::new(rx)
+    }
+}
+
+impl Pending {
+    /// The client's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Completes the TLS handshake, if the listener has TLS, within the header deadline; `None` (the
+    /// connection closed, the failure counted) when it fails.
+    pub async fn establish(self) -> Option<Conn> {
+        let info = |identity| ConnInfo {
+            peer: self.peer,
+            identity,
+        };
+        let (io, info) = match self.tls {
+            None => (Io::Plain(self.io), info(None)),
+            Some(config) => {
+                let accept = TlsAcceptor::from(config).accept(self.io);
+                match tokio::time::timeout(self.handshake_timeout, accept).await {
+                    Ok(Ok(tls)) => {
+                        let identity = tls
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .and_then(|certs| certs.first())
+                            .and_then(|leaf| ClientIdentity::from_der(leaf))
+                            .map(Arc::new);
+                        (Io::Tls(Box::new(tls)), info(identity))
+                    }
+                    Ok(Err(e)) => {
+                        tracing::debug!(listener = self.name, peer = %self.peer, error = %e, "TLS handshake failed");
+                        self.metrics.tls_handshake_failed(self.name);
+                        return None;
+                    }
+                    Err(_) => {
+                        tracing::debug!(listener = self.name, peer = %self.peer, "TLS handshake timed out");
+                        self.metrics.tls_handshake_failed(self.name);
+                        return None;
+                    }
+                }
+            }
+        };
+        Some(Conn {
+            io,
+            info,
+            _permit: self.permit,
+            _open: self.open,
         })
     }
+}
+
+impl Conn {
+    /// Who is on the other end.
+    pub fn info(&self) -> &ConnInfo {
+        &self.info
+    }
+}
+
+macro_rules! io_dispatch {
+    ($self:expr, $io:ident => $e:expr) => {
+        match &mut $self.io {
+            Io::Plain($io) => $e,
+            Io::Tls($io) => $e,
+        }
+    };
 }
 
 impl AsyncRead for Conn {
@@ -108,7 +238,7 @@ impl AsyncRead for Conn {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
+        io_dispatch!(self, io => Pin::new(io).poll_read(cx, buf))
     }
 }
 
@@ -118,15 +248,15 @@ impl AsyncWrite for Conn {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        io_dispatch!(self, io => Pin::new(io).poll_write(cx, buf))
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
+        io_dispatch!(self, io => Pin::new(io).poll_flush(cx))
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
+        io_dispatch!(self, io => Pin::new(io).poll_shutdown(cx))
     }
 
     fn poll_write_vectored(
@@ -134,26 +264,30 @@ impl AsyncWrite for Conn {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        io_dispatch!(self, io => Pin::new(io).poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
+        match &self.io {
+            Io::Plain(io) => io.is_write_vectored(),
+            Io::Tls(io) => io.is_write_vectored(),
+        }
     }
 }
 
 impl tonic::transport::server::Connected for Conn {
-    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
+    type ConnectInfo = ConnInfo;
 
-    fn connect_info(&self) -> Self::ConnectInfo {
-        self.io.connect_info()
+    fn connect_info(&self) -> ConnInfo {
+        self.info.clone()
     }
 }
 
 /// Serves `router` over HTTP/1.1 and h2c on `listener` until `shutdown` completes, then lets the open
 /// connections finish what they are doing (HTTP/2 GOAWAY, HTTP/1.1 close after the current request)
 /// and returns once they are closed. Each connection has `limits`' header deadline, HTTP/2 limits and
-/// maximum age; handlers see the peer as axum's `ConnectInfo<SocketAddr>`.
+/// maximum age; handlers see the peer as axum's `ConnectInfo<SocketAddr>` and the whole [`ConnInfo`]
+/// as an extension.
 pub async fn serve_http(
     listener: Listener,
     router: Router,
@@ -176,20 +310,26 @@ pub async fn serve_http(
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
-        let (conn, peer) = tokio::select! {
+        let pending = tokio::select! {
             c = listener.accept() => c,
             () = &mut shutdown => break,
         };
+        let peer = pending.peer();
         let router = router.clone();
-        let service = hyper::service::service_fn(move |mut req: http::Request<_>| {
-            req.extensions_mut().insert(ConnectInfo(peer));
-            router
-                .clone()
-                .oneshot(req.map(axum::body::Body::new::<hyper::body::Incoming>))
-        });
         let (builder, mut close, age) =
             (builder.clone(), close_rx.clone(), limits.max_connection_age);
         connections.spawn(async move {
+            let Some(conn) = pending.establish().await else {
+                return;
+            };
+            let info = conn.info().clone();
+            let service = hyper::service::service_fn(move |mut req: http::Request<_>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                req.extensions_mut().insert(info.clone());
+                router
+                    .clone()
+                    .oneshot(req.map(axum::body::Body::new::<hyper::body::Incoming>))
+            });
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(conn), service);
             tokio::pin!(conn);
             let aged = async {

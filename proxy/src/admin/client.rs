@@ -43,12 +43,15 @@ pub struct AdminClient {
 }
 
 impl AdminClient {
-    /// A client for `base` (e.g. `http://127.0.0.1:9901`).
+    /// A client for `base` (e.g. `http://127.0.0.1:9901`). Without `token`, the one the weir on
+    /// that port made at start is used, if this user can read it (see [`super::token`]).
     pub fn new(base: &str, token: Option<String>) -> Self {
-        Self {
-            base: base.trim_end_matches('/').to_string(),
-            token,
-        }
+        let base = base.trim_end_matches('/').to_string();
+        let token = token.or_else(|| {
+            let port = base.parse::<http::Uri>().ok()?.port_u16()?;
+            super::token::discover(port)
+        });
+        Self { base, token }
     }
 
     /// Sends a request and returns the JSON answer (`null` for an empty body).

@@ -2,11 +2,18 @@
 //! `GET /readyz` (every receiver is bound and weir is not shutting down), `GET /openapi.json`, and the
 //! filter API under `/v1` ([`filters`]).
 //!
-//! Requests from non-loopback peers must carry `Authorization: Bearer <admin.token>`; weir refuses to
-//! bind a non-loopback admin address when no token is configured (see `config::Config::validate`).
+//! `POST /v1/tls/reload` re-reads every certificate, key, CA bundle and token file now.
+//!
+//! Every change (any method but GET and HEAD) needs a credential: `Authorization: Bearer <token>`
+//! (`admin.token`, or the one weir made at start, see [`token`]) or, over mTLS, a client certificate
+//! whose identity is in `admin.client_identities`; loopback peers pass without one only with
+//! `admin.trust_loopback` (in a Kubernetes pod every sidecar shares loopback). Reads (`/metrics`,
+//! `/healthz`, `/readyz`, `/openapi.json`, `GET /v1/filters`) are open unless `admin.protect_reads`.
+//! Tokens are compared in constant time and never logged.
 
 pub mod client;
 pub mod filters;
+pub mod token;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,6 +27,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 
 use crate::control::Manager;
+use crate::receiver::listen::ConnInfo;
 use crate::telemetry::Metrics;
 
 /// Largest module upload (64 MiB).
@@ -34,8 +42,23 @@ pub struct AdminState {
     pub ready: AtomicBool,
     /// The filter control plane.
     pub manager: Arc<Manager>,
-    /// The bearer token non-loopback clients must present.
+    /// Who may make changes (and, with `protect_reads`, read).
+    pub access: Access,
+    /// Every certificate, key and token file weir re-reads, for `POST /v1/tls/reload`.
+    pub reloader: Arc<weir_tls::Reloader>,
+}
+
+/// The admin API's credentials.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    /// The bearer token (configured, or made at start).
     pub token: Option<String>,
+    /// mTLS identities that may make changes.
+    pub client_identities: Vec<String>,
+    /// Loopback peers make changes without a credential.
+    pub trust_loopback: bool,
+    /// Reads need a credential too.
+    pub protect_reads: bool,
 }
 
 /// The admin router. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`.
@@ -63,6 +86,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
             "/v1/pipelines/{pipeline}/filters/{name}/rollback",
             post(filters::rollback),
         )
+        .route("/v1/tls/reload", post(tls_reload))
         .layer(DefaultBodyLimit::max(MAX_MODULE_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .with_state(state)
@@ -74,49 +98,97 @@ pub fn router(state: Arc<AdminState>) -> Router {
 pub struct Caller {
     /// The client's address.
     pub peer: SocketAddr,
-    /// `loopback` or `token`.
+    /// `token`, `mtls`, `loopback` (with `admin.trust_loopback`) or `open` (a read).
     pub auth: &'static str,
 }
 
-/// Loopback peers pass; others need the configured bearer token. Either way the handler gets the
-/// [`Caller`], for the audit log.
+/// Lets a request in if it needs no credential or carries one (see the module docs); the handler
+/// gets the [`Caller`], for the audit log.
 async fn authorize(
     State(s): State<Arc<AdminState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     mut req: Request,
     next: Next,
 ) -> Response {
-    if peer.ip().is_loopback() {
-        req.extensions_mut().insert(Caller {
-            peer,
-            auth: "loopback",
-        });
-        return next.run(req).await;
-    }
+    let read = req.method() == axum::http::Method::GET || req.method() == axum::http::Method::HEAD;
+    let access = &s.access;
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    match (&s.token, presented) {
-        (Some(token), Some(p)) if constant_time_eq(token.as_bytes(), p.as_bytes()) => {
-            req.extensions_mut().insert(Caller {
-                peer,
-                auth: "token",
-            });
-            next.run(req).await
+    let identity = req
+        .extensions()
+        .get::<ConnInfo>()
+        .and_then(|c| c.identity.clone());
+    let auth = if let Some(p) = presented {
+        // A presented token decides: a wrong one is refused whatever else the request has.
+        match &access.token {
+            Some(token) if constant_time_eq(token.as_bytes(), p.as_bytes()) => Some("token"),
+            _ => None,
         }
-        _ => (
+    } else if identity
+        .as_ref()
+        .is_some_and(|id| access.client_identities.iter().any(|name| id.has(name)))
+    {
+        Some("mtls")
+    } else if access.trust_loopback && peer.ip().is_loopback() {
+        Some("loopback")
+    } else if read && !access.protect_reads {
+        Some("open")
+    } else {
+        None
+    };
+    let Some(auth) = auth else {
+        let what = if presented.is_some() {
+            "the bearer token is not valid"
+        } else {
+            "a credential is required: Authorization: Bearer <admin token> (the weir CLI finds the \
+             token weir made at start by itself), or a client certificate named in \
+             admin.client_identities"
+        };
+        return (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Bearer")],
-            "a bearer token is required from non-loopback addresses\n",
+            format!("{what}\n"),
         )
-            .into_response(),
-    }
+            .into_response();
+    };
+    req.extensions_mut().insert(Caller { peer, auth });
+    next.run(req).await
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// `POST /v1/tls/reload`: re-reads every certificate, key, CA bundle and token file now, whether or
+/// not it changed; 200 with what was reloaded, 500 naming the ones that failed (they keep their
+/// previous contents).
+async fn tls_reload(
+    State(s): State<Arc<AdminState>>,
+    axum::Extension(caller): axum::Extension<Caller>,
+) -> Response {
+    let (reloader, metrics) = (s.reloader.clone(), s.metrics.clone());
+    let reports = tokio::task::spawn_blocking(move || reloader.check(true, &metrics))
+        .await
+        .unwrap_or_default();
+    let failed = reports.iter().filter(|r| r.error.is_some()).count();
+    tracing::info!(
+        target: "weir::audit", peer = %caller.peer, auth = caller.auth, action = "tls-reload",
+        target = "-", sha256 = "-", result = if failed == 0 { "ok" } else { "error" },
+        reason = failed.to_string(), "admin change"
+    );
+    let status = if failed == 0 {
+        StatusCode::OK
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    };
+    (
+        status,
+        axum::Json(serde_json::json!({ "reloaded": reports })),
+    )
+        .into_response()
 }
 
 async fn metrics(State(s): State<Arc<AdminState>>) -> impl IntoResponse {
@@ -143,18 +215,45 @@ mod tests {
     use axum::body::Body;
     use tower::ServiceExt;
 
-    async fn status_from(peer: &str, token: Option<&str>) -> StatusCode {
+    fn app(access: Access) -> Router {
         let runtime = Arc::new(crate::filter::Runtime::new(None).unwrap());
         let metrics = Arc::new(Metrics::new());
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         let manager = Manager::new(runtime, Default::default(), metrics.clone(), None, tx);
-        let app = router(Arc::new(AdminState {
+        router(Arc::new(AdminState {
             metrics,
             ready: AtomicBool::new(true),
             manager,
+            access,
+            reloader: Default::default(),
+        }))
+    }
+
+    fn token_only() -> Access {
+        Access {
             token: Some("s3cret".into()),
-        }));
-        let mut req = axum::http::Request::put("/v1/pipelines/traces/filters/x")
+            ..Default::default()
+        }
+    }
+
+    async fn status_from(peer: &str, token: Option<&str>) -> StatusCode {
+        status_with(token_only(), "PUT", peer, token, None).await
+    }
+
+    async fn status_with(
+        access: Access,
+        method: &str,
+        peer: &str,
+        token: Option<&str>,
+        identity: Option<&str>,
+    ) -> StatusCode {
+        let uri = match method {
+            "PUT" => "/v1/pipelines/traces/filters/x",
+            _ => "/metrics",
+        };
+        let mut req = axum::http::Request::builder()
+            .method(method)
+            .uri(uri)
             .header(header::CONTENT_TYPE, "application/json");
         if let Some(t) = token {
             req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
@@ -162,7 +261,84 @@ mod tests {
         let mut req = req.body(Body::from(r#"{"module":"00"}"#)).unwrap();
         let peer: SocketAddr = peer.parse().unwrap();
         req.extensions_mut().insert(ConnectInfo(peer));
-        app.oneshot(req).await.unwrap().status()
+        req.extensions_mut().insert(ConnInfo {
+            peer,
+            identity: identity.map(|name| {
+                Arc::new(weir_tls::ClientIdentity {
+                    names: vec![name.to_string()],
+                    subject: String::new(),
+                })
+            }),
+        });
+        app(access).oneshot(req).await.unwrap().status()
+    }
+
+    #[tokio::test]
+    async fn changes_need_a_credential_from_loopback_too_unless_loopback_is_trusted() {
+        assert_eq!(
+            status_from("127.0.0.1:5555", None).await,
+            StatusCode::UNAUTHORIZED,
+            "in a pod every sidecar is on loopback"
+        );
+        assert_eq!(
+            status_from("127.0.0.1:5555", Some("s3cret")).await,
+            StatusCode::NOT_FOUND
+        );
+        let trusted = Access {
+            trust_loopback: true,
+            ..token_only()
+        };
+        assert_eq!(
+            status_with(trusted.clone(), "PUT", "127.0.0.1:5555", None, None).await,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            status_with(trusted, "PUT", "10.0.0.1:5555", None, None).await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+
+    #[tokio::test]
+    async fn a_known_client_certificate_is_a_credential_and_reads_are_open_unless_protected() {
+        let mtls = Access {
+            client_identities: vec!["spiffe://test/ops".into()],
+            ..token_only()
+        };
+        let put = |id| status_with(mtls.clone(), "PUT", "10.0.0.1:5555", None, id);
+        assert_eq!(put(Some("spiffe://test/ops")).await, StatusCode::NOT_FOUND);
+        assert_eq!(
+            put(Some("spiffe://test/dev")).await,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            status_with(
+                mtls.clone(),
+                "PUT",
+                "10.0.0.1:5555",
+                Some("wrong"),
+                Some("spiffe://test/ops")
+            )
+            .await,
+            StatusCode::UNAUTHORIZED,
+            "a wrong token is refused whatever else the request has"
+        );
+        assert_eq!(
+            status_with(token_only(), "GET", "10.0.0.1:5555", None, None).await,
+            StatusCode::OK,
+            "Prometheus scrapes without a credential"
+        );
+        let protected = Access {
+            protect_reads: true,
+            ..token_only()
+        };
+        assert_eq!(
+            status_with(protected.clone(), "GET", "10.0.0.1:5555", None, None).await,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            status_with(protected, "GET", "10.0.0.1:5555", Some("s3cret"), None).await,
+            StatusCode::OK
+        );
     }
 
     #[tokio::test]
@@ -176,16 +352,15 @@ mod tests {
             status_from("10.1.2.3:5555", Some("wrong")).await,
             StatusCode::UNAUTHORIZED
         );
-        // With the token (or from loopback) the request reaches the API: no traces pipeline here.
+        // With the token the request reaches the API: no traces pipeline here.
         assert_eq!(
             status_from("10.1.2.3:5555", Some("s3cret")).await,
             StatusCode::NOT_FOUND
         );
         assert_eq!(
-            status_from("127.0.0.1:5555", None).await,
-            StatusCode::NOT_FOUND
+            status_from("[::1]:5555", None).await,
+            StatusCode::UNAUTHORIZED
         );
-        assert_eq!(status_from("[::1]:5555", None).await, StatusCode::NOT_FOUND);
     }
 
     #[test]

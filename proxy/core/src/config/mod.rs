@@ -6,6 +6,7 @@
 //! `${env:VAR}` (or `${env:VAR:-default}`) is substituted in the raw text before parsing.
 
 mod env;
+mod security;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -16,6 +17,10 @@ use serde::Deserialize;
 use weir_wire::codec::Encoding;
 
 pub use env::substitute_env;
+pub use security::{
+    ClientAuth, ClientTlsConfig, IdentityConfig, IngressAuthConfig, ServerTlsConfig, TlsVersion,
+    TokenConfig,
+};
 
 /// Everything that can go wrong while loading or validating a configuration.
 #[derive(Debug, thiserror::Error)]
@@ -141,12 +146,8 @@ impl Default for ReceiversConfig {
     fn default() -> Self {
         Self {
             otlp: OtlpReceiverConfig {
-                grpc: Some(ListenerConfig {
-                    endpoint: "127.0.0.1:4317".into(),
-                }),
-                http: Some(ListenerConfig {
-                    endpoint: "127.0.0.1:4318".into(),
-                }),
+                grpc: Some(ListenerConfig::new("127.0.0.1:4317")),
+                http: Some(ListenerConfig::new("127.0.0.1:4318")),
             },
         }
     }
@@ -168,6 +169,23 @@ pub struct OtlpReceiverConfig {
 pub struct ListenerConfig {
     /// `HOST:PORT` to bind; port 0 picks a free port (weir logs the one it bound).
     pub endpoint: String,
+    /// TLS (and mTLS) on this listener; plain TCP without it.
+    #[serde(default)]
+    pub tls: Option<ServerTlsConfig>,
+    /// Who may send to this receiver; anyone who can connect without it.
+    #[serde(default)]
+    pub auth: Option<IngressAuthConfig>,
+}
+
+impl ListenerConfig {
+    /// A plain listener on `endpoint`.
+    pub fn new(endpoint: impl Into<String>) -> Self {
+        Self {
+            endpoint: endpoint.into(),
+            tls: None,
+            auth: None,
+        }
+    }
 }
 
 /// One upstream. Exactly one kind key: `otlp` or `debug`.
@@ -272,6 +290,9 @@ pub struct OtlpExporterConfig {
     /// The exporter's own queue and senders.
     #[serde(default)]
     pub queue: QueueConfig,
+    /// TLS settings for an `https://` endpoint (default: verified against the system's roots).
+    #[serde(default)]
+    pub tls: Option<ClientTlsConfig>,
 }
 
 /// An exporter's bounded queue: requests wait in it for one of the exporter's senders, so that a slow
@@ -543,10 +564,25 @@ impl Default for FilterLimits {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
-    /// `HOST:PORT` (default `127.0.0.1:9901`). A non-loopback address needs `token`.
+    /// `HOST:PORT` (default `127.0.0.1:9901`). A non-loopback address needs `token` or
+    /// `client_identities`.
     pub endpoint: String,
-    /// Bearer token that requests from non-loopback addresses must present (use `${env:...}`).
+    /// The bearer token every change through the API must present (use `${env:...}`). Without it (and
+    /// without `client_identities`) weir generates one at start, keeps it in `state_dir/admin-token`
+    /// (reused across restarts) and in a file the `weir` CLI finds by the admin port (see
+    /// `weir filter --help`).
     pub token: Option<String>,
+    /// mTLS client identities (subject alternative names or common names) that may make changes
+    /// without a token. Needs `tls.client_ca`.
+    pub client_identities: Vec<String>,
+    /// Let loopback peers make changes without a credential (default `false`: in a Kubernetes pod every
+    /// sidecar shares loopback).
+    pub trust_loopback: bool,
+    /// Require the credential for `/metrics`, `/healthz`, `/readyz` and `/openapi.json` too (default
+    /// `false`: kubelets and Prometheus scrape them).
+    pub protect_reads: bool,
+    /// TLS (and mTLS) on the admin listener.
+    pub tls: Option<ServerTlsConfig>,
 }
 
 impl Default for AdminConfig {
@@ -554,6 +590,10 @@ impl Default for AdminConfig {
         Self {
             endpoint: "127.0.0.1:9901".into(),
             token: None,
+            client_identities: Vec::new(),
+            trust_loopback: false,
+            protect_reads: false,
+            tls: None,
         }
     }
 }
@@ -725,6 +765,25 @@ impl Config {
     /// Makes relative filter module and key paths relative to `base` (the configuration file's
     /// directory).
     pub fn resolve_paths(&mut self, base: &Path) {
+        let otlp = &mut self.receivers.otlp;
+        for l in [&mut otlp.grpc, &mut otlp.http].into_iter().flatten() {
+            if let Some(tls) = &mut l.tls {
+                tls.resolve_paths(base);
+            }
+            if let Some(auth) = &mut l.auth {
+                auth.resolve_paths(base);
+            }
+        }
+        if let Some(tls) = &mut self.admin.tls {
+            tls.resolve_paths(base);
+        }
+        for exporter in self.exporters.values_mut() {
+            if let ExporterConfig::Otlp(o) = exporter
+                && let Some(tls) = &mut o.tls
+            {
+                tls.resolve_paths(base);
+            }
+        }
         for key in &mut self.module_signing.trusted_keys {
             if key.is_relative() {
                 *key = base.join(&*key);
@@ -777,6 +836,10 @@ impl Config {
                 parse_addr(&l.endpoint).map_err(|e| {
                     ConfigError::Invalid(format!("receivers.otlp.{name}.endpoint: {e}"))
                 })?;
+                if let Some(auth) = &l.auth {
+                    auth.validate(l.tls.as_ref())
+                        .map_err(|e| ConfigError::Invalid(format!("receivers.otlp.{name}.{e}")))?;
+                }
             }
         }
         if otlp.grpc.is_none() && otlp.http.is_none() {
@@ -788,10 +851,27 @@ impl Config {
             .map_err(ConfigError::Invalid)?;
         let admin = parse_addr(&self.admin.endpoint)
             .map_err(|e| ConfigError::Invalid(format!("admin.endpoint: {e}")))?;
-        if !admin.ip().is_loopback() && self.admin.token.as_deref().is_none_or(str::is_empty) {
+        if !admin.ip().is_loopback()
+            && self.admin.token.is_none()
+            && self.admin.client_identities.is_empty()
+        {
             return invalid(format!(
-                "admin.endpoint {admin} is not a loopback address: set admin.token so that remote requests are authenticated"
+                "admin.endpoint {admin} is not a loopback address: set admin.token (or admin.client_identities) so that remote clients can authenticate"
             ));
+        }
+        if self.admin.token.as_deref() == Some("") {
+            return invalid("admin.token must not be empty".into());
+        }
+        if !self.admin.client_identities.is_empty()
+            && self
+                .admin
+                .tls
+                .as_ref()
+                .is_none_or(|t| t.client_ca.is_none())
+        {
+            return invalid(
+                "admin.client_identities need client certificates: set admin.tls.client_ca".into(),
+            );
         }
         for (name, exporter) in &self.exporters {
             if let ExporterConfig::Otlp(o) = exporter {
@@ -919,6 +999,7 @@ impl OtlpExporterConfig {
             headers: BTreeMap::new(),
             retry: RetryConfig::default(),
             queue: QueueConfig::default(),
+            tls: None,
         };
         c.validate().map_err(ConfigError::Invalid)?;
         Ok(c)
@@ -943,14 +1024,13 @@ impl OtlpExporterConfig {
             .parse()
             .map_err(|err| format!("endpoint `{}`: {err}", self.endpoint))?;
         match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
+            Some("http" | "https") => {}
+            _ => {
                 return Err(format!(
-                    "endpoint `{}`: TLS upstreams are not supported yet; use http://",
+                    "endpoint `{}`: needs http:// or https://",
                     self.endpoint
                 ));
             }
-            _ => return Err(format!("endpoint `{}`: needs http://", self.endpoint)),
         }
         if uri.host().is_none() {
             return Err(format!("endpoint `{}`: no host", self.endpoint));
@@ -958,8 +1038,22 @@ impl OtlpExporterConfig {
         Ok(uri)
     }
 
+    /// Whether the endpoint is `https://`.
+    pub fn is_tls(&self) -> bool {
+        self.endpoint.starts_with("https://")
+    }
+
     fn validate(&self) -> Result<(), String> {
         self.uri()?;
+        if let Some(tls) = &self.tls {
+            if !self.is_tls() {
+                return Err(format!(
+                    "tls is set but endpoint `{}` is not https://",
+                    self.endpoint
+                ));
+            }
+            tls.validate()?;
+        }
         if self.timeout.is_zero() {
             return Err("timeout must be positive".into());
         }

@@ -63,6 +63,8 @@ pub enum RefuseReason {
     MemoryLimit,
     /// The body did not arrive within `limits.connections.body_read_timeout` (408 / DEADLINE_EXCEEDED).
     SlowClient,
+    /// The request carried no credential the receiver's `auth` accepts (401 / UNAUTHENTICATED).
+    Unauthenticated,
 }
 
 impl RefuseReason {
@@ -84,6 +86,7 @@ impl RefuseReason {
             RefuseReason::QueueFull => "queue_full",
             RefuseReason::MemoryLimit => "memory_limit",
             RefuseReason::SlowClient => "slow_client",
+            RefuseReason::Unauthenticated => "unauthenticated",
         }
     }
 }
@@ -154,6 +157,12 @@ struct ListenerLabels {
     listener: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TlsReloadLabels {
+    name: String,
+    result: &'static str,
+}
+
 fn latency_histogram() -> Histogram {
     // 250 µs .. ~65 s.
     Histogram::new(exponential_buckets(0.000_25, 2.0, 19))
@@ -171,6 +180,8 @@ pub struct Metrics {
     connections_open: Family<ListenerLabels, Gauge>,
     connections_accepted: Family<ListenerLabels, Counter>,
     connections_rejected: Family<ListenerLabels, Counter>,
+    tls_handshake_failures: Family<ListenerLabels, Counter>,
+    tls_reloads: Family<TlsReloadLabels, Counter>,
     exported_items: Family<ExporterLabels, Counter>,
     export_failed_items: Family<ExportFailedLabels, Counter>,
     upstream_rejected_items: Family<ExporterLabels, Counter>,
@@ -230,6 +241,8 @@ impl Metrics {
             connections_open: Family::default(),
             connections_accepted: Family::default(),
             connections_rejected: Family::default(),
+            tls_handshake_failures: Family::default(),
+            tls_reloads: Family::default(),
             exported_items: Family::default(),
             export_failed_items: Family::default(),
             upstream_rejected_items: Family::default(),
@@ -307,6 +320,16 @@ impl Metrics {
             "connections_rejected",
             "Client connections closed at once because the listener had limits.connections.max_per_listener open",
             m.connections_rejected.clone(),
+        );
+        registry.register(
+            "tls_handshake_failures",
+            "TLS handshakes that failed or timed out (no certificate, an untrusted one, not TLS at all)",
+            m.tls_handshake_failures.clone(),
+        );
+        registry.register(
+            "tls_reloads",
+            "Certificate, key, CA bundle and token files re-read after they changed (result ok or error; on error the previous ones stay)",
+            m.tls_reloads.clone(),
         );
         registry.register(
             "exported_items",
@@ -536,6 +559,23 @@ impl Metrics {
         let gauge = self.connections_open.get_or_create(&labels).clone();
         gauge.inc();
         InFlightGuard(gauge)
+    }
+
+    /// A TLS handshake on `listener` failed.
+    pub fn tls_handshake_failed(&self, listener: &'static str) {
+        self.tls_handshake_failures
+            .get_or_create(&ListenerLabels { listener })
+            .inc();
+    }
+
+    /// The files behind `name` (a listener's TLS, an exporter's TLS, a token file) were re-read.
+    pub fn tls_reloaded(&self, name: &str, ok: bool) {
+        self.tls_reloads
+            .get_or_create(&TlsReloadLabels {
+                name: name.to_string(),
+                result: if ok { "ok" } else { "error" },
+            })
+            .inc();
     }
 
     /// A connection on `listener` was closed at once: the listener was full.

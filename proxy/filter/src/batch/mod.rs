@@ -69,6 +69,7 @@ pub struct BatchState {
     modified: Vec<bool>,
     headers: std::sync::Arc<http::HeaderMap>,
     peer: Option<SocketAddr>,
+    tenant: Option<std::sync::Arc<str>>,
     /// Per item, an index into `route_sets` or [`NO_ROUTE`].
     routes: Vec<u32>,
     route_sets: Vec<Vec<String>>,
@@ -156,6 +157,7 @@ impl BatchState {
             modified: Vec::new(),
             headers,
             peer,
+            tenant: None,
             routes: Vec::new(),
             route_sets: Vec::new(),
             resource_start,
@@ -591,6 +593,16 @@ impl BatchState {
 
     pub(super) fn peer(&self) -> Option<String> {
         self.peer.map(|p| p.to_string())
+    }
+
+    /// The request's tenant, as the receiver's `auth` decided it.
+    pub fn with_tenant(mut self, tenant: Option<std::sync::Arc<str>>) -> Self {
+        self.tenant = tenant;
+        self
+    }
+
+    pub(super) fn tenant(&self) -> Option<String> {
+        self.tenant.as_deref().map(str::to_string)
     }
 
     pub(super) fn resource_attributes(&mut self, res: u32) -> R<Vec<Attribute>> {

@@ -1,4 +1,4 @@
-//! `weir:filter@0.2.0`'s imports: the 0.1 accessors with 0.2's types, the bulk accessors, the kernels
+//! `weir:filter@0.2.1`'s imports (0.2.0's and `batch.tenant`): the 0.1 accessors with 0.2's types, the bulk accessors, the kernels
 //! (pattern sets, redaction, SHA-256) and the shared state.
 
 use wasmtime::component::Resource;
@@ -70,6 +70,9 @@ impl types::HostBatch for StoreState {
     }
     fn peer(&mut self, h: H) -> WResult<Option<String>> {
         Ok(self.batch(&h)?.peer())
+    }
+    fn tenant(&mut self, h: H) -> WResult<Option<String>> {
+        Ok(self.batch(&h)?.tenant())
     }
     fn resource_count(&mut self, h: H) -> WResult<u32> {
         Ok(self.batch(&h)?.resource_count() as u32)
