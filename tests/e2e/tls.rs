@@ -417,9 +417,11 @@ receivers:
       auth:
         tokens: [{{ token: alpha-token, tenant: team-a }}]
         token_file: "{tokens}"
+state_dir: "{state}"
 exporters:
-  a: {{ otlp: {{ endpoint: "{a_url}", headers: {{ X-Scope-OrgID: team-a }} }} }}
-  b: {{ otlp: {{ endpoint: "{b_url}", headers: {{ X-Scope-OrgID: team-b }} }} }}
+  a: {{ otlp: {{ endpoint: "{a_url}", tenant_header: X-Scope-OrgID }} }}
+  # Through the disk: the tenant is kept in the queue's records.
+  b: {{ otlp: {{ endpoint: "{b_url}", tenant_header: X-Scope-OrgID, queue: {{ durable: true }} }} }}
 pipelines:
   traces:
     exporters: [a, b]
@@ -429,6 +431,7 @@ pipelines:
         config: {{ routes: [{{ from: tenant, exact: team-a, exporters: [a] }}], default: [b] }}
 "#,
         tokens = path(&tokens),
+        state = path(&dir.path().join("state")),
         router = crate::filters::wasm("router"),
     ));
     let send = |token: &'static str| {
@@ -451,6 +454,7 @@ pipelines:
     assert_eq!(send("alpha-token").await, 200);
     let spans = a.wait_for_items(1).await;
     assert_eq!(b.items(), 0, "team-a's spans went to a only");
+    // The tenant goes upstream from the credential, not from the client's own header.
     assert_eq!(a.headers()[0]["x-scope-orgid"], "team-a");
     assert_eq!(
         send("bravo-token").await,

@@ -13,7 +13,8 @@
 //! `segment_bytes`.
 //!
 //! **Writing.** One writer thread owns the log's tail. Appends that arrive while it writes wait for its
-//! next round; a round takes everything waiting, merges consecutive appends of one signal into one record
+//! next round; a round takes everything waiting, merges consecutive appends of one signal (and tenant,
+//! for an exporter with `tenant_header`) into one record
 //! (their encodings concatenate; up to `coalesce.max_bytes`), writes the records with vectored writes (no
 //! copy of the bodies), syncs every segment it wrote once (`sync: always`), and only then answers the
 //! appends and hands the records to the senders. So concurrent requests share one write and one
@@ -103,6 +104,8 @@ pub struct Record {
     pub seq: u64,
     /// The signal.
     pub signal: Signal,
+    /// The tenant, for an exporter that sends it upstream.
+    pub tenant: Option<Arc<str>>,
     /// Items in it.
     pub items: usize,
     /// When it was written, ms since the Unix epoch.
@@ -148,6 +151,7 @@ struct State {
 /// One request waiting for the writer.
 struct Append {
     encoded: Encoded,
+    tenant: Option<Arc<str>>,
     /// Moved to the segment once the append is written: its bytes are on disk until the segment goes.
     permit: Option<OwnedSemaphorePermit>,
     done: oneshot::Sender<Result<u64, DurableError>>,
@@ -242,6 +246,7 @@ impl DurableQueue {
                         records.push(Record {
                             seq: p.seq,
                             signal: p.signal,
+                            tenant: p.tenant.as_deref().map(Arc::from),
                             items: p.items as usize,
                             enqueued_unix_ms: p.enqueued_unix_ms,
                             segment: id,
@@ -320,9 +325,11 @@ impl DurableQueue {
         Ok(Arc::new(Self { shared, writer }))
     }
 
-    /// Takes room for a record of `size` body bytes, or `None` when the queue is full.
-    pub fn reserve(&self, size: usize) -> Option<OwnedSemaphorePermit> {
-        let cost = (size + record::OVERHEAD).min(self.shared.max_bytes).max(1);
+    /// Takes room for a record of `size` body bytes of `tenant`, or `None` when the queue is full.
+    pub fn reserve(&self, size: usize, tenant: Option<&str>) -> Option<OwnedSemaphorePermit> {
+        let cost = (size + record::overhead(tenant))
+            .min(self.shared.max_bytes)
+            .max(1);
         self.shared
             .budget
             .clone()
@@ -335,12 +342,14 @@ impl DurableQueue {
     pub async fn append(
         &self,
         encoded: Encoded,
+        tenant: Option<Arc<str>>,
         permit: OwnedSemaphorePermit,
     ) -> Result<u64, DurableError> {
         let (done, rx) = oneshot::channel();
         self.writer
             .send(Append {
                 encoded,
+                tenant,
                 permit: Some(permit),
                 done,
             })
@@ -349,7 +358,7 @@ impl DurableQueue {
     }
 
     /// The next records to deliver, in order: the first one (waiting until there is one) and those of
-    /// its signal right behind it, up to `max_items` and `max_bytes` in all. With a `flush` interval it
+    /// its signal and tenant right behind it, up to `max_items` and `max_bytes` in all. With a `flush` interval it
     /// waits that long after the first for more, unless the bounds are reached first: a durable queue
     /// acknowledges on write, so waiting here delays delivery, not clients.
     pub async fn next_batch(
@@ -369,6 +378,7 @@ impl DurableQueue {
                 while let Some(r) = st.pending.front() {
                     if let Some(first) = batch.first()
                         && (r.signal != first.signal
+                            || r.tenant != first.tenant
                             || items + r.items > max_items
                             || bytes + r.len as usize > max_bytes)
                     {
@@ -540,14 +550,23 @@ impl Shared {
         Ok(seq)
     }
 
-    /// Writes one record made of `appends` (one signal), keeping their permits with its segment.
+    /// Writes one record made of `appends` (one signal and tenant), keeping their permits with its
+    /// segment.
     fn write_record(&self, st: &mut State, appends: &mut [Append]) -> Result<Record, DurableError> {
         let signal = appends[0].encoded.signal();
+        let tenant = appends[0].tenant.clone();
         let items: usize = appends.iter().map(|a| a.encoded.items()).sum();
         let parts: Vec<&[u8]> = appends.iter().map(|a| &a.encoded.bytes()[..]).collect();
         let seq = st.next_seq;
         let enqueued = now_ms();
-        let header = record::header_of_parts(seq, enqueued, signal, items as u32, &parts);
+        let header = record::header_of_parts(
+            seq,
+            enqueued,
+            signal,
+            tenant.as_deref(),
+            items as u32,
+            &parts,
+        );
         let record_len = (header.len() + parts.iter().map(|p| p.len()).sum::<usize>()) as u64;
         let id = self.segment_for(st, seq, record_len)?;
         let Some(seg) = st.segments.get_mut(&id) else {
@@ -570,6 +589,7 @@ impl Shared {
         Ok(Record {
             seq,
             signal,
+            tenant,
             items,
             enqueued_unix_ms: enqueued,
             segment: id,
@@ -586,12 +606,15 @@ impl Shared {
         let mut refused: Vec<Append> = Vec::new();
         let mut dirty: BTreeMap<u64, (Arc<File>, PathBuf)> = BTreeMap::new();
         while !round.is_empty() {
-            // The longest prefix of one signal within the record size (at least one append).
+            // The longest prefix of one signal and tenant within the record size (at least one
+            // append).
             let signal = round[0].encoded.signal();
+            let tenant = round[0].tenant.clone();
             let mut n = 0;
             let mut bytes = 0;
             while n < round.len()
                 && round[n].encoded.signal() == signal
+                && round[n].tenant == tenant
                 && (n == 0 || bytes + round[n].encoded.len() <= self.max_record_bytes)
             {
                 bytes += round[n].encoded.len();
@@ -738,8 +761,8 @@ mod tests {
     }
 
     async fn put(q: &Arc<DurableQueue>, body: &[u8]) -> u64 {
-        let permit = q.reserve(body.len()).expect("room");
-        q.append(encoded(body), permit).await.unwrap()
+        let permit = q.reserve(body.len(), None).expect("room");
+        q.append(encoded(body), None, permit).await.unwrap()
     }
 
     #[tokio::test(flavor = "multi_thread")]
@@ -778,13 +801,14 @@ mod tests {
         let guard = q.shared.lock();
         let waits: Vec<_> = (0..8u8)
             .map(|i| {
-                let permit = q.reserve(4).unwrap();
+                let permit = q.reserve(4, None).unwrap();
                 let q = q.clone();
                 // Queued on the writer's channel in order, before any of them is awaited.
                 let (done, rx) = oneshot::channel();
                 q.writer
                     .send(Append {
                         encoded: encoded(&[i; 4]),
+                        tenant: None,
                         permit: Some(permit),
                         done,
                     })
@@ -829,18 +853,22 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread")]
-    async fn a_batch_for_delivery_is_one_signal_within_its_bounds() {
+    async fn a_batch_for_delivery_is_one_signal_and_tenant_within_its_bounds() {
         let dir = tempfile::tempdir().unwrap();
         let q = open(dir.path(), 1 << 20, 1 << 20);
-        for (signal, n) in [
-            (Signal::Traces, 1),
-            (Signal::Traces, 2),
-            (Signal::Logs, 1),
-            (Signal::Traces, 1),
+        for (signal, n, tenant) in [
+            (Signal::Traces, 1, None),
+            (Signal::Traces, 2, None),
+            (Signal::Logs, 1, None),
+            (Signal::Traces, 1, None),
+            (Signal::Traces, 1, Some("a")),
+            (Signal::Traces, 1, Some("a")),
+            (Signal::Traces, 1, Some("b")),
         ] {
-            let permit = q.reserve(1).unwrap();
+            let permit = q.reserve(1, tenant).unwrap();
             q.append(
                 Encoded::trusted(signal, Bytes::from_static(b"x"), n),
+                tenant.map(Arc::from),
                 permit,
             )
             .await
@@ -862,8 +890,27 @@ mod tests {
         );
         assert_eq!(
             shape(q.next_batch(10, usize::MAX, Duration::ZERO).await),
-            [(Signal::Traces, 1)]
+            [(Signal::Traces, 1)],
+            "no tenant and tenant a do not mix"
         );
+        let tenants = |b: Vec<Record>| {
+            b.iter()
+                .map(|r| r.tenant.as_deref().map(str::to_string))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            tenants(q.next_batch(10, usize::MAX, Duration::ZERO).await),
+            [Some("a".to_string()), Some("a".to_string())]
+        );
+        // None was marked done: all are replayed after a restart, each with its tenant.
+        drop(q);
+        let q = open(dir.path(), 1 << 20, 1 << 20);
+        let mut replayed = Vec::new();
+        for _ in 0..7 {
+            replayed.extend(tenants(q.next_batch(1, usize::MAX, Duration::ZERO).await));
+        }
+        let (a, b) = (Some("a".to_string()), Some("b".to_string()));
+        assert_eq!(replayed, [None, None, None, None, a.clone(), a, b]);
     }
 
     #[tokio::test(flavor = "multi_thread")]
@@ -874,7 +921,7 @@ mod tests {
         for _ in 0..3 {
             put(&q, &[1; 100]).await;
         }
-        assert!(q.reserve(100).is_none(), "full");
+        assert!(q.reserve(100, None).is_none(), "full");
         let files = || std::fs::read_dir(dir.path()).unwrap().count();
         assert_eq!(files(), 3);
         for _ in 0..2 {
@@ -883,7 +930,7 @@ mod tests {
         }
         // Two sealed segments went; the active one stays until it rolls.
         assert_eq!(files(), 1);
-        assert!(q.reserve(100).is_some());
+        assert!(q.reserve(100, None).is_some());
     }
 
     #[tokio::test(flavor = "multi_thread")]

@@ -100,6 +100,7 @@ impl GrpcExporter {
     pub(super) async fn attempt(
         &self,
         signal: Signal,
+        tenant: Option<&str>,
         body: &Prepared,
         left: Duration,
     ) -> Result<PartialSuccess, ExportError> {
@@ -107,7 +108,7 @@ impl GrpcExporter {
         let mut req = Request::post(self.uris[signal_index(signal)].clone())
             .body(body.grpc_message())
             .map_err(|e| ExportError::unavailable(format!("bad request: {e}")))?;
-        *req.headers_mut() = self.headers.clone();
+        *req.headers_mut() = self.upstream.headers_for(&self.headers, tenant);
         req.headers_mut()
             .insert("grpc-timeout", grpc_timeout(timeout));
         let call = async {

@@ -68,6 +68,7 @@ impl HttpExporter {
     pub(super) async fn attempt(
         &self,
         signal: Signal,
+        tenant: Option<&str>,
         body: &Prepared,
         left: Duration,
     ) -> Result<PartialSuccess, ExportError> {
@@ -75,7 +76,7 @@ impl HttpExporter {
         let mut req = Request::post(format!("{}/v1/{}", self.base, signal.as_str()))
             .body(body.body())
             .map_err(|e| ExportError::unavailable(format!("bad request: {e}")))?;
-        *req.headers_mut() = self.headers.clone();
+        *req.headers_mut() = self.upstream.headers_for(&self.headers, tenant);
         let call = async {
             let resp = self
                 .client

@@ -42,6 +42,8 @@ use weir_core::{Encoded, PartialSuccess, Signal};
 pub struct ExportRequest<'a> {
     /// The signal.
     pub signal: Signal,
+    /// The tenant every part belongs to, for an exporter with `tenant_header`.
+    pub tenant: Option<&'a str>,
     /// The client requests' protobuf, each shared (not copied) with its queue and every retry.
     pub parts: &'a [Encoded],
     /// Items in all parts.
@@ -108,6 +110,15 @@ impl Exporter {
         })
     }
 
+    /// The header the request's tenant is sent upstream in, if this exporter sends it.
+    pub fn tenant_header(&self) -> Option<&::http::HeaderName> {
+        match self {
+            Exporter::Grpc(g) => g.upstream().tenant_header.as_ref(),
+            Exporter::Http(h) => h.upstream().tenant_header.as_ref(),
+            Exporter::Debug(_) => None,
+        }
+    }
+
     /// Delivers `request`, retrying as configured, within its deadline. The body is prepared
     /// (compressed) once; every attempt sends the same bytes.
     pub async fn export(
@@ -126,7 +137,7 @@ impl Exporter {
                 let body = body::Prepared::prepare(request.parts, g.upstream().compression).await;
                 metrics.export_sent_bytes(name, request.len(), body.len());
                 retry::with_retries(&g.upstream().retry, request.deadline, on_retry, |timeout| {
-                    g.attempt(request.signal, &body, timeout)
+                    g.attempt(request.signal, request.tenant, &body, timeout)
                 })
                 .await
             }
@@ -134,7 +145,7 @@ impl Exporter {
                 let body = body::Prepared::prepare(request.parts, h.upstream().compression).await;
                 metrics.export_sent_bytes(name, request.len(), body.len());
                 retry::with_retries(&h.upstream().retry, request.deadline, on_retry, |timeout| {
-                    h.attempt(request.signal, &body, timeout)
+                    h.attempt(request.signal, request.tenant, &body, timeout)
                 })
                 .await
             }

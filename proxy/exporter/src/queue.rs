@@ -41,6 +41,8 @@ pub type Outcome = Result<(PartialSuccess, Duration), ExportError>;
 #[derive(Debug)]
 pub struct ExporterQueue {
     name: Arc<str>,
+    /// The exporter sends the tenant upstream (`tenant_header`): jobs keep it and merge by it.
+    keeps_tenant: bool,
     tx: mpsc::Sender<Job>,
     /// `queue.max_batches`: held by a job until it is answered, merged or not.
     batches: Arc<Semaphore>,
@@ -55,6 +57,7 @@ pub struct ExporterQueue {
 pub struct Reservation {
     room: Room,
     size: usize,
+    tenant: Option<Arc<str>>,
     name: Arc<str>,
     metrics: Arc<Metrics>,
 }
@@ -77,6 +80,7 @@ enum Room {
 #[derive(Debug)]
 pub struct Job {
     encoded: Encoded,
+    tenant: Option<Arc<str>>,
     deadline: Instant,
     ack: oneshot::Sender<Outcome>,
     _accounted: Accounted,
@@ -127,6 +131,8 @@ impl ExporterQueue {
         };
         let (tx, rx) = mpsc::channel(config.max_batches);
         let max_bytes = config.max_bytes.min(u32::MAX as usize);
+        // Only an exporter that sends the tenant upstream keeps it, and merges by it.
+        let keeps_tenant = exporter.tenant_header().is_some();
         let exporter = Arc::new(exporter);
         let coalesce = config.coalesce.clone();
         match &durable {
@@ -183,6 +189,7 @@ impl ExporterQueue {
         }
         Ok(Arc::new(Self {
             name,
+            keeps_tenant,
             tx,
             batches: Arc::new(Semaphore::new(config.max_batches)),
             bytes: Arc::new(Semaphore::new(max_bytes)),
@@ -204,18 +211,25 @@ impl ExporterQueue {
 
     /// Takes room for a job of `size` encoded bytes, or says the queue is full. Never waits. A batch
     /// larger than the whole budget counts as the whole budget, so it goes through an empty queue.
-    pub fn reserve(&self, size: usize) -> Result<Reservation, QueueFull> {
+    /// `tenant` is the request's, kept with it when this exporter sends tenants upstream.
+    pub fn reserve(
+        &self,
+        size: usize,
+        tenant: Option<&Arc<str>>,
+    ) -> Result<Reservation, QueueFull> {
         let full = || QueueFull {
             exporter: self.name.to_string(),
         };
+        let tenant = tenant.filter(|_| self.keeps_tenant).cloned();
         if let Some(queue) = &self.durable {
-            let bytes = queue.reserve(size).ok_or_else(full)?;
+            let bytes = queue.reserve(size, tenant.as_deref()).ok_or_else(full)?;
             return Ok(Reservation {
                 room: Room::Durable {
                     queue: queue.clone(),
                     bytes,
                 },
                 size,
+                tenant,
                 name: self.name.clone(),
                 metrics: self.metrics.clone(),
             });
@@ -235,6 +249,7 @@ impl ExporterQueue {
         Ok(Reservation {
             room: Room::Memory { slot, batch, bytes },
             size,
+            tenant,
             name: self.name.clone(),
             metrics: self.metrics.clone(),
         })
@@ -262,7 +277,7 @@ impl Reservation {
                 // Acknowledged once written and synced; delivery follows from the disk.
                 tokio::spawn(async move {
                     let started = Instant::now();
-                    let result = queue.append(encoded, bytes).await;
+                    let result = queue.append(encoded, self.tenant, bytes).await;
                     let outcome = result
                         .map(|_| (PartialSuccess::default(), started.elapsed()))
                         .map_err(|e| {
@@ -280,6 +295,7 @@ impl Reservation {
             .queue_changed(&self.name, 1, items as i64, self.size as i64);
         slot.send(Job {
             encoded,
+            tenant: self.tenant,
             deadline,
             ack,
             _accounted: Accounted {
@@ -305,7 +321,7 @@ struct Coalescer {
 }
 
 impl Coalescer {
-    /// The next group of jobs: at least one, of one signal, within the bounds (a single job above them
+    /// The next group of jobs: at least one, of one signal and tenant, within the bounds (a single job above them
     /// goes alone). `None` once the queue is closed and empty.
     async fn next(&mut self) -> Option<Vec<Job>> {
         let first = match self.held.take() {
@@ -331,6 +347,7 @@ impl Coalescer {
             };
             let (n, b) = (next.encoded.items(), next.encoded.len());
             if next.encoded.signal() != signal
+                || next.tenant != group[0].tenant
                 || items + n > self.config.max_items
                 || bytes + b > self.config.max_bytes
             {
@@ -395,6 +412,8 @@ async fn deliver_records(
     }
     let Some(first) = parts.first() else { return };
     let signal = first.signal();
+    // A batch of records shares one tenant (see `DurableQueue::next_batch`).
+    let tenant = records.first().and_then(|r| r.tenant.clone());
     let items: usize = parts.iter().map(Encoded::items).sum();
     if parts.len() > 1 {
         metrics.export_coalesced(signal, name, parts.len() - 1);
@@ -407,6 +426,7 @@ async fn deliver_records(
         let started = Instant::now();
         let request = ExportRequest {
             signal,
+            tenant: tenant.as_deref(),
             parts: &parts,
             items,
             deadline: Instant::now() + DURABLE_ROUND,
@@ -466,6 +486,8 @@ async fn deliver(name: &str, exporter: &Exporter, jobs: Vec<Job>, metrics: &Metr
     }
     let Some(first) = live.first() else { return };
     let signal = first.encoded.signal();
+    // A group shares one tenant (see `Coalescer::next`).
+    let tenant = first.tenant.clone();
     let parts: Vec<Encoded> = live.iter().map(|j| j.encoded.clone()).collect();
     let items: usize = parts.iter().map(Encoded::items).sum();
     let deadline = live
@@ -478,6 +500,7 @@ async fn deliver(name: &str, exporter: &Exporter, jobs: Vec<Job>, metrics: &Metr
     }
     let request = ExportRequest {
         signal,
+        tenant: tenant.as_deref(),
         parts: &parts,
         items,
         deadline,
@@ -547,24 +570,24 @@ mod tests {
     #[tokio::test]
     async fn reservations_are_bounded_by_batches_and_bytes_and_given_back() {
         let q = queue(2, 100);
-        let a = q.reserve(40).unwrap();
-        let b = q.reserve(40).unwrap();
-        assert!(q.reserve(1).is_err(), "two batches at most");
+        let a = q.reserve(40, None).unwrap();
+        let b = q.reserve(40, None).unwrap();
+        assert!(q.reserve(1, None).is_err(), "two batches at most");
         drop(b);
-        assert!(q.reserve(61).is_err(), "100 bytes at most");
-        let c = q.reserve(60).unwrap();
+        assert!(q.reserve(61, None).is_err(), "100 bytes at most");
+        let c = q.reserve(60, None).unwrap();
         drop((a, c));
         // Larger than the whole budget: fits an empty queue.
-        let big = q.reserve(1000).unwrap();
-        assert!(q.reserve(1).is_err());
+        let big = q.reserve(1000, None).unwrap();
+        assert!(q.reserve(1, None).is_err());
         drop(big);
-        assert!(q.reserve(100).is_ok());
+        assert!(q.reserve(100, None).is_ok());
     }
 
     #[tokio::test]
     async fn a_queued_job_is_delivered_and_its_room_given_back() {
         let q = queue(1, 100);
-        let rx = q.reserve(10).unwrap().send(
+        let rx = q.reserve(10, None).unwrap().send(
             Encoded::trusted(Signal::Traces, Bytes::new(), 0),
             Instant::now() + Duration::from_secs(5),
         );
@@ -572,7 +595,7 @@ mod tests {
         assert!(partial.is_empty());
         // The job's room comes back once it is done (the sender drops it just after answering).
         let deadline = Instant::now() + Duration::from_secs(5);
-        while q.reserve(100).is_err() {
+        while q.reserve(100, None).is_err() {
             assert!(Instant::now() < deadline, "room never came back");
             tokio::task::yield_now().await;
         }
@@ -585,11 +608,16 @@ mod tests {
 
     /// A job as a reservation makes it, its client not waiting.
     fn job(encoded: Encoded) -> Job {
+        tenant_job(encoded, None)
+    }
+
+    fn tenant_job(encoded: Encoded, tenant: Option<&str>) -> Job {
         let budget = Arc::new(Semaphore::new(2));
         let (ack, _) = oneshot::channel();
         let items = encoded.items();
         Job {
             encoded,
+            tenant: tenant.map(Arc::from),
             deadline: Instant::now(),
             ack,
             _accounted: Accounted {
@@ -650,6 +678,31 @@ mod tests {
         assert_eq!(shape(&c.next().await.unwrap()), [(Signal::Logs, 1)]);
         assert_eq!(shape(&c.next().await.unwrap()), [(t, 1)]);
         assert_eq!(shape(&c.next().await.unwrap()), [(t, 1)]);
+    }
+
+    #[tokio::test]
+    async fn jobs_of_different_tenants_are_never_merged() {
+        let (tx, rx) = mpsc::channel::<Job>(8);
+        let t = Signal::Traces;
+        for tenant in [Some("a"), Some("a"), Some("b"), None, None] {
+            tx.try_send(tenant_job(encoded(t, 1, 10), tenant)).unwrap();
+        }
+        drop(tx);
+        let mut c = Coalescer {
+            rx,
+            held: None,
+            config: CoalesceConfig::default(),
+        };
+        let mut groups = Vec::new();
+        while let Some(g) = c.next().await {
+            groups.push(
+                g.iter()
+                    .map(|j| j.tenant.as_deref().map(str::to_string))
+                    .collect::<Vec<_>>(),
+            );
+        }
+        let (a, b) = (Some("a".to_string()), Some("b".to_string()));
+        assert_eq!(groups, [vec![a.clone(), a], vec![b], vec![None, None]]);
     }
 
     #[tokio::test]

@@ -18,6 +18,8 @@ pub(crate) struct Upstream {
     pub timeout: Duration,
     /// Retries of retryable answers.
     pub retry: RetryConfig,
+    /// The header the request's tenant goes in (`tenant_header`).
+    pub tenant_header: Option<HeaderName>,
 }
 
 impl Upstream {
@@ -30,11 +32,31 @@ impl Upstream {
             let value = HeaderValue::from_str(v).map_err(|_| format!("header `{k}` value"))?;
             headers.insert(name, value);
         }
+        let tenant_header = config
+            .tenant_header
+            .as_deref()
+            .map(|h| {
+                HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes())
+                    .map_err(|_| format!("tenant_header `{h}`"))
+            })
+            .transpose()?;
         Ok(Self {
+            tenant_header,
             headers,
             compression: config.compression(),
             timeout: config.timeout,
             retry: config.retry.clone(),
         })
+    }
+
+    /// The configured headers, and the tenant's header when there is a tenant to send.
+    pub fn headers_for(&self, base: &HeaderMap, tenant: Option<&str>) -> HeaderMap {
+        let mut headers = base.clone();
+        if let (Some(name), Some(t)) = (&self.tenant_header, tenant)
+            && let Ok(value) = HeaderValue::from_str(t)
+        {
+            headers.insert(name.clone(), value);
+        }
+        headers
     }
 }

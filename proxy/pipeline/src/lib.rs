@@ -104,6 +104,7 @@ impl Pipeline {
         admission: Option<OwnedSemaphorePermit>,
     ) -> Result<PartialSuccess, Refusal> {
         let deadline = batch.context.deadline;
+        let tenant = batch.context.tenant.clone();
         // One load per request: a swap during the request does not affect it.
         let chain = self.chain.load_full();
         let batch = if chain.filters().is_empty() {
@@ -120,7 +121,7 @@ impl Pipeline {
         let mut waits = Vec::new();
         for d in &deliveries {
             for e in &d.exporters {
-                match e.reserve(d.encoded.len()) {
+                match e.reserve(d.encoded.len(), tenant.as_ref()) {
                     // Shared, not copied, by its exporters and every retry.
                     Ok(r) => waits.push((
                         r.name_shared(),

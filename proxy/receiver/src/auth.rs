@@ -63,6 +63,13 @@ fn parse_token_file(path: &Path) -> Result<Vec<Token>, String> {
         }
         let mut parts = line.split_whitespace();
         match (parts.next(), parts.next(), parts.next()) {
+            (Some(tenant), Some(_), None) if weir_core::config::check_tenant(tenant).is_err() => {
+                return Err(format!(
+                    "{} line {}: the tenant is not 1 to 255 printable ASCII characters",
+                    path.display(),
+                    n + 1
+                ));
+            }
             (Some(tenant), Some(token), None) => tokens.push(Token {
                 digest: digest(token.as_bytes()),
                 tenant: tenant.into(),

@@ -2,13 +2,25 @@
 //!
 //! Little-endian: `len: u32` (bytes after this 8-byte header), `crc: u32` (CRC-32, IEEE, of those bytes),
 //! then `seq: u64`, `enqueued_unix_ms: u64`, `signal: u8`, `items: u32`, and the OTLP protobuf body.
+//! When the signal byte's high bit is set, `tenant_len: u8` and the tenant's bytes (UTF-8) come between
+//! `items` and the body: the tenant an exporter with `tenant_header` sends upstream. Records without a
+//! tenant are the format weir wrote before tenants existed, so queues written then still replay.
 
 use crate::Signal;
 
 const HEADER: usize = 8;
 const META: usize = 8 + 8 + 1 + 4;
-/// Bytes a record adds to its body.
+/// Bytes a record without a tenant adds to its body.
 pub const OVERHEAD: usize = HEADER + META;
+/// The signal byte's flag for "a tenant follows `items`".
+const TENANT_FLAG: u8 = 0x80;
+/// Longest tenant a record holds, in bytes.
+pub const MAX_TENANT: usize = u8::MAX as usize;
+
+/// Bytes a record with `tenant` adds to its body.
+pub fn overhead(tenant: Option<&str>) -> usize {
+    OVERHEAD + tenant.map_or(0, |t| 1 + t.len().min(MAX_TENANT))
+}
 /// Largest record accepted when reading: anything longer is corruption.
 const MAX_RECORD: usize = 1 << 30;
 
@@ -30,6 +42,9 @@ pub enum RecordError {
     /// The signal byte is not one weir writes.
     #[error("unknown signal {0}")]
     Signal(u8),
+    /// The tenant runs past the record or is not UTF-8.
+    #[error("bad tenant")]
+    Tenant,
 }
 
 fn signal_byte(s: Signal) -> u8 {
@@ -50,33 +65,41 @@ fn byte_signal(b: u8) -> Option<Signal> {
 }
 
 /// The header and metadata of a record whose body is `body`: write these bytes, then the body.
-pub fn header(
-    seq: u64,
-    enqueued_unix_ms: u64,
-    signal: Signal,
-    items: u32,
-    body: &[u8],
-) -> [u8; OVERHEAD] {
-    header_of_parts(seq, enqueued_unix_ms, signal, items, &[body])
+pub fn header(seq: u64, enqueued_unix_ms: u64, signal: Signal, items: u32, body: &[u8]) -> Vec<u8> {
+    header_of_parts(seq, enqueued_unix_ms, signal, None, items, &[body])
 }
 
-/// The header of a record whose body is `parts` concatenated (several requests merged into one record):
-/// write these bytes, then the parts in order.
+/// The header of a record whose body is `parts` concatenated (several requests merged into one record),
+/// with its tenant (at most [`MAX_TENANT`] bytes; longer is cut at a character boundary): write these
+/// bytes, then the parts in order.
 pub fn header_of_parts(
     seq: u64,
     enqueued_unix_ms: u64,
     signal: Signal,
+    tenant: Option<&str>,
     items: u32,
     parts: &[&[u8]],
-) -> [u8; OVERHEAD] {
-    let mut h = [0u8; OVERHEAD];
+) -> Vec<u8> {
+    let tenant = tenant.map(|t| {
+        let mut end = t.len().min(MAX_TENANT);
+        while !t.is_char_boundary(end) {
+            end -= 1;
+        }
+        &t[..end]
+    });
+    let mut h = vec![0u8; overhead(tenant)];
     let body_len: usize = parts.iter().map(|p| p.len()).sum();
-    let len = u32::try_from(META + body_len).unwrap_or(u32::MAX);
+    let len = u32::try_from(h.len() - HEADER + body_len).unwrap_or(u32::MAX);
     h[0..4].copy_from_slice(&len.to_le_bytes());
     h[8..16].copy_from_slice(&seq.to_le_bytes());
     h[16..24].copy_from_slice(&enqueued_unix_ms.to_le_bytes());
     h[24] = signal_byte(signal);
     h[25..29].copy_from_slice(&items.to_le_bytes());
+    if let Some(t) = tenant {
+        h[24] |= TENANT_FLAG;
+        h[29] = t.len() as u8;
+        h[30..].copy_from_slice(t.as_bytes());
+    }
     let mut crc = crc32fast::Hasher::new();
     crc.update(&h[HEADER..]);
     for p in parts {
@@ -105,6 +128,8 @@ pub struct Parsed {
     pub signal: Signal,
     /// Items.
     pub items: u32,
+    /// The tenant, for an exporter that sends it upstream.
+    pub tenant: Option<String>,
     /// Body offset and length within the record.
     pub body: std::ops::Range<usize>,
     /// The whole record's length.
@@ -132,13 +157,24 @@ pub fn parse(data: &[u8]) -> Result<Option<Parsed>, RecordError> {
         return Err(RecordError::Checksum);
     }
     let u64_at = |i: usize| u64::from_le_bytes(rest[i..i + 8].try_into().unwrap_or_default());
-    let signal = byte_signal(rest[16]).ok_or(RecordError::Signal(rest[16]))?;
+    let signal = byte_signal(rest[16] & !TENANT_FLAG).ok_or(RecordError::Signal(rest[16]))?;
+    let (tenant, body_start) = if rest[16] & TENANT_FLAG == 0 {
+        (None, META)
+    } else {
+        let n = *rest.get(META).ok_or(RecordError::Tenant)? as usize;
+        let bytes = rest
+            .get(META + 1..META + 1 + n)
+            .ok_or(RecordError::Tenant)?;
+        let tenant = std::str::from_utf8(bytes).map_err(|_| RecordError::Tenant)?;
+        (Some(tenant.to_string()), META + 1 + n)
+    };
     Ok(Some(Parsed {
         seq: u64_at(0),
         enqueued_unix_ms: u64_at(8),
         signal,
         items: u32::from_le_bytes(rest[17..21].try_into().unwrap_or_default()),
-        body: OVERHEAD..HEADER + len,
+        tenant,
+        body: HEADER + body_start..HEADER + len,
         len: HEADER + len,
     }))
 }
@@ -187,11 +223,41 @@ mod tests {
     #[test]
     fn a_record_of_several_parts_is_the_record_of_their_concatenation() {
         let parts: [&[u8]; 3] = [b"ab", b"", b"cde"];
-        let mut r = header_of_parts(5, 1, Signal::Traces, 9, &parts).to_vec();
+        let mut r = header_of_parts(5, 1, Signal::Traces, None, 9, &parts);
         for p in parts {
             r.extend_from_slice(p);
         }
         assert_eq!(r, encode(5, 1, Signal::Traces, 9, b"abcde"));
         assert_eq!(&r[parse(&r).unwrap().unwrap().body], b"abcde");
+    }
+
+    #[test]
+    fn a_tenant_rides_between_the_metadata_and_the_body() {
+        let mut r = header_of_parts(6, 2, Signal::Metrics, Some("team-a"), 4, &[b"xyz"]);
+        assert_eq!(r.len(), overhead(Some("team-a")));
+        r.extend_from_slice(b"xyz");
+        let p = parse(&r).unwrap().unwrap();
+        assert_eq!((p.signal, p.items), (Signal::Metrics, 4));
+        assert_eq!(p.tenant.as_deref(), Some("team-a"));
+        assert_eq!(&r[p.body.clone()], b"xyz");
+        assert_eq!(p.len, r.len());
+        // Without a tenant the record is the one weir wrote before tenants existed.
+        let plain = parse(&encode(6, 2, Signal::Metrics, 4, b"xyz"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(plain.tenant, None);
+        // A tenant length past the record is damage, not a panic.
+        let mut bad = header_of_parts(6, 2, Signal::Logs, Some("t"), 1, &[]);
+        bad[29] = 200;
+        let crc = crc32fast::hash(&bad[HEADER..]);
+        bad[4..8].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(parse(&bad), Err(RecordError::Tenant));
+        let long = "é".repeat(200);
+        let h = header_of_parts(1, 1, Signal::Traces, Some(&long), 1, &[]);
+        let cut = parse(&h).unwrap().unwrap().tenant.unwrap();
+        assert!(
+            cut.len() <= MAX_TENANT && long.starts_with(&cut),
+            "cut at a character boundary"
+        );
     }
 }

@@ -19,7 +19,7 @@ use weir_wire::codec::Encoding;
 pub use env::substitute_env;
 pub use security::{
     ClientAuth, ClientTlsConfig, IdentityConfig, IngressAuthConfig, ServerTlsConfig, TlsVersion,
-    TokenConfig,
+    TokenConfig, check_tenant,
 };
 
 /// Everything that can go wrong while loading or validating a configuration.
@@ -293,6 +293,11 @@ pub struct OtlpExporterConfig {
     /// TLS settings for an `https://` endpoint (default: verified against the system's roots).
     #[serde(default)]
     pub tls: Option<ClientTlsConfig>,
+    /// Send each request's tenant (from the receiver's `auth`) upstream in this header, e.g.
+    /// `X-Scope-OrgID` for Loki, Mimir and Tempo. Requests of different tenants are then never merged
+    /// into one upstream request, in memory or on disk.
+    #[serde(default)]
+    pub tenant_header: Option<String>,
 }
 
 /// An exporter's bounded queue: requests wait in it for one of the exporter's senders, so that a slow
@@ -1000,6 +1005,7 @@ impl OtlpExporterConfig {
             retry: RetryConfig::default(),
             queue: QueueConfig::default(),
             tls: None,
+            tenant_header: None,
         };
         c.validate().map_err(ConfigError::Invalid)?;
         Ok(c)
@@ -1056,6 +1062,10 @@ impl OtlpExporterConfig {
         }
         if self.timeout.is_zero() {
             return Err("timeout must be positive".into());
+        }
+        if let Some(h) = &self.tenant_header {
+            http::HeaderName::from_bytes(h.as_bytes())
+                .map_err(|_| format!("tenant_header `{h}` is not a header name"))?;
         }
         for (k, v) in &self.headers {
             http::HeaderName::from_bytes(k.as_bytes()).map_err(|_| format!("header name `{k}`"))?;

@@ -98,6 +98,21 @@ pub struct TokenConfig {
     pub tenant: String,
 }
 
+/// Checks a tenant name: it goes upstream as a header value (`tenant_header`) and into durable queue
+/// records, so it is printable ASCII of at most 255 bytes.
+pub fn check_tenant(tenant: &str) -> Result<(), String> {
+    if tenant.is_empty()
+        || tenant.len() > 255
+        || !tenant.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+    {
+        return Err(format!(
+            "tenant `{}`: use 1 to 255 printable ASCII characters",
+            tenant.escape_debug()
+        ));
+    }
+    Ok(())
+}
+
 /// One client-certificate identity and its tenant.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -165,6 +180,7 @@ impl IngressAuthConfig {
             if t.token.is_empty() || t.tenant.is_empty() {
                 return Err("auth.tokens: token and tenant must not be empty".into());
             }
+            check_tenant(&t.tenant).map_err(|e| format!("auth.tokens: {e}"))?;
             if t.token.chars().any(char::is_whitespace) {
                 return Err(format!(
                     "auth.tokens: the token of tenant `{}` contains whitespace",
@@ -182,6 +198,7 @@ impl IngressAuthConfig {
             if i.identity.is_empty() || i.tenant.is_empty() {
                 return Err("auth.identities: identity and tenant must not be empty".into());
             }
+            check_tenant(&i.tenant).map_err(|e| format!("auth.identities: {e}"))?;
         }
         Ok(())
     }
