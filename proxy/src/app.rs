@@ -308,7 +308,11 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
         })?;
     // Without a configured token weir makes one, and publishes it where the CLI looks.
     let (token, published_token) = match &config.admin.token {
-        Some(t) => (t.clone(), None),
+        Some(t) => {
+            // One a weir that died on this port left behind would mislead the CLI.
+            let _ = std::fs::remove_file(admin::token::discovery_path(admin_addr.port()));
+            (t.clone(), None)
+        }
         None => {
             let state = |e: std::io::Error| StartError::State(format!("admin token: {e}"));
             let t = admin::token::load_or_create(config.state_dir.as_deref()).map_err(state)?;

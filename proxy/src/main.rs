@@ -60,6 +60,33 @@ struct AdminArgs {
     /// $XDG_RUNTIME_DIR/weir/ or /tmp/weir-UID/), when it made one.
     #[arg(long, env = "WEIR_TOKEN")]
     token: Option<String>,
+    /// CA bundle an https:// admin API's certificate is verified against (default: system roots).
+    #[arg(long, env = "WEIR_ADMIN_CA")]
+    admin_ca: Option<PathBuf>,
+    /// Client certificate for an admin API that takes mTLS identities (with --admin-key).
+    #[arg(long, env = "WEIR_ADMIN_CERT", requires = "admin_key")]
+    admin_cert: Option<PathBuf>,
+    /// The client certificate's key.
+    #[arg(long, env = "WEIR_ADMIN_KEY", requires = "admin_cert")]
+    admin_key: Option<PathBuf>,
+}
+
+impl AdminArgs {
+    /// A client of the admin API these arguments name.
+    fn client(self) -> anyhow::Result<weir::admin::client::AdminClient> {
+        let tls = (self.admin_ca.is_some() || self.admin_cert.is_some()).then(|| {
+            weir::config::ClientTlsConfig {
+                ca: self.admin_ca.clone(),
+                cert: self.admin_cert.clone(),
+                key: self.admin_key.clone(),
+                ..Default::default()
+            }
+        });
+        Ok(
+            weir::admin::client::AdminClient::new(&self.admin, self.token)
+                .with_tls(tls.as_ref())?,
+        )
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -407,7 +434,6 @@ fn keygen(prefix: &std::path::Path) -> anyhow::Result<()> {
 
 fn filter_command(cmd: FilterCommand) -> anyhow::Result<()> {
     use http::Method;
-    use weir::admin::client::AdminClient;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -446,7 +472,7 @@ fn filter_command(cmd: FilterCommand) -> anyhow::Result<()> {
             signature,
             admin,
         } => runtime.block_on(async {
-            let client = AdminClient::new(&admin.admin, admin.token);
+            let client = admin.client()?;
             let bytes =
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let signature = match signature {
@@ -516,7 +542,7 @@ fn filter_command(cmd: FilterCommand) -> anyhow::Result<()> {
             Ok(())
         }
         FilterCommand::List { json, admin } => runtime.block_on(async {
-            let client = AdminClient::new(&admin.admin, admin.token);
+            let client = admin.client()?;
             let v = client
                 .call(Method::GET, "/v1/filters", "application/json", Vec::new())
                 .await?;
@@ -558,7 +584,7 @@ fn filter_command(cmd: FilterCommand) -> anyhow::Result<()> {
             pipeline,
             admin,
         } => runtime.block_on(async {
-            let client = AdminClient::new(&admin.admin, admin.token);
+            let client = admin.client()?;
             let info = client
                 .call(
                     Method::POST,
@@ -579,7 +605,7 @@ fn filter_command(cmd: FilterCommand) -> anyhow::Result<()> {
             pipeline,
             admin,
         } => runtime.block_on(async {
-            let client = AdminClient::new(&admin.admin, admin.token);
+            let client = admin.client()?;
             client
                 .call(
                     Method::DELETE,

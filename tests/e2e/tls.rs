@@ -721,6 +721,7 @@ async fn the_admin_api_over_mtls_takes_a_known_certificate_as_a_credential() {
         r#"
 admin:
   endpoint: 127.0.0.1:0
+  token: admin-secret
   tls: {{ cert: "{cert}", key: "{key}", client_ca: "{ca}", client_auth: optional }}
   client_identities: ["spiffe://test/ops"]
 "#,
@@ -729,7 +730,13 @@ admin:
         ca = path(&pki.ca_path()),
     ));
     let base = format!("https://localhost:{}", weir.admin.port());
-    let token = weir::admin::token::discover(weir.admin.port()).expect("weir published its token");
+    assert_eq!(
+        weir::admin::token::discover(weir.admin.port()),
+        None,
+        "a configured token is not published"
+    );
+    let token = "admin-secret".to_string();
+    let (ops_tls, dev_tls) = (ops.clone(), dev.clone());
     let (ops, dev, anonymous) = (
         pki.https(Some(&ops)),
         pki.https(Some(&dev)),
@@ -764,6 +771,33 @@ admin:
     })
     .await;
     assert_eq!(statuses, [200, 401, 401, 200, 200]);
+
+    // The CLI over HTTPS: a change with the ops certificate and no token goes through; with dev's it
+    // is refused.
+    let cli = |pair: &Pair| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(["filter", "push", "tag", &crate::filters::wasm("noop")])
+            .args([
+                "--admin",
+                &format!("https://localhost:{}", weir.admin.port()),
+            ])
+            .args(["--admin-ca", &path(&pki.ca_path())])
+            .args([
+                "--admin-cert",
+                &path(&pair.cert),
+                "--admin-key",
+                &path(&pair.key),
+            ])
+            .env_remove("WEIR_TOKEN")
+            .output()
+            .unwrap()
+    };
+    let out = ok(cli(&ops_tls));
+    assert!(out.contains("tag"), "{out}");
+    let refused = cli(&dev_tls);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("401"), "{stderr}");
     assert!(
         weir.logs
             .lock()

@@ -1,4 +1,5 @@
-//! A small client of the admin API, used by the `weir filter` commands.
+//! A small client of the admin API, used by the `weir filter` commands: plain HTTP, or HTTPS (the
+//! system's roots or a CA bundle, optionally a client certificate for mTLS) for an `https://` URL.
 
 use bytes::Bytes;
 use http::{Method, Request, StatusCode, header};
@@ -9,6 +10,14 @@ use hyper_util::rt::TokioExecutor;
 /// Calling the admin API failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// The TLS settings could not be loaded.
+    #[error("TLS for {url}: {message}")]
+    Tls {
+        /// The URL.
+        url: String,
+        /// What was wrong.
+        message: String,
+    },
     /// The URL or request was malformed.
     #[error("bad request to {url}: {message}")]
     Request {
@@ -40,6 +49,7 @@ pub enum ClientError {
 pub struct AdminClient {
     base: String,
     token: Option<String>,
+    tls: Option<std::sync::Arc<weir_tls::rustls::ClientConfig>>,
 }
 
 impl AdminClient {
@@ -51,7 +61,34 @@ impl AdminClient {
             let port = base.parse::<http::Uri>().ok()?.port_u16()?;
             super::token::discover(port)
         });
-        Self { base, token }
+        Self {
+            base,
+            token,
+            tls: None,
+        }
+    }
+
+    /// Speaks HTTPS to an `https://` URL with `tls` (`None`: the system's roots, no client
+    /// certificate).
+    pub fn with_tls(
+        mut self,
+        tls: Option<&weir_core::config::ClientTlsConfig>,
+    ) -> Result<Self, ClientError> {
+        if !self.base.starts_with("https://") {
+            if tls.is_some() {
+                return Err(ClientError::Tls {
+                    url: self.base.clone(),
+                    message: "TLS settings were given for an http:// URL".into(),
+                });
+            }
+            return Ok(self);
+        }
+        let config = weir_tls::client_config(tls, &[]).map_err(|e| ClientError::Tls {
+            url: self.base.clone(),
+            message: e.to_string(),
+        })?;
+        self.tls = Some(std::sync::Arc::new(config));
+        Ok(self)
     }
 
     /// Sends a request and returns the JSON answer (`null` for an empty body).
@@ -76,7 +113,23 @@ impl AdminClient {
         body: Vec<u8>,
     ) -> Result<serde_json::Value, ClientError> {
         let url = format!("{}{}", self.base, path);
-        let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+        let builder = Client::builder(TokioExecutor::new());
+        let client = match &self.tls {
+            None => builder.build(
+                hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config(plain_only())
+                    .https_or_http()
+                    .enable_http1()
+                    .build(),
+            ),
+            Some(tls) => builder.build(
+                hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config((**tls).clone())
+                    .https_only()
+                    .enable_http1()
+                    .build(),
+            ),
+        };
         let mut req = Request::builder()
             .method(method)
             .uri(&url)
@@ -127,4 +180,15 @@ impl AdminClient {
         }
         Ok(value)
     }
+}
+
+/// A TLS configuration for a client that never uses it (an http:// URL): trusts nothing.
+fn plain_only() -> weir_tls::rustls::ClientConfig {
+    weir_tls::rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        weir_tls::rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("ring supports the default versions")
+    .with_root_certificates(weir_tls::rustls::RootCertStore::empty())
+    .with_no_client_auth()
 }
