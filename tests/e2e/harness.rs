@@ -18,6 +18,15 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use weir::{Payload, Signal};
 
+/// Makes ring rustls's process-wide default: the SDK's HTTP exporter builds a reqwest client with
+/// rustls but no provider of its own (the tests build reqwest without aws-lc-rs).
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = weir_tls::rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 /// A running weir binary. Killed on drop.
 pub struct Weir {
     child: Child,
@@ -74,6 +83,7 @@ impl Weir {
         envs: &[(&str, String)],
         file_blocks: Option<u64>,
     ) -> Weir {
+        install_crypto_provider();
         let bin = env!("CARGO_BIN_EXE_weir");
         let mut cmd = match file_blocks {
             None => Command::new(bin),

@@ -184,7 +184,10 @@ exporters:
         unreachable!()
     };
     // One client on one channel: its connection is closed (GOAWAY) once it is 200 ms old, and the
-    // channel connects again. Every request succeeds across the reconnections.
+    // channel connects again. Every request succeeds across the reconnections. A request the client
+    // opens in the instant between the server's GOAWAY and its own noticing it is refused unprocessed
+    // (HTTP/2 REFUSED_STREAM, which tonic reports as CANCELLED): a client retries it, once, on the
+    // new connection.
     let mut sent = 0;
     while weir
         .metric(r#"weir_connections_accepted_total{listener="otlp-grpc"}"#)
@@ -193,7 +196,16 @@ exporters:
     {
         assert!(sent < 2_000, "no reconnection after {sent} requests");
         let r: ExportTraceServiceRequest = request.clone();
-        client.export(r).await.expect("export across reconnects");
+        match client.export(r).await {
+            Ok(_) => {}
+            Err(s) if s.code() == tonic::Code::Cancelled => {
+                client
+                    .export(request.clone())
+                    .await
+                    .expect("a refused stream succeeds on the next connection");
+            }
+            Err(e) => panic!("export across reconnects: {e:?}"),
+        }
         sent += 1;
     }
     upstream.wait_for_items(sent).await;
