@@ -306,27 +306,25 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
             addr: parse_addr(&config.admin.endpoint).unwrap_or(([0, 0, 0, 0], 0).into()),
             source,
         })?;
-    // Without a configured token weir makes one, and publishes it where the CLI looks.
-    let (token, published_token) = match &config.admin.token {
-        Some(t) => {
-            // One a weir that died on this port left behind would mislead the CLI.
-            let _ = std::fs::remove_file(admin::token::discovery_path(admin_addr.port()));
-            (t.clone(), None)
-        }
-        None => {
-            let state = |e: std::io::Error| StartError::State(format!("admin token: {e}"));
-            let t = admin::token::load_or_create(config.state_dir.as_deref()).map_err(state)?;
-            let path = admin::token::publish(admin_addr.port(), &t).map_err(state)?;
-            tracing::info!(file = %path.display(), "admin API token made (the weir CLI reads it from this file)");
-            (t, Some(path))
-        }
+    // Without a configured credential weir makes a token, and publishes it where the CLI looks.
+    let configured = config.admin.token.is_some() || !config.admin.client_identities.is_empty();
+    let (token, published_token) = if configured {
+        // One a weir that died on this port left behind would mislead the CLI.
+        let _ = std::fs::remove_file(admin::token::discovery_path(admin_addr.port()));
+        (config.admin.token.clone(), None)
+    } else {
+        let state = |e: std::io::Error| StartError::State(format!("admin token: {e}"));
+        let t = admin::token::load_or_create(config.state_dir.as_deref()).map_err(state)?;
+        let path = admin::token::publish(admin_addr.port(), &t).map_err(state)?;
+        tracing::info!(file = %path.display(), "admin API token made (the weir CLI reads it from this file)");
+        (Some(t), Some(path))
     };
     let admin_state = Arc::new(AdminState {
         metrics,
         ready: Default::default(),
         manager,
         access: admin::Access {
-            token: Some(token),
+            token,
             client_identities: config.admin.client_identities.clone(),
             trust_loopback: config.admin.trust_loopback,
             protect_reads: config.admin.protect_reads,

@@ -56,8 +56,8 @@ struct AdminArgs {
     /// weir's admin API.
     #[arg(long, default_value = "http://127.0.0.1:9901", env = "WEIR_ADMIN")]
     admin: String,
-    /// The admin token. Default: the one the weir on that port made at start (its file under
-    /// $XDG_RUNTIME_DIR/weir/ or /tmp/weir-UID/), when it made one.
+    /// The admin token. Default, for a loopback --admin URL: the one the weir on that port made at
+    /// start (its file under $XDG_RUNTIME_DIR/weir/ or /tmp/weir-UID/), when it made one.
     #[arg(long, env = "WEIR_TOKEN")]
     token: Option<String>,
     /// CA bundle an https:// admin API's certificate is verified against (default: system roots).

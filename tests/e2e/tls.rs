@@ -570,7 +570,7 @@ fn traces_payload(json: &[u8]) -> weir::Payload {
     weir::Payload::Traces(req)
 }
 
-/// The names of the certificate a fresh TLS connection to `port` is served.
+/// The names (SANs) of the certificate a fresh TLS connection to `port` is served.
 async fn served_names(pki: &Pki, port: u16) -> Vec<String> {
     let config = Arc::new(pki.rustls_client(None, &[b"http/1.1"]));
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
@@ -587,7 +587,12 @@ async fn served_names(pki: &Pki, port: u16) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_certificate_is_served_without_failing_a_request() {
     let pki = Pki::new("rotation CA");
-    let server = pki.server("server", "weir before");
+    let server = pki.pair(
+        "server",
+        &["localhost", "127.0.0.1", "before.weir.test"],
+        &[],
+        "weir",
+    );
     let (upstream, url) = Recorder::grpc().await;
     let weir = Weir::with_config(&format!(
         r#"
@@ -606,7 +611,7 @@ exporters:
     assert!(
         served_names(&pki, port)
             .await
-            .contains(&"weir before".to_string())
+            .contains(&"before.weir.test".to_string())
     );
 
     // Clients send without pause, some on one kept-alive connection, some on a new connection per
@@ -670,7 +675,9 @@ exporters:
     };
     wait_for_sent(40).await;
     // A new key and certificate, each written by a rename (as a Kubernetes secret update swaps files).
-    let rotated = pki.ca.leaf(&["localhost", "127.0.0.1"], &[], "weir after");
+    let rotated = pki
+        .ca
+        .leaf(&["localhost", "127.0.0.1", "after.weir.test"], &[], "weir");
     replace(&server.key, &rotated.key_pem);
     replace(&server.cert, &rotated.cert_pem);
     weir.wait_for_metric(
@@ -706,7 +713,7 @@ exporters:
     assert!(
         served_names(&pki, port)
             .await
-            .contains(&"weir after".to_string())
+            .contains(&"after.weir.test".to_string())
     );
     assert_eq!(upstream.calls(), 0, "empty requests never go upstream");
 }

@@ -87,6 +87,23 @@ fn parse_token_file(path: &Path) -> Result<Vec<Token>, String> {
     Ok(tokens)
 }
 
+/// The token of an `Authorization: Bearer <token>` value (the scheme in any case); `None` for another
+/// scheme or a value that is not text. Any `Authorization` header is a presented credential: a caller
+/// treats `None` as a wrong one, never as none at all.
+pub fn bearer(value: &http::HeaderValue) -> Option<&str> {
+    let v = value.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Whether `presented` is `expected`, in time that depends on neither (both are hashed first).
+pub fn token_matches(expected: &str, presented: &str) -> bool {
+    digest(expected.as_bytes())
+        .ct_eq(&digest(presented.as_bytes()))
+        .into()
+}
+
 impl Authenticator {
     /// The credentials of `config`; the token file (if any) is read now and returned for the
     /// reloader, named `name`.
@@ -136,15 +153,7 @@ impl Authenticator {
         conn: Option<&ConnInfo>,
     ) -> Result<Arc<str>, Unauthenticated> {
         if let Some(value) = headers.get(http::header::AUTHORIZATION) {
-            let presented = value
-                .to_str()
-                .ok()
-                .and_then(|v| {
-                    v.strip_prefix("Bearer ")
-                        .or_else(|| v.strip_prefix("bearer "))
-                })
-                .map(str::trim)
-                .ok_or(Unauthenticated::WrongToken)?;
+            let presented = bearer(value).ok_or(Unauthenticated::WrongToken)?;
             return self
                 .tenant_of_token(presented.as_bytes())
                 .ok_or(Unauthenticated::WrongToken);
@@ -251,6 +260,29 @@ mod tests {
             auth.authenticate(&basic, None),
             Err(Unauthenticated::WrongToken)
         );
+    }
+
+    #[test]
+    fn filters_never_see_the_credential_a_receiver_consumed() {
+        let headers = bearer("alpha-token");
+        let kept = crate::Origin::new(None, headers.clone(), None);
+        assert!(
+            kept.headers.contains_key(http::header::AUTHORIZATION),
+            "no auth: the client's own header"
+        );
+        let consumed = crate::Origin::new(None, headers, Some("team-a".into()));
+        assert!(!consumed.headers.contains_key(http::header::AUTHORIZATION));
+    }
+
+    #[test]
+    fn bearer_takes_the_scheme_in_any_case_and_nothing_else() {
+        let v = |s: &'static str| http::HeaderValue::from_static(s);
+        assert_eq!(super::bearer(&v("Bearer abc")), Some("abc"));
+        assert_eq!(super::bearer(&v("BEARER  abc ")), Some("abc"));
+        assert_eq!(super::bearer(&v("Basic abc")), None);
+        assert_eq!(super::bearer(&v("Bearer ")), None);
+        assert_eq!(super::bearer(&v("Bearer")), None);
+        assert!(super::token_matches("abc", "abc") && !super::token_matches("abc", "abd"));
     }
 
     #[test]

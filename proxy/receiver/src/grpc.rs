@@ -197,11 +197,7 @@ impl UnaryService<Bytes> for Export {
                     admitted,
                     Body::from_encoded(encoded),
                     Transport::Grpc,
-                    Origin {
-                        peer,
-                        headers: metadata.into_headers(),
-                        tenant,
-                    },
+                    Origin::new(peer, metadata.into_headers(), tenant),
                     timeout,
                 )
                 .await

@@ -84,16 +84,6 @@ async fn handle(
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok()),
     );
-    let Some(content_type) = content_type else {
-        ingest.refused_early(signal, Transport::Http, RefuseReason::UnsupportedMediaType);
-        return error(
-            ContentType::Json,
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Code::InvalidArgument,
-            "unsupported content type: use application/x-protobuf or application/json",
-            None,
-        );
-    };
     // Before admission: a client without credentials costs no slot and no read.
     let tenant = match auth {
         None => None,
@@ -102,7 +92,7 @@ async fn handle(
             Err(e) => {
                 ingest.refused_early(signal, Transport::Http, RefuseReason::Unauthenticated);
                 let mut response = error(
-                    content_type,
+                    content_type.unwrap_or(ContentType::Json),
                     StatusCode::UNAUTHORIZED,
                     Code::Unauthenticated,
                     &e.to_string(),
@@ -114,6 +104,16 @@ async fn handle(
                 return response;
             }
         },
+    };
+    let Some(content_type) = content_type else {
+        ingest.refused_early(signal, Transport::Http, RefuseReason::UnsupportedMediaType);
+        return error(
+            ContentType::Json,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Code::InvalidArgument,
+            "unsupported content type: use application/x-protobuf or application/json",
+            None,
+        );
     };
     let encoding = match headers.get(header::CONTENT_ENCODING).map(|v| v.to_str()) {
         None => None,
@@ -224,11 +224,7 @@ async fn handle(
             admitted,
             body,
             Transport::Http,
-            Origin {
-                peer: Some(peer),
-                headers: parts.headers,
-                tenant,
-            },
+            Origin::new(Some(peer), parts.headers, tenant),
             None,
         )
         .await

@@ -255,3 +255,23 @@ pub struct Origin {
     /// The tenant the receiver's `auth` put it in.
     pub tenant: Option<std::sync::Arc<str>>,
 }
+
+impl Origin {
+    /// The origin of a request from `peer` with `headers`, in `tenant` when the receiver's `auth` let
+    /// it in. Then its `Authorization` header is gone: weir consumed the credential, and filters (whose
+    /// output may reach logs and upstreams) never see a tenant's token.
+    pub fn new(
+        peer: Option<SocketAddr>,
+        mut headers: ::http::HeaderMap,
+        tenant: Option<std::sync::Arc<str>>,
+    ) -> Self {
+        if tenant.is_some() {
+            headers.remove(::http::header::AUTHORIZATION);
+        }
+        Self {
+            peer,
+            headers,
+            tenant,
+        }
+    }
+}

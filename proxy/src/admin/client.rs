@@ -53,13 +53,22 @@ pub struct AdminClient {
 }
 
 impl AdminClient {
-    /// A client for `base` (e.g. `http://127.0.0.1:9901`). Without `token`, the one the weir on
-    /// that port made at start is used, if this user can read it (see [`super::token`]).
+    /// A client for `base` (e.g. `http://127.0.0.1:9901`). Without `token`, for a loopback URL, the
+    /// one the weir on that port made at start is used, if this user can read it (see
+    /// [`super::token`]); a local token is never sent to another host.
     pub fn new(base: &str, token: Option<String>) -> Self {
         let base = base.trim_end_matches('/').to_string();
         let token = token.or_else(|| {
-            let port = base.parse::<http::Uri>().ok()?.port_u16()?;
-            super::token::discover(port)
+            let uri = base.parse::<http::Uri>().ok()?;
+            let host = uri.host()?.trim_start_matches('[').trim_end_matches(']');
+            let local = host == "localhost"
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if !local {
+                return None;
+            }
+            super::token::discover(uri.port_u16()?)
         });
         Self {
             base,

@@ -112,19 +112,21 @@ async fn authorize(
 ) -> Response {
     let read = req.method() == axum::http::Method::GET || req.method() == axum::http::Method::HEAD;
     let access = &s.access;
+    // Any Authorization header is a presented credential, valid or not.
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .map(crate::receiver::auth::bearer);
     let identity = req
         .extensions()
         .get::<ConnInfo>()
         .and_then(|c| c.identity.clone());
     let auth = if let Some(p) = presented {
         // A presented token decides: a wrong one is refused whatever else the request has.
-        match &access.token {
-            Some(token) if constant_time_eq(token.as_bytes(), p.as_bytes()) => Some("token"),
+        match (&access.token, p) {
+            (Some(token), Some(p)) if crate::receiver::auth::token_matches(token, p) => {
+                Some("token")
+            }
             _ => None,
         }
     } else if identity
@@ -156,10 +158,6 @@ async fn authorize(
     };
     req.extensions_mut().insert(Caller { peer, auth });
     next.run(req).await
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// `POST /v1/tls/reload`: re-reads every certificate, key, CA bundle and token file now, whether or
@@ -363,10 +361,30 @@ mod tests {
         );
     }
 
-    #[test]
-    fn constant_time_eq_compares() {
-        assert!(super::constant_time_eq(b"abc", b"abc"));
-        assert!(!super::constant_time_eq(b"abc", b"abd"));
-        assert!(!super::constant_time_eq(b"abc", b"ab"));
+    #[tokio::test]
+    async fn another_authorization_scheme_is_a_wrong_credential_not_none() {
+        let open_loopback = Access {
+            trust_loopback: true,
+            ..token_only()
+        };
+        let status = |token: &'static str| {
+            let access = open_loopback.clone();
+            async move {
+                let mut req = axum::http::Request::get("/metrics")
+                    .header(header::AUTHORIZATION, token)
+                    .body(Body::empty())
+                    .unwrap();
+                let peer: SocketAddr = "127.0.0.1:5555".parse().unwrap();
+                req.extensions_mut().insert(ConnectInfo(peer));
+                app(access).oneshot(req).await.unwrap().status()
+            }
+        };
+        assert_eq!(status("Basic czNjcmV0").await, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            status("bearer s3cret").await,
+            StatusCode::OK,
+            "the scheme in any case"
+        );
+        assert_eq!(status("Bearer s3cre").await, StatusCode::UNAUTHORIZED);
     }
 }

@@ -1,5 +1,7 @@
 //! The identity a verified client certificate carries: its subject alternative names (URI, DNS,
-//! e-mail) and its subject's common names, which `auth.identities` and `admin.client_identities` name.
+//! e-mail), or its subject's common names when it has none (as RFC 6125 has it: a certificate with
+//! SANs is not also named by its CN, so a CN that looks like a SPIFFE ID cannot pose as one), which
+//! `auth.identities` and `admin.client_identities` name.
 
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
@@ -7,7 +9,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 /// The names of one client certificate.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientIdentity {
-    /// URI, DNS and e-mail subject alternative names, then the subject's common names.
+    /// URI, DNS and e-mail subject alternative names; the subject's common names only without them.
     pub names: Vec<String>,
     /// The subject, as text (for logs).
     pub subject: String,
@@ -29,9 +31,11 @@ impl ClientIdentity {
                 }
             }
         }
-        for cn in cert.subject().iter_common_name() {
-            if let Ok(s) = cn.as_str() {
-                names.push(s.to_string());
+        if names.is_empty() {
+            for cn in cert.subject().iter_common_name() {
+                if let Ok(s) = cn.as_str() {
+                    names.push(s.to_string());
+                }
             }
         }
         Some(Self {

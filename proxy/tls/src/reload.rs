@@ -41,6 +41,8 @@ type Build<T> = Box<dyn Fn() -> Result<T, String> + Send + Sync>;
 pub struct Reloading<T> {
     name: String,
     files: Vec<PathBuf>,
+    /// Held for a whole rebuild (stamps, build, store), so that two reloads at once (the watcher and
+    /// `POST /v1/tls/reload`) cannot store the older files' value last.
     stamps: Mutex<Vec<Option<Stamp>>>,
     current: ArcSwap<T>,
     build: Build<T>,
@@ -94,16 +96,14 @@ impl<T: Send + Sync + 'static> Reload for Reloading<T> {
     }
 
     fn reload(&self, force: bool) -> Result<bool, String> {
+        let mut stamps = self.stamps.lock().unwrap_or_else(|e| e.into_inner());
         let now: Vec<_> = self.files.iter().map(stamp).collect();
-        {
-            let mut stamps = self.stamps.lock().unwrap_or_else(|e| e.into_inner());
-            if !force && *stamps == now {
-                return Ok(false);
-            }
-            // Remembered even if the build fails: it is tried again when the files change again, not
-            // every second.
-            *stamps = now;
+        if !force && *stamps == now {
+            return Ok(false);
         }
+        // Remembered even if the build fails: it is tried again when the files change again, not
+        // every second.
+        *stamps = now;
         let next = (self.build)()?;
         self.current.store(Arc::new(next));
         Ok(true)

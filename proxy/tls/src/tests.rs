@@ -130,7 +130,25 @@ async fn mtls_required_refuses_a_client_without_a_certificate_and_names_one_with
     let identity = identity.expect("the server saw the client's certificate");
     assert!(identity.has("spiffe://test/team-a"), "{identity:?}");
     assert!(identity.has("client.test"), "{identity:?}");
-    assert!(identity.has("test client"), "the common name: {identity:?}");
+    assert!(
+        !identity.has("test client"),
+        "with SANs the common name is not a name: {identity:?}"
+    );
+
+    // A certificate with no SANs is named by its common name.
+    let (cert, key) = pki
+        .ca
+        .leaf(&[], &[], "legacy-client")
+        .write(pki.dir.path(), "legacy");
+    let mut legacy = pki.client(None);
+    (legacy.cert, legacy.key) = (Some(cert), Some(key));
+    let (result, identity) = handshake(
+        Arc::new(server_config(&pki.server(true, ClientAuth::Required), ALPN_H2).unwrap()),
+        Arc::new(client_config(Some(&legacy), ALPN_H2).unwrap()),
+    )
+    .await;
+    result.unwrap();
+    assert_eq!(identity.unwrap().names, ["legacy-client"]);
 }
 
 #[tokio::test]
