@@ -98,6 +98,7 @@ pub struct Running {
     reload_task: tokio::task::JoinHandle<()>,
     published_token: Option<std::path::PathBuf>,
     shutdown_timeout: std::time::Duration,
+    drain_delay: std::time::Duration,
 }
 
 /// How a weir process starts, beyond its configuration.
@@ -365,6 +366,7 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
         reload_task,
         published_token,
         shutdown_timeout: config.limits.shutdown_timeout,
+        drain_delay: config.limits.shutdown_drain_delay,
     })
 }
 
@@ -375,16 +377,49 @@ impl Running {
         self.shutdown().await;
     }
 
+    /// Serves until the first item of `signals`, then shuts down gracefully (see
+    /// [`Running::shutdown_unless`]); a second item ends the shutdown at once.
+    pub async fn run_until_signals(self, mut signals: impl futures::Stream<Item = ()> + Unpin) {
+        use futures::StreamExt;
+        if signals.next().await.is_none() {
+            return;
+        }
+        self.shutdown_unless(async move {
+            signals.next().await;
+        })
+        .await;
+    }
+
     /// Stops accepting, lets in-flight requests finish within `limits.shutdown_timeout`, then stops.
-    pub async fn shutdown(mut self) {
-        tracing::info!(timeout = ?self.shutdown_timeout, "shutting down: draining in-flight requests");
+    pub async fn shutdown(self) {
+        self.shutdown_unless(std::future::pending()).await;
+    }
+
+    /// The graceful shutdown: `/readyz` fails at once; new requests are still served for
+    /// `limits.shutdown_drain_delay` (load balancers see the readiness change and stop sending); then
+    /// new requests are refused (503 / UNAVAILABLE), listeners close (HTTP/2 GOAWAY) and in-flight
+    /// requests get `limits.shutdown_timeout` to finish. If `abort` completes first (a second signal),
+    /// everything stops at once.
+    pub async fn shutdown_unless(mut self, abort: impl Future<Output = ()>) {
+        tokio::pin!(abort);
         self.admin.ready.store(false, Ordering::SeqCst);
+        if !self.drain_delay.is_zero() {
+            tracing::info!(delay = ?self.drain_delay, "shutting down: not ready, still serving while load balancers catch up");
+            tokio::select! {
+                () = tokio::time::sleep(self.drain_delay) => {}
+                () = &mut abort => return self.stop_now(),
+            }
+        }
+        tracing::info!(timeout = ?self.shutdown_timeout, "shutting down: draining in-flight requests");
         self.ingest.begin_shutdown();
         let _ = self.stop.send(true);
         let drained = tokio::time::timeout(self.shutdown_timeout, async {
             while self.receivers.join_next().await.is_some() {}
-        })
-        .await;
+        });
+        let drained = tokio::select! {
+            d = drained => d,
+            () = &mut abort => return self.stop_now(),
+        };
         match drained {
             Ok(()) => tracing::info!("drained; bye"),
             Err(_) => {
@@ -394,6 +429,17 @@ impl Running {
                 self.receivers.abort_all();
             }
         }
+        self.finish();
+    }
+
+    /// A second signal: everything stops now, requests in flight included.
+    fn stop_now(mut self) {
+        tracing::warn!("second signal: exiting now");
+        self.receivers.abort_all();
+        self.finish();
+    }
+
+    fn finish(&mut self) {
         self.admin_task.abort();
         self.reload_task.abort();
         if let Some(path) = &self.published_token {

@@ -353,35 +353,37 @@ fn run(config: Config) -> anyhow::Result<()> {
         let options = weir::app::StartOptions {
             compile_helper: std::env::current_exe().ok(),
         };
+        // Installed first: a signal during start-up (a slow filter compile) shuts down once started.
+        let signals = shutdown_signals()?;
         let running = weir::app::start_with(config, options).await?;
-        running.run_until(shutdown_signal()).await;
+        running.run_until_signals(signals).await;
         Ok(())
     })
 }
 
 /// SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops weir");
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => tracing::info!("SIGINT received"),
-            _ = term.recv() => tracing::info!("SIGTERM received"),
+/// Every SIGTERM or SIGINT, as a stream: the first starts the graceful shutdown, the second ends it.
+/// The handlers are installed once, so that a signal between two is never missed.
+fn shutdown_signals() -> anyhow::Result<impl futures::Stream<Item = ()> + Unpin> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                Some(()) = term.recv() => tracing::info!("SIGTERM received"),
+                Some(()) = int.recv() => tracing::info!("SIGINT received"),
+                else => return,
+            }
+            if tx.send(()).is_err() {
+                return;
+            }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
+    });
+    Ok(Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|()| ((), rx))
+    })))
 }
 
 /// `--config` as JSON text or `@FILE`.

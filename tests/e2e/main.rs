@@ -17,6 +17,7 @@ mod redactor;
 mod router;
 mod sampler;
 mod sdk;
+mod shutdown;
 mod signing;
 mod slow_clients;
 mod tls;

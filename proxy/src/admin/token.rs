@@ -7,8 +7,7 @@
 //! `/tmp/weir-UID/`), in a directory only this user can enter; the CLI reads it when `--token` is not
 //! given, and weir removes it at shutdown. Every file is created `0600`.
 
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// The file name of the kept token under `state_dir`.
@@ -44,18 +43,9 @@ pub fn generate() -> std::io::Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Writes `text` to `path` (`0600`) through a rename, so that a reader never sees half of it.
+/// Writes `text` to `path` (`0600`) durably, through a rename, so that a reader never sees half of it.
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
+    crate::control::write_durably(path, text.as_bytes(), 0o600)
 }
 
 /// The token kept in `state_dir`, made (and kept) if there is none yet; a fresh one without a

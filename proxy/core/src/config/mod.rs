@@ -623,6 +623,11 @@ pub struct LimitsConfig {
     /// How long SIGTERM waits for in-flight requests before exiting (default `20s`).
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    /// After SIGTERM, how long weir keeps serving new requests with `/readyz` already failing, so that
+    /// load balancers and Kubernetes endpoints stop sending before weir stops accepting (default `0s`;
+    /// about 5s behind a Kubernetes Service). A second SIGTERM or SIGINT exits at once.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_drain_delay: Duration,
     /// Seconds suggested to refused clients (`Retry-After`, gRPC RetryInfo) (default `1s`).
     #[serde(with = "humantime_serde")]
     pub retry_after: Duration,
@@ -716,6 +721,7 @@ impl Default for LimitsConfig {
             max_concurrent_requests: 1024,
             request_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(20),
+            shutdown_drain_delay: Duration::ZERO,
             retry_after: Duration::from_secs(1),
             max_memory_bytes: None,
             connections: ConnectionLimits::default(),
