@@ -252,6 +252,53 @@ async fn pushed_filters_survive_a_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_recorded_version_that_no_longer_loads_never_blocks_a_start() {
+    let (upstream, url) = Recorder::grpc().await;
+    let state = tempfile::tempdir().unwrap();
+    let mut weir = Weir::with_config(&config(&url, state.path()));
+    push_zone(&weir, "v1");
+    // Version 2 is another module, which then disappears from the state directory.
+    let out = ok(cli(&weir, &["push", "zone", &wasm("noop")]));
+    assert!(out.contains("version 2"), "{out}");
+    let noop_sha = weir::filter::runtime::sha256_hex(&std::fs::read(wasm("noop")).unwrap());
+    assert!(weir.terminate().success());
+    std::fs::remove_file(
+        state
+            .path()
+            .join("modules")
+            .join(format!("{noop_sha}.wasm")),
+    )
+    .unwrap();
+
+    // weir starts, on the newest version that still loads, and says what it skipped.
+    let mut weir = Weir::with_config(&config(&url, state.path()));
+    assert_eq!(
+        zone_upstream_sees(&weir, &upstream).await.as_deref(),
+        Some("v1")
+    );
+    assert_eq!(
+        weir.metric(r#"weir_filter_restore_failures_total{signal="traces",filter="zone"}"#)
+            .await,
+        1.0
+    );
+    assert!(
+        weir.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("no longer loads") && l.contains(&noop_sha)),
+        "the skipped version is named in the log"
+    );
+    assert!(weir.terminate().success());
+
+    // A record that does not parse is moved aside; weir starts from the configuration file.
+    std::fs::write(state.path().join("filters.json"), b"{ not json").unwrap();
+    let weir = Weir::with_config(&config(&url, state.path()));
+    assert_eq!(zone_upstream_sees(&weir, &upstream).await, None);
+    assert!(state.path().join("filters.json.unreadable").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_quarantined_version_is_rolled_back_automatically() {
     let (upstream, url) = Recorder::grpc().await;
     let state = tempfile::tempdir().unwrap();

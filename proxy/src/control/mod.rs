@@ -521,7 +521,12 @@ impl Manager {
         out
     }
 
-    /// Applies the changes recorded in the state directory (at startup).
+    /// Applies the changes recorded in the state directory (at startup). The past never blocks a
+    /// start: a recorded version that no longer loads (its module gone or damaged, unsigned under
+    /// trusted keys, refused by a newer wasmtime) is skipped with an error line and
+    /// `weir_filter_restore_failures_total`, the filter falling back to its newest version that loads
+    /// (or to the configuration file's, or to none); a `filters.json` that does not parse is moved aside
+    /// (`filters.json.unreadable`) and weir starts from the configuration file.
     pub async fn restore(&self) -> Result<usize, ManageError> {
         let Some(dir) = &self.state_dir else {
             return Ok(0);
@@ -532,8 +537,19 @@ impl Manager {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
             Err(e) => return Err(ManageError::State(format!("{}: {e}", path.display()))),
         };
-        let persisted: Persisted = serde_json::from_str(&text)
-            .map_err(|e| ManageError::State(format!("{}: {e}", path.display())))?;
+        let persisted: Persisted = match serde_json::from_str(&text) {
+            Ok(p) => p,
+            Err(e) => {
+                let aside = dir.join("filters.json.unreadable");
+                tracing::error!(
+                    file = %path.display(), moved_to = %aside.display(), error = %e,
+                    "the recorded filter changes do not parse: starting from the configuration file's filters"
+                );
+                std::fs::rename(&path, &aside)
+                    .map_err(|e| ManageError::State(format!("{}: {e}", path.display())))?;
+                return Ok(0);
+            }
+        };
         let mut n = 0;
         for pf in persisted.filters {
             let Some(signal) = parse_signal(&pf.pipeline) else {
@@ -548,8 +564,20 @@ impl Manager {
             // Reload every kept version so that rollback works after a restart too.
             let mut loaded = Vec::new();
             for request in pf.versions {
-                let (filter, signer) = self.load(signal, &pf.name, &request).await?;
-                loaded.push((request, filter, signer));
+                match self.load(signal, &pf.name, &request).await {
+                    Ok((filter, signer)) => loaded.push((request, filter, signer)),
+                    Err(e) => {
+                        tracing::error!(
+                            pipeline = %signal, filter = %pf.name, sha256 = %request.module, error = %e,
+                            "a recorded filter version no longer loads: skipped"
+                        );
+                        self.metrics.filter_restore_failed(signal, &pf.name);
+                    }
+                }
+            }
+            if loaded.is_empty() {
+                // Nothing recorded loads: the configuration file's version (if any) stays.
+                continue;
             }
             let mut entries = self.entries.lock().await;
             let entry = entries.entry((signal, pf.name.clone())).or_default();

@@ -210,6 +210,7 @@ pub struct Metrics {
     filter_duration: Family<FilterLabels, Histogram, fn() -> Histogram>,
     filter_quarantines: Family<FilterLabels, Counter>,
     filter_rollbacks: Family<FilterLabels, Counter>,
+    filter_restore_failures: Family<FilterLabels, Counter>,
     filter_swaps: Family<FilterLabels, Counter>,
     filter_counters: Family<FilterNamedLabels, Counter>,
     filter_gauges: Family<FilterNamedLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
@@ -271,6 +272,7 @@ impl Metrics {
             filter_duration: Family::new_with_constructor(filter_histogram),
             filter_quarantines: Family::default(),
             filter_rollbacks: Family::default(),
+            filter_restore_failures: Family::default(),
             filter_swaps: Family::default(),
             filter_counters: Family::default(),
             filter_gauges: Family::default(),
@@ -466,6 +468,11 @@ impl Metrics {
             "filter_rollbacks",
             "Filter versions rolled back (by the admin API or after a quarantine)",
             m.filter_rollbacks.clone(),
+        );
+        registry.register(
+            "filter_restore_failures",
+            "Filter versions recorded in state_dir that no longer load at start (skipped; weir starts without them)",
+            m.filter_restore_failures.clone(),
         );
         registry.register(
             "filter_swaps",
@@ -786,6 +793,13 @@ impl Metrics {
     /// A filter was rolled back to its previous version.
     pub fn filter_rolled_back(&self, signal: Signal, filter: &str) {
         self.filter_rollbacks
+            .get_or_create(&filter_labels(signal, filter))
+            .inc();
+    }
+
+    /// A recorded version of `filter` did not load at start and was skipped.
+    pub fn filter_restore_failed(&self, signal: Signal, filter: &str) {
+        self.filter_restore_failures
             .get_or_create(&filter_labels(signal, filter))
             .inc();
     }
