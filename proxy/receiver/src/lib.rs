@@ -6,6 +6,7 @@
 #![deny(unsafe_code)]
 
 pub mod auth;
+pub mod cgroup;
 pub mod decode;
 pub mod grpc;
 pub mod http;
@@ -78,10 +79,32 @@ impl Ingest {
     /// The shared receiver state.
     /// The shared receiver state. With `limits.max_memory_bytes`, starts the memory sampler (needs a
     /// tokio runtime).
-    pub fn new(pipelines: Arc<dyn Dispatch>, limits: LimitsConfig, metrics: Arc<Metrics>) -> Self {
+    /// Without `limits.max_memory_bytes` and with `memory_from_cgroup`, the limit is the cgroup's, if
+    /// it has one.
+    pub fn new(
+        pipelines: Arc<dyn Dispatch>,
+        mut limits: LimitsConfig,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        // The cgroup is watched only when its limit is the one in force: a configured limit is about
+        // weir's own memory, and the cgroup may hold other processes.
+        let cgroup = match limits.max_memory_bytes {
+            Some(_) => None,
+            None if limits.memory_from_cgroup => cgroup::Cgroup::detect().and_then(|c| {
+                let limit = c.limit()?;
+                tracing::info!(
+                    limit, version = ?c.version(),
+                    "memory limit taken from the cgroup (limits.max_memory_bytes overrides it)"
+                );
+                limits.max_memory_bytes = Some(usize::try_from(limit).unwrap_or(usize::MAX));
+                Some(c)
+            }),
+            None => None,
+        };
         let memory = limits.max_memory_bytes.map(|limit| {
+            metrics.memory_limit(limit as u64);
             let g = Arc::new(memory::MemoryGuard::new(limit as u64));
-            g.spawn_sampler(metrics.clone());
+            g.spawn_sampler(metrics.clone(), cgroup);
             g
         });
         Self {

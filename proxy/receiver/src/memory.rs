@@ -14,6 +14,9 @@
 //!   larger of the two means memory that is both measured and charged is counted once, and a burst is
 //!   counted before it allocates, whether the last sample was taken idle or under load.
 //!
+//! Under a limit taken from the container's cgroup ([`crate::cgroup`]), the sample is the larger of the
+//! resident memory and the cgroup's working set.
+//!
 //! When refusing, weir also asks the allocator to return free memory to the OS (`malloc_trim` on glibc):
 //! freed request buffers otherwise stay resident, and weir would go on refusing with nothing in flight.
 
@@ -142,15 +145,23 @@ impl MemoryGuard {
 
     /// Samples resident memory every 50 ms for as long as the guard lives; under pressure, gives free
     /// memory back to the OS at most once a second.
-    pub fn spawn_sampler(self: &Arc<Self>, metrics: Arc<Metrics>) {
+    pub fn spawn_sampler(
+        self: &Arc<Self>,
+        metrics: Arc<Metrics>,
+        cgroup: Option<crate::cgroup::Cgroup>,
+    ) {
         let guard = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut trimmed: Option<Instant> = None;
             loop {
                 let Some(g) = guard.upgrade() else { return };
                 if let Some(rss) = rss_bytes() {
-                    g.observe(rss);
                     metrics.memory_rss(rss);
+                    let working_set = cgroup.as_ref().and_then(|c| c.working_set());
+                    if let Some(ws) = working_set {
+                        metrics.memory_cgroup_working_set(ws);
+                    }
+                    g.observe(rss.max(working_set.unwrap_or(0)));
                 }
                 if trimmed.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) && g.should_trim()
                 {

@@ -631,9 +631,14 @@ pub struct LimitsConfig {
     /// Seconds suggested to refused clients (`Retry-After`, gRPC RetryInfo) (default `1s`).
     #[serde(with = "humantime_serde")]
     pub retry_after: Duration,
-    /// Resident memory weir keeps under (default: no limit). From 90% of it new requests are refused
-    /// (503 / UNAVAILABLE, retryable) until memory is back under 80%.
+    /// Resident memory weir keeps under (default: the container's limit, see `memory_from_cgroup`, or
+    /// none). From 90% of it new requests are refused (503 / UNAVAILABLE, retryable) until memory is
+    /// back under 80%.
     pub max_memory_bytes: Option<usize>,
+    /// Without `max_memory_bytes`, under a cgroup memory limit (a container's), take the limit from the
+    /// cgroup and measure the cgroup's working set as well as weir's own resident memory (default
+    /// `true`).
+    pub memory_from_cgroup: bool,
     /// Slow and greedy clients: connection caps, read deadlines, HTTP/2 limits.
     pub connections: ConnectionLimits,
 }
@@ -724,6 +729,7 @@ impl Default for LimitsConfig {
             shutdown_drain_delay: Duration::ZERO,
             retry_after: Duration::from_secs(1),
             max_memory_bytes: None,
+            memory_from_cgroup: true,
             connections: ConnectionLimits::default(),
         }
     }

@@ -200,6 +200,8 @@ pub struct Metrics {
     queue_oldest: Family<QueueLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     queue_dropped: Family<ExporterLabels, Counter>,
     memory_rss: Gauge,
+    memory_limit: Gauge,
+    memory_cgroup_working_set: Gauge,
     route_unknown: Family<ExporterLabels, Counter>,
     filter_calls: Family<FilterLabels, Counter>,
     filter_errors: Family<FilterErrorLabels, Counter>,
@@ -262,6 +264,8 @@ impl Metrics {
             queue_oldest: Family::default(),
             queue_dropped: Family::default(),
             memory_rss: Gauge::default(),
+            memory_limit: Gauge::default(),
+            memory_cgroup_working_set: Gauge::default(),
             route_unknown: Family::default(),
             filter_calls: Family::default(),
             filter_errors: Family::default(),
@@ -422,6 +426,16 @@ impl Metrics {
             "memory_rss_bytes",
             "weir's resident memory (sampled when limits.max_memory_bytes is set)",
             m.memory_rss.clone(),
+        );
+        registry.register(
+            "memory_limit_bytes",
+            "The memory limit in force: limits.max_memory_bytes, or the container's cgroup limit",
+            m.memory_limit.clone(),
+        );
+        registry.register(
+            "memory_cgroup_working_set_bytes",
+            "The cgroup's memory use less inactive file pages (sampled when the limit is the cgroup's)",
+            m.memory_cgroup_working_set.clone(),
         );
         registry.register(
             "route_unknown_items",
@@ -669,6 +683,18 @@ impl Metrics {
                 exporter: exporter.to_string(),
             })
             .set(age.as_secs_f64());
+    }
+
+    /// The memory limit in force.
+    pub fn memory_limit(&self, bytes: u64) {
+        self.memory_limit
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    /// The cgroup's working set.
+    pub fn memory_cgroup_working_set(&self, bytes: u64) {
+        self.memory_cgroup_working_set
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 
     /// weir's resident memory was measured.
