@@ -16,6 +16,7 @@
 pub mod admin;
 pub mod app;
 pub mod control;
+pub mod dead_letter;
 pub mod fuzzing;
 pub mod signing;
 

@@ -32,6 +32,9 @@ enum Command {
     /// Manage the Wasm filters of a running weir (through its admin API), or test one offline.
     #[command(subcommand)]
     Filter(FilterCommand),
+    /// What durable queues kept aside because their upstream refused it for good.
+    #[command(subcommand)]
+    DeadLetter(DeadLetterCommand),
     /// Make an ed25519 key pair for signing filter modules: PREFIX.key (private, PKCS#8 PEM, readable
     /// by you only) and PREFIX.pub (public, PEM: list it in `module_signing.trusted_keys`).
     Keygen {
@@ -48,6 +51,32 @@ enum Command {
         instances: u32,
         #[arg(long)]
         memory: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DeadLetterCommand {
+    /// Files, requests and items kept per exporter.
+    List {
+        /// weir's state_dir.
+        #[arg(long)]
+        state_dir: PathBuf,
+    },
+    /// Send an exporter's dead letters to an OTLP/HTTP endpoint (weir's own receiver, to go through the
+    /// pipeline again, or the upstream); each file is deleted once all of its requests were accepted.
+    Replay {
+        /// weir's state_dir.
+        #[arg(long)]
+        state_dir: PathBuf,
+        /// The exporter whose dead letters to send.
+        #[arg(long)]
+        exporter: String,
+        /// Where: http(s)://HOST:PORT (requests go to /v1/<signal>).
+        #[arg(long)]
+        to: String,
+        /// A header to send, `NAME: VALUE` (repeatable), e.g. an Authorization the receiver needs.
+        #[arg(long = "header")]
+        headers: Vec<String>,
     },
 }
 
@@ -246,6 +275,13 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::DeadLetter(cmd) => match dead_letter_command(cmd) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("weir dead-letter: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Keygen { prefix } => match keygen(&prefix) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -400,6 +436,70 @@ fn read_config_arg(arg: Option<&str>) -> anyhow::Result<Option<serde_json::Value
 }
 
 /// `weir keygen PREFIX`: writes PREFIX.key (mode 0600) and PREFIX.pub, refusing to overwrite either.
+fn dead_letter_command(cmd: DeadLetterCommand) -> anyhow::Result<()> {
+    match cmd {
+        DeadLetterCommand::List { state_dir } => {
+            let all = weir::dead_letter::list(&state_dir)?;
+            if all.is_empty() {
+                println!("no dead letters under {}", state_dir.display());
+            }
+            for e in all {
+                let requests: usize = e.batches.iter().map(|b| b.requests.len()).sum();
+                let items: u64 = e
+                    .batches
+                    .iter()
+                    .flat_map(|b| &b.requests)
+                    .map(|r| u64::from(r.items))
+                    .sum();
+                println!(
+                    "{}: {} file(s), {requests} request(s), {items} item(s)",
+                    e.exporter,
+                    e.batches.len()
+                );
+                for b in &e.batches {
+                    println!("  {} ({} request(s))", b.path.display(), b.requests.len());
+                }
+            }
+            Ok(())
+        }
+        DeadLetterCommand::Replay {
+            state_dir,
+            exporter,
+            to,
+            headers,
+        } => {
+            let headers = headers
+                .iter()
+                .map(|h| {
+                    h.split_once(':')
+                        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                        .with_context(|| format!("--header `{h}`: use `NAME: VALUE`"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let (files, requests, items) = runtime.block_on(weir::dead_letter::replay(
+                &state_dir,
+                &exporter,
+                &to,
+                &headers,
+                |b| {
+                    println!(
+                        "replayed {} ({} request(s))",
+                        b.path.display(),
+                        b.requests.len()
+                    )
+                },
+            ))?;
+            println!(
+                "{exporter}: {files} file(s), {requests} request(s), {items} item(s) replayed to {to}"
+            );
+            Ok(())
+        }
+    }
+}
+
 fn keygen(prefix: &std::path::Path) -> anyhow::Result<()> {
     use std::io::Write as _;
     let pair = weir::signing::generate()?;

@@ -320,3 +320,106 @@ async fn a_failed_disk_write_is_refused_like_a_full_queue_and_loses_nothing() {
         0
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn acknowledged_data_an_upstream_refuses_for_good_is_dead_lettered_and_replayable() {
+    let (upstream, url) = Recorder::grpc().await;
+    // An expired API key: every export is refused for good.
+    upstream.always(Some(Answer::Status(
+        tonic::Code::PermissionDenied,
+        "api key expired",
+    )));
+    let state = tempfile::tempdir().unwrap();
+    let weir = Weir::with_config(&config(&url, state.path(), "sync: always"));
+    let (acked, others) = send(&weir, "refused", 20, 4).await;
+    assert_eq!((acked.len(), others.len()), (20, 0), "{others:?}");
+    weir.wait_for_metric(
+        r#"weir_exporter_dead_lettered_items_total{signal="traces",exporter="up"}"#,
+        20.0,
+    )
+    .await;
+    assert_eq!(upstream.items(), 0);
+    assert_eq!(
+        weir.metric(r#"weir_exporter_dropped_items_total{signal="traces",exporter="up"}"#)
+            .await,
+        0.0,
+        "nothing acknowledged is dropped"
+    );
+    let weir_bin = env!("CARGO_BIN_EXE_weir");
+    let state_arg = state.path().to_str().unwrap();
+    let listed = ok(std::process::Command::new(weir_bin)
+        .args(["dead-letter", "list", "--state-dir", state_arg])
+        .output()
+        .unwrap());
+    assert!(
+        listed.contains("up: ") && listed.contains("20 item(s)"),
+        "{listed}"
+    );
+
+    // The key is renewed; the dead letters go through weir again and arrive, each once.
+    upstream.always(None);
+    let out = ok(std::process::Command::new(weir_bin)
+        .args([
+            "dead-letter",
+            "replay",
+            "--state-dir",
+            state_arg,
+            "--exporter",
+            "up",
+        ])
+        .args(["--to", &format!("http://{}", weir.http)])
+        .output()
+        .unwrap());
+    assert!(out.contains("20 item(s) replayed"), "{out}");
+    assert_eq!(
+        all_arrive(&upstream, &acked, Duration::from_secs(10)).await,
+        0
+    );
+    let listed = ok(std::process::Command::new(weir_bin)
+        .args(["dead-letter", "list", "--state-dir", state_arg])
+        .output()
+        .unwrap());
+    assert!(listed.contains("no dead letters"), "{listed}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_held_queue_keeps_refused_data_until_the_upstream_takes_it() {
+    let (upstream, url) = Recorder::grpc().await;
+    upstream.always(Some(Answer::Status(
+        tonic::Code::Unauthenticated,
+        "credentials revoked",
+    )));
+    let state = tempfile::tempdir().unwrap();
+    let weir = Weir::with_config(&config(&url, state.path(), "on_permanent_error: hold"));
+    let (acked, _) = send(&weir, "held", 10, 2).await;
+    assert_eq!(acked.len(), 10);
+    weir.wait_for_metric(r#"weir_exporter_held{exporter="up"}"#, 1.0)
+        .await;
+    assert_eq!(upstream.items(), 0);
+    // The operator fixes the credentials: delivery resumes by itself.
+    upstream.always(None);
+    assert_eq!(
+        all_arrive(&upstream, &acked, Duration::from_secs(30)).await,
+        0
+    );
+    weir.wait_for_metric(r#"weir_exporter_held{exporter="up"}"#, 0.0)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_failing_retryably_past_max_age_is_dead_lettered_not_retried_forever() {
+    let (upstream, url) = Recorder::grpc().await;
+    upstream.always(Some(Answer::Status(
+        tonic::Code::Unavailable,
+        "down for good",
+    )));
+    let state = tempfile::tempdir().unwrap();
+    let weir = Weir::with_config(&config(&url, state.path(), "max_age: 1s"));
+    let (acked, _) = send(&weir, "stuck", 5, 1).await;
+    assert_eq!(acked.len(), 5);
+    weir.wait_for_metric(
+        r#"weir_exporter_dead_lettered_items_total{signal="traces",exporter="up"}"#,
+        5.0,
+    )
+    .await;
+}

@@ -13,6 +13,7 @@ mod batch;
 pub mod config;
 mod dispatch;
 mod export_error;
+pub mod fs;
 mod refusal;
 pub mod telemetry;
 

@@ -413,6 +413,11 @@ impl DurableQueue {
         }
     }
 
+    /// Where this queue keeps what its upstream refused for good (see [`crate::dead_letter`]).
+    pub fn dead_letter_dir(&self) -> PathBuf {
+        crate::dead_letter::dir_of(&self.shared.dir)
+    }
+
     /// The next record to deliver, in order; waits until there is one.
     pub async fn next(&self) -> Record {
         let mut batch = self.next_batch(1, 1, Duration::ZERO).await;

@@ -16,6 +16,7 @@
 
 pub mod body;
 mod connect;
+pub mod dead_letter;
 mod debug;
 pub mod durable;
 mod grpc;

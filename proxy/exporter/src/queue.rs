@@ -29,7 +29,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use super::durable::{DurableError, DurableQueue, Record};
 use super::{ExportRequest, Exporter};
-use weir_core::config::{CoalesceConfig, QueueConfig, SyncPolicy};
+use weir_core::config::{CoalesceConfig, OnPermanentError, QueueConfig, SyncPolicy};
 use weir_core::telemetry::Metrics;
 use weir_core::{Encoded, ExportError, PartialSuccess, QueueFull};
 
@@ -138,6 +138,7 @@ impl ExporterQueue {
         match &durable {
             Some(q) => {
                 let (n, m, queue) = (name.clone(), metrics.clone(), q.clone());
+                let policy = Policy::of(config);
                 let next = q.clone();
                 let (max_items, merge_bytes, flush) = (
                     coalesce.max_items,
@@ -160,7 +161,8 @@ impl ExporterQueue {
                         let (name, exporter, metrics, queue) =
                             (n.clone(), exporter.clone(), m.clone(), queue.clone());
                         async move {
-                            deliver_records(&name, &exporter, &queue, &records, &metrics).await;
+                            deliver_records(&name, &exporter, &queue, &records, policy, &metrics)
+                                .await;
                             for r in &records {
                                 queue.done(r);
                             }
@@ -398,6 +400,7 @@ async fn deliver_records(
     exporter: &Exporter,
     queue: &DurableQueue,
     records: &[Record],
+    policy: Policy,
     metrics: &Metrics,
 ) {
     let mut parts = Vec::with_capacity(records.len());
@@ -422,16 +425,27 @@ async fn deliver_records(
         records.first().map_or(0, |r| r.seq),
         records.last().map_or(0, |r| r.seq),
     );
+    let oldest_ms = records
+        .iter()
+        .map(|r| r.enqueued_unix_ms)
+        .min()
+        .unwrap_or(0);
+    let mut rounds = 0u32;
+    let mut holding = false;
+    let mut hold_wait = Duration::from_millis(200);
     loop {
+        rounds += 1;
         let started = Instant::now();
         let request = ExportRequest {
             signal,
             tenant: tenant.as_deref(),
             parts: &parts,
             items,
-            deadline: Instant::now() + DURABLE_ROUND,
+            // A round retries within it; with `max_age`, no longer than the batch may live.
+            deadline: policy.round_deadline(oldest_ms),
         };
-        match exporter.export(name, &request, metrics).await {
+        let result = exporter.export(name, &request, metrics).await;
+        let refusal = match result {
             Ok(p) => {
                 let rejected = u64::try_from(p.rejected).unwrap_or(0);
                 metrics.items_exported(signal, name, items, rejected, started.elapsed());
@@ -441,25 +455,132 @@ async fn deliver_records(
                         "upstream partially accepted queued batches"
                     );
                 }
+                if holding {
+                    tracing::info!(
+                        exporter = name,
+                        "the upstream accepts again: delivery resumes"
+                    );
+                    metrics.exporter_held(name, false);
+                }
                 return;
             }
-            Err(e) if e.retryable() => {
+            Err(e) if e.retryable() && !policy.given_up(oldest_ms) => {
                 tracing::warn!(
                     exporter = name, first_seq, last_seq, error = %e,
                     "upstream still unavailable; the queued batches wait"
                 );
                 tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
             }
-            Err(e) => {
+            Err(e) => e,
+        };
+        // Refused for good, or retried past max_age / max_attempts: the data was acknowledged, so
+        // it is kept aside, held, or (only if so configured) dropped.
+        let why = if refusal.retryable() {
+            format!("still failing past queue.max_age ({rounds} delivery rounds): {refusal}")
+        } else {
+            refusal.to_string()
+        };
+        match policy.on_permanent_error {
+            OnPermanentError::Drop => {
                 metrics.export_failed(signal, name, items, false);
                 metrics.queue_dropped(signal, name, items);
                 tracing::error!(
-                    exporter = name, first_seq, last_seq, items, error = %e,
-                    "upstream refused queued batches for good; they are dropped"
+                    exporter = name, first_seq, last_seq, items, error = %why,
+                    "upstream refused queued batches for good; they are dropped (on_permanent_error: drop)"
                 );
                 return;
             }
+            OnPermanentError::DeadLetter => {
+                let dir = queue.dead_letter_dir();
+                let written = {
+                    let (dir, parts, tenant) = (dir.clone(), parts.clone(), tenant.clone());
+                    tokio::task::spawn_blocking(move || {
+                        crate::dead_letter::write(
+                            &dir,
+                            first_seq,
+                            oldest_ms,
+                            tenant.as_deref(),
+                            &parts,
+                        )
+                    })
+                    .await
+                };
+                match written {
+                    Ok(Ok(path)) => {
+                        metrics.export_failed(signal, name, items, false);
+                        metrics.dead_lettered(signal, name, items);
+                        tracing::error!(
+                            exporter = name, first_seq, last_seq, items, error = %why,
+                            file = %path.display(),
+                            "upstream refused queued batches for good; kept in the dead-letter directory (weir dead-letter replay)"
+                        );
+                        return;
+                    }
+                    Ok(Err(e)) => tracing::error!(
+                        exporter = name, first_seq, error = %e, dir = %dir.display(),
+                        "cannot write the dead-letter file: the batches are held and retried"
+                    ),
+                    Err(e) => {
+                        tracing::error!(exporter = name, error = %e, "dead-letter task failed")
+                    }
+                }
+            }
+            OnPermanentError::Hold => {}
         }
+        // Held: nothing is given up; the upstream is asked again, less and less often (up to every
+        // 10 s), until it takes it.
+        if !holding {
+            holding = true;
+            metrics.exporter_held(name, true);
+            tracing::error!(
+                exporter = name, first_seq, last_seq, items, error = %why,
+                "upstream refuses queued batches: delivery holds and retries until it accepts"
+            );
+        }
+        tokio::time::sleep(hold_wait).await;
+        hold_wait = (hold_wait * 2).min(HOLD_RETRY_MAX);
+    }
+}
+
+/// The longest a held queue waits before asking its upstream again.
+const HOLD_RETRY_MAX: Duration = Duration::from_secs(10);
+
+/// What a durable queue does when its upstream will not take a batch.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Policy {
+    on_permanent_error: OnPermanentError,
+    max_age: Option<Duration>,
+}
+
+impl Policy {
+    fn of(config: &QueueConfig) -> Self {
+        Self {
+            on_permanent_error: config.on_permanent_error,
+            max_age: config.max_age,
+        }
+    }
+
+    /// How long a batch queued at `oldest_ms` has been in the queue.
+    fn age(oldest_ms: u64) -> Duration {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        Duration::from_millis(now_ms.saturating_sub(oldest_ms))
+    }
+
+    /// Whether a batch whose oldest record was queued at `oldest_ms` is past `max_age`.
+    fn given_up(&self, oldest_ms: u64) -> bool {
+        self.max_age.is_some_and(|a| Self::age(oldest_ms) >= a)
+    }
+
+    /// When one delivery round of that batch ends: a minute from now, or at `max_age`.
+    fn round_deadline(&self, oldest_ms: u64) -> Instant {
+        let round = match self.max_age {
+            Some(a) => DURABLE_ROUND.min(a.saturating_sub(Self::age(oldest_ms))),
+            None => DURABLE_ROUND,
+        };
+        Instant::now() + round
     }
 }
 

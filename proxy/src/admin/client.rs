@@ -77,6 +77,16 @@ impl AdminClient {
         }
     }
 
+    /// A client for `base` that sends no token, not even a discovered one (for a receiver, not the
+    /// admin API).
+    pub fn plain(base: &str) -> Self {
+        Self {
+            base: base.trim_end_matches('/').to_string(),
+            token: None,
+            tls: None,
+        }
+    }
+
     /// Speaks HTTPS to an `https://` URL with `tls` (`None`: the system's roots, no client
     /// certificate).
     pub fn with_tls(

@@ -45,7 +45,7 @@ pub fn generate() -> std::io::Result<String> {
 
 /// Writes `text` to `path` (`0600`) durably, through a rename, so that a reader never sees half of it.
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    crate::control::write_durably(path, text.as_bytes(), 0o600)
+    weir_core::fs::write_durably(path, text.as_bytes(), 0o600)
 }
 
 /// The token kept in `state_dir`, made (and kept) if there is none yet; a fresh one without a

@@ -693,54 +693,6 @@ fn modules_dir(state_dir: &Path) -> PathBuf {
 
 /// Writes via a temporary file and a rename, so that a crash never leaves a torn file.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ManageError> {
-    write_durably(path, bytes, 0o644)
+    weir_core::fs::write_durably(path, bytes, 0o644)
         .map_err(|e| ManageError::State(format!("{}: {e}", path.display())))
-}
-
-/// Writes `bytes` to `path` (created with `mode`) so that after a crash the path holds either the old
-/// contents or all of the new: a temporary file in the same directory, `fsync`ed, renamed over
-/// `path`, then the directory `fsync`ed so that the rename itself is on disk. State files (`filters.json`,
-/// modules, signatures, the admin token) are written this way.
-pub(crate) fn write_durably(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    std::fs::create_dir_all(dir)?;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::fs::PermissionsExt;
-
-    #[test]
-    fn a_durable_write_replaces_the_file_whole_with_its_mode_and_leaves_no_temporary() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state").join("filters.json");
-        write_durably(&path, b"first", 0o600).unwrap();
-        write_durably(&path, b"second, longer", 0o600).unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), b"second, longer");
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
-        let names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, ["filters.json"], "no temporary file is left");
-    }
 }

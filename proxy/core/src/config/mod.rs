@@ -328,6 +328,30 @@ pub struct QueueConfig {
     /// Durable queue: `always` (default: `fdatasync` before acknowledging, shared by concurrent
     /// requests) or `none` (the OS writes back; survives a crash of weir, not a power loss).
     pub sync: SyncPolicy,
+    /// Durable queue: what happens to acknowledged data the upstream refuses for good (a 4xx, an
+    /// expired credential): `dead_letter` (default: kept under `state_dir/queues/NAME/dead-letter/`,
+    /// counted, replayable with `weir dead-letter replay`), `hold` (delivery stops and retries, up to
+    /// every 10 s, until the upstream takes it; `weir_exporter_held` is 1 meanwhile), or `drop`
+    /// (counted).
+    pub on_permanent_error: OnPermanentError,
+    /// Durable queue: a batch still failing retryably this long after it was queued is treated as
+    /// refused for good, per `on_permanent_error`, instead of holding a sender forever (default: retried
+    /// as long as it takes).
+    #[serde(with = "humantime_serde")]
+    pub max_age: Option<Duration>,
+}
+
+/// What a durable queue does with data its upstream refuses for good.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OnPermanentError {
+    /// Keep it aside, replayable.
+    #[default]
+    DeadLetter,
+    /// Stop delivering and retry until the upstream accepts.
+    Hold,
+    /// Drop it, counted.
+    Drop,
 }
 
 /// Merging of client requests into upstream requests. An OTLP export request is a list of resources, so
@@ -385,6 +409,8 @@ impl Default for QueueConfig {
             max_disk_bytes: 1 << 30,
             segment_bytes: 8 << 20,
             sync: SyncPolicy::Always,
+            on_permanent_error: OnPermanentError::default(),
+            max_age: None,
         }
     }
 }

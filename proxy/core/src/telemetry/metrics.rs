@@ -213,6 +213,8 @@ pub struct Metrics {
     filter_quarantines: Family<FilterLabels, Counter>,
     filter_rollbacks: Family<FilterLabels, Counter>,
     filter_restore_failures: Family<FilterLabels, Counter>,
+    dead_lettered: Family<ExporterLabels, Counter>,
+    exporter_held: Family<QueueLabels, Gauge>,
     filter_swaps: Family<FilterLabels, Counter>,
     filter_counters: Family<FilterNamedLabels, Counter>,
     filter_gauges: Family<FilterNamedLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
@@ -277,6 +279,8 @@ impl Metrics {
             filter_quarantines: Family::default(),
             filter_rollbacks: Family::default(),
             filter_restore_failures: Family::default(),
+            dead_lettered: Family::default(),
+            exporter_held: Family::default(),
             filter_swaps: Family::default(),
             filter_counters: Family::default(),
             filter_gauges: Family::default(),
@@ -482,6 +486,16 @@ impl Metrics {
             "filter_rollbacks",
             "Filter versions rolled back (by the admin API or after a quarantine)",
             m.filter_rollbacks.clone(),
+        );
+        registry.register(
+            "exporter_dead_lettered_items",
+            "Acknowledged items a durable queue's upstream refused for good, kept in its dead-letter directory",
+            m.dead_lettered.clone(),
+        );
+        registry.register(
+            "exporter_held",
+            "1 while a durable queue holds delivery because its upstream refuses (on_permanent_error: hold)",
+            m.exporter_held.clone(),
         );
         registry.register(
             "filter_restore_failures",
@@ -708,6 +722,22 @@ impl Metrics {
         self.queue_dropped
             .get_or_create(&exporter_labels(signal, exporter))
             .inc_by(items as u64);
+    }
+
+    /// `items` refused for good were kept in `exporter`'s dead-letter directory.
+    pub fn dead_lettered(&self, signal: Signal, exporter: &str, items: usize) {
+        self.dead_lettered
+            .get_or_create(&exporter_labels(signal, exporter))
+            .inc_by(items as u64);
+    }
+
+    /// `exporter`'s durable queue holds (or no longer holds) delivery.
+    pub fn exporter_held(&self, exporter: &str, held: bool) {
+        self.exporter_held
+            .get_or_create(&QueueLabels {
+                exporter: exporter.to_string(),
+            })
+            .set(i64::from(held));
     }
 
     /// A filter routed `items` items to `exporter`, which is not configured.
