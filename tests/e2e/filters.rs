@@ -293,6 +293,45 @@ async fn a_filter_that_keeps_failing_is_quarantined() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_filter_that_fails_every_other_call_is_quarantined_by_its_fault_rate() {
+    let (upstream, url) = Recorder::grpc().await;
+    // Each instance behaves once, then traps; the trapping instance is replaced by a fresh one, so
+    // faults never run five in a row: only the rate gives the filter away.
+    let weir = Weir::with_config(&one_filter(
+        &url,
+        "hostile",
+        "{ mode: trap, after: 1, only_with_header: content-type }",
+        "fail-open",
+        "{ concurrency: 1 }",
+    ));
+    let quarantines = r#"weir_filter_quarantines_total{signal="traces",filter="f"}"#;
+    let mut sent = 0;
+    while weir.metric(quarantines).await == 0.0 {
+        assert!(
+            sent < 40,
+            "not quarantined after {sent} calls, half of them faults"
+        );
+        let (status, _, _) = send_trace(&weir).await;
+        assert_eq!(status, 200, "fail-open lets every batch through");
+        sent += 1;
+    }
+    assert!(
+        sent >= 20,
+        "the rate is judged over 20 calls, not fewer: {sent}"
+    );
+    // Items a failing fail-open filter passed on unchanged are items out: all that went in.
+    let items_in = weir
+        .metric(r#"weir_filter_items_in_total{signal="traces",filter="f"}"#)
+        .await;
+    upstream.wait_for_items(items_in as usize).await;
+    assert_eq!(
+        weir.metric(r#"weir_filter_items_out_total{signal="traces",filter="f"}"#)
+            .await,
+        items_in
+    );
+}
+
 #[test]
 fn a_filter_that_refuses_its_config_stops_startup() {
     let dir = tempfile::tempdir().unwrap();

@@ -210,6 +210,65 @@ pub const MIN_INIT_DEADLINE: std::time::Duration = std::time::Duration::from_sec
 
 /// Consecutive faults after which a filter is quarantined.
 pub const QUARANTINE_AFTER: u32 = 5;
+/// The calls a filter's fault rate is taken over ...
+pub const FAULT_WINDOW: u32 = 20;
+/// ... and the faults among them that quarantine it (half: a filter that fails every other call,
+/// which a fresh instance after each trap makes look healthy half the time, is broken).
+pub const FAULT_WINDOW_QUARANTINE: u32 = 10;
+
+/// The outcomes of a filter's last [`FAULT_WINDOW`] calls, one bit each (1: a fault), lock-free.
+#[derive(Debug, Default)]
+struct FaultWindow {
+    /// Newest outcome in the lowest bit.
+    bits: AtomicU64,
+    /// Calls recorded, up to the window.
+    calls: AtomicU32,
+}
+
+impl FaultWindow {
+    /// Records one call; returns the faults among the last [`FAULT_WINDOW`] calls and how many calls
+    /// that window holds.
+    fn record(&self, fault: bool) -> (u32, u32) {
+        let mask = (1u64 << FAULT_WINDOW) - 1;
+        let before = self
+            .bits
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                Some(((b << 1) | u64::from(fault)) & mask)
+            })
+            .unwrap_or(0);
+        let bits = ((before << 1) | u64::from(fault)) & mask;
+        let calls = self
+            .calls
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
+                Some((c + 1).min(FAULT_WINDOW))
+            })
+            .map_or(FAULT_WINDOW, |c| (c + 1).min(FAULT_WINDOW));
+        (bits.count_ones(), calls)
+    }
+}
+
+/// At most one log line a second for a filter's faults, with a count of those not logged.
+#[derive(Debug, Default)]
+struct LogLimit {
+    last_ms: AtomicU64,
+    suppressed: AtomicU64,
+}
+
+impl LogLimit {
+    /// `Some(suppressed since the last line)` when a line may be logged now.
+    fn allow(&self, epoch: Instant) -> Option<u64> {
+        let now = epoch.elapsed().as_millis() as u64 + 1;
+        let last = self.last_ms.load(Ordering::Relaxed);
+        if last != 0 && now < last + 1000 {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        self.last_ms
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .ok()?;
+        Some(self.suppressed.swap(0, Ordering::Relaxed))
+    }
+}
 
 /// A filter ready to run.
 pub struct LoadedFilter {
@@ -229,6 +288,9 @@ pub struct LoadedFilter {
     /// Its call metrics, labels resolved once.
     call_metrics: FilterMetrics,
     consecutive_faults: AtomicU32,
+    window: FaultWindow,
+    fault_log: LogLimit,
+    loaded_at: Instant,
     quarantined: AtomicBool,
     name: Arc<str>,
     signal: Signal,
@@ -310,6 +372,9 @@ impl LoadedFilter {
             pool,
             call_metrics,
             consecutive_faults: AtomicU32::new(0),
+            window: FaultWindow::default(),
+            fault_log: LogLimit::default(),
+            loaded_at: Instant::now(),
             quarantined: AtomicBool::new(false),
             name,
             signal,
@@ -509,6 +574,7 @@ impl LoadedFilter {
         match &result {
             Ok(verdict) => {
                 self.consecutive_faults.store(0, Ordering::Relaxed);
+                self.window.record(false);
                 let dropped = batch.dropped_count() - dropped_before;
                 let modified = batch.modified_count().saturating_sub(modified_before);
                 self.stats
@@ -534,15 +600,31 @@ impl LoadedFilter {
                     elapsed,
                     Some(fault.class.as_str()),
                 );
+                if self.fails_open() {
+                    // The batch goes on unchanged: its items are out.
+                    self.metrics
+                        .filter_items_out(self.signal, &self.name, items);
+                }
                 let n = self.consecutive_faults.fetch_add(1, Ordering::Relaxed) + 1;
-                tracing::warn!(
-                    filter = %self.name, sha256 = %self.module.sha256, class = %fault.class,
-                    consecutive = n, error = %fault.message, policy = ?self.spec.on_error,
-                    "filter failed"
-                );
-                if n >= QUARANTINE_AFTER && !self.quarantined.swap(true, Ordering::Relaxed) {
-                    tracing::error!(filter = %self.name, sha256 = %self.module.sha256,
-                        "filter quarantined after {n} consecutive failures");
+                let (faults, window) = self.window.record(true);
+                // A filter failing on every call would log every call: one line a second at most.
+                if let Some(suppressed) = self.fault_log.allow(self.loaded_at) {
+                    tracing::warn!(
+                        filter = %self.name, sha256 = %self.module.sha256, class = %fault.class,
+                        consecutive = n, recent_faults = faults, recent_calls = window,
+                        suppressed, error = %fault.message, policy = ?self.spec.on_error,
+                        "filter failed"
+                    );
+                }
+                let by_rate = window >= FAULT_WINDOW && faults >= FAULT_WINDOW_QUARANTINE;
+                if (n >= QUARANTINE_AFTER || by_rate)
+                    && !self.quarantined.swap(true, Ordering::Relaxed)
+                {
+                    tracing::error!(
+                        filter = %self.name, sha256 = %self.module.sha256, consecutive = n,
+                        recent_faults = faults, recent_calls = window,
+                        "filter quarantined: {n} consecutive failures, {faults} of its last {window} calls"
+                    );
                     self.metrics.filter_quarantined(self.signal, &self.name);
                     if let Some(tx) = &self.quarantine {
                         // The manager may be gone at shutdown; then there is nobody to roll back.
@@ -699,6 +781,38 @@ mod tests {
         assert!(pool.checkout(Duration::from_millis(1)).is_none());
         pool.checkin(7);
         assert!(matches!(pool.checkout(Duration::ZERO), Some(Slot::Idle(7))));
+    }
+
+    #[test]
+    fn the_fault_window_counts_the_last_twenty_calls() {
+        let w = FaultWindow::default();
+        let mut last = (0, 0);
+        for i in 0..40 {
+            last = w.record(i % 2 == 1);
+        }
+        assert_eq!(
+            last,
+            (10, FAULT_WINDOW),
+            "every other call: half of the window"
+        );
+        for _ in 0..FAULT_WINDOW {
+            last = w.record(false);
+        }
+        assert_eq!(last, (0, FAULT_WINDOW), "old faults leave the window");
+        assert_eq!(FaultWindow::default().record(true), (1, 1));
+    }
+
+    #[test]
+    fn fault_lines_are_limited_to_one_a_second_with_a_count_of_the_rest() {
+        let limit = LogLimit::default();
+        let epoch = Instant::now();
+        assert_eq!(limit.allow(epoch), Some(0));
+        assert_eq!(limit.allow(epoch), None);
+        assert_eq!(limit.allow(epoch), None);
+        // A second later the next line reports the two it did not log.
+        let earlier = epoch - std::time::Duration::from_secs(2);
+        limit.last_ms.store(1, Ordering::Relaxed);
+        assert_eq!(limit.allow(earlier), Some(2));
     }
 
     #[test]

@@ -839,6 +839,13 @@ impl Metrics {
         }
     }
 
+    /// `items` went on unchanged past a filter that failed with `on_error: fail-open`.
+    pub fn filter_items_out(&self, signal: Signal, filter: &str, items: usize) {
+        self.filter_items_out
+            .get_or_create(&filter_labels(signal, filter))
+            .inc_by(items as u64);
+    }
+
     /// A filter was quarantined.
     pub fn filter_quarantined(&self, signal: Signal, filter: &str) {
         self.filter_quarantines
