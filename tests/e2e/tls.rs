@@ -210,18 +210,23 @@ async fn grpc_tls(
         .connect()
         .await
         .map_err(|e| format!("connect: {e}"))?;
-    let mut client = tonic::client::Grpc::new(channel);
-    client.ready().await.map_err(|e| e.to_string())?;
-    let path = http::uri::PathAndQuery::from_static(Signal::Traces.grpc_path());
-    client
-        .unary(
-            tonic::Request::new(bytes::Bytes::from(body)),
-            path,
-            RawCodec,
-        )
+    export_on(channel, tonic::Request::new(bytes::Bytes::from(body)))
         .await
-        .map(|_| ())
         .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
+}
+
+/// One raw unary trace export of `req` on `channel`.
+async fn export_on(
+    channel: tonic::transport::Channel,
+    req: tonic::Request<bytes::Bytes>,
+) -> Result<(), tonic::Status> {
+    let mut client = tonic::client::Grpc::new(channel);
+    client
+        .ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let path = http::uri::PathAndQuery::from_static(Signal::Traces.grpc_path());
+    client.unary(req, path, RawCodec).await.map(|_| ())
 }
 
 fn trace_request() -> Vec<u8> {
@@ -315,18 +320,12 @@ exporters:
             .connect()
             .await
             .map_err(|e| e.to_string())?;
-        let mut client = tonic::client::Grpc::new(channel);
-        client.ready().await.map_err(|e| e.to_string())?;
-        let path = http::uri::PathAndQuery::from_static(Signal::Traces.grpc_path());
-        client
-            .unary(
-                tonic::Request::new(bytes::Bytes::from(trace_request())),
-                path,
-                RawCodec,
-            )
-            .await
-            .map(|_| ())
-            .map_err(|s| s.to_string())
+        export_on(
+            channel,
+            tonic::Request::new(bytes::Bytes::from(trace_request())),
+        )
+        .await
+        .map_err(|s| s.to_string())
     };
     assert!(plain.await.is_err(), "plaintext was answered on a TLS port");
     weir.wait_for_metric_at_least(failures, before + 1.0).await;
@@ -485,13 +484,10 @@ pipelines:
                 .connect()
                 .await
                 .unwrap();
-            let mut client = tonic::client::Grpc::new(channel);
-            client.ready().await.unwrap();
             let mut req = tonic::Request::new(bytes::Bytes::from(trace_request()));
             req.metadata_mut()
                 .insert("authorization", format!("Bearer {token}").parse().unwrap());
-            let path = http::uri::PathAndQuery::from_static(Signal::Traces.grpc_path());
-            client.unary(req, path, RawCodec).await.map(|_| ())
+            export_on(channel, req).await
         }
     };
     let a_before = a.items();
