@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
+use weir_core::fs::Storage;
 use weir_core::{Encoded, Signal};
 use weir_wire::record;
 
@@ -43,6 +44,7 @@ pub struct DeadBatch {
 /// Writes `parts` (one upstream request, first queued at `enqueued_unix_ms` as record `first_seq`) to
 /// a new file in `dir`; returns it.
 pub fn write(
+    storage: &dyn Storage,
     dir: &Path,
     first_seq: u64,
     enqueued_unix_ms: u64,
@@ -65,7 +67,7 @@ pub fn write(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
     let path = dir.join(format!("{now}-{first_seq}.dead"));
-    weir_core::fs::write_durably(&path, &buf, 0o600)?;
+    weir_core::fs::write_durably_on(storage, &path, &buf, 0o600)?;
     Ok(path)
 }
 
@@ -86,7 +88,11 @@ pub fn read_dir(dir: &Path) -> std::io::Result<Vec<DeadBatch>> {
 
 /// One dead-letter file.
 pub fn read(path: &Path) -> std::io::Result<DeadBatch> {
-    let data = Bytes::from(std::fs::read(path)?);
+    parse(path, Bytes::from(std::fs::read(path)?))
+}
+
+/// The dead-letter file `path`, read as `data`.
+pub fn parse(path: &Path, data: Bytes) -> std::io::Result<DeadBatch> {
     let mut requests = Vec::new();
     let mut offset = 0;
     loop {
@@ -127,7 +133,15 @@ mod tests {
             Encoded::trusted(Signal::Logs, Bytes::from_static(b"first"), 2),
             Encoded::trusted(Signal::Logs, Bytes::from_static(b"second"), 3),
         ];
-        let path = write(dir.path(), 41, 1234, Some("team-a"), &parts).unwrap();
+        let path = write(
+            &weir_core::fs::Os,
+            dir.path(),
+            41,
+            1234,
+            Some("team-a"),
+            &parts,
+        )
+        .unwrap();
         let batches = read_dir(dir.path()).unwrap();
         assert_eq!(batches.len(), 1);
         assert_eq!(batches[0].path, path);

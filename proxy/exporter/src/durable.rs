@@ -38,9 +38,6 @@
 //! refuses the batch with a retryable status.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -50,6 +47,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot};
 
 use weir_core::Encoded;
 use weir_core::Signal;
+use weir_core::fs::{Os, Storage, StorageFile};
 use weir_core::telemetry::Metrics;
 use weir_wire::record::{self, RecordError};
 
@@ -128,7 +126,7 @@ impl Record {
 }
 
 struct Segment {
-    file: Arc<File>,
+    file: Arc<dyn StorageFile>,
     path: PathBuf,
     bytes: u64,
     /// Records not yet delivered (or, during a round, written but not yet answered).
@@ -159,6 +157,7 @@ struct Append {
 
 /// What the writer thread and the queue's handle share.
 struct Shared {
+    storage: Arc<dyn Storage>,
     dir: PathBuf,
     name: Arc<str>,
     state: Mutex<State>,
@@ -195,18 +194,46 @@ fn now_ms() -> u64 {
 /// Bytes one writer round takes at most before it writes and syncs.
 const ROUND_BYTES: usize = 32 << 20;
 
+/// How a durable queue lays out and syncs its log.
+#[derive(Debug, Clone, Copy)]
+pub struct Layout {
+    /// Bytes of all segments at most (`queue.max_disk_bytes`).
+    pub max_bytes: usize,
+    /// A segment rolls at this size (`queue.segment_bytes`).
+    pub segment_bytes: u64,
+    /// Largest merged record body (`queue.coalesce.max_bytes`).
+    pub max_record_bytes: usize,
+    /// `fdatasync` before acknowledging (`queue.sync: always`).
+    pub sync: bool,
+}
+
 impl DurableQueue {
     /// Opens (creating it if needed) the queue in `dir`, replaying what a previous run left.
     pub fn open(
         dir: &Path,
         name: &str,
-        max_bytes: usize,
-        segment_bytes: u64,
-        max_record_bytes: usize,
-        sync: bool,
+        layout: Layout,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Self>, DurableError> {
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        Self::open_on(Arc::new(Os), dir, name, layout, metrics)
+    }
+
+    /// [`DurableQueue::open`] on `storage` (tests inject failing file systems here). An error reading
+    /// what is there is an error: nothing on disk is skipped or deleted because it could not be read.
+    pub fn open_on(
+        storage: Arc<dyn Storage>,
+        dir: &Path,
+        name: &str,
+        layout: Layout,
+        metrics: Arc<Metrics>,
+    ) -> Result<Arc<Self>, DurableError> {
+        let Layout {
+            max_bytes,
+            segment_bytes,
+            max_record_bytes,
+            sync,
+        } = layout;
+        storage.create_dir_all(dir).map_err(io(dir))?;
         let budget = Arc::new(Semaphore::new(max_bytes.min(Semaphore::MAX_PERMITS)));
         let mut state = State {
             segments: BTreeMap::new(),
@@ -215,11 +242,11 @@ impl DurableQueue {
             pending: VecDeque::new(),
             in_flight: BTreeMap::new(),
         };
-        let mut ids: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
+        let mut ids: Vec<(u64, PathBuf)> = storage
+            .list(dir)
             .map_err(io(dir))?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let p = e.path();
+            .into_iter()
+            .filter_map(|p| {
                 let id = p
                     .file_name()?
                     .to_str()?
@@ -233,10 +260,7 @@ impl DurableQueue {
         let (mut replayed, mut replayed_batches) = (0usize, 0i64);
         let mut replayed_bytes = 0i64;
         for (id, path) in ids {
-            let mut data = Vec::new();
-            File::open(&path)
-                .and_then(|mut f| f.read_to_end(&mut data))
-                .map_err(io(&path))?;
+            let data = storage.read(&path).map_err(io(&path))?;
             let mut offset = 0;
             let mut records = Vec::new();
             loop {
@@ -267,10 +291,15 @@ impl DurableQueue {
                 }
             }
             if records.is_empty() {
-                let _ = std::fs::remove_file(&path);
+                // Left empty (or holding only a torn write) by a failed round: it holds nothing to
+                // replay. Should the removal fail, the next start tries again.
+                if let Err(e) = storage.remove(&path) {
+                    tracing::warn!(exporter = name, segment = %path.display(), error = %e, "cannot remove an empty queue segment");
+                    metrics.queue_io_error(name, "remove");
+                }
                 continue;
             }
-            let file = File::open(&path).map_err(io(&path))?;
+            let file: Arc<dyn StorageFile> = Arc::from(storage.open(&path).map_err(io(&path))?);
             let bytes = data.len() as u64;
             let permits = budget
                 .clone()
@@ -284,7 +313,7 @@ impl DurableQueue {
             state.segments.insert(
                 id,
                 Segment {
-                    file: Arc::new(file),
+                    file,
                     path,
                     bytes,
                     outstanding: records.len(),
@@ -305,6 +334,7 @@ impl DurableQueue {
         }
         metrics.queue_changed(name, replayed_batches, replayed as i64, replayed_bytes);
         let shared = Arc::new(Shared {
+            storage,
             dir: dir.to_path_buf(),
             name: Arc::from(name),
             state: Mutex::new(state),
@@ -418,6 +448,31 @@ impl DurableQueue {
         crate::dead_letter::dir_of(&self.shared.dir)
     }
 
+    /// Writes `parts` (records from `first_seq`, the oldest queued at `oldest_ms`) durably to a new
+    /// dead-letter file; returns it. Blocking: call it off the runtime's worker threads.
+    pub fn dead_letter(
+        &self,
+        first_seq: u64,
+        oldest_ms: u64,
+        tenant: Option<&str>,
+        parts: &[Encoded],
+    ) -> std::io::Result<PathBuf> {
+        let written = crate::dead_letter::write(
+            &*self.shared.storage,
+            &self.dead_letter_dir(),
+            first_seq,
+            oldest_ms,
+            tenant,
+            parts,
+        );
+        if written.is_err() {
+            self.shared
+                .metrics
+                .queue_io_error(&self.shared.name, "dead_letter");
+        }
+        written
+    }
+
     /// The next record to deliver, in order; waits until there is one.
     pub async fn next(&self) -> Record {
         let mut batch = self.next_batch(1, 1, Duration::ZERO).await;
@@ -434,7 +489,12 @@ impl DurableQueue {
                 .ok_or(DurableError::Misplaced(r.seq))?
         };
         let mut buf = vec![0; r.len as usize];
-        file.read_exact_at(&mut buf, r.offset).map_err(io(&path))?;
+        if let Err(e) = file.read_at(&mut buf, r.offset) {
+            self.shared
+                .metrics
+                .queue_io_error(&self.shared.name, "read");
+            return Err(io(&path)(e));
+        }
         match record::parse(&buf)? {
             Some(p) if p.seq == r.seq => Ok(Bytes::from(buf).slice(p.body)),
             _ => Err(DurableError::Misplaced(r.seq)),
@@ -495,8 +555,20 @@ impl Shared {
                 st.active = None;
             }
             if let Some(s) = st.segments.remove(&segment) {
-                let _ = std::fs::remove_file(&s.path);
+                self.remove(&s.path);
             }
+        }
+    }
+
+    /// Deletes a segment none of whose records is outstanding. A failure only costs disk space until
+    /// the next start, which replays what the file holds (delivered again rather than lost).
+    fn remove(&self, path: &Path) {
+        if let Err(e) = self.storage.remove(path) {
+            tracing::error!(
+                exporter = %self.name, segment = %path.display(), error = %e,
+                "cannot delete a delivered queue segment: its records are delivered again after a restart"
+            );
+            self.metrics.queue_io_error(&self.name, "remove");
         }
     }
 
@@ -510,7 +582,7 @@ impl Shared {
             if s.outstanding == 0
                 && let Some(s) = st.segments.remove(&id)
             {
-                let _ = std::fs::remove_file(&s.path);
+                self.remove(&s.path);
             }
         }
     }
@@ -527,23 +599,27 @@ impl Shared {
         }
         // The full segment's records of this round are synced with the round's other segments.
         self.close_active(st);
+        // Created empty: a file of this name can only be what a failed round left (its first record
+        // was never acknowledged), never a segment the queue holds.
         let path = self.dir.join(format!("{seq:020}.seg"));
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .read(true)
-            .open(&path)
-            .map_err(io(&path))?;
-        if self.sync {
+        let file: Arc<dyn StorageFile> = match self.storage.create(&path, 0o600) {
+            Ok(f) => Arc::from(f),
+            Err(e) => {
+                self.metrics.queue_io_error(&self.name, "create");
+                return Err(io(&path)(e));
+            }
+        };
+        if self.sync
             // The new file's directory entry must survive a crash too.
-            File::open(&self.dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io(&self.dir))?;
+            && let Err(e) = self.storage.sync_dir(&self.dir)
+        {
+            self.metrics.queue_io_error(&self.name, "sync");
+            return Err(io(&self.dir)(e));
         }
         st.segments.insert(
             seq,
             Segment {
-                file: Arc::new(file),
+                file,
                 path,
                 bytes: 0,
                 outstanding: 0,
@@ -581,9 +657,15 @@ impl Shared {
             });
         };
         let offset = seg.bytes;
-        if let Err(e) = write_all_vectored(&seg.file, &header, &parts) {
-            // A partial record (disk full) is cut off so that the segment stays readable.
+        let bufs: Vec<&[u8]> = std::iter::once(&header[..])
+            .chain(parts.iter().copied())
+            .collect();
+        if let Err(e) = seg.file.append(&bufs) {
+            // A partial record (disk full) is cut off so that the segment stays readable; should
+            // that fail too, recovery ends the segment at the torn record, and the segment takes
+            // no more records either way.
             let _ = seg.file.set_len(offset);
+            self.metrics.queue_io_error(&self.name, "write");
             return Err(io(&seg.path)(e));
         }
         seg.bytes += record_len;
@@ -609,7 +691,7 @@ impl Shared {
         let mut written: Vec<(Record, Vec<Append>)> = Vec::new();
         let mut failure: Option<DurableError> = None;
         let mut refused: Vec<Append> = Vec::new();
-        let mut dirty: BTreeMap<u64, (Arc<File>, PathBuf)> = BTreeMap::new();
+        let mut dirty: BTreeMap<u64, (Arc<dyn StorageFile>, PathBuf)> = BTreeMap::new();
         while !round.is_empty() {
             // The longest prefix of one signal and tenant within the record size (at least one
             // append).
@@ -652,6 +734,7 @@ impl Shared {
         if self.sync {
             for (file, path) in dirty.values() {
                 if let Err(e) = file.sync_data() {
+                    self.metrics.queue_io_error(&self.name, "sync");
                     sync_failure = Some(io(path)(e));
                     break;
                 }
@@ -724,41 +807,21 @@ fn writer_loop(shared: Arc<Shared>, rx: mpsc::Receiver<Append>) {
     }
 }
 
-/// Writes a record's header and parts with as few system calls as the kernel allows, without copying
-/// the parts into a record buffer first.
-fn write_all_vectored(mut file: &File, header: &[u8], parts: &[&[u8]]) -> std::io::Result<()> {
-    let mut bufs: Vec<std::io::IoSlice<'_>> = std::iter::once(header)
-        .chain(parts.iter().copied())
-        .filter(|b| !b.is_empty())
-        .map(std::io::IoSlice::new)
-        .collect();
-    let mut bufs = &mut bufs[..];
-    while !bufs.is_empty() {
-        match file.write_vectored(bufs) {
-            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(n) => std::io::IoSlice::advance_slices(&mut bufs, n),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn open(dir: &Path, max: usize, segment: u64) -> Arc<DurableQueue> {
-        DurableQueue::open(
-            dir,
-            "q",
-            max,
-            segment,
-            2 << 20,
-            true,
-            Arc::new(Metrics::new()),
-        )
-        .unwrap()
+        DurableQueue::open(dir, "q", layout(max, segment), Arc::new(Metrics::new())).unwrap()
+    }
+
+    fn layout(max_bytes: usize, segment_bytes: u64) -> Layout {
+        Layout {
+            max_bytes,
+            segment_bytes,
+            max_record_bytes: 2 << 20,
+            sync: true,
+        }
     }
 
     fn encoded(body: &[u8]) -> Encoded {
@@ -957,8 +1020,7 @@ mod tests {
         data[n - 1] ^= 0xff;
         std::fs::write(&segs[1], data).unwrap();
         let metrics = Arc::new(Metrics::new());
-        let q = DurableQueue::open(dir.path(), "q", 1 << 20, 1, 1 << 20, true, metrics.clone())
-            .unwrap();
+        let q = DurableQueue::open(dir.path(), "q", layout(1 << 20, 1), metrics.clone()).unwrap();
         let a = q.next().await;
         let b = q.next().await;
         assert_eq!((q.read(&a).unwrap()[0], q.read(&b).unwrap()[0]), (0, 2));
@@ -968,5 +1030,253 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(r#"weir_exporter_queue_replayed_items_total{exporter="q"} 2"#));
+    }
+    /// The storage fault walk (issue 13): a scenario of appends, a delivery, a dead-lettered record
+    /// and more appends, run once per file-system call it makes with that call failing, then a crash
+    /// (only synced bytes and synced names survive) and a recovery.
+    mod faults {
+        use std::collections::BTreeSet;
+
+        use weir_core::fs::sim::{Op, SimDisk};
+
+        use super::*;
+
+        const DIR: &str = "/state/queues/q";
+        const BODY: usize = 60;
+
+        #[derive(Debug, Default)]
+        struct Run {
+            acked: BTreeSet<u8>,
+            refused: BTreeSet<u8>,
+            /// Given to a sender in this run (read back and delivered, or dead-lettered).
+            handed_out: BTreeSet<u8>,
+            /// Delivered upstream.
+            delivered: BTreeSet<u8>,
+            /// Let go after a dead-letter write: only the dead-letter file holds them now.
+            dead: BTreeSet<u8>,
+        }
+
+        fn ids(body: &[u8]) -> impl Iterator<Item = u8> + '_ {
+            body.chunks(BODY).map(|c| c[0])
+        }
+
+        fn queue_on(disk: &SimDisk) -> Result<Arc<DurableQueue>, DurableError> {
+            DurableQueue::open_on(
+                Arc::new(disk.clone()),
+                Path::new(DIR),
+                "q",
+                // Two records a segment: the scenario rolls, seals and deletes segments.
+                layout(1 << 20, 2 * (BODY + record::OVERHEAD) as u64),
+                Arc::new(Metrics::new()),
+            )
+        }
+
+        fn pending(q: &DurableQueue) -> usize {
+            q.shared.lock().pending.len()
+        }
+
+        async fn append(q: &Arc<DurableQueue>, run: &mut Run, id: u8) {
+            let permit = q.reserve(BODY, None).expect("room");
+            match q.append(encoded(&[id; BODY]), None, permit).await {
+                Ok(_) => run.acked.insert(id),
+                Err(_) => run.refused.insert(id),
+            };
+        }
+
+        /// Reads a record back as a sender does: a failed read is retried (the fault fires once).
+        fn read_back(q: &DurableQueue, r: &Record) -> Bytes {
+            q.read(r).or_else(|_| q.read(r)).expect("read back")
+        }
+
+        async fn deliver_one(q: &Arc<DurableQueue>, run: &mut Run) {
+            if pending(q) == 0 {
+                return;
+            }
+            let r = q.next().await;
+            let body = read_back(q, &r);
+            run.handed_out.extend(ids(&body));
+            run.delivered.extend(ids(&body));
+            q.done(&r);
+        }
+
+        async fn dead_letter_one(q: &Arc<DurableQueue>, run: &mut Run) {
+            if pending(q) == 0 {
+                return;
+            }
+            let r = q.next().await;
+            let body = read_back(q, &r);
+            run.handed_out.extend(ids(&body));
+            let parts = [Encoded::trusted(r.signal, body.clone(), r.items)];
+            // As a sender holds and retries a dead-letter write that failed.
+            let written = (0..3).any(|_| {
+                q.dead_letter(r.seq, r.enqueued_unix_ms, None, &parts)
+                    .is_ok()
+            });
+            assert!(
+                written,
+                "a dead-letter write succeeds once its fault has fired"
+            );
+            run.dead.extend(ids(&body));
+            q.done(&r);
+        }
+
+        async fn scenario(disk: &SimDisk) -> Result<Run, DurableError> {
+            let q = queue_on(disk)?;
+            let mut run = Run::default();
+            for id in 0..4 {
+                append(&q, &mut run, id).await;
+            }
+            deliver_one(&q, &mut run).await;
+            dead_letter_one(&q, &mut run).await;
+            for id in 4..8 {
+                append(&q, &mut run, id).await;
+            }
+            deliver_one(&q, &mut run).await;
+            deliver_one(&q, &mut run).await;
+            append(&q, &mut run, 8).await;
+            // Whatever failed, the queue takes the next request.
+            if run.refused.contains(&8) {
+                append(&q, &mut run, 9).await;
+            }
+            Ok(run)
+        }
+
+        /// What a restart on `disk` finds: the records replayed and the dead-lettered ones.
+        fn recover(disk: &SimDisk) -> Result<BTreeSet<u8>, DurableError> {
+            let q = queue_on(disk)?;
+            let mut found = BTreeSet::new();
+            let records: Vec<Record> = q.shared.lock().pending.iter().cloned().collect();
+            for r in &records {
+                found.extend(ids(&q.read(r)?));
+            }
+            let dead = Path::new(DIR).join("dead-letter");
+            let paths = match disk.list(&dead) {
+                Ok(paths) => paths,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                Err(e) => return Err(io(&dead)(e)),
+            };
+            for path in paths {
+                let data = Bytes::from(disk.read(&path).map_err(io(&path))?);
+                let batch =
+                    crate::dead_letter::parse(&path, data).expect("a whole dead-letter file");
+                for req in batch.requests {
+                    found.extend(ids(&req.body));
+                }
+            }
+            Ok(found)
+        }
+
+        fn check(what: &str, run: &Run, after_crash: &BTreeSet<u8>) {
+            let lost: Vec<u8> = run
+                .acked
+                .iter()
+                .filter(|id| !run.delivered.contains(*id) && !after_crash.contains(*id))
+                .copied()
+                .collect();
+            assert!(
+                lost.is_empty(),
+                "{what}: acknowledged, then lost: {lost:?} ({run:?}, found {after_crash:?})"
+            );
+            assert!(
+                run.refused.len() <= 1,
+                "{what}: one fault refuses one request at most: {run:?}"
+            );
+            for refused in &run.refused {
+                assert!(
+                    run.acked.contains(&(refused + 1)),
+                    "{what}: the queue keeps serving after the fault: {run:?}"
+                );
+            }
+            let sent_refused: Vec<_> = run.refused.intersection(&run.handed_out).collect();
+            assert!(
+                sent_refused.is_empty(),
+                "{what}: refused, yet delivered: {sent_refused:?}"
+            );
+        }
+
+        #[tokio::test(flavor = "multi_thread")]
+        async fn every_failing_storage_call_loses_nothing_acknowledged_and_the_queue_keeps_serving()
+        {
+            // The calls a fault-free run makes, by kind.
+            let clean = SimDisk::new();
+            let run = scenario(&clean).await.unwrap();
+            assert_eq!(run.acked.len(), 9, "{run:?}");
+            check("no fault", &run, &recover(&clean.crash()).unwrap());
+            let steps = clean.counts();
+            for op in [
+                Op::Append,
+                Op::Sync,
+                Op::Create,
+                Op::SyncDir,
+                Op::Remove,
+                Op::Rename,
+                Op::ReadAt,
+            ] {
+                assert!(
+                    steps.contains_key(&op),
+                    "the scenario never calls {op:?}: {steps:?}"
+                );
+            }
+            let mut faults: Vec<Vec<(Op, usize)>> = steps
+                .iter()
+                .flat_map(|(&op, &n)| (1..=n).map(move |nth| vec![(op, nth)]))
+                .collect();
+            // A torn write whose cut-off fails as well.
+            faults.extend(
+                (1..=steps[&Op::Append]).map(|nth| vec![(Op::Append, nth), (Op::SetLen, 1)]),
+            );
+            let (mut walked, mut cut_failed) = (0, 0);
+            for fault in faults {
+                let what = format!("{fault:?}");
+                let disk = SimDisk::new();
+                for &(op, nth) in &fault {
+                    disk.fail_next(op, nth);
+                }
+                match scenario(&disk).await {
+                    Ok(run) => {
+                        // A cut-off fails only after a torn segment write (a dead-letter file's
+                        // failed write is removed instead).
+                        let fired = disk.fired();
+                        assert_eq!(fired.first(), fault.first(), "{what}: the fault fired");
+                        cut_failed += usize::from(fired.len() == 2);
+                        check(&what, &run, &recover(&disk.crash()).unwrap());
+                    }
+                    // Failing to open the directory is weir refusing to start, with an error: no
+                    // request was taken.
+                    Err(e) => assert!(
+                        matches!(fault[0].0, Op::CreateDir | Op::List),
+                        "{what}: opening failed: {e}"
+                    ),
+                }
+                walked += 1;
+            }
+            assert!(walked > 40, "{walked} faults walked");
+            assert!(cut_failed > 0, "no torn write whose cut-off failed");
+        }
+
+        #[tokio::test(flavor = "multi_thread")]
+        async fn a_failing_call_during_recovery_is_an_error_or_a_whole_replay_never_a_loss() {
+            let disk = SimDisk::new();
+            let run = scenario(&disk).await.unwrap();
+            let crashed = disk.crash();
+            let all = recover(&crashed).unwrap();
+            check("no fault", &run, &all);
+            let steps = {
+                let probe = disk.crash();
+                recover(&probe).unwrap();
+                probe.counts()
+            };
+            for (&op, &n) in &steps {
+                for nth in 1..=n {
+                    let after = disk.crash();
+                    after.fail_next(op, nth);
+                    match recover(&after) {
+                        Ok(found) => check(&format!("recovery {op:?} #{nth}"), &run, &found),
+                        // Refusing to start leaves everything in place for the next start.
+                        Err(_) => assert_eq!(recover(&after).unwrap(), all, "{op:?} #{nth}"),
+                    }
+                }
+            }
+        }
     }
 }

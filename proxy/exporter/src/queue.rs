@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
-use super::durable::{DurableError, DurableQueue, Record};
+use super::durable::{DurableError, DurableQueue, Layout, Record};
 use super::{ExportRequest, Exporter};
 use weir_core::config::{CoalesceConfig, OnPermanentError, QueueConfig, SyncPolicy};
 use weir_core::telemetry::Metrics;
@@ -121,10 +121,12 @@ impl ExporterQueue {
             (true, Some(dir)) => Some(DurableQueue::open(
                 dir,
                 &name,
-                config.max_disk_bytes,
-                config.segment_bytes as u64,
-                config.coalesce.max_bytes,
-                config.sync == SyncPolicy::Always,
+                Layout {
+                    max_bytes: config.max_disk_bytes,
+                    segment_bytes: config.segment_bytes as u64,
+                    max_record_bytes: config.coalesce.max_bytes,
+                    sync: config.sync == SyncPolicy::Always,
+                },
                 metrics.clone(),
             )?),
             _ => None,
@@ -398,19 +400,36 @@ const DURABLE_ROUND: Duration = Duration::from_secs(60);
 async fn deliver_records(
     name: &str,
     exporter: &Exporter,
-    queue: &DurableQueue,
+    queue: &Arc<DurableQueue>,
     records: &[Record],
     policy: Policy,
     metrics: &Metrics,
 ) {
     let mut parts = Vec::with_capacity(records.len());
     for record in records {
-        match queue.read(record) {
-            Ok(body) => parts.push(Encoded::trusted(record.signal, body, record.items)),
-            Err(e) => {
-                tracing::error!(exporter = name, seq = record.seq, error = %e, "damaged queue record dropped");
-                metrics.queue_dropped(record.signal, name, record.items);
+        let mut wait = Duration::from_millis(100);
+        loop {
+            match queue.read(record) {
+                Ok(body) => parts.push(Encoded::trusted(record.signal, body, record.items)),
+                // A failed read (EIO) says nothing about the data: it is still on disk, acknowledged,
+                // and read again, less and less often, rather than given up.
+                Err(DurableError::Io { path, source }) => {
+                    tracing::error!(
+                        exporter = name, seq = record.seq, file = %path, error = %source,
+                        "cannot read a queued record back: retrying"
+                    );
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(HOLD_RETRY_MAX);
+                    continue;
+                }
+                // Its checksum no longer matches: the bytes are gone, and sending them would send
+                // garbage.
+                Err(e) => {
+                    tracing::error!(exporter = name, seq = record.seq, error = %e, "damaged queue record dropped");
+                    metrics.queue_dropped(record.signal, name, record.items);
+                }
             }
+            break;
         }
     }
     let Some(first) = parts.first() else { return };
@@ -494,15 +513,9 @@ async fn deliver_records(
             OnPermanentError::DeadLetter => {
                 let dir = queue.dead_letter_dir();
                 let written = {
-                    let (dir, parts, tenant) = (dir.clone(), parts.clone(), tenant.clone());
+                    let (queue, parts, tenant) = (queue.clone(), parts.clone(), tenant.clone());
                     tokio::task::spawn_blocking(move || {
-                        crate::dead_letter::write(
-                            &dir,
-                            first_seq,
-                            oldest_ms,
-                            tenant.as_deref(),
-                            &parts,
-                        )
+                        queue.dead_letter(first_seq, oldest_ms, tenant.as_deref(), &parts)
                     })
                     .await
                 };

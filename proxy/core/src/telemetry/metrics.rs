@@ -123,6 +123,12 @@ struct QueueLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueueIoLabels {
+    exporter: String,
+    op: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FilterLabels {
     signal: &'static str,
     filter: String,
@@ -196,6 +202,7 @@ pub struct Metrics {
     queue_bytes: Family<QueueLabels, Gauge>,
     queue_abandoned: Family<ExporterLabels, Counter>,
     queue_corrupt: Family<QueueLabels, Counter>,
+    queue_io_errors: Family<QueueIoLabels, Counter>,
     queue_replayed: Family<QueueLabels, Counter>,
     queue_oldest: Family<QueueLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     queue_dropped: Family<ExporterLabels, Counter>,
@@ -203,6 +210,10 @@ pub struct Metrics {
     memory_limit: Gauge,
     memory_cgroup_working_set: Gauge,
     route_unknown: Family<ExporterLabels, Counter>,
+    /// The unknown exporter names `route_unknown` has a series for (bounded: guests choose them).
+    route_unknown_names: std::sync::Mutex<std::collections::HashSet<String>>,
+    filter_series_refused: Family<FilterLabels, Counter>,
+    filter_log_suppressed: Family<FilterLabels, Counter>,
     filter_calls: Family<FilterLabels, Counter>,
     filter_errors: Family<FilterErrorLabels, Counter>,
     filter_items_in: Family<FilterLabels, Counter>,
@@ -216,6 +227,8 @@ pub struct Metrics {
     dead_lettered: Family<ExporterLabels, Counter>,
     exporter_held: Family<QueueLabels, Gauge>,
     filter_swaps: Family<FilterLabels, Counter>,
+    filter_modules: Gauge,
+    filter_modules_collected: Counter,
     filter_counters: Family<FilterNamedLabels, Counter>,
     filter_gauges: Family<FilterNamedLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
 }
@@ -262,6 +275,7 @@ impl Metrics {
             queue_bytes: Family::default(),
             queue_abandoned: Family::default(),
             queue_corrupt: Family::default(),
+            queue_io_errors: Family::default(),
             queue_replayed: Family::default(),
             queue_oldest: Family::default(),
             queue_dropped: Family::default(),
@@ -269,6 +283,9 @@ impl Metrics {
             memory_limit: Gauge::default(),
             memory_cgroup_working_set: Gauge::default(),
             route_unknown: Family::default(),
+            route_unknown_names: Default::default(),
+            filter_series_refused: Family::default(),
+            filter_log_suppressed: Family::default(),
             filter_calls: Family::default(),
             filter_errors: Family::default(),
             filter_items_in: Family::default(),
@@ -282,6 +299,8 @@ impl Metrics {
             dead_lettered: Family::default(),
             exporter_held: Family::default(),
             filter_swaps: Family::default(),
+            filter_modules: Gauge::default(),
+            filter_modules_collected: Counter::default(),
             filter_counters: Family::default(),
             filter_gauges: Family::default(),
             registry: Registry::default(),
@@ -412,6 +431,11 @@ impl Metrics {
             m.queue_corrupt.clone(),
         );
         registry.register(
+            "exporter_queue_io_errors",
+            "Failed file operations of a durable queue, by operation (write, sync, create, remove, read, dead_letter)",
+            m.queue_io_errors.clone(),
+        );
+        registry.register(
             "exporter_queue_replayed_items",
             "Items a durable queue found at start, left by the previous run, and delivers again",
             m.queue_replayed.clone(),
@@ -445,6 +469,16 @@ impl Metrics {
             "route_unknown_items",
             "Items a filter labelled with an exporter name weir does not know (the label is ignored)",
             m.route_unknown.clone(),
+        );
+        registry.register(
+            "filter_series_refused",
+            "Counter or gauge updates a filter asked for past its allowance of series (100 names of up to 128 bytes)",
+            m.filter_series_refused.clone(),
+        );
+        registry.register(
+            "filter_log_lines_suppressed",
+            "Log lines (host log, stdout, stderr) a filter wrote past its 20 a second; the next line let through says how many",
+            m.filter_log_suppressed.clone(),
         );
         registry.register("filter_calls", "Filter calls", m.filter_calls.clone());
         registry.register(
@@ -506,6 +540,16 @@ impl Metrics {
             "filter_swaps",
             "Filter chains swapped in",
             m.filter_swaps.clone(),
+        );
+        registry.register(
+            "filter_modules",
+            "Compiled filter modules held in memory (in use, kept for rollback, or recently uploaded)",
+            m.filter_modules.clone(),
+        );
+        registry.register(
+            "filter_modules_collected",
+            "Uploaded modules no filter version referenced any more, deleted from memory and state_dir/modules",
+            m.filter_modules_collected.clone(),
         );
         registry.register(
             "filter_counter",
@@ -672,7 +716,17 @@ impl Metrics {
             .inc_by(items as u64);
     }
 
-    /// A damaged durable queue segment was found at start.
+    /// A file operation `op` of `exporter`'s durable queue failed.
+    pub fn queue_io_error(&self, exporter: &str, op: &'static str) {
+        self.queue_io_errors
+            .get_or_create(&QueueIoLabels {
+                exporter: exporter.to_string(),
+                op,
+            })
+            .inc();
+    }
+
+    /// A segment of `exporter`'s durable queue was found damaged at start.
     pub fn queue_corrupt_segment(&self, exporter: &str) {
         self.queue_corrupt
             .get_or_create(&QueueLabels {
@@ -741,10 +795,40 @@ impl Metrics {
     }
 
     /// A filter routed `items` items to `exporter`, which is not configured.
+    /// Past [`MAX_UNKNOWN_ROUTE_NAMES`] distinct names (guests choose them), the rest are counted
+    /// under `exporter="_other"`.
     pub fn route_unknown(&self, signal: Signal, exporter: &str, items: usize) {
+        let label = {
+            let mut names = self
+                .route_unknown_names
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if names.contains(exporter)
+                || (names.len() < MAX_UNKNOWN_ROUTE_NAMES && exporter.len() <= 128)
+            {
+                names.insert(exporter.to_string());
+                exporter
+            } else {
+                "_other"
+            }
+        };
         self.route_unknown
-            .get_or_create(&exporter_labels(signal, exporter))
+            .get_or_create(&exporter_labels(signal, label))
             .inc_by(items as u64);
+    }
+
+    /// Filter `filter` asked for a counter or gauge past its allowance of series.
+    pub fn filter_series_refused(&self, signal: Signal, filter: &str) {
+        self.filter_series_refused
+            .get_or_create(&filter_labels(signal, filter))
+            .inc();
+    }
+
+    /// A log line of filter `filter` was suppressed (past its lines per second).
+    pub fn filter_log_suppressed(&self, signal: Signal, filter: &str) {
+        self.filter_log_suppressed
+            .get_or_create(&filter_labels(signal, filter))
+            .inc();
     }
 
     /// `n` client requests went upstream in the upstream request of an earlier one.
@@ -860,6 +944,12 @@ impl Metrics {
             .inc();
     }
 
+    /// `held` compiled modules are in memory after `collected` unreferenced ones were deleted.
+    pub fn filter_modules(&self, held: usize, collected: usize) {
+        self.filter_modules.set(held as i64);
+        self.filter_modules_collected.inc_by(collected as u64);
+    }
+
     /// A recorded version of `filter` did not load at start and was skipped.
     pub fn filter_restore_failed(&self, signal: Signal, filter: &str) {
         self.filter_restore_failures
@@ -923,6 +1013,9 @@ impl FilterMetrics {
         }
     }
 }
+
+/// Distinct unknown exporter names [`Metrics::route_unknown`] keeps a series for.
+pub const MAX_UNKNOWN_ROUTE_NAMES: usize = 32;
 
 fn filter_labels(signal: Signal, filter: &str) -> FilterLabels {
     FilterLabels {
