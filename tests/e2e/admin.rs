@@ -342,6 +342,49 @@ async fn a_quarantined_version_is_rolled_back_automatically() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_quarantined_version_made_active_again_by_a_rollback_starts_afresh() {
+    let (_upstream, url) = Recorder::grpc().await;
+    let state = tempfile::tempdir().unwrap();
+    let weir = Weir::with_config(&config(&url, state.path()));
+    ok(cli(
+        &weir,
+        &[
+            "push",
+            "zone",
+            &wasm("hostile"),
+            "--config",
+            r#"{"mode":"trap","only_with_header":"content-type"}"#,
+        ],
+    ));
+    let zone = |weir: &Weir| {
+        let list: serde_json::Value =
+            serde_json::from_str(&ok(cli(weir, &["list", "--json"]))).unwrap();
+        list["filters"][0].clone()
+    };
+    for _ in 0..5 {
+        assert_eq!(send(&weir).await, 200, "fail-open while it traps");
+    }
+    // No previous version: it stays, quarantined (no longer called).
+    assert_eq!(zone(&weir)["state"], "quarantined");
+    push_zone(&weir, "fixed");
+    ok(cli(&weir, &["rollback", "zone"]));
+    let back = zone(&weir);
+    assert_eq!(
+        (back["version"].as_u64(), back["state"].as_str()),
+        (Some(1), Some("active"))
+    );
+    // Called again (a quarantined filter is not): its faults count from zero.
+    let calls = back["stats"]["calls"].as_u64().unwrap();
+    assert_eq!(send(&weir).await, 200);
+    let after = zone(&weir);
+    assert_eq!(after["stats"]["calls"].as_u64(), Some(calls + 1));
+    assert_eq!(
+        after["state"], "active",
+        "one fault does not quarantine it again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn fifty_swaps_under_load_fail_no_request_and_lose_nothing() {
     let (upstream, url) = Recorder::grpc().await;
     let state = tempfile::tempdir().unwrap();

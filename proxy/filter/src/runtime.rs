@@ -327,6 +327,16 @@ impl Runtime {
         self.lock_modules().get(sha256).cloned()
     }
 
+    /// The sha256 of every module compiled in this process.
+    pub fn cached_modules(&self) -> Vec<String> {
+        self.lock_modules().keys().cloned().collect()
+    }
+
+    /// Drops the compiled module `sha256` (filters loaded from it keep their own reference).
+    pub fn forget(&self, sha256: &str) -> bool {
+        self.lock_modules().remove(sha256).is_some()
+    }
+
     fn lock_modules(&self) -> std::sync::MutexGuard<'_, HashMap<String, Module>> {
         // A panic while holding this lock cannot leave the map inconsistent: inserts are single calls.
         self.modules.lock().unwrap_or_else(|p| p.into_inner())

@@ -27,6 +27,11 @@ use crate::signing::{SigningError, Trust, signature_path};
 /// Versions of a filter kept for rollback.
 const HISTORY: usize = 5;
 
+/// Uploaded modules that no filter version references and are kept anyway, the most recently
+/// uploaded first (an upload is usually followed by the push that uses it); older ones are deleted
+/// from memory and from `state_dir/modules`.
+pub const KEEP_UNREFERENCED_MODULES: usize = 4;
+
 /// A control-plane operation failed; the variant decides the admin API's status code.
 #[derive(Debug, thiserror::Error)]
 pub enum ManageError {
@@ -193,6 +198,8 @@ pub struct Manager {
     trust: Arc<Trust>,
     /// Who signed each module verified in this process, by sha256.
     signers: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// Modules uploaded in this process, oldest first (see [`KEEP_UNREFERENCED_MODULES`]).
+    uploads: std::sync::Mutex<Vec<String>>,
 }
 
 impl std::fmt::Debug for Manager {
@@ -245,6 +252,7 @@ impl Manager {
             order: Mutex::new(BTreeMap::new()),
             trust,
             signers: Default::default(),
+            uploads: Default::default(),
         })
     }
 
@@ -265,31 +273,47 @@ impl Manager {
     /// Rolls a quarantined filter back to its previous version, when it has one.
     pub async fn watch_quarantines(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Quarantined>) {
         while let Some(q) = rx.recv().await {
-            let active = {
-                let entries = self.entries.lock().await;
-                entries
-                    .get(&(q.signal, q.name.clone()))
-                    .and_then(|e| e.versions.last())
-                    .map(|v| (v.filter.module.sha256.clone(), e_len(&entries, &q)))
-            };
-            match active {
-                Some((sha, n)) if sha == q.sha256 && n >= 2 => {
-                    match self.rollback(q.signal, &q.name).await {
-                        Ok(info) => tracing::warn!(
-                            filter = %q.name, signal = %q.signal, from = %q.sha256, to = %info.sha256,
-                            "quarantined filter rolled back to its previous version"
-                        ),
-                        Err(e) => {
-                            tracing::error!(filter = %q.name, error = %e, "automatic rollback failed")
-                        }
-                    }
-                }
-                _ => tracing::warn!(
-                    filter = %q.name, signal = %q.signal,
-                    "quarantined filter has no previous version; its on_error policy applies until it is replaced"
-                ),
+            self.on_quarantined(&q).await;
+        }
+    }
+
+    /// Acts on one quarantine: decided and carried out under one lock, and only if the filter that
+    /// failed is still the active one. A version an operator pushed (or rolled back to) since the
+    /// filter failed is never undone, even one of the same module.
+    pub async fn on_quarantined(&self, q: &Quarantined) {
+        let mut entries = self.entries.lock().await;
+        let key = (q.signal, q.name.clone());
+        let Some(entry) = entries.get_mut(&key) else {
+            return;
+        };
+        if entry.versions.last().map(|v| v.filter.id()) != Some(q.id) {
+            tracing::info!(
+                filter = %q.name, signal = %q.signal, sha256 = %q.sha256,
+                "a quarantined filter was replaced meanwhile: nothing to roll back"
+            );
+            return;
+        }
+        if entry.versions.len() < 2 {
+            tracing::warn!(
+                filter = %q.name, signal = %q.signal,
+                "quarantined filter has no previous version; its on_error policy applies until it is replaced"
+            );
+            return;
+        }
+        entry.versions.pop();
+        let to = reactivate(entry);
+        self.swap(q.signal, &entries).await;
+        self.metrics.filter_rolled_back(q.signal, &q.name);
+        match self.persist(&entries).await {
+            Ok(()) => tracing::warn!(
+                filter = %q.name, signal = %q.signal, from = %q.sha256, to = %to,
+                "quarantined filter rolled back to its previous version"
+            ),
+            Err(e) => {
+                tracing::error!(filter = %q.name, error = %e, "automatic rollback not recorded")
             }
         }
+        self.collect_modules(&entries);
     }
 
     /// Registers the configuration file's filters (already in the chains) as version 1.
@@ -359,7 +383,84 @@ impl Manager {
         if let Some(signer) = signer {
             self.record_signer(&module.sha256, signer);
         }
+        {
+            let mut uploads = self.lock_uploads();
+            uploads.retain(|u| *u != module.sha256);
+            uploads.push(module.sha256.clone());
+        }
+        self.collect_modules(&*self.entries.lock().await);
         Ok(module.sha256)
+    }
+
+    fn lock_uploads(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
+        // Single calls on a Vec: a panic cannot leave it half-changed.
+        self.uploads.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Deletes the modules no kept version references, beyond the [`KEEP_UNREFERENCED_MODULES`]
+    /// uploaded last: the compiled code in memory, the file in `state_dir/modules` and its signature.
+    /// Runs after every change, under the lock of `entries`. (wasmtime's own disk cache of compiled
+    /// code, `state_dir/cache`, is bounded by wasmtime's cache cleanup.)
+    fn collect_modules(&self, entries: &BTreeMap<(Signal, String), Entry>) {
+        let referenced: std::collections::HashSet<&str> = entries
+            .values()
+            .flat_map(|e| &e.versions)
+            .map(|v| v.filter.module.sha256.as_str())
+            .collect();
+        // Newest first: uploaded in this process (latest first), then files a previous run left,
+        // by modification time.
+        let uploads = self.lock_uploads().clone();
+        let mut unreferenced: std::collections::HashMap<String, std::time::SystemTime> =
+            Default::default();
+        for sha in self.runtime.cached_modules() {
+            unreferenced.insert(sha, std::time::UNIX_EPOCH);
+        }
+        if let Some(dir) = &self.state_dir
+            && let Ok(files) = std::fs::read_dir(modules_dir(dir))
+        {
+            for f in files.flatten() {
+                let path = f.path();
+                if path.extension().is_none_or(|x| x != "wasm") {
+                    continue;
+                }
+                let Some(sha) = path.file_stem().and_then(|s| s.to_str()) else {
+                    continue;
+                };
+                let mtime = f.metadata().and_then(|m| m.modified());
+                unreferenced.insert(sha.to_string(), mtime.unwrap_or(std::time::UNIX_EPOCH));
+            }
+        }
+        unreferenced.retain(|sha, _| !referenced.contains(sha.as_str()));
+        let mut ranked: Vec<_> = unreferenced
+            .into_iter()
+            .map(|(sha, mtime)| {
+                let uploaded = uploads.iter().position(|u| *u == sha).map_or(0, |i| i + 1);
+                ((uploaded, mtime), sha)
+            })
+            .collect();
+        ranked.sort_by_key(|r| std::cmp::Reverse(r.0));
+        let mut collected = 0;
+        for (_, sha) in ranked.into_iter().skip(KEEP_UNREFERENCED_MODULES) {
+            self.runtime.forget(&sha);
+            if let Some(dir) = &self.state_dir {
+                let path = modules_dir(dir).join(format!("{sha}.wasm"));
+                for p in [signature_path(&path), path] {
+                    match std::fs::remove_file(&p) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => {
+                            tracing::warn!(file = %p.display(), error = %e, "cannot delete an unused module")
+                        }
+                    }
+                }
+            }
+            self.lock_uploads().retain(|u| *u != sha);
+            self.lock_signers().remove(&sha);
+            tracing::info!(sha256 = %sha, "deleted an uploaded module no filter version uses");
+            collected += 1;
+        }
+        self.metrics
+            .filter_modules(self.runtime.cached_modules().len(), collected);
     }
 
     /// Who signed module `sha256`: verified in this process, or now from its stored signature. With
@@ -469,6 +570,7 @@ impl Manager {
         self.swap(signal, &entries).await;
         self.metrics.filter_swapped(signal, name);
         self.persist(&entries).await?;
+        self.collect_modules(&entries);
         let info = info(signal, name, entries.get(&(signal, name.to_string())));
         info.ok_or_else(|| ManageError::NotFound(name.to_string()))
     }
@@ -486,15 +588,25 @@ impl Manager {
             )));
         }
         entry.versions.pop();
+        reactivate(entry);
         self.swap(signal, &entries).await;
         self.metrics.filter_rolled_back(signal, name);
         self.persist(&entries).await?;
+        self.collect_modules(&entries);
         info(signal, name, entries.get(&(signal, name.to_string())))
             .ok_or_else(|| ManageError::NotFound(name.to_string()))
     }
 
     /// Removes a filter from its pipeline.
     pub async fn remove(&self, signal: Signal, name: &str) -> Result<(), ManageError> {
+        self.clear(signal, name).await?;
+        self.collect_modules(&*self.entries.lock().await);
+        Ok(())
+    }
+
+    /// [`Manager::remove`] without collecting modules (a restore does that once every recorded
+    /// version is loaded).
+    async fn clear(&self, signal: Signal, name: &str) -> Result<(), ManageError> {
         let mut entries = self.entries.lock().await;
         let entry = entries
             .get_mut(&(signal, name.to_string()))
@@ -556,7 +668,7 @@ impl Manager {
                 continue;
             };
             if pf.versions.is_empty() {
-                if self.remove(signal, &pf.name).await.is_ok() {
+                if self.clear(signal, &pf.name).await.is_ok() {
                     n += 1;
                 }
                 continue;
@@ -589,6 +701,7 @@ impl Manager {
             self.swap(signal, &entries).await;
             n += 1;
         }
+        self.collect_modules(&*self.entries.lock().await);
         Ok(n)
     }
 
@@ -647,10 +760,13 @@ impl Manager {
     }
 }
 
-fn e_len(entries: &BTreeMap<(Signal, String), Entry>, q: &Quarantined) -> usize {
-    entries
-        .get(&(q.signal, q.name.clone()))
-        .map_or(0, |e| e.versions.len())
+/// The version a rollback made active again starts afresh: a quarantine it earned before is cleared.
+/// Returns its module.
+fn reactivate(entry: &Entry) -> String {
+    entry.versions.last().map_or_else(String::new, |v| {
+        v.filter.clear_quarantine();
+        v.filter.module.sha256.clone()
+    })
 }
 
 fn info(signal: Signal, name: &str, entry: Option<&Entry>) -> Option<FilterInfo> {
@@ -695,4 +811,133 @@ fn modules_dir(state_dir: &Path) -> PathBuf {
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ManageError> {
     weir_core::fs::write_durably(path, bytes, 0o644)
         .map_err(|e| ManageError::State(format!("{}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_filter::Chain;
+    use weir_pipeline::Pipeline;
+
+    /// A manager with a traces pipeline and no exporters, and the sha256 of an uploaded module.
+    async fn manager(state_dir: Option<PathBuf>) -> (Arc<Manager>, String) {
+        let metrics = Arc::new(Metrics::new());
+        let runtime = Arc::new(Runtime::new(None).unwrap());
+        let mut pipelines = Pipelines::default();
+        pipelines.insert(Pipeline::new(
+            Signal::Traces,
+            Chain::new(Vec::new()),
+            &[],
+            Arc::default(),
+            metrics.clone(),
+        ));
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let m = Manager::new(runtime, Arc::new(pipelines), metrics, state_dir, tx);
+        let bytes = include_bytes!("../../../tests/data/filters-v0.2.0/set_attribute.wasm");
+        let sha = m.upload(bytes.to_vec(), None).await.unwrap();
+        (m, sha)
+    }
+
+    fn zone(sha: &str, value: &str) -> FilterRequest {
+        FilterRequest {
+            module: sha.to_string(),
+            config: Some(serde_json::json!({"key": "edge.zone", "value": value})),
+            on_error: OnError::FailOpen,
+            limits: FilterLimits::default(),
+        }
+    }
+
+    /// The notice a failing filter sends, for the active version of `zone`.
+    async fn notice_for_active(m: &Manager) -> Quarantined {
+        let entries = m.entries.lock().await;
+        let v = entries[&(Signal::Traces, "zone".to_string())]
+            .versions
+            .last()
+            .unwrap();
+        Quarantined {
+            signal: Signal::Traces,
+            name: "zone".into(),
+            sha256: v.filter.module.sha256.clone(),
+            id: v.filter.id(),
+        }
+    }
+
+    async fn active_version(m: &Manager) -> u64 {
+        m.list().await[0].version
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_push_made_after_a_quarantine_decision_is_never_rolled_back_by_it() {
+        let (m, sha) = manager(None).await;
+        m.put(Signal::Traces, "zone", zone(&sha, "v1"))
+            .await
+            .unwrap();
+        m.put(Signal::Traces, "zone", zone(&sha, "v2"))
+            .await
+            .unwrap();
+        // Version 2 fails and is quarantined; before the manager acts on it, an operator pushes a
+        // fixed configuration of the same module.
+        let stale = notice_for_active(&m).await;
+        m.put(Signal::Traces, "zone", zone(&sha, "v3"))
+            .await
+            .unwrap();
+        m.on_quarantined(&stale).await;
+        assert_eq!(active_version(&m).await, 3, "the operator's push stays");
+        // A notice about the version that is active does roll it back.
+        let current = notice_for_active(&m).await;
+        m.on_quarantined(&current).await;
+        assert_eq!(active_version(&m).await, 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn unreferenced_modules_beyond_the_newest_few_are_deleted_from_memory_and_disk() {
+        let state = tempfile::tempdir().unwrap();
+        let (m, used) = manager(Some(state.path().to_path_buf())).await;
+        m.put(Signal::Traces, "zone", zone(&used, "v1"))
+            .await
+            .unwrap();
+        let base = include_bytes!("../../../tests/data/filters-v0.2.0/set_attribute.wasm");
+        // Distinct modules: the same component with a custom section naming it.
+        let mut shas = Vec::new();
+        for i in 0..KEEP_UNREFERENCED_MODULES + 2 {
+            let mut bytes = base.to_vec();
+            let name = format!("copy-{i}");
+            bytes.extend([0, name.len() as u8 + 1, name.len() as u8]);
+            bytes.extend(name.as_bytes());
+            shas.push(m.upload(bytes, None).await.unwrap());
+        }
+        let files = |sha: &str| {
+            modules_dir(state.path())
+                .join(format!("{sha}.wasm"))
+                .exists()
+        };
+        // The two uploaded first went; the newest ones stay, and so does the module in use.
+        for (i, sha) in shas.iter().enumerate() {
+            let kept = i >= 2;
+            assert_eq!(files(sha), kept, "module {i} on disk");
+            assert_eq!(
+                m.runtime.cached(sha).is_some(),
+                kept,
+                "module {i} in memory"
+            );
+        }
+        assert!(files(&used) && m.runtime.cached(&used).is_some());
+        let text = m.metrics.render();
+        assert!(
+            text.contains("weir_filter_modules_collected_total 2"),
+            "{text}"
+        );
+        // A collected module is gone: pushing it asks for an upload.
+        let err = m
+            .put(Signal::Traces, "zone", zone(&shas[0], "x"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ManageError::NotFound(_)), "{err}");
+        // When a rollback leaves a version unreferenced, it is a candidate like any upload.
+        m.put(Signal::Traces, "zone", zone(&shas[5], "v2"))
+            .await
+            .unwrap();
+        m.rollback(Signal::Traces, "zone").await.unwrap();
+        assert!(files(&shas[5]), "the newest upload is kept");
+    }
 }
