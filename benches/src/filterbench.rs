@@ -102,6 +102,7 @@ fn batch(payload: &Payload) -> Batch {
     Batch {
         body: weir_core::Body::from_payload(payload.clone()),
         context: RequestContext {
+            memory: None,
             peer: None,
             headers: Default::default(),
             tenant: None,

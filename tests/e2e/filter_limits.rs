@@ -184,3 +184,115 @@ async fn a_filter_out_of_instances_is_back_pressure_not_a_fault() {
         1.0
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_that_hands_the_host_too_much_to_keep_fails_as_a_memory_fault() {
+    let (upstream, url) = Recorder::grpc().await;
+    // 1 MiB values under new keys without end: the host stops the call at the filter's 16 MiB.
+    let weir = Weir::with_config(&hostile(
+        &url,
+        r#"{ mode: host-hog, only_with_header: x-hog }"#,
+        "{ memory: 16777216 }",
+    ));
+    let (status, _, body) = post(
+        &weir.http_url(Signal::Traces),
+        &[("content-type", "application/x-protobuf"), ("x-hog", "1")],
+        one_span(),
+    )
+    .await;
+    assert_eq!(status, 503, "fail-closed: {body:?}");
+    assert_eq!(
+        weir.metric(r#"weir_filter_errors_total{signal="traces",filter="f",class="memory"}"#)
+            .await,
+        1.0
+    );
+    assert!(
+        weir.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("more than 16777216 bytes to keep")),
+        "the fault says what the filter did"
+    );
+    // weir keeps serving, and the rest of the traffic passes the filter.
+    let (status, _, _) = post(
+        &weir.http_url(Signal::Traces),
+        &[("content-type", "application/x-protobuf")],
+        one_span(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    upstream.wait_for_items(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_filter_cannot_grow_metric_series_or_the_log_without_bound() {
+    let (upstream, url) = Recorder::grpc().await;
+    // Per batch: 500 new counter names, 500 log lines, 100 unknown route labels per item.
+    let weir = Weir::with_config(&hostile(
+        &url,
+        r#"{ mode: flood, only_with_header: x-flood }"#,
+        "{}",
+    ));
+    let started = Instant::now();
+    for _ in 0..3 {
+        let (status, _, _) = post(
+            &weir.http_url(Signal::Traces),
+            &[("content-type", "application/x-protobuf"), ("x-flood", "1")],
+            one_span(),
+        )
+        .await;
+        assert_eq!(status, 200, "the items go to the default exporters");
+    }
+    upstream.wait_for_items(3).await;
+    let (_, _, text) = get(&format!("http://{}/metrics", weir.admin)).await;
+    let text = String::from_utf8(text.to_vec()).unwrap();
+    let series = |prefix: &str| text.lines().filter(|l| l.starts_with(prefix)).count();
+    // 1,500 names asked for: 100 series, the rest refused and counted.
+    assert_eq!(
+        series(r#"weir_filter_counter_total{signal="traces",filter="f""#),
+        100
+    );
+    assert_eq!(
+        weir.metric(r#"weir_filter_series_refused_total{signal="traces",filter="f"}"#)
+            .await,
+        1400.0
+    );
+    // 300 unknown exporter names: 32 of them and `_other`.
+    assert_eq!(series("weir_route_unknown_items_total{"), 33, "{text}");
+    assert_eq!(
+        weir.metric(r#"weir_route_unknown_items_total{signal="traces",exporter="_other"}"#)
+            .await,
+        268.0
+    );
+    // 1,500 lines: 20 a second get through, the rest are counted (waiting for weir's log to be
+    // read). stdout and stderr share the allowance (a Rust guest built with the SDK has neither).
+    let seconds = started.elapsed().as_secs() + 2;
+    let suppressed = weir
+        .metric(r#"weir_filter_log_lines_suppressed_total{signal="traces",filter="f"}"#)
+        .await as usize;
+    let logged = || {
+        weir.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(" line "))
+            .count()
+    };
+    for _ in 0..500 {
+        if suppressed + logged() >= 1500 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        suppressed + logged(),
+        1500,
+        "every line is logged or counted"
+    );
+    assert!(
+        logged() as u64 <= 20 * seconds,
+        "{} lines logged in {seconds} s",
+        logged()
+    );
+}

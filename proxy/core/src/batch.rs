@@ -6,6 +6,14 @@ use std::time::{Duration, Instant};
 use weir_wire::Body;
 use weir_wire::response::{ExportPartialSuccess, ExportResponse};
 
+/// A request's share of weir's memory budget (the receiver's memory guard, with a memory limit), which
+/// a stage that makes the request grow while it is processed raises: a filter's host allocations.
+pub trait MemoryBudget: Send + Sync + std::fmt::Debug {
+    /// Charges `bytes` more to the request until it is answered; `false` (nothing charged) when
+    /// memory does not allow it.
+    fn grow(&self, bytes: u64) -> bool;
+}
+
 /// Where a batch came from, for filters, logs and metrics.
 #[derive(Debug, Clone)]
 pub struct RequestContext {
@@ -19,6 +27,8 @@ pub struct RequestContext {
     /// When the request must be answered: the sooner of `limits.request_timeout` and the client's
     /// own deadline (`grpc-timeout`).
     pub deadline: Instant,
+    /// The request's memory budget, with a memory limit.
+    pub memory: Option<std::sync::Arc<dyn MemoryBudget>>,
 }
 
 /// One request on its way through a pipeline.

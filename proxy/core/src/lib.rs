@@ -17,7 +17,7 @@ pub mod fs;
 mod refusal;
 pub mod telemetry;
 
-pub use batch::{Batch, PartialSuccess, RequestContext, Routing, remaining};
+pub use batch::{Batch, MemoryBudget, PartialSuccess, RequestContext, Routing, remaining};
 pub use dispatch::Dispatch;
 pub use export_error::ExportError;
 pub use refusal::{ChainError, Fault, FaultClass, QueueFull, Refusal};

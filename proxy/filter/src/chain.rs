@@ -52,8 +52,9 @@ impl Chain {
             .into_parts()
             .map_err(|e| ChainError::Undecodable(e.to_string()))?;
         let ctx = &batch.context;
-        let mut state =
-            BatchState::new(payload, ctx.headers.clone(), ctx.peer).with_tenant(ctx.tenant.clone());
+        let mut state = BatchState::new(payload, ctx.headers.clone(), ctx.peer)
+            .with_tenant(ctx.tenant.clone())
+            .with_memory(ctx.memory.clone());
         for filter in &self.filters {
             let result = if filter.is_quarantined() {
                 Err(CallError::Fault(Fault {

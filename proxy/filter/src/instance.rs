@@ -208,6 +208,9 @@ pub const INIT_DEADLINE_FACTOR: u32 = 10;
 /// ... and at least this much CPU time.
 pub const MIN_INIT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// Where [`LoadedFilter::id`]s come from.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
 /// Consecutive faults after which a filter is quarantined.
 pub const QUARANTINE_AFTER: u32 = 5;
 /// The calls a filter's fault rate is taken over ...
@@ -226,6 +229,11 @@ struct FaultWindow {
 }
 
 impl FaultWindow {
+    fn clear(&self) {
+        self.bits.store(0, Ordering::Relaxed);
+        self.calls.store(0, Ordering::Relaxed);
+    }
+
     /// Records one call; returns the faults among the last [`FAULT_WINDOW`] calls and how many calls
     /// that window holds.
     fn record(&self, fault: bool) -> (u32, u32) {
@@ -282,6 +290,7 @@ pub struct LoadedFilter {
     /// The interface version the module was built against, e.g. `0.2.0`.
     pub interface: &'static str,
     shared: Arc<Shared>,
+    allowance: Arc<crate::allowance::Allowance>,
     runtime: Arc<Runtime>,
     metrics: Arc<Metrics>,
     pool: Pool,
@@ -292,6 +301,7 @@ pub struct LoadedFilter {
     fault_log: LogLimit,
     loaded_at: Instant,
     quarantined: AtomicBool,
+    id: u64,
     name: Arc<str>,
     signal: Signal,
     quarantine: Option<QuarantineSender>,
@@ -367,6 +377,7 @@ impl LoadedFilter {
             pre,
             interface,
             shared: Arc::new(Shared::default()),
+            allowance: Arc::default(),
             runtime,
             metrics,
             pool,
@@ -376,6 +387,7 @@ impl LoadedFilter {
             fault_log: LogLimit::default(),
             loaded_at: Instant::now(),
             quarantined: AtomicBool::new(false),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             name,
             signal,
             quarantine,
@@ -433,9 +445,23 @@ impl LoadedFilter {
         &self.spec.name
     }
 
-    /// True once the filter failed [`QUARANTINE_AFTER`] times in a row.
+    /// True once the filter failed [`QUARANTINE_AFTER`] times in a row, or [`FAULT_WINDOW_QUARANTINE`]
+    /// of its last [`FAULT_WINDOW`] calls.
     pub fn is_quarantined(&self) -> bool {
         self.quarantined.load(Ordering::Relaxed)
+    }
+
+    /// Unique in this process: tells two loads of the same module and config apart.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Gives a quarantined filter a fresh start (an operator made it active again): called again,
+    /// its fault counts from zero.
+    pub fn clear_quarantine(&self) {
+        self.consecutive_faults.store(0, Ordering::Relaxed);
+        self.window.clear();
+        self.quarantined.store(false, Ordering::Relaxed);
     }
 
     fn new_store(&self) -> Store<StoreState> {
@@ -443,10 +469,16 @@ impl LoadedFilter {
             self.runtime.engine(),
             StoreState {
                 table: ResourceTable::new(),
-                wasi: super::wasi::context(self.name.clone()),
+                wasi: super::wasi::context(super::wasi::Output {
+                    filter: self.name.clone(),
+                    signal: self.signal,
+                    allowance: self.allowance.clone(),
+                    metrics: self.metrics.clone(),
+                }),
                 limits: MemoryCap {
                     max: self.spec.limits.memory,
                     exceeded: false,
+                    host_exceeded: None,
                 },
                 filter: self.name.clone(),
                 signal: self.signal,
@@ -458,6 +490,10 @@ impl LoadedFilter {
                 pattern_sets: 0,
                 shared: self.shared.clone(),
                 budget: CpuBudget::default(),
+                allowance: self.allowance.clone(),
+                host_bytes: 0,
+                uncharged: 0,
+                memory: None,
             },
         );
         store.limiter(|s| &mut s.limits);
@@ -632,6 +668,7 @@ impl LoadedFilter {
                             signal: self.signal,
                             name: self.spec.name.clone(),
                             sha256: self.module.sha256.clone(),
+                            id: self.id,
                         });
                     }
                 }
@@ -648,8 +685,13 @@ impl LoadedFilter {
         let signal = batch.signal();
         let store = &mut instance.store;
         self.start_budget(store, false);
-        store.data_mut().bad_output = None;
-        store.data_mut().limits.exceeded = false;
+        let data = store.data_mut();
+        data.bad_output = None;
+        data.limits.exceeded = false;
+        data.limits.host_exceeded = None;
+        data.host_bytes = 0;
+        data.uncharged = 0;
+        data.memory = batch.memory().cloned();
         // Invariant: the table holds at most this one batch, so it is never full.
         let handle = store
             .data_mut()
@@ -678,6 +720,12 @@ impl LoadedFilter {
                 v0_2::weir::filter::types::Verdict::Reject(r) => Verdict::Reject(r),
             }),
         };
+        // The rest of what the call handed the host is charged too; refused at the very end, the
+        // call's work stands (it is less than a charge chunk).
+        let data = store.data_mut();
+        if let Some(m) = data.memory.take() {
+            let _ = m.grow(std::mem::take(&mut data.uncharged) as u64);
+        }
         let result = r.map_err(|e| classify(store, e));
         // Invariant: the handle was pushed above and the guest can only borrow it, never drop it.
         let batch = store
@@ -708,7 +756,10 @@ fn classify(store: &Store<StoreState>, e: wasmtime::Error) -> Fault {
     };
     let message = match (&class, &data.bad_output) {
         (FaultClass::BadOutput, Some(m)) => m.clone(),
-        (FaultClass::Memory, _) => format!("memory cap of {} bytes exceeded", data.limits.max),
+        (FaultClass::Memory, _) => match &data.limits.host_exceeded {
+            Some(why) => why.clone(),
+            None => format!("memory cap of {} bytes exceeded", data.limits.max),
+        },
         (FaultClass::Deadline, _) => match data.budget.used_at_stop {
             Some(used) => format!(
                 "deadline exceeded: stopped after {:.1} ms of CPU time (limit {:.1} ms)",

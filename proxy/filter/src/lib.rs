@@ -20,6 +20,7 @@
 //! ([`Quarantined`]).
 #![forbid(unsafe_code)]
 
+pub mod allowance;
 pub mod batch;
 mod bindings;
 pub mod chain;
@@ -48,6 +49,9 @@ pub struct Quarantined {
     pub name: String,
     /// The version that failed.
     pub sha256: String,
+    /// Which loaded filter failed ([`LoadedFilter::id`]): the control plane acts only if that very
+    /// one is still active, never on a version pushed since (even of the same module).
+    pub id: u64,
 }
 
 /// Sends quarantine notices to the manager.

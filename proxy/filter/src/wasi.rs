@@ -10,15 +10,32 @@ use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder};
 
+use crate::allowance::Allowance;
+use weir_core::Signal;
+use weir_core::telemetry::Metrics;
+
+/// Where a filter's stdout and stderr go: weir's log, within the filter's line allowance.
+#[derive(Clone)]
+pub struct Output {
+    /// The filter's name.
+    pub filter: Arc<str>,
+    /// Its pipeline.
+    pub signal: Signal,
+    /// Its log-line allowance, shared with `host.log`.
+    pub allowance: Arc<Allowance>,
+    /// Where suppressed lines are counted.
+    pub metrics: Arc<Metrics>,
+}
+
 /// A sandboxed WASI context for one filter instance.
-pub fn context(filter: Arc<str>) -> WasiCtx {
+pub fn context(output: Output) -> WasiCtx {
     WasiCtxBuilder::new()
         .stdout(LogStream {
-            filter: filter.clone(),
+            output: output.clone(),
             stderr: false,
         })
         .stderr(LogStream {
-            filter,
+            output,
             stderr: true,
         })
         .allow_tcp(false)
@@ -30,7 +47,7 @@ pub fn context(filter: Arc<str>) -> WasiCtx {
 /// stdout or stderr of a filter, as log lines.
 #[derive(Clone)]
 struct LogStream {
-    filter: Arc<str>,
+    output: Output,
     stderr: bool,
 }
 
@@ -53,11 +70,16 @@ impl AsyncWrite for LogStream {
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         let text = String::from_utf8_lossy(&buf[..buf.len().min(4096)]);
+        let o = &self.output;
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let Some(suppressed) = o.allowance.log_line() else {
+                o.metrics.filter_log_suppressed(o.signal, &o.filter);
+                continue;
+            };
             if self.stderr {
-                tracing::warn!(filter = &*self.filter, stream = "stderr", "{line}");
+                tracing::warn!(filter = &*o.filter, stream = "stderr", suppressed, "{line}");
             } else {
-                tracing::info!(filter = &*self.filter, stream = "stdout", "{line}");
+                tracing::info!(filter = &*o.filter, stream = "stdout", suppressed, "{line}");
             }
         }
         Poll::Ready(Ok(buf.len()))

@@ -243,6 +243,10 @@ impl Ingest {
                 headers: std::sync::Arc::new(headers),
                 tenant,
                 deadline,
+                memory: self.memory.as_ref().map(|g| {
+                    std::sync::Arc::new(memory::Growth::new(g.clone()))
+                        as std::sync::Arc<dyn weir_core::MemoryBudget>
+                }),
             },
             routing: None,
         };

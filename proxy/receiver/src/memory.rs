@@ -68,17 +68,48 @@ impl MemoryCharge {
             self.bytes = bytes;
             return true;
         };
-        let before = g.charged.fetch_add(extra, Ordering::AcqRel);
-        let since_sample = before.saturating_sub(g.charged_at_sample.load(Ordering::Relaxed));
-        let known = (g.rss.load(Ordering::Relaxed) + since_sample)
-            .max(g.idle.load(Ordering::Relaxed) + before);
-        if g.over() || known + extra > g.high {
-            g.charged.fetch_sub(extra, Ordering::AcqRel);
-            g.pressed.store(true, Ordering::Relaxed);
+        if !g.take(extra) {
             return false;
         }
         self.bytes = bytes;
         true
+    }
+}
+
+/// What a request grows by while it is processed (a filter's host allocations, see
+/// [`weir_core::MemoryBudget`]), charged beside its [`MemoryCharge`] and given back with it (when the
+/// batch is done).
+#[derive(Debug)]
+pub struct Growth {
+    guard: Arc<MemoryGuard>,
+    bytes: AtomicU64,
+}
+
+impl Growth {
+    /// No growth yet, charged to `guard`.
+    pub fn new(guard: Arc<MemoryGuard>) -> Self {
+        Self {
+            guard,
+            bytes: AtomicU64::new(0),
+        }
+    }
+}
+
+impl weir_core::MemoryBudget for Growth {
+    fn grow(&self, bytes: u64) -> bool {
+        if !self.guard.take(bytes) {
+            return false;
+        }
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        true
+    }
+}
+
+impl Drop for Growth {
+    fn drop(&mut self) {
+        self.guard
+            .charged
+            .fetch_sub(*self.bytes.get_mut(), Ordering::AcqRel);
     }
 }
 
@@ -112,6 +143,20 @@ impl MemoryGuard {
             || self.over()
             || (self.charged.load(Ordering::Acquire) == 0
                 && self.rss.load(Ordering::Relaxed) > self.high / 9 * 5)
+    }
+
+    /// Charges `extra` bytes when they fit under the high mark (see the module docs).
+    fn take(&self, extra: u64) -> bool {
+        let before = self.charged.fetch_add(extra, Ordering::AcqRel);
+        let since_sample = before.saturating_sub(self.charged_at_sample.load(Ordering::Relaxed));
+        let known = (self.rss.load(Ordering::Relaxed) + since_sample)
+            .max(self.idle.load(Ordering::Relaxed) + before);
+        if self.over() || known + extra > self.high {
+            self.charged.fetch_sub(extra, Ordering::AcqRel);
+            self.pressed.store(true, Ordering::Relaxed);
+            return false;
+        }
+        true
     }
 
     /// A charge of `bytes` for a new request, or `None` when memory does not allow it.

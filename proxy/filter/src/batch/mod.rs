@@ -70,6 +70,8 @@ pub struct BatchState {
     headers: std::sync::Arc<http::HeaderMap>,
     peer: Option<SocketAddr>,
     tenant: Option<std::sync::Arc<str>>,
+    /// The request's memory budget, which what filters hand the host is charged to.
+    memory: Option<std::sync::Arc<dyn weir_core::MemoryBudget>>,
     /// Per item, an index into `route_sets` or [`NO_ROUTE`].
     routes: Vec<u32>,
     route_sets: Vec<Vec<String>>,
@@ -158,6 +160,7 @@ impl BatchState {
             headers,
             peer,
             tenant: None,
+            memory: None,
             routes: Vec::new(),
             route_sets: Vec::new(),
             resource_start,
@@ -599,6 +602,19 @@ impl BatchState {
     pub fn with_tenant(mut self, tenant: Option<std::sync::Arc<str>>) -> Self {
         self.tenant = tenant;
         self
+    }
+
+    /// The request's memory budget (with a memory limit).
+    pub fn with_memory(
+        mut self,
+        memory: Option<std::sync::Arc<dyn weir_core::MemoryBudget>>,
+    ) -> Self {
+        self.memory = memory;
+        self
+    }
+
+    pub(crate) fn memory(&self) -> Option<&std::sync::Arc<dyn weir_core::MemoryBudget>> {
+        self.memory.as_ref()
     }
 
     pub(super) fn tenant(&self) -> Option<String> {

@@ -10,10 +10,11 @@ use std::time::Instant;
 use wasmtime::ResourceLimiter;
 use wasmtime::component::{Resource, ResourceTable};
 
+use crate::allowance::Allowance;
 use crate::batch::BatchState;
 use crate::shared::Shared;
-use weir_core::Signal;
 use weir_core::telemetry::Metrics;
+use weir_core::{MemoryBudget, Signal};
 use weir_kernels::PatternCache;
 
 mod v0_1;
@@ -40,7 +41,48 @@ pub struct StoreState {
     pub(crate) shared: Arc<Shared>,
     /// The CPU time the running call may use.
     pub(crate) budget: CpuBudget,
+    /// Series, log lines: what this filter version may make the host keep.
+    pub(crate) allowance: Arc<Allowance>,
+    /// Bytes the running call handed the host to keep ([`StoreState::charge`]).
+    pub(crate) host_bytes: usize,
+    /// Of those, bytes not yet charged to the request's memory budget.
+    pub(crate) uncharged: usize,
+    /// The running call's request memory budget, with a memory limit.
+    pub(crate) memory: Option<Arc<dyn MemoryBudget>>,
 }
+
+/// The size of what a guest hands the host to keep: its bytes, roughly (fixed-size parts count 8).
+pub(crate) trait Weight {
+    fn weight(&self) -> usize;
+}
+
+impl Weight for String {
+    fn weight(&self) -> usize {
+        self.len()
+    }
+}
+
+impl Weight for u32 {
+    fn weight(&self) -> usize {
+        4
+    }
+}
+
+impl<T: Weight> Weight for Vec<T> {
+    fn weight(&self) -> usize {
+        self.iter().map(Weight::weight).sum::<usize>() + 8
+    }
+}
+
+impl<A: Weight, B: Weight> Weight for (A, B) {
+    fn weight(&self) -> usize {
+        self.0.weight() + self.1.weight()
+    }
+}
+
+/// How much of a call's host allocations is charged to the request's memory budget at a time: one
+/// atomic operation per 64 KiB rather than per host call.
+const CHARGE_CHUNK: usize = 64 << 10;
 
 /// A call's CPU-time budget, checked on every epoch tick past the deadline.
 #[derive(Debug, Clone, Copy)]
@@ -79,6 +121,8 @@ impl Default for CpuBudget {
 pub(crate) struct MemoryCap {
     pub(crate) max: usize,
     pub(crate) exceeded: bool,
+    /// Why, when the host's side of the call went past its allowance rather than linear memory.
+    pub(crate) host_exceeded: Option<String>,
 }
 
 impl ResourceLimiter for MemoryCap {
@@ -111,29 +155,80 @@ pub(crate) const MAX_PATTERN_SETS: usize = 64;
 /// The host functions, shared by every version.
 impl StoreState {
     fn log(&mut self, level: tracing::Level, message: &str) {
+        // At most LOG_LINES_PER_SECOND a second for the filter, with stdout and stderr.
+        let Some(suppressed) = self.allowance.log_line() else {
+            self.metrics
+                .filter_log_suppressed(self.signal, &self.filter);
+            return;
+        };
         let message: String = message.chars().take(4096).collect();
         let f = &*self.filter;
         match level {
-            tracing::Level::TRACE => tracing::trace!(filter = f, "{message}"),
-            tracing::Level::DEBUG => tracing::debug!(filter = f, "{message}"),
-            tracing::Level::INFO => tracing::info!(filter = f, "{message}"),
-            tracing::Level::WARN => tracing::warn!(filter = f, "{message}"),
-            _ => tracing::error!(filter = f, "{message}"),
+            tracing::Level::TRACE => tracing::trace!(filter = f, suppressed, "{message}"),
+            tracing::Level::DEBUG => tracing::debug!(filter = f, suppressed, "{message}"),
+            tracing::Level::INFO => tracing::info!(filter = f, suppressed, "{message}"),
+            tracing::Level::WARN => tracing::warn!(filter = f, suppressed, "{message}"),
+            _ => tracing::error!(filter = f, suppressed, "{message}"),
         }
     }
 
     fn counter_add(&mut self, name: &str, delta: u64) {
-        if !self.dry_run {
+        if !self.dry_run && self.series(name) {
             self.metrics
                 .filter_counter(self.signal, &self.filter, name, delta);
         }
     }
 
     fn gauge_set(&mut self, name: &str, value: f64) {
-        if !self.dry_run {
+        if !self.dry_run && self.series(name) {
             self.metrics
                 .filter_gauge(self.signal, &self.filter, name, value);
         }
+    }
+
+    /// Whether the filter may record series `name` (see [`Allowance::series`]); counts a refusal.
+    fn series(&self, name: &str) -> bool {
+        let ok = self.allowance.series(name);
+        if !ok {
+            self.metrics
+                .filter_series_refused(self.signal, &self.filter);
+        }
+        ok
+    }
+
+    /// Counts `bytes` the guest hands the host to keep (attribute keys and values, names, routes).
+    /// Past the call's allowance (as much as the filter's own memory cap), or past what weir's memory
+    /// limit allows the request, the call fails as a memory fault.
+    pub(crate) fn charge(&mut self, bytes: usize) -> wasmtime::Result<()> {
+        self.host_bytes = self.host_bytes.saturating_add(bytes);
+        if self.host_bytes > self.limits.max {
+            return Err(self.host_fault(format!(
+                "the call handed weir more than {} bytes to keep (the filter's memory cap)",
+                self.limits.max
+            )));
+        }
+        self.uncharged += bytes;
+        if self.uncharged >= CHARGE_CHUNK {
+            self.settle()?;
+        }
+        Ok(())
+    }
+
+    /// Charges what the call handed the host and is not charged yet to the request's memory budget.
+    pub(crate) fn settle(&mut self) -> wasmtime::Result<()> {
+        let bytes = std::mem::take(&mut self.uncharged) as u64;
+        match &self.memory {
+            Some(m) if bytes > 0 && !m.grow(bytes) => Err(self.host_fault(
+                "weir is at its memory limit: what the call handed weir to keep was refused".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn host_fault(&mut self, why: String) -> wasmtime::Error {
+        self.limits.exceeded = true;
+        self.limits.host_exceeded = Some(why.clone());
+        wasmtime::Error::msg(why)
     }
 
     fn wall_now() -> u64 {

@@ -3,12 +3,22 @@
 
 use wasmtime::component::Resource;
 
-use super::{StoreState, host_functions, read, write};
+use super::{StoreState, Weight, host_functions, read, write};
 use crate::batch::BatchState;
 use crate::bindings::v0_1::weir::filter::{host, types};
 
 type H = Resource<BatchState>;
 type WResult<T> = wasmtime::Result<T>;
+
+impl Weight for types::Value {
+    fn weight(&self) -> usize {
+        match self {
+            Self::Str(s) | Self::Json(s) => s.len() + 8,
+            Self::Bytes(b) => b.len() + 8,
+            Self::Boolean(_) | Self::Int(_) | Self::Double(_) => 8,
+        }
+    }
+}
 
 impl types::Host for StoreState {}
 
@@ -38,15 +48,18 @@ impl types::HostBatch for StoreState {
         key: String,
         value: types::Value,
     ) -> WResult<()> {
+        self.charge(key.weight() + value.weight())?;
         write!(self, h, set_resource_attribute(res, &key, value))
     }
     fn remove_resource_attribute(&mut self, h: H, res: u32, key: String) -> WResult<bool> {
         write!(self, h, remove_resource_attribute(res, &key))
     }
     fn set_route(&mut self, h: H, res: u32, exporters: Vec<String>) -> WResult<()> {
+        self.charge(exporters.weight())?;
         write!(self, h, set_route(res, exporters))
     }
     fn set_item_route(&mut self, h: H, item: u32, exporters: Vec<String>) -> WResult<()> {
+        self.charge(exporters.weight())?;
         write!(self, h, set_item_route(item, exporters))
     }
     fn item_count(&mut self, h: H) -> WResult<u32> {
@@ -65,6 +78,7 @@ impl types::HostBatch for StoreState {
         read!(self, h, attribute(item, &key))
     }
     fn set_attribute(&mut self, h: H, item: u32, key: String, value: types::Value) -> WResult<()> {
+        self.charge(key.weight() + value.weight())?;
         write!(self, h, set_attribute(item, &key, value))
     }
     fn remove_attribute(&mut self, h: H, item: u32, key: String) -> WResult<bool> {
@@ -92,6 +106,7 @@ impl types::HostBatch for StoreState {
         read!(self, h, span_name(item))
     }
     fn set_span_name(&mut self, h: H, item: u32, name: String) -> WResult<()> {
+        self.charge(name.weight())?;
         write!(self, h, set_span_name(item, name))
     }
     fn span_kind(&mut self, h: H, item: u32) -> WResult<u8> {
@@ -107,6 +122,7 @@ impl types::HostBatch for StoreState {
         read!(self, h, trace_state(item))
     }
     fn set_trace_state(&mut self, h: H, item: u32, value: String) -> WResult<()> {
+        self.charge(value.weight())?;
         write!(self, h, set_trace_state(item, value))
     }
     fn event_count(&mut self, h: H, item: u32) -> WResult<u32> {
@@ -126,6 +142,7 @@ impl types::HostBatch for StoreState {
         key: String,
         value: types::Value,
     ) -> WResult<()> {
+        self.charge(key.weight() + value.weight())?;
         write!(self, h, set_sub_attribute(item, false, event, &key, value))
     }
     fn remove_event_attribute(
@@ -151,6 +168,7 @@ impl types::HostBatch for StoreState {
         key: String,
         value: types::Value,
     ) -> WResult<()> {
+        self.charge(key.weight() + value.weight())?;
         write!(self, h, set_sub_attribute(item, true, link, &key, value))
     }
     fn remove_link_attribute(&mut self, h: H, item: u32, link: u32, key: String) -> WResult<bool> {
@@ -163,6 +181,7 @@ impl types::HostBatch for StoreState {
         read!(self, h, body(item))
     }
     fn set_body(&mut self, h: H, item: u32, value: types::Value) -> WResult<()> {
+        self.charge(value.weight())?;
         write!(self, h, set_body(item, value))
     }
     fn log_time(&mut self, h: H, item: u32) -> WResult<u64> {

@@ -3,7 +3,7 @@
 
 use wasmtime::component::Resource;
 
-use super::{MAX_PATTERN_SETS, StoreState, host_functions, read, write};
+use super::{MAX_PATTERN_SETS, StoreState, Weight, host_functions, read, write};
 use crate::batch::{BatchState, to_wit};
 use crate::bindings::v0_1::weir::filter::types as t1;
 use crate::bindings::v0_2::weir::filter::{host, kernels, types};
@@ -36,6 +36,26 @@ impl From<types::Value> for t1::Value {
             types::Value::Bytes(b) => Self::Bytes(b),
             types::Value::Json(j) => Self::Json(j),
         }
+    }
+}
+
+impl Weight for types::Value {
+    fn weight(&self) -> usize {
+        match self {
+            Self::Str(s) | Self::Json(s) => s.len() + 8,
+            Self::Bytes(b) => b.len() + 8,
+            Self::Boolean(_) | Self::Int(_) | Self::Double(_) => 8,
+        }
+    }
+}
+
+impl Weight for types::AttributeEdit {
+    fn weight(&self) -> usize {
+        let op = match &self.op {
+            types::EditOp::Set(v) => v.weight(),
+            types::EditOp::Remove => 0,
+        };
+        self.key.len() + op + 16
     }
 }
 
@@ -90,15 +110,18 @@ impl types::HostBatch for StoreState {
         key: String,
         value: types::Value,
     ) -> WResult<()> {
+        self.charge(key.weight() + value.weight())?;
         write!(self, h, set_resource_attribute(res, &key, value.into()))
     }
     fn remove_resource_attribute(&mut self, h: H, res: u32, key: String) -> WResult<bool> {
         write!(self, h, remove_resource_attribute(res, &key))
     }
     fn set_route(&mut self, h: H, res: u32, exporters: Vec<String>) -> WResult<()> {
+        self.charge(exporters.weight())?;
         write!(self, h, set_route(res, exporters))
     }
     fn set_item_route(&mut self, h: H, item: u32, exporters: Vec<String>) -> WResult<()> {
+        self.charge(exporters.weight())?;
         write!(self, h, set_item_route(item, exporters))
     }
     fn item_count(&mut self, h: H) -> WResult<u32> {
@@ -117,6 +140,7 @@ impl types::HostBatch for StoreState {
         read!(self, h, attribute(item, &key)).map(|v| v.map(Into::into))
     }
     fn set_attribute(&mut self, h: H, item: u32, key: String, value: types::Value) -> WResult<()> {
+        self.charge(key.weight() + value.weight())?;
         write!(self, h, set_attribute(item, &key, value.into()))
     }
     fn remove_attribute(&mut self, h: H, item: u32, key: String) -> WResult<bool> {
@@ -149,6 +173,7 @@ impl types::HostBatch for StoreState {
         read!(self, h, span_name(item))
     }
     fn set_span_name(&mut self, h: H, item: u32, name: String) -> WResult<()> {
+        self.charge(name.weight())?;
         write!(self, h, set_span_name(item, name))
     }
     fn span_kind(&mut self, h: H, item: u32) -> WResult<u8> {
@@ -171,6 +196,7 @@ impl types::HostBatch for StoreState {
         read!(self, h, trace_state(item))
     }
     fn set_trace_state(&mut self, h: H, item: u32, value: String) -> WResult<()> {
+        self.charge(value.weight())?;
         write!(self, h, set_trace_state(item, value))
     }
     fn event_count(&mut self, h: H, item: u32) -> WResult<u32> {
@@ -190,6 +216,7 @@ impl types::HostBatch for StoreState {
         key: String,
         value: types::Value,
     ) -> WResult<()> {
+        self.charge(key.weight() + value.weight())?;
         write!(
             self,
             h,
@@ -219,6 +246,7 @@ impl types::HostBatch for StoreState {
         key: String,
         value: types::Value,
     ) -> WResult<()> {
+        self.charge(key.weight() + value.weight())?;
         write!(
             self,
             h,
@@ -235,6 +263,7 @@ impl types::HostBatch for StoreState {
         read!(self, h, body(item)).map(|v| v.map(Into::into))
     }
     fn set_body(&mut self, h: H, item: u32, value: types::Value) -> WResult<()> {
+        self.charge(value.weight())?;
         write!(self, h, set_body(item, value.into()))
     }
     fn log_time(&mut self, h: H, item: u32) -> WResult<u64> {
@@ -287,6 +316,7 @@ impl types::HostBatch for StoreState {
         Ok(self.batch(&h)?.read(lists, key.as_deref()))
     }
     fn edit(&mut self, h: H, edits: Vec<types::AttributeEdit>) -> WResult<()> {
+        self.charge(edits.weight())?;
         write!(self, h, edit(edits))
     }
     fn drop_items(&mut self, h: H, items: Vec<u32>) -> WResult<()> {
@@ -296,9 +326,11 @@ impl types::HostBatch for StoreState {
         Ok(self.batch(&h)?.trace_states())
     }
     fn set_trace_states(&mut self, h: H, states: Vec<(u32, String)>) -> WResult<()> {
+        self.charge(states.weight())?;
         write!(self, h, set_trace_states(states))
     }
     fn set_item_routes(&mut self, h: H, items: Vec<u32>, exporters: Vec<String>) -> WResult<()> {
+        self.charge(items.weight() + exporters.weight())?;
         write!(self, h, set_item_routes(&items, exporters))
     }
     fn drop(&mut self, _h: H) -> WResult<()> {
