@@ -214,7 +214,8 @@ pipelines:
         )
         .await
     });
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // The first request is in the filter, spinning, and holds the one slot.
+    weir.wait_for_filter_calls(Signal::Traces, "slow", 1).await;
     let (status, h, _) = post(
         &weir.http_url(Signal::Traces),
         &[("content-type", "application/json")],

@@ -136,12 +136,12 @@ async fn an_upstream_outage_under_load_loses_nothing_acknowledged() {
             .await
             > 200.0 * 21.0
     );
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert!(
-        weir.metric(r#"weir_exporter_queue_oldest_age_seconds{exporter="up"}"#)
-            .await
-            > 0.5
-    );
+    // The oldest item ages while the upstream stays down.
+    weir.wait_for_metric_at_least(
+        r#"weir_exporter_queue_oldest_age_seconds{exporter="up"}"#,
+        0.5,
+    )
+    .await;
     // Back: the backlog drains.
     upstream.always(None);
     let duplicates = all_arrive(&upstream, &acked, Duration::from_secs(60)).await;
@@ -277,14 +277,23 @@ async fn a_graceful_shutdown_keeps_the_backlog_for_the_next_run() {
     let (upstream, url) = Recorder::grpc().await;
     upstream.always(Some(Answer::Status(tonic::Code::Unavailable, "down")));
     let state = tempfile::tempdir().unwrap();
-    let yaml = config(&url, state.path(), "");
+    // A shutdown that waited for the backlog would wait out the outage: with this timeout, longer
+    // than `terminate` waits for the exit, it could not end in time.
+    let yaml =
+        config(&url, state.path(), "").replace("limits: {", "limits: { shutdown_timeout: 10m,");
     let mut weir = Weir::with_config(&yaml);
     let (acked, _) = send(&weir, "backlog", 50, 5).await;
     assert_eq!(acked.len(), 50);
-    let started = Instant::now();
     assert!(weir.terminate().success());
-    // It does not wait out the outage: the backlog is on disk.
-    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(upstream.items(), 0, "the upstream was down throughout");
+    assert!(
+        weir.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("drained; bye")),
+        "a clean exit, the backlog left on disk"
+    );
     upstream.always(None);
     let _weir = Weir::with_config(&yaml);
     assert_eq!(

@@ -254,6 +254,32 @@ impl Weir {
         );
     }
 
+    /// Calls filter `name` of `signal` has started, as the admin API lists them.
+    pub async fn filter_calls(&self, signal: Signal, name: &str) -> u64 {
+        let (status, _, body) = get(&format!("http://{}/v1/filters", self.admin)).await;
+        assert_eq!(status, 200);
+        let list: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        list["filters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|f| f["pipeline"] == signal.as_str() && f["name"] == name)
+            .and_then(|f| f["stats"]["calls"].as_u64())
+            .unwrap_or(0)
+    }
+
+    /// Waits until filter `name` of `signal` has started `calls` calls (bounded as
+    /// [`Weir::wait_for_metric`]).
+    pub async fn wait_for_filter_calls(&self, signal: Signal, name: &str, calls: u64) {
+        for _ in 0..500 {
+            if self.filter_calls(signal, name).await >= calls {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("filter {signal}/{name} never started {calls} calls");
+    }
+
     pub async fn metric(&self, name_and_labels: &str) -> f64 {
         let (status, _, body) = get(&format!("http://{}/metrics", self.admin)).await;
         assert_eq!(status, 200);
