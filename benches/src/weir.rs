@@ -269,6 +269,18 @@ impl WeirProcess {
         }
     }
 
+    /// SIGKILL at once (a crash), and waits for the child to be reaped (the soak run's).
+    #[allow(dead_code)]
+    pub fn kill9(&mut self) -> Result<ExitStatus> {
+        if let Some(status) = self.exited() {
+            return Ok(status);
+        }
+        self.child.kill().context("killing weir")?;
+        let status = self.child.wait().context("waiting for weir")?;
+        self.exit = Some(status);
+        Ok(status)
+    }
+
     /// Sends SIGTERM, waits up to `grace`, then SIGKILLs. Returns the exit status.
     pub fn stop(&mut self, grace: Duration) -> Result<ExitStatus> {
         if let Some(status) = self.exited() {
