@@ -33,6 +33,14 @@
 //! log line and `weir_exporter_queue_corrupt_segments_total`; the other segments are replayed
 //! (`weir_exporter_queue_replayed_items_total`).
 //!
+//! **The delivery cursor.** A segment is deleted only once all of its records are delivered, so after
+//! a crash the records already delivered from the segments still on disk would all go again. The
+//! writer thread therefore records, at most every `cursor_every` and when the queue closes, the lowest
+//! sequence number not yet delivered in `cursor` (8 bytes, written to a temporary file and renamed, not
+//! synced: losing it costs duplicates, never data), and recovery skips the records below it. It only
+//! ever names records that are done: those handed out, those waiting, and those of a round still being
+//! synced all stay above it.
+//!
 //! **Bounds.** The bytes of all segments on disk are held as permits of a semaphore of `max_bytes`; a
 //! segment's permits are given back when it is deleted, after its last record was delivered. A full queue
 //! refuses the batch with a retryable status.
@@ -144,6 +152,9 @@ struct State {
     pending: VecDeque<Record>,
     /// Handed out, not yet done: seq -> enqueue time.
     in_flight: BTreeMap<u64, u64>,
+    /// `next_seq` when the last round was published: records from here on are not in `pending` yet
+    /// (being written or synced).
+    published: u64,
 }
 
 /// One request waiting for the writer.
@@ -168,13 +179,32 @@ struct Shared {
     /// Largest merged record body (one append larger than it is a record of its own).
     max_record_bytes: usize,
     sync: bool,
+    cursor_every: Duration,
+    /// The delivery cursor last recorded.
+    cursor: Mutex<u64>,
     metrics: Arc<Metrics>,
 }
+
+/// The delivery cursor's file in the queue's directory (see the module docs).
+const CURSOR: &str = "cursor";
 
 /// A durable, bounded, ordered queue (see the module docs).
 pub struct DurableQueue {
     shared: Arc<Shared>,
-    writer: mpsc::Sender<Append>,
+    /// `None` once dropped (the writer thread then finishes).
+    writer: Option<mpsc::Sender<Append>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for DurableQueue {
+    /// Closes the writer's channel and waits for its thread, which finishes its round and records the
+    /// delivery cursor: what was delivered is not delivered again after a restart.
+    fn drop(&mut self) {
+        self.writer.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl std::fmt::Debug for DurableQueue {
@@ -205,6 +235,8 @@ pub struct Layout {
     pub max_record_bytes: usize,
     /// `fdatasync` before acknowledging (`queue.sync: always`).
     pub sync: bool,
+    /// How often the delivery cursor is recorded (see the module docs).
+    pub cursor_every: Duration,
 }
 
 impl DurableQueue {
@@ -232,6 +264,7 @@ impl DurableQueue {
             segment_bytes,
             max_record_bytes,
             sync,
+            cursor_every,
         } = layout;
         storage.create_dir_all(dir).map_err(io(dir))?;
         let budget = Arc::new(Semaphore::new(max_bytes.min(Semaphore::MAX_PERMITS)));
@@ -241,7 +274,14 @@ impl DurableQueue {
             next_seq: 1,
             pending: VecDeque::new(),
             in_flight: BTreeMap::new(),
+            published: 1,
         };
+        // Records below the cursor were delivered before the last stop.
+        let cursor = storage
+            .read(&dir.join(CURSOR))
+            .ok()
+            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+            .map_or(0, u64::from_le_bytes);
         let mut ids: Vec<(u64, PathBuf)> = storage
             .list(dir)
             .map_err(io(dir))?
@@ -290,8 +330,11 @@ impl DurableQueue {
                     }
                 }
             }
+            // Sequence numbers go on after every record found, delivered or not.
+            state.next_seq = state.next_seq.max(records.last().map_or(0, |r| r.seq) + 1);
+            records.retain(|r| r.seq >= cursor);
             if records.is_empty() {
-                // Left empty (or holding only a torn write) by a failed round: it holds nothing to
+                // Delivered before the last stop, or left empty (or holding only a torn write) by a failed round: it holds nothing to
                 // replay. Should the removal fail, the next start tries again.
                 if let Err(e) = storage.remove(&path) {
                     tracing::warn!(exporter = name, segment = %path.display(), error = %e, "cannot remove an empty queue segment");
@@ -306,7 +349,6 @@ impl DurableQueue {
                 .try_acquire_many_owned(bytes.min(budget.available_permits() as u64) as u32)
                 .into_iter()
                 .collect();
-            state.next_seq = state.next_seq.max(records.last().map_or(0, |r| r.seq) + 1);
             replayed += records.iter().map(|r| r.items).sum::<usize>();
             replayed_batches += records.len() as i64;
             replayed_bytes += records.iter().map(|r| r.len as i64).sum::<i64>();
@@ -323,6 +365,7 @@ impl DurableQueue {
             );
             state.pending.extend(records);
         }
+        state.published = state.next_seq;
         if replayed > 0 {
             tracing::info!(
                 exporter = name,
@@ -344,15 +387,21 @@ impl DurableQueue {
             segment_bytes,
             max_record_bytes: max_record_bytes.max(1),
             sync,
+            cursor_every,
+            cursor: Mutex::new(cursor),
             metrics,
         });
         let (writer, rx) = mpsc::channel();
         let s = shared.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name(format!("weir-queue-{name}"))
             .spawn(move || writer_loop(s, rx))
             .map_err(io(dir))?;
-        Ok(Arc::new(Self { shared, writer }))
+        Ok(Arc::new(Self {
+            shared,
+            writer: Some(writer),
+            thread: Some(thread),
+        }))
     }
 
     /// Takes room for a record of `size` body bytes of `tenant`, or `None` when the queue is full.
@@ -377,6 +426,8 @@ impl DurableQueue {
     ) -> Result<u64, DurableError> {
         let (done, rx) = oneshot::channel();
         self.writer
+            .as_ref()
+            .ok_or(DurableError::Closed)?
             .send(Append {
                 encoded,
                 tenant,
@@ -770,6 +821,7 @@ impl Shared {
             bytes += i64::from(r.len);
             st.pending.push_back(r.clone());
         }
+        st.published = st.next_seq;
         drop(st);
         if batches > 0 {
             self.metrics
@@ -789,9 +841,65 @@ impl Shared {
     }
 }
 
-/// The writer thread: a round per wake-up, until the queue's handle is dropped.
+impl Shared {
+    /// The lowest sequence number not delivered yet: below every record handed out, waiting, or in a
+    /// round not published yet.
+    fn low_water(&self) -> u64 {
+        let st = self.lock();
+        [
+            st.in_flight.keys().next().copied(),
+            st.pending.front().map(|r| r.seq),
+            Some(st.published),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(st.published)
+    }
+
+    /// Records the delivery cursor when it moved (best effort: see the module docs).
+    fn record_cursor(&self) {
+        let low = self.low_water();
+        let mut recorded = self.cursor.lock().unwrap_or_else(|e| e.into_inner());
+        if *recorded == low {
+            return;
+        }
+        let path = self.dir.join(CURSOR);
+        let tmp = self.dir.join("cursor.tmp");
+        let written = self
+            .storage
+            .create(&tmp, 0o600)
+            .and_then(|f| f.append(&[&low.to_le_bytes()]))
+            .and_then(|()| self.storage.rename(&tmp, &path));
+        match written {
+            Ok(()) => *recorded = low,
+            Err(e) => {
+                tracing::warn!(exporter = %self.name, error = %e, "cannot record the delivery cursor: a restart may deliver more again");
+                self.metrics.queue_io_error(&self.name, "cursor");
+            }
+        }
+    }
+}
+
+/// The writer thread: a round per wake-up, the delivery cursor now and then, until the queue's
+/// handle is dropped.
 fn writer_loop(shared: Arc<Shared>, rx: mpsc::Receiver<Append>) {
-    while let Ok(first) = rx.recv() {
+    let mut cursor_due = std::time::Instant::now() + shared.cursor_every;
+    loop {
+        let first = match rx
+            .recv_timeout(cursor_due.saturating_duration_since(std::time::Instant::now()))
+        {
+            Ok(a) => a,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                shared.record_cursor();
+                cursor_due = std::time::Instant::now() + shared.cursor_every;
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                shared.record_cursor();
+                return;
+            }
+        };
         let mut bytes = first.encoded.len();
         let mut round = vec![first];
         while bytes < ROUND_BYTES {
@@ -804,6 +912,10 @@ fn writer_loop(shared: Arc<Shared>, rx: mpsc::Receiver<Append>) {
             }
         }
         shared.write_round(round);
+        if std::time::Instant::now() >= cursor_due {
+            shared.record_cursor();
+            cursor_due = std::time::Instant::now() + shared.cursor_every;
+        }
     }
 }
 
@@ -821,6 +933,8 @@ mod tests {
             segment_bytes,
             max_record_bytes: 2 << 20,
             sync: true,
+            // Only when a queue closes: the fault walk counts every call a run makes.
+            cursor_every: Duration::from_secs(3600),
         }
     }
 
@@ -861,6 +975,37 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread")]
+    async fn records_delivered_before_a_stop_are_not_delivered_again() {
+        let dir = tempfile::tempdir().unwrap();
+        // One segment for everything: without the cursor, a restart would replay all five.
+        let q = open(dir.path(), 1 << 20, 1 << 20);
+        for i in 0..5u8 {
+            put(&q, &[i; 10]).await;
+        }
+        // 0 and 2 delivered; 1 handed out and not done (in flight when weir stopped).
+        let (a, b, c) = (q.next().await, q.next().await, q.next().await);
+        q.done(&a);
+        q.done(&c);
+        drop(b);
+        drop(q);
+        let metrics = Arc::new(Metrics::new());
+        let q =
+            DurableQueue::open(dir.path(), "q", layout(1 << 20, 1 << 20), metrics.clone()).unwrap();
+        let mut bodies = Vec::new();
+        while !q.shared.lock().pending.is_empty() {
+            let r = q.next().await;
+            bodies.push(q.read(&r).unwrap()[0]);
+        }
+        // From the lowest not delivered on: 2 again (it came after one in flight), never 0.
+        assert_eq!(bodies, [1, 2, 3, 4]);
+        assert!(
+            metrics
+                .render()
+                .contains(r#"weir_exporter_queue_replayed_items_total{exporter="q"} 4"#)
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
     async fn appends_that_arrive_together_share_a_record_and_come_back_as_one_body() {
         let dir = tempfile::tempdir().unwrap();
         let q = open(dir.path(), 1 << 20, 1 << 20);
@@ -874,6 +1019,8 @@ mod tests {
                 // Queued on the writer's channel in order, before any of them is awaited.
                 let (done, rx) = oneshot::channel();
                 q.writer
+                    .as_ref()
+                    .unwrap()
                     .send(Append {
                         encoded: encoded(&[i; 4]),
                         tenant: None,

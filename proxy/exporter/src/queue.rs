@@ -126,6 +126,7 @@ impl ExporterQueue {
                     segment_bytes: config.segment_bytes as u64,
                     max_record_bytes: config.coalesce.max_bytes,
                     sync: config.sync == SyncPolicy::Always,
+                    cursor_every: Duration::from_secs(1),
                 },
                 metrics.clone(),
             )?),
