@@ -77,6 +77,21 @@ fn push_zone(weir: &Weir, value: &str) -> String {
     ))
 }
 
+/// Pushes the hostile fixture as `zone`, trapping on every request (the dry run, without headers,
+/// passes).
+fn push_trapping_zone(weir: &Weir) {
+    ok(cli(
+        weir,
+        &[
+            "push",
+            "zone",
+            &wasm("hostile"),
+            "--config",
+            r#"{"mode":"trap","only_with_header":"content-type"}"#,
+        ],
+    ));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn push_list_rollback_and_remove_with_the_cli() {
     let (upstream, url) = Recorder::grpc().await;
@@ -282,11 +297,7 @@ async fn a_recorded_version_that_no_longer_loads_never_blocks_a_start() {
         1.0
     );
     assert!(
-        weir.logs
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|l| l.contains("no longer loads") && l.contains(&noop_sha)),
+        weir.logged(|l| l.contains("no longer loads") && l.contains(&noop_sha)),
         "the skipped version is named in the log"
     );
     assert!(weir.terminate().success());
@@ -304,16 +315,7 @@ async fn a_quarantined_version_is_rolled_back_automatically() {
     let state = tempfile::tempdir().unwrap();
     let weir = Weir::with_config(&config(&url, state.path()));
     push_zone(&weir, "stable");
-    ok(cli(
-        &weir,
-        &[
-            "push",
-            "zone",
-            &wasm("hostile"),
-            "--config",
-            r#"{"mode":"trap","only_with_header":"content-type"}"#,
-        ],
-    ));
+    push_trapping_zone(&weir);
     for _ in 0..5 {
         assert_eq!(send(&weir).await, 200, "fail-open while it traps");
     }
@@ -346,16 +348,7 @@ async fn a_quarantined_version_made_active_again_by_a_rollback_starts_afresh() {
     let (_upstream, url) = Recorder::grpc().await;
     let state = tempfile::tempdir().unwrap();
     let weir = Weir::with_config(&config(&url, state.path()));
-    ok(cli(
-        &weir,
-        &[
-            "push",
-            "zone",
-            &wasm("hostile"),
-            "--config",
-            r#"{"mode":"trap","only_with_header":"content-type"}"#,
-        ],
-    ));
+    push_trapping_zone(&weir);
     let zone = |weir: &Weir| {
         let list: serde_json::Value =
             serde_json::from_str(&ok(cli(weir, &["list", "--json"]))).unwrap();

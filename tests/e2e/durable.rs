@@ -287,11 +287,7 @@ async fn a_graceful_shutdown_keeps_the_backlog_for_the_next_run() {
     assert!(weir.terminate().success());
     assert_eq!(upstream.items(), 0, "the upstream was down throughout");
     assert!(
-        weir.logs
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|l| l.contains("drained; bye")),
+        weir.logged(|l| l.contains("drained; bye")),
         "a clean exit, the backlog left on disk"
     );
     upstream.always(None);
@@ -314,13 +310,7 @@ async fn a_failed_disk_write_is_refused_like_a_full_queue_and_loses_nothing() {
     let (acked, others) = send(&weir, "disk", 200, 4).await;
     assert!(!acked.is_empty() && !others.is_empty(), "{}", acked.len());
     assert!(others.iter().all(|s| *s == 503), "{others:?}");
-    assert!(
-        weir.logs
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|l| l.contains("durable queue write failed"))
-    );
+    assert!(weir.logged(|l| l.contains("durable queue write failed")));
     // weir keeps serving, and what it acknowledged is intact on disk.
     assert_eq!(get(&format!("http://{}/healthz", weir.admin)).await.0, 200);
     upstream.always(None);

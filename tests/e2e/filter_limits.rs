@@ -207,11 +207,7 @@ async fn a_call_that_hands_the_host_too_much_to_keep_fails_as_a_memory_fault() {
         1.0
     );
     assert!(
-        weir.logs
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|l| l.contains("more than 16777216 bytes to keep")),
+        weir.logged(|l| l.contains("more than 16777216 bytes to keep")),
         "the fault says what the filter did"
     );
     // weir keeps serving, and the rest of the traffic passes the filter.

@@ -254,6 +254,11 @@ impl Weir {
         );
     }
 
+    /// Whether a line weir logged so far satisfies `line`.
+    pub fn logged(&self, line: impl Fn(&str) -> bool) -> bool {
+        self.logs.lock().unwrap().iter().any(|l| line(l))
+    }
+
     /// Calls filter `name` of `signal` has started, as the admin API lists them.
     pub async fn filter_calls(&self, signal: Signal, name: &str) -> u64 {
         let (status, _, body) = get(&format!("http://{}/v1/filters", self.admin)).await;

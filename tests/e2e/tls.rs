@@ -802,13 +802,9 @@ admin:
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("401"), "{stderr}");
     assert!(
-        weir.logs
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|l| l.contains("weir::audit")
-                && l.contains("tls-reload")
-                && l.contains(r#""auth":"mtls""#)),
+        weir.logged(|l| l.contains("weir::audit")
+            && l.contains("tls-reload")
+            && l.contains(r#""auth":"mtls""#)),
         "the change through mTLS is audited"
     );
 }
