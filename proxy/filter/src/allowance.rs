@@ -1,7 +1,7 @@
 //! What one filter may make the host keep on its behalf, so that a guest cannot exhaust the host: metric
 //! series it names (`host.counter-add`, `host.gauge-set`), log lines (`host.log`, stdout and stderr), and
 //! bytes a single call hands the host to hold (attribute values, names, routes; see
-//! [`crate::host::StoreState::charge`]).
+//! `host::StoreState::charge`).
 //!
 //! Every instance of a filter version shares one [`Allowance`]; a new version starts with a fresh one.
 
