@@ -275,12 +275,11 @@ async fn a_filter_cannot_grow_metric_series_or_the_log_without_bound() {
             .filter(|l| l.contains(" line "))
             .count()
     };
-    for _ in 0..500 {
-        if suppressed + logged() >= 1500 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let logged_now = &logged;
+    wait_for("every line logged or counted", || async move {
+        (suppressed + logged_now() >= 1500).then_some(())
+    })
+    .await;
     assert_eq!(
         suppressed + logged(),
         1500,

@@ -273,16 +273,13 @@ impl Weir {
             .unwrap_or(0)
     }
 
-    /// Waits until filter `name` of `signal` has started `calls` calls (bounded as
-    /// [`Weir::wait_for_metric`]).
+    /// Waits until filter `name` of `signal` has started `calls` calls (bounded as [`wait_for`]).
     pub async fn wait_for_filter_calls(&self, signal: Signal, name: &str, calls: u64) {
-        for _ in 0..500 {
-            if self.filter_calls(signal, name).await >= calls {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("filter {signal}/{name} never started {calls} calls");
+        wait_for(
+            &format!("filter {signal}/{name} starting {calls} calls"),
+            || async move { (self.filter_calls(signal, name).await >= calls).then_some(()) },
+        )
+        .await
     }
 
     pub async fn metric(&self, name_and_labels: &str) -> f64 {
@@ -624,6 +621,21 @@ impl Decoder for RecorderCodec {
 }
 
 /// A raw HTTP/1.1 POST; returns status, headers and body.
+/// Polls `probe` every 20 ms, at most 500 times, until it yields a value; panics naming `what`
+/// otherwise. For events weir shows only through its metrics, API or log.
+pub async fn wait_for<T, F: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    mut probe: impl FnMut() -> F,
+) -> T {
+    for _ in 0..500 {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("never happened: {what}");
+}
+
 pub async fn post(
     url: &str,
     headers: &[(&str, &str)],

@@ -1,8 +1,6 @@
 //! The reference router, compiled to Wasm, through the real weir binary: routing by each selector,
 //! fan-out, unknown exporter names refused, and a dead upstream that does not hold up the other.
 
-use std::time::Duration;
-
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
@@ -252,16 +250,14 @@ pipelines:
         )
     };
     let dead_batches = r#"weir_exporter_queue_batches{exporter="dead"}"#;
-    let mut settled = 0.0;
-    for _ in 0..500 {
-        settled = weir.metric(&refused("queue_full")).await
-            + weir.metric(&refused("overloaded")).await
-            + weir.metric(dead_batches).await;
-        if settled >= 16.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (w, refused_of) = (&weir, &refused);
+    let settled = wait_for("the dead upstream's 16 requests settling", || async move {
+        let n = w.metric(&refused_of("queue_full")).await
+            + w.metric(&refused_of("overloaded")).await
+            + w.metric(dead_batches).await;
+        (n >= 16.0).then_some(n)
+    })
+    .await;
     assert_eq!(
         settled, 16.0,
         "the dead upstream's requests, queued or refused"

@@ -80,6 +80,21 @@ impl<A: Weight, B: Weight> Weight for (A, B) {
     }
 }
 
+/// [`Weight`] for a version's generated `value` variant (the same shape in every version).
+macro_rules! value_weight {
+    ($value:ty) => {
+        impl Weight for $value {
+            fn weight(&self) -> usize {
+                match self {
+                    Self::Str(s) | Self::Json(s) => s.len() + 8,
+                    Self::Bytes(b) => b.len() + 8,
+                    Self::Boolean(_) | Self::Int(_) | Self::Double(_) => 8,
+                }
+            }
+        }
+    };
+}
+
 /// How much of a call's host allocations is charged to the request's memory budget at a time: one
 /// atomic operation per 64 KiB rather than per host call.
 const CHARGE_CHUNK: usize = 64 << 10;
@@ -314,7 +329,7 @@ macro_rules! host_functions {
     };
 }
 
-pub(crate) use {host_functions, read, write};
+pub(crate) use {host_functions, read, value_weight, write};
 
 impl wasmtime_wasi::WasiView for StoreState {
     fn ctx(&mut self) -> wasmtime_wasi::WasiCtxView<'_> {

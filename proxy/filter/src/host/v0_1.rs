@@ -10,15 +10,7 @@ use crate::bindings::v0_1::weir::filter::{host, types};
 type H = Resource<BatchState>;
 type WResult<T> = wasmtime::Result<T>;
 
-impl Weight for types::Value {
-    fn weight(&self) -> usize {
-        match self {
-            Self::Str(s) | Self::Json(s) => s.len() + 8,
-            Self::Bytes(b) => b.len() + 8,
-            Self::Boolean(_) | Self::Int(_) | Self::Double(_) => 8,
-        }
-    }
-}
+super::value_weight!(types::Value);
 
 impl types::Host for StoreState {}
 

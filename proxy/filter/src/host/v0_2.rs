@@ -39,15 +39,7 @@ impl From<types::Value> for t1::Value {
     }
 }
 
-impl Weight for types::Value {
-    fn weight(&self) -> usize {
-        match self {
-            Self::Str(s) | Self::Json(s) => s.len() + 8,
-            Self::Bytes(b) => b.len() + 8,
-            Self::Boolean(_) | Self::Int(_) | Self::Double(_) => 8,
-        }
-    }
-}
+super::value_weight!(types::Value);
 
 impl Weight for types::AttributeEdit {
     fn weight(&self) -> usize {
