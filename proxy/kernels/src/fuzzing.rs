@@ -73,4 +73,13 @@ mod tests {
             super::detectors(text.as_bytes());
         }
     }
+
+    /// What the fuzzer found in CI (fuzz/artifacts/kernels/crash-c8dd3c85…).
+    #[test]
+    fn the_fuzz_check_holds_on_what_the_fuzzer_found() {
+        let mut input = b"+3055011 355\xd9\xa21 355011 7505".to_vec();
+        input.extend([b'H'; 88]);
+        input.extend(b" 01  02");
+        super::detectors(&input);
+    }
 }

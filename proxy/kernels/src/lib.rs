@@ -79,12 +79,15 @@ impl Detector {
             Detector::UrlSecret => p.eq > 0,
         }
     }
+    /// The regular expression. Digits are ASCII `[0-9]`, not `\d` (which, in Unicode mode, also
+    /// takes `٢` and the other decimal digits): the prefilters, [`luhn`] and [`card_number`] count
+    /// ASCII digits only, and a pattern wider than its prefilter would match what the prefilter hid.
     fn pattern(self) -> &'static str {
         match self {
             Detector::Email => r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}",
-            Detector::CreditCard => r"(?-u:\b)(?:\d[ \-]?){12,18}\d(?-u:\b)",
+            Detector::CreditCard => r"(?-u:\b)(?:[0-9][ \-]?){12,18}[0-9](?-u:\b)",
             Detector::Ipv4 => {
-                r"(?-u:\b)(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?-u:\b)"
+                r"(?-u:\b)(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(?-u:\b)"
             }
             Detector::Ipv6 => {
                 r"(?i-u)\b(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}\b|(?i-u)\b(?:[0-9a-f]{1,4}:){1,7}:(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4}){0,6})?\b|(?-u)::(?:[0-9a-f]{1,4}:){0,6}[0-9a-f]{1,4}\b"
