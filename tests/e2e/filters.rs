@@ -427,7 +427,8 @@ pipelines:
     assert_eq!(str_attr(&got[0], "edge.zone").as_deref(), Some("component"));
 }
 
-/// A filter written in Python (componentize-py), with WASI for its runtime: stdout goes into weir's log.
+/// A filter written in Python (componentize-py), with WASI for its runtime: stdout goes into weir's log,
+/// within the filter's log-line allowance (every line logged or counted).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_python_filter_runs_with_its_prints_in_the_log() {
     let (upstream, url) = Recorder::grpc().await;
@@ -441,7 +442,7 @@ pipelines:
     filters:
       - name: py
         module: "{}"
-        config: {{ value: from-python }}
+        config: {{ value: from-python, verbose: true }}
         limits: {{ deadline: 5s, memory: 268435456 }}
 "#,
         wasm("py-tagger")
@@ -453,11 +454,55 @@ pipelines:
         str_attr(&got[0], "filter.lang").as_deref(),
         Some("from-python")
     );
-    let logs = weir.logs.lock().unwrap().join("\n");
-    assert!(logs.contains("python tagger ready"), "{logs}");
+    let first = upstream.items();
+    assert!(weir.logged(|l| l.contains("python tagger ready")));
     assert_eq!(
         weir.metric(r#"weir_filter_counter_total{signal="traces",filter="py",name="tagged"}"#)
             .await,
-        1.0
+        first as f64
+    );
+    let tagged = || {
+        let logs = weir.logs.lock().unwrap();
+        logs.iter().filter(|l| l.contains("tagged item")).count()
+    };
+    let tagged = &tagged;
+    // A few lines so far (a ready line per instance, a line per item, and one for the sample batch's
+    // span the dry run at load tagged): all within the allowance.
+    let dry_run = 1;
+    wait_for("the first prints logged", || async move {
+        (tagged() == first + dry_run).then_some(())
+    })
+    .await;
+    let suppressed_metric =
+        r#"weir_filter_log_lines_suppressed_total{signal="traces",filter="py"}"#;
+    assert_eq!(weir.metric(suppressed_metric).await, 0.0);
+    // 200 spans, a print for each: far past the 20 lines a second a filter may log.
+    let spans = (0..200u8)
+        .map(|i| opentelemetry_proto::tonic::trace::v1::Span {
+            name: format!("s{i}"),
+            trace_id: vec![i; 16],
+            span_id: vec![1; 8],
+            ..Default::default()
+        })
+        .collect();
+    let (status, _, _) = post(
+        &weir.http_url(Signal::Traces),
+        &[("content-type", "application/x-protobuf")],
+        traces_of(spans).encode_protobuf(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    upstream.wait_for_items(first + 200).await;
+    let printed = first + dry_run + 200;
+    let suppressed = weir.metric(suppressed_metric).await as usize;
+    assert!(suppressed >= 200 - 2 * 20, "{suppressed} lines suppressed");
+    wait_for("every print logged or counted", || async move {
+        (tagged() + suppressed >= printed).then_some(())
+    })
+    .await;
+    assert_eq!(
+        tagged() + suppressed,
+        printed,
+        "every print logged or counted"
     );
 }
