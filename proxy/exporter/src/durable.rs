@@ -39,7 +39,10 @@
 //! sequence number not yet delivered in `cursor` (8 bytes, written to a temporary file and renamed, not
 //! synced: losing it costs duplicates, never data), and recovery skips the records below it. It only
 //! ever names records that are done: those handed out, those waiting, and those of a round still being
-//! synced all stay above it.
+//! synced all stay above it. It is also a floor for numbering: a start that finds no segment (all
+//! delivered and deleted) goes on from the cursor, never from 1, or the next recovery would skip the
+//! new records as delivered ones (issue 20: five acknowledged records lost after two clean restarts
+//! and a kill).
 //!
 //! **Bounds.** The bytes of all segments on disk are held as permits of a semaphore of `max_bytes`; a
 //! segment's permits are given back when it is deleted, after its last record was delivered. A full queue
@@ -182,6 +185,9 @@ struct Shared {
     cursor_every: Duration,
     /// The delivery cursor last recorded.
     cursor: Mutex<u64>,
+    /// Tests: the process is "killed", so the writer stops without recording the cursor.
+    #[cfg(test)]
+    killed: std::sync::atomic::AtomicBool,
     metrics: Arc<Metrics>,
 }
 
@@ -365,6 +371,10 @@ impl DurableQueue {
             );
             state.pending.extend(records);
         }
+        // The cursor is a floor: it may name numbers above every record still on disk (all of them
+        // delivered and their segments deleted). Numbering again from below it would make the next
+        // recovery take new records for delivered ones.
+        state.next_seq = state.next_seq.max(cursor);
         state.published = state.next_seq;
         if replayed > 0 {
             tracing::info!(
@@ -389,6 +399,8 @@ impl DurableQueue {
             sync,
             cursor_every,
             cursor: Mutex::new(cursor),
+            #[cfg(test)]
+            killed: std::sync::atomic::AtomicBool::new(false),
             metrics,
         });
         let (writer, rx) = mpsc::channel();
@@ -799,6 +811,24 @@ impl Shared {
                 exporter = %self.name, error = %e,
                 "syncing the durable queue failed: this round's records are refused"
             );
+            // The round's records are cut off their segments too: still in the page cache, they
+            // would otherwise be replayed by the next start though their clients were refused.
+            let mut cut: BTreeMap<u64, u64> = BTreeMap::new();
+            for (r, _) in &written {
+                let at = cut.entry(r.segment).or_insert(r.offset);
+                *at = (*at).min(r.offset);
+            }
+            for (segment, offset) in cut {
+                if let Some(s) = st.segments.get(&segment)
+                    && let Err(e) = s.file.set_len(offset)
+                {
+                    tracing::error!(
+                        exporter = %self.name, segment = %s.path.display(), error = %e,
+                        "cannot cut refused records off a segment: a restart may deliver them (as duplicates of the clients' retries)"
+                    );
+                    self.metrics.queue_io_error(&self.name, "write");
+                }
+            }
             for (r, group) in written.drain(..) {
                 if let Some(s) = st.segments.get_mut(&r.segment) {
                     s.sealed = true;
@@ -896,6 +926,10 @@ fn writer_loop(shared: Arc<Shared>, rx: mpsc::Receiver<Append>) {
                 continue;
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
+                #[cfg(test)]
+                if shared.killed.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
                 shared.record_cursor();
                 return;
             }
@@ -1003,6 +1037,47 @@ mod tests {
                 .render()
                 .contains(r#"weir_exporter_queue_replayed_items_total{exporter="q"} 4"#)
         );
+    }
+
+    /// Stops the queue as kill -9 would: its last rounds are on disk, the cursor is not recorded.
+    fn kill(q: Arc<DurableQueue>) {
+        q.shared
+            .killed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        drop(q);
+    }
+
+    /// Hands out and finishes everything waiting, returning the first byte of each body.
+    async fn deliver_all(q: &Arc<DurableQueue>) -> Vec<u8> {
+        let mut bodies = Vec::new();
+        while !q.shared.lock().pending.is_empty() {
+            let r = q.next().await;
+            bodies.push(q.read(&r).unwrap()[0]);
+            q.done(&r);
+        }
+        bodies
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn numbering_never_goes_back_below_the_delivery_cursor() {
+        // Issue 20: 50 delivered, clean stop, clean stop, 5 written with the upstream down, kill -9.
+        let dir = tempfile::tempdir().unwrap();
+        let q = open(dir.path(), 1 << 20, 64);
+        for i in 0..50u8 {
+            put(&q, &[i; 10]).await;
+        }
+        assert_eq!(deliver_all(&q).await.len(), 50);
+        drop(q);
+        // A run with nothing in it that records no cursor of its own: numbering starts from what
+        // the disk says, and no segment is left to say it.
+        kill(open(dir.path(), 1 << 20, 64));
+        let q = open(dir.path(), 1 << 20, 64);
+        for i in 100..105u8 {
+            put(&q, &[i; 10]).await;
+        }
+        kill(q);
+        let q = open(dir.path(), 1 << 20, 64);
+        assert_eq!(deliver_all(&q).await, [100, 101, 102, 103, 104]);
     }
 
     #[tokio::test(flavor = "multi_thread")]
@@ -1267,6 +1342,14 @@ mod tests {
             q.done(&r);
         }
 
+        /// Opens the queue again after a stop. A start that fails (a fault while reading what is
+        /// there) leaves everything in place, and the next start succeeds.
+        fn reopen(disk: &SimDisk) -> Arc<DurableQueue> {
+            queue_on(disk)
+                .or_else(|_| queue_on(disk))
+                .expect("the second start, its fault fired")
+        }
+
         async fn scenario(disk: &SimDisk) -> Result<Run, DurableError> {
             let q = queue_on(disk)?;
             let mut run = Run::default();
@@ -1275,10 +1358,17 @@ mod tests {
             }
             deliver_one(&q, &mut run).await;
             dead_letter_one(&q, &mut run).await;
+            // A clean stop (the cursor is recorded) and a start.
+            drop(q);
+            let q = reopen(disk);
             for id in 4..8 {
                 append(&q, &mut run, id).await;
             }
             deliver_one(&q, &mut run).await;
+            deliver_one(&q, &mut run).await;
+            // kill -9 and a start.
+            kill(q);
+            let q = reopen(disk);
             deliver_one(&q, &mut run).await;
             append(&q, &mut run, 8).await;
             // Whatever failed, the queue takes the next request.
@@ -1399,6 +1489,82 @@ mod tests {
             }
             assert!(walked > 40, "{walked} faults walked");
             assert!(cut_failed > 0, "no torn write whose cut-off failed");
+        }
+
+        /// How a run of the restart walk ends.
+        #[derive(Debug, Clone, Copy)]
+        enum Stop {
+            /// The queue closes and records the cursor.
+            Clean,
+            /// kill -9: what was written stays, the cursor is not recorded.
+            Kill,
+            /// Killed between writing the cursor's temporary file and renaming it into place.
+            CursorTorn,
+            /// A power loss: only synced bytes and names stay.
+            PowerLoss,
+        }
+
+        fn stop(q: Arc<DurableQueue>, disk: SimDisk, how: Stop) -> SimDisk {
+            match how {
+                Stop::Clean => drop(q),
+                Stop::Kill => kill(q),
+                Stop::CursorTorn => {
+                    // Closing writes cursor.tmp and renames it: the rename never happens.
+                    disk.fail_next(Op::Rename, 1);
+                    drop(q);
+                }
+                Stop::PowerLoss => {
+                    kill(q);
+                    return disk.crash();
+                }
+            }
+            disk
+        }
+
+        #[tokio::test(flavor = "multi_thread")]
+        async fn no_sequence_of_stops_kills_and_power_losses_loses_an_acknowledged_record() {
+            use Stop::*;
+            // Each run's work: everything written and delivered (no segment left), nothing at all,
+            // a backlog that outlives the run, and a run that writes while the upstream is down.
+            const RUNS: usize = 4;
+            let mut walked = 0;
+            for combo in 0..4usize.pow(RUNS as u32) {
+                let stops: Vec<Stop> = (0..RUNS)
+                    .map(|i| [Clean, Kill, CursorTorn, PowerLoss][combo / 4usize.pow(i as u32) % 4])
+                    .collect();
+                let mut disk = SimDisk::new();
+                let mut run = Run::default();
+                let mut next_id = 0u8;
+                for (i, &how) in stops.iter().enumerate() {
+                    let q = queue_on(&disk).unwrap();
+                    let (appends, deliveries) = match i {
+                        0 => (5, usize::MAX),
+                        1 => (0, 0),
+                        2 => (3, 1),
+                        _ => (2, 0),
+                    };
+                    if i == 3 {
+                        while pending(&q) > 0 {
+                            deliver_one(&q, &mut run).await;
+                        }
+                    }
+                    for _ in 0..appends {
+                        append(&q, &mut run, next_id).await;
+                        next_id += 1;
+                    }
+                    let mut n = 0;
+                    while n < deliveries && pending(&q) > 0 {
+                        deliver_one(&q, &mut run).await;
+                        n += 1;
+                    }
+                    disk = stop(q, disk, how);
+                }
+                let found = recover(&disk).unwrap();
+                check(&format!("{stops:?}"), &run, &found);
+                assert!(run.refused.is_empty(), "{stops:?}: {run:?}");
+                walked += 1;
+            }
+            assert_eq!(walked, 256);
         }
 
         #[tokio::test(flavor = "multi_thread")]
