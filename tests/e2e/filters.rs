@@ -295,6 +295,62 @@ async fn a_filter_that_keeps_failing_is_quarantined() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_quarantined_filter_with_no_earlier_version_is_tried_again_and_recovers() {
+    // Issue 20: a configured filter has no earlier version to roll back to, so once quarantined it
+    // stayed so until a restart. It traps only on requests carrying `x-fail`.
+    let (upstream, url) = Recorder::grpc().await;
+    let weir = Weir::with_config(&one_filter(
+        &url,
+        "hostile",
+        "{ mode: trap, only_with_header: x-fail }",
+        "fail-closed",
+        "{ quarantine_retry: 300ms }",
+    ));
+    let traces_url = weir.http_url(Signal::Traces);
+    let failing = || {
+        post(
+            &traces_url,
+            &[("content-type", "application/json"), ("x-fail", "1")],
+            example("trace.json"),
+        )
+    };
+    for _ in 0..5 {
+        let (status, _, _) = failing().await;
+        assert_eq!(status, 503, "fail-closed");
+    }
+    let gauge = r#"weir_filter_quarantined{signal="traces",filter="f"}"#;
+    assert_eq!(weir.metric(gauge).await, 1.0);
+    let (_, _, listed) = get(&format!("http://{}/v1/filters", weir.admin)).await;
+    let listed = String::from_utf8_lossy(&listed).to_string();
+    assert!(listed.contains("\"quarantined\""), "{listed}");
+    assert!(listed.contains("\"retry_in_ms\""), "{listed}");
+    // Quarantined and fail-closed: refused without calling the filter, until the retry is due;
+    // a retry that fails waits again; one that succeeds ends the quarantine.
+    let (status, _, _) = failing().await;
+    assert_eq!(status, 503);
+    wait_for("a retry that fails, once the wait is over", || async {
+        let (status, _, _) = failing().await;
+        assert_eq!(status, 503);
+        let faults = weir
+            .metric(r#"weir_filter_errors_total{signal="traces",filter="f",class="trap"}"#)
+            .await;
+        (faults >= 6.0).then_some(())
+    })
+    .await;
+    assert_eq!(weir.metric(gauge).await, 1.0, "still quarantined");
+    wait_for("a retry that succeeds", || async {
+        let (status, _, _) = send_trace(&weir).await;
+        (status == 200).then_some(())
+    })
+    .await;
+    assert_eq!(weir.metric(gauge).await, 0.0, "active again");
+    let (status, _, _) = send_trace(&weir).await;
+    assert_eq!(status, 200);
+    assert!(upstream.wait_for_items(2).await.len() >= 2);
+    assert!(weir.logged(|l| l.contains("tried again and succeeded")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_filter_that_fails_every_other_call_is_quarantined_by_its_fault_rate() {
     let (upstream, url) = Recorder::grpc().await;
     // Each instance behaves once, then traps; the trapping instance is replaced by a fresh one, so

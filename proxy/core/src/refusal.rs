@@ -49,6 +49,7 @@ impl Refusal {
             Refusal::Timeout => RefuseReason::Timeout,
             Refusal::QueueFull(_) => RefuseReason::QueueFull,
             Refusal::Chain(ChainError::Busy { .. }) => RefuseReason::FilterBusy,
+            Refusal::Chain(ChainError::Overloaded { .. }) => RefuseReason::MemoryLimit,
             Refusal::Chain(e) if e.retryable() => RefuseReason::FilterFailed,
             Refusal::Chain(ChainError::Undecodable(_)) => RefuseReason::Decode,
             Refusal::Chain(_) => RefuseReason::FilterRejected,
@@ -84,6 +85,16 @@ pub enum ChainError {
         /// Its instance bound.
         concurrency: usize,
     },
+    /// A filter call failed because weir, not the filter, ran out of room (the request's memory
+    /// charge was refused at weir's memory limit): retryable, never held against the filter, and the
+    /// batch never passes around the filter whatever its `on_error` (a redactor's batch would leak).
+    #[error("filter {filter} could not run: {why}")]
+    Overloaded {
+        /// The filter's name.
+        filter: String,
+        /// What ran out.
+        why: String,
+    },
     /// A `fail-closed` filter failed; retryable.
     #[error("filter {filter} failed ({fault}); it fails closed")]
     Failed {
@@ -99,7 +110,9 @@ impl ChainError {
     pub fn retryable(&self) -> bool {
         match self {
             ChainError::Rejected { .. } | ChainError::Undecodable(_) => false,
-            ChainError::Failed { .. } | ChainError::Busy { .. } => true,
+            ChainError::Failed { .. } | ChainError::Busy { .. } | ChainError::Overloaded { .. } => {
+                true
+            }
         }
     }
 }

@@ -38,7 +38,9 @@ impl Chain {
 
     /// Runs the batch through every filter in order. A filter that fails is handled by its `on_error`
     /// policy: `fail-open` passes the batch on as it was before that filter, `fail-closed` refuses it.
-    /// A quarantined filter is not called at all; its policy applies directly.
+    /// A quarantined filter is not called until its retry is due; meanwhile its policy applies
+    /// directly. A call that failed for weir's load (its memory limit) refuses the batch retryably
+    /// whatever the policy.
     pub fn apply(&self, mut batch: Batch) -> Result<Batch, ChainError> {
         if self.filters.is_empty() {
             return Ok(batch);
@@ -56,7 +58,7 @@ impl Chain {
             .with_tenant(ctx.tenant.clone())
             .with_memory(ctx.memory.clone());
         for filter in &self.filters {
-            let result = if filter.is_quarantined() {
+            let result = if filter.skips_calls() {
                 Err(CallError::Fault(Fault {
                     class: FaultClass::Trap,
                     message: "quarantined after repeated failures".into(),
@@ -78,6 +80,12 @@ impl Chain {
                     return Err(ChainError::Busy {
                         filter: filter.name().to_string(),
                         concurrency,
+                    });
+                }
+                Err(CallError::Overloaded(why)) => {
+                    return Err(ChainError::Overloaded {
+                        filter: filter.name().to_string(),
+                        why,
                     });
                 }
                 Err(CallError::Fault(_)) if filter.fails_open() => {}

@@ -96,6 +96,11 @@ pub enum CallError {
         /// The filter's instance bound.
         concurrency: usize,
     },
+    /// The call failed because weir is at its memory limit (the request's memory charge was
+    /// refused): load, not the filter's fault. Refused retryably whatever the policy, never counted
+    /// toward quarantine.
+    #[error("{0}")]
+    Overloaded(String),
 }
 
 /// A filter's instances: the idle ones, how many are alive, and a way to sleep until one comes back.
@@ -208,6 +213,10 @@ pub const INIT_DEADLINE_FACTOR: u32 = 10;
 /// ... and at least this much CPU time.
 pub const MIN_INIT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// A quarantined filter's wait before it is tried again (`limits.quarantine_retry`) doubles with each
+/// failed retry, up to this.
+pub const QUARANTINE_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Where [`LoadedFilter::id`]s come from.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -301,6 +310,10 @@ pub struct LoadedFilter {
     fault_log: LogLimit,
     loaded_at: Instant,
     quarantined: AtomicBool,
+    /// While quarantined: when (ms after `loaded_at`) calls are let through again to try the filter.
+    retry_at_ms: AtomicU64,
+    /// Quarantines since the filter last succeeded: the retry backoff doubles with each.
+    quarantines: AtomicU32,
     id: u64,
     name: Arc<str>,
     signal: Signal,
@@ -387,6 +400,8 @@ impl LoadedFilter {
             fault_log: LogLimit::default(),
             loaded_at: Instant::now(),
             quarantined: AtomicBool::new(false),
+            retry_at_ms: AtomicU64::new(0),
+            quarantines: AtomicU32::new(0),
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             name,
             signal,
@@ -451,6 +466,42 @@ impl LoadedFilter {
         self.quarantined.load(Ordering::Relaxed)
     }
 
+    /// Whether calls skip the filter now: quarantined, and its retry not due yet. Once the retry is
+    /// due, calls go through: the first success ends the quarantine, the first fault starts the next
+    /// wait, twice as long (up to [`QUARANTINE_RETRY_MAX`]).
+    pub fn skips_calls(&self) -> bool {
+        self.is_quarantined() && self.now_ms() < self.retry_at_ms.load(Ordering::Relaxed)
+    }
+
+    /// While quarantined, how long until the filter is tried again (zero: calls go through now).
+    pub fn retry_in(&self) -> Option<std::time::Duration> {
+        self.is_quarantined().then(|| {
+            std::time::Duration::from_millis(
+                self.retry_at_ms
+                    .load(Ordering::Relaxed)
+                    .saturating_sub(self.now_ms()),
+            )
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.loaded_at.elapsed().as_millis() as u64
+    }
+
+    /// Quarantines the filter (again) and schedules its retry; returns the wait.
+    fn arm_retry(&self) -> std::time::Duration {
+        let k = self.quarantines.fetch_add(1, Ordering::Relaxed).min(16);
+        let first = self.spec.limits.quarantine_retry;
+        let wait = first
+            .saturating_mul(2u32.pow(k))
+            .min(QUARANTINE_RETRY_MAX.max(first));
+        self.retry_at_ms
+            .store(self.now_ms() + wait.as_millis() as u64, Ordering::Relaxed);
+        self.metrics
+            .filter_quarantine_state(self.signal, &self.name, true);
+        wait
+    }
+
     /// Unique in this process: tells two loads of the same module and config apart.
     pub fn id(&self) -> u64 {
         self.id
@@ -461,7 +512,11 @@ impl LoadedFilter {
     pub fn clear_quarantine(&self) {
         self.consecutive_faults.store(0, Ordering::Relaxed);
         self.window.clear();
-        self.quarantined.store(false, Ordering::Relaxed);
+        self.quarantines.store(0, Ordering::Relaxed);
+        if self.quarantined.swap(false, Ordering::Relaxed) {
+            self.metrics
+                .filter_quarantine_state(self.signal, &self.name, false);
+        }
     }
 
     fn new_store(&self) -> Store<StoreState> {
@@ -494,6 +549,7 @@ impl LoadedFilter {
                 host_bytes: 0,
                 uncharged: 0,
                 memory: None,
+                overloaded: None,
             },
         );
         store.limiter(|s| &mut s.limits);
@@ -514,12 +570,19 @@ impl LoadedFilter {
 
     /// Starts the CPU-time budget of a call (or of `init`, which compiles what the filter needs and gets
     /// [`INIT_DEADLINE_FACTOR`] times the deadline, at least [`MIN_INIT_DEADLINE`]).
-    fn start_budget(&self, store: &mut Store<StoreState>, init: bool) {
+    /// A call's allowance grows with its batch: the larger of `deadline` and `deadline_per_item`
+    /// times its `items`, so a large request is not a fault for being large.
+    fn start_budget(&self, store: &mut Store<StoreState>, init: bool, items: usize) {
         let deadline = self.spec.limits.deadline;
         let limit = if init {
             (deadline * INIT_DEADLINE_FACTOR).max(MIN_INIT_DEADLINE)
         } else {
-            deadline
+            deadline.max(
+                self.spec
+                    .limits
+                    .deadline_per_item
+                    .saturating_mul(u32::try_from(items).unwrap_or(u32::MAX)),
+            )
         };
         store.data_mut().budget = CpuBudget {
             started: super::host::thread_cpu(),
@@ -534,7 +597,7 @@ impl LoadedFilter {
     /// (back-pressure); anything else is the filter's fault.
     fn instantiate(&self) -> Result<Instance, CallError> {
         let mut store = self.new_store();
-        self.start_budget(&mut store, true);
+        self.start_budget(&mut store, true, 0);
         let bindings = match &self.pre {
             Pre::V01(p) => p.instantiate(&mut store).map(Bindings::V01),
             Pre::V02(p) => p.instantiate(&mut store).map(Bindings::V02),
@@ -594,15 +657,26 @@ impl LoadedFilter {
                 return (batch, Err(CallError::Busy { concurrency }));
             }
             Err(CallError::Fault(fault)) => (batch, Err(fault)),
+            Err(e @ CallError::Overloaded(_)) => return (batch, Err(e)),
             Ok(mut instance) => {
-                let (batch, result) = self.run(&mut instance, batch);
+                let (mut batch, result) = self.run(&mut instance, batch);
                 if result.is_ok() {
                     self.pool.checkin(instance);
                 } else {
                     drop(instance);
                     self.pool.discard();
                 }
-                (batch, result)
+                match result {
+                    Ok(v) => (batch, Ok(v)),
+                    Err(CallError::Fault(f)) => (batch, Err(f)),
+                    Err(e) => {
+                        // weir's load, not the filter's fault: undone, counted as back-pressure,
+                        // never toward quarantine.
+                        batch.rollback();
+                        self.stats.busy.fetch_add(1, Ordering::Relaxed);
+                        return (batch, Err(e));
+                    }
+                }
             }
         };
         let mut batch = batch;
@@ -611,6 +685,15 @@ impl LoadedFilter {
             Ok(verdict) => {
                 self.consecutive_faults.store(0, Ordering::Relaxed);
                 self.window.record(false);
+                self.quarantines.store(0, Ordering::Relaxed);
+                if self.quarantined.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(
+                        filter = %self.name, sha256 = %self.module.sha256,
+                        "quarantined filter tried again and succeeded: it is active again"
+                    );
+                    self.metrics
+                        .filter_quarantine_state(self.signal, &self.name, false);
+                }
                 let dropped = batch.dropped_count() - dropped_before;
                 let modified = batch.modified_count().saturating_sub(modified_before);
                 self.stats
@@ -653,13 +736,25 @@ impl LoadedFilter {
                     );
                 }
                 let by_rate = window >= FAULT_WINDOW && faults >= FAULT_WINDOW_QUARANTINE;
-                if (n >= QUARANTINE_AFTER || by_rate)
+                if self.is_quarantined() {
+                    // A retry after a quarantine failed: the next one waits twice as long.
+                    if !self.skips_calls() {
+                        let wait = self.arm_retry();
+                        tracing::error!(
+                            filter = %self.name, sha256 = %self.module.sha256,
+                            retry_in = ?wait, error = %fault.message,
+                            "quarantined filter tried again and failed: still quarantined"
+                        );
+                    }
+                } else if (n >= QUARANTINE_AFTER || by_rate)
                     && !self.quarantined.swap(true, Ordering::Relaxed)
                 {
+                    let wait = self.arm_retry();
                     tracing::error!(
                         filter = %self.name, sha256 = %self.module.sha256, consecutive = n,
-                        recent_faults = faults, recent_calls = window,
-                        "filter quarantined: {n} consecutive failures, {faults} of its last {window} calls"
+                        recent_faults = faults, recent_calls = window, retry_in = ?wait,
+                        "filter quarantined: {n} consecutive failures, {faults} of its last {window} calls; \
+                         rolled back to its previous version if it has one, else tried again after the wait"
                     );
                     self.metrics.filter_quarantined(self.signal, &self.name);
                     if let Some(tx) = &self.quarantine {
@@ -681,12 +776,14 @@ impl LoadedFilter {
         &self,
         instance: &mut Instance,
         batch: BatchState,
-    ) -> (BatchState, Result<Verdict, Fault>) {
+    ) -> (BatchState, Result<Verdict, CallError>) {
         let signal = batch.signal();
+        let items = batch.len();
         let store = &mut instance.store;
-        self.start_budget(store, false);
+        self.start_budget(store, false, items);
         let data = store.data_mut();
         data.bad_output = None;
+        data.overloaded = None;
         data.limits.exceeded = false;
         data.limits.host_exceeded = None;
         data.host_bytes = 0;
@@ -726,7 +823,10 @@ impl LoadedFilter {
         if let Some(m) = data.memory.take() {
             let _ = m.grow(std::mem::take(&mut data.uncharged) as u64);
         }
-        let result = r.map_err(|e| classify(store, e));
+        let result = r.map_err(|e| match store.data_mut().overloaded.take() {
+            Some(why) => CallError::Overloaded(why),
+            None => CallError::Fault(classify(store, e)),
+        });
         // Invariant: the handle was pushed above and the guest can only borrow it, never drop it.
         let batch = store
             .data_mut()

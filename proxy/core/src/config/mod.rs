@@ -538,9 +538,16 @@ pub const MAX_FILTER_MEMORY: usize = 512 << 20;
 #[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FilterLimits {
-    /// Time one call may take (default `50ms`); past it the call is interrupted.
+    /// CPU time one call may take at least (default `50ms`); past its allowance the call is
+    /// interrupted. The allowance grows with the batch: see `deadline_per_item`.
     #[serde(with = "humantime_serde")]
     pub deadline: Duration,
+    /// CPU time a call may take per item of its batch (default `200us`): a call's allowance is the
+    /// larger of `deadline` and this times the batch's items, so a large request gets the time its
+    /// size needs instead of faulting (and counting toward quarantine) for being large. Zero: a flat
+    /// `deadline`.
+    #[serde(with = "humantime_serde")]
+    pub deadline_per_item: Duration,
     /// Largest linear memory of one instance, in bytes (default 64 MiB, at most [`MAX_FILTER_MEMORY`]).
     pub memory: usize,
     /// Most instances of the filter at once (default: the number of cores): a call waits up to
@@ -550,6 +557,11 @@ pub struct FilterLimits {
     /// retryably (503 / UNAVAILABLE), as back-pressure.
     #[serde(with = "humantime_serde")]
     pub instance_wait: Duration,
+    /// How long a quarantined filter that has no earlier version to roll back to is skipped before
+    /// calls try it again (default `10s`); each failed retry doubles the wait, up to 5 minutes, and
+    /// the first successful call ends the quarantine.
+    #[serde(with = "humantime_serde")]
+    pub quarantine_retry: Duration,
 }
 
 impl FilterLimits {
@@ -584,9 +596,11 @@ impl Default for FilterLimits {
     fn default() -> Self {
         Self {
             deadline: Duration::from_millis(50),
+            deadline_per_item: Duration::from_micros(200),
             memory: 64 << 20,
             concurrency: default_concurrency(),
             instance_wait: Duration::from_secs(1),
+            quarantine_retry: Duration::from_secs(10),
         }
     }
 }

@@ -222,6 +222,7 @@ pub struct Metrics {
     filter_items_modified: Family<FilterLabels, Counter>,
     filter_duration: Family<FilterLabels, Histogram, fn() -> Histogram>,
     filter_quarantines: Family<FilterLabels, Counter>,
+    filter_quarantined: Family<FilterLabels, Gauge>,
     filter_rollbacks: Family<FilterLabels, Counter>,
     filter_restore_failures: Family<FilterLabels, Counter>,
     dead_lettered: Family<ExporterLabels, Counter>,
@@ -294,6 +295,7 @@ impl Metrics {
             filter_items_modified: Family::default(),
             filter_duration: Family::new_with_constructor(filter_histogram),
             filter_quarantines: Family::default(),
+            filter_quarantined: Family::default(),
             filter_rollbacks: Family::default(),
             filter_restore_failures: Family::default(),
             dead_lettered: Family::default(),
@@ -515,6 +517,11 @@ impl Metrics {
             "filter_quarantines",
             "Filters quarantined after repeated failures",
             m.filter_quarantines.clone(),
+        );
+        registry.register(
+            "filter_quarantined",
+            "1 while a filter is quarantined (a quarantine with no earlier version to roll back to is retried with a backoff)",
+            m.filter_quarantined.clone(),
         );
         registry.register(
             "filter_rollbacks",
@@ -935,6 +942,13 @@ impl Metrics {
         self.filter_quarantines
             .get_or_create(&filter_labels(signal, filter))
             .inc();
+    }
+
+    /// A filter entered (`true`) or left quarantine.
+    pub fn filter_quarantine_state(&self, signal: Signal, filter: &str, quarantined: bool) {
+        self.filter_quarantined
+            .get_or_create(&filter_labels(signal, filter))
+            .set(i64::from(quarantined));
     }
 
     /// A filter was rolled back to its previous version.

@@ -477,25 +477,41 @@ impl BatchState {
     }
 
     /// Rewrites what `matches` found; returns how many values changed.
-    pub(crate) fn redact(&mut self, matches: &[k2::PatternMatch], how: &k2::Rewrite) -> R<u32> {
+    ///
+    /// Linear in the matches: they are grouped by value through a map (a search of the groups per
+    /// match made one call quadratic, and a host call cannot be interrupted by the deadline), and
+    /// `out_of_time` is asked every few values so that the CPU budget bounds the call as it bounds
+    /// the guest's own code.
+    pub(crate) fn redact(
+        &mut self,
+        matches: &[k2::PatternMatch],
+        how: &k2::Rewrite,
+        out_of_time: &mut dyn FnMut() -> bool,
+    ) -> R<Option<u32>> {
         let mut groups: Vec<Group<'_>> = Vec::new();
+        let mut index: std::collections::HashMap<(Target, &str), usize> =
+            std::collections::HashMap::new();
         for m in matches {
             let t = self.target(&m.at)?;
             let whole = from_rule(m.rule).is_key_rule();
-            match groups
-                .iter_mut()
-                .find(|(gt, gk, _, _)| *gt == t && *gk == m.key)
-            {
-                Some(g) => {
+            match index.entry((t, m.key.as_str())) {
+                std::collections::hash_map::Entry::Occupied(e) => {
+                    let g = &mut groups[*e.get()];
                     g.2 |= whole;
                     g.3.push((m.start, m.end));
                 }
-                None => groups.push((t, &m.key, whole, vec![(m.start, m.end)])),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(groups.len());
+                    groups.push((t, &m.key, whole, vec![(m.start, m.end)]));
+                }
             }
         }
         let mask = |m: &str| Rewrite::Mask(m.to_string());
         let mut changed = 0;
-        for (t, key, whole, mut ranges) in groups {
+        for (n, (t, key, whole, mut ranges)) in groups.into_iter().enumerate() {
+            if n % 64 == 63 && out_of_time() {
+                return Ok(None);
+            }
             let current = match t {
                 Target::Body(i) => self.log(i)?.and_then(|l| l.body.clone()),
                 t => self
@@ -542,7 +558,7 @@ impl BatchState {
             self.set_at(t, key, value)?;
             changed += 1;
         }
-        Ok(changed)
+        Ok(Some(changed))
     }
 }
 

@@ -410,7 +410,10 @@ mod v0_2 {
         );
         assert_eq!(found[1].rule, k2::Rule::KeyName(0));
         b.begin();
-        let changed = b.redact(&found, &k2::Rewrite::Mask("****".into())).unwrap();
+        let changed = b
+            .redact(&found, &k2::Rewrite::Mask("****".into()), &mut || false)
+            .unwrap()
+            .unwrap();
         assert_eq!(changed, 4, "four values, five matches");
         let get =
             |b: &BatchState, at: Location, k: &str| b.get(&at, k).unwrap().map(|v| to_wit(&v));
@@ -428,18 +431,64 @@ mod v0_2 {
             Some(s("from 10.1.2.3 and 10.1.2.4"))
         );
         // Removing: attributes go, the body is masked.
-        let changed = b.redact(&found, &k2::Rewrite::Remove).unwrap();
+        let changed = b
+            .redact(&found, &k2::Rewrite::Remove, &mut || false)
+            .unwrap()
+            .unwrap();
         assert_eq!(changed, 4);
         assert_eq!(get(&b, Location::Item(0), "password"), None);
         assert_eq!(get(&b, Location::Body(0), ""), Some(s("mail ****")));
         // Hashing is salted and keeps equal values equal.
         let mut h = logs_with(vec![("a", "x@y.io"), ("b", "x@y.io")], "");
         let found = h.scan(&patterns, Lists::ITEMS);
-        h.redact(&found, &k2::Rewrite::Hash("pepper".into()))
+        h.redact(&found, &k2::Rewrite::Hash("pepper".into()), &mut || false)
+            .unwrap()
             .unwrap();
         let a = get(&h, Location::Item(0), "a");
         assert_eq!(a, get(&h, Location::Item(0), "b"));
         assert_eq!(a, Some(s(&weir_kernels::salted_hash("pepper", "x@y.io"))));
+    }
+
+    #[test]
+    fn redaction_stops_when_the_call_is_out_of_time_and_its_changes_can_be_undone() {
+        // Issue 20: one redact call could run past the CPU deadline, which only interrupts guest code.
+        let attrs: Vec<(String, String)> = (0..1000)
+            .map(|i| (format!("k{i}"), format!("mail a{i}@example.com")))
+            .collect();
+        let mut b = logs_with(
+            attrs
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect(),
+            "",
+        );
+        let patterns = set(PatternSpec {
+            detectors: vec![Detector::Email],
+            ..Default::default()
+        });
+        let found = b.scan(&patterns, Lists::ITEMS);
+        assert_eq!(found.len(), 1000);
+        b.begin();
+        let mut asked = 0;
+        let r = b
+            .redact(&found, &k2::Rewrite::Mask("****".into()), &mut || {
+                asked += 1;
+                asked > 2
+            })
+            .unwrap();
+        assert_eq!(r, None, "stopped once out of time");
+        assert!(
+            (3..=1000 / 64).contains(&asked),
+            "asked every 64 values: {asked}"
+        );
+        b.rollback();
+        let v = b.get(&Location::Item(0), "k0").unwrap().map(|v| to_wit(&v));
+        assert_eq!(v, Some(s("mail a0@example.com")));
+        // With time, every value changes: matches are grouped by value, one group each.
+        let all = b
+            .redact(&found, &k2::Rewrite::Mask("****".into()), &mut || false)
+            .unwrap();
+        assert_eq!(all, Some(1000));
     }
 
     #[test]

@@ -49,6 +49,9 @@ pub struct StoreState {
     pub(crate) uncharged: usize,
     /// The running call's request memory budget, with a memory limit.
     pub(crate) memory: Option<Arc<dyn MemoryBudget>>,
+    /// Set when the running call failed because weir's memory limit refused its request's charge:
+    /// weir's load, not the filter's fault (never counted toward quarantine).
+    pub(crate) overloaded: Option<String>,
 }
 
 /// The size of what a guest hands the host to keep: its bytes, roughly (fixed-size parts count 8).
@@ -233,9 +236,12 @@ impl StoreState {
     pub(crate) fn settle(&mut self) -> wasmtime::Result<()> {
         let bytes = std::mem::take(&mut self.uncharged) as u64;
         match &self.memory {
-            Some(m) if bytes > 0 && !m.grow(bytes) => Err(self.host_fault(
-                "weir is at its memory limit: what the call handed weir to keep was refused".into(),
-            )),
+            Some(m) if bytes > 0 && !m.grow(bytes) => {
+                let why =
+                    "weir is at its memory limit: what the call handed weir to keep was refused";
+                self.overloaded = Some(why.into());
+                Err(self.host_fault(why.into()))
+            }
             _ => Ok(()),
         }
     }

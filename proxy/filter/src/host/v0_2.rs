@@ -51,6 +51,22 @@ impl Weight for types::AttributeEdit {
     }
 }
 
+impl Weight for kernels::PatternMatch {
+    fn weight(&self) -> usize {
+        self.key.len() + 32
+    }
+}
+
+impl Weight for kernels::Rewrite {
+    fn weight(&self) -> usize {
+        match self {
+            kernels::Rewrite::Mask(m) => m.len(),
+            kernels::Rewrite::Hash(salt) => salt.len(),
+            kernels::Rewrite::Remove => 0,
+        }
+    }
+}
+
 fn attrs(v: Vec<t1::Attribute>) -> Vec<types::Attribute> {
     v.into_iter()
         .map(|a| types::Attribute {
@@ -338,7 +354,19 @@ impl kernels::Host for StoreState {
         matches: Vec<kernels::PatternMatch>,
         how: kernels::Rewrite,
     ) -> WResult<u32> {
-        write!(self, h, redact(&matches, &how))
+        // What the guest hands over is charged like any other call's (the matches name keys, and
+        // the rewrite makes new values), and the CPU budget bounds the rewriting from inside.
+        self.charge(matches.weight() + how.weight())?;
+        let (started, limit) = (self.budget.started, self.budget.limit);
+        let mut out_of_time = || super::thread_cpu().saturating_sub(started) >= limit;
+        let r = self.batch_mut(&h)?.redact(&matches, &how, &mut out_of_time);
+        match self.bad(r)? {
+            Some(changed) => Ok(changed),
+            None => {
+                self.budget.used_at_stop = Some(self.budget.used());
+                Err(wasmtime::Error::new(wasmtime::Trap::Interrupt))
+            }
+        }
     }
     fn sha256(&mut self, data: Vec<u8>) -> WResult<Vec<u8>> {
         Ok(weir_kernels::sha256(&data).to_vec())
