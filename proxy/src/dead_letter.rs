@@ -1,8 +1,12 @@
 //! `weir dead-letter`: what durable queues kept aside because their upstream refused it for good
 //! (`queue.on_permanent_error: dead_letter`), listed per exporter, and replayed to an OTLP/HTTP
 //! endpoint (weir's own receiver, to go through the pipeline again, or the upstream directly) once
-//! the cause is fixed. A file is deleted only after every request in it was accepted; the first refusal
-//! stops the replay with the file and the answer named, so nothing is lost or sent twice by the tool.
+//! the cause is fixed. Each request goes with the tenant it was kept with, in the exporter's
+//! `tenant_header` (`--tenant-header`). A file is deleted only after every request in it was accepted;
+//! the first refusal stops the replay with the file and the answer named. How many requests of a file
+//! were accepted is recorded durably beside it (`UNIXMS-SEQ.replayed`) after each one, so that the next
+//! replay (and `list`) starts at the first request not accepted: nothing is lost, and nothing accepted
+//! is sent again by the tool (short of a crash between an acceptance and its record).
 
 use std::path::{Path, PathBuf};
 
@@ -14,9 +18,12 @@ use crate::exporter::dead_letter::{self, DeadBatch};
 /// Replaying failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DeadLetterError {
-    /// A directory or file could not be read or removed.
+    /// A directory or file could not be read, written or removed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// `--tenant-header` is not a header name.
+    #[error("tenant header {0}")]
+    TenantHeader(String),
     /// The endpoint refused a request (or could not be reached).
     #[error("{file}: request {index} ({signal}, {items} items) was not accepted: {source}")]
     Refused {
@@ -38,11 +45,11 @@ pub enum DeadLetterError {
 pub struct ExporterDeadLetters {
     /// The exporter.
     pub exporter: String,
-    /// Its files, oldest first.
+    /// Its files, oldest first, each without the requests an earlier replay got accepted.
     pub batches: Vec<DeadBatch>,
 }
 
-/// The dead letters of every exporter under `state_dir`.
+/// The dead letters of every exporter under `state_dir` (without the requests a replay got accepted).
 pub fn list(state_dir: &Path) -> Result<Vec<ExporterDeadLetters>, DeadLetterError> {
     let queues = state_dir.join("queues");
     let mut names: Vec<String> = match std::fs::read_dir(&queues) {
@@ -57,7 +64,10 @@ pub fn list(state_dir: &Path) -> Result<Vec<ExporterDeadLetters>, DeadLetterErro
     names.sort();
     let mut out = Vec::new();
     for exporter in names {
-        let batches = dead_letter::read_dir(&dir(state_dir, &exporter))?;
+        let batches: Vec<DeadBatch> = pending(&dir(state_dir, &exporter))?
+            .into_iter()
+            .map(|(b, _)| b)
+            .collect();
         if !batches.is_empty() {
             out.push(ExporterDeadLetters { exporter, batches });
         }
@@ -69,31 +79,96 @@ fn dir(state_dir: &Path, exporter: &str) -> PathBuf {
     dead_letter::dir_of(&state_dir.join("queues").join(exporter))
 }
 
+/// The file beside dead-letter file `dead` that records how many of its requests (from the first) an
+/// earlier replay got accepted: `UNIXMS-SEQ.replayed`, the count in decimal.
+fn progress_path(dead: &Path) -> PathBuf {
+    dead.with_extension(PROGRESS)
+}
+
+const PROGRESS: &str = "replayed";
+
+/// How many requests of `batch` were accepted already (0 without a progress record).
+fn accepted(batch: &DeadBatch) -> Result<usize, DeadLetterError> {
+    let path = progress_path(&batch.path);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e.into()),
+    };
+    match text.trim().parse::<usize>() {
+        Ok(n) if n <= batch.requests.len() => Ok(n),
+        _ => Err(DeadLetterError::Io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "{}: not a count of accepted requests of {} ({} requests): {text:?}",
+                path.display(),
+                batch.path.display(),
+                batch.requests.len()
+            ),
+        ))),
+    }
+}
+
+/// The dead letters in `dir`, oldest first, each with the requests an earlier replay got accepted
+/// left out, and how many those were. A progress record whose file is gone (a replay stopped between
+/// the two deletions) is deleted.
+fn pending(dir: &Path) -> Result<Vec<(DeadBatch, usize)>, DeadLetterError> {
+    let mut out = Vec::new();
+    for mut batch in dead_letter::read_dir(dir)? {
+        let done = accepted(&batch)?;
+        batch.requests.drain(..done);
+        out.push((batch, done));
+    }
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for p in entries.flatten().map(|e| e.path()) {
+            if p.extension().is_some_and(|x| x == PROGRESS) && !p.with_extension("dead").exists() {
+                std::fs::remove_file(&p)?;
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Sends every dead letter of `exporter` to `to` (`http(s)://HOST:PORT`, requests go to
-/// `/v1/<signal>` as protobuf) with `headers`, deleting each file once all of its requests were
-/// accepted; `progress` is told about each file. Returns (files, requests, items) replayed.
+/// `/v1/<signal>` as protobuf) with `headers`, and each request kept with a tenant with its tenant in
+/// `tenant_header` (the exporter's `tenant_header`; it replaces one of `headers` of the same name);
+/// `progress` is told about each file. After each accepted request the count accepted is recorded
+/// durably beside its file (`.replayed`), and the file is deleted once all of it was accepted: a
+/// replay stopped by a refusal (or interrupted) resumes at the first request not accepted, and never
+/// sends again one that was. Returns (files, requests, items) replayed.
 pub async fn replay(
     state_dir: &Path,
     exporter: &str,
     to: &str,
     headers: &[(String, String)],
+    tenant_header: &str,
     mut progress: impl FnMut(&DeadBatch),
 ) -> Result<(usize, usize, u64), DeadLetterError> {
+    let tenant_name = http::HeaderName::from_bytes(tenant_header.as_bytes())
+        .map_err(|e| DeadLetterError::TenantHeader(format!("{tenant_header:?}: {e}")))?;
     let client = AdminClient::plain(to);
-    let batches = dead_letter::read_dir(&dir(state_dir, exporter))?;
-    let headers: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let dir = dir(state_dir, exporter);
+    let batches = pending(&dir)?;
     let (mut files, mut requests, mut items) = (0, 0, 0u64);
-    for batch in &batches {
-        for (index, r) in batch.requests.iter().enumerate() {
+    for (batch, done) in &batches {
+        for (i, r) in batch.requests.iter().enumerate() {
+            let index = done + i;
+            let mut sent: Vec<(&str, &str)> = headers
+                .iter()
+                .filter(|(k, _)| {
+                    r.tenant.is_none() || !tenant_name.as_str().eq_ignore_ascii_case(k)
+                })
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            if let Some(t) = &r.tenant {
+                sent.push((tenant_name.as_str(), t.as_str()));
+            }
             client
                 .call_with_headers(
                     Method::POST,
                     &format!("/v1/{}", r.signal.as_str()),
                     "application/x-protobuf",
-                    &headers,
+                    &sent,
                     r.body.to_vec(),
                 )
                 .await
@@ -106,10 +181,158 @@ pub async fn replay(
                 })?;
             requests += 1;
             items += u64::from(r.items);
+            if i + 1 < batch.requests.len() {
+                weir_core::fs::write_durably(
+                    &progress_path(&batch.path),
+                    (index + 1).to_string().as_bytes(),
+                    0o600,
+                )?;
+            }
         }
+        // The file first, made durable, then its progress: a progress record never outlives its
+        // file's deletion unnoticed, and a file never comes back without its progress.
         std::fs::remove_file(&batch.path)?;
+        std::fs::File::open(&dir)?.sync_all()?;
+        match std::fs::remove_file(progress_path(&batch.path)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
         files += 1;
         progress(batch);
     }
     Ok((files, requests, items))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::extract::State;
+    use axum::http::{HeaderMap, StatusCode};
+    use bytes::Bytes;
+    use weir_core::Encoded;
+
+    use super::*;
+    use crate::Signal;
+
+    /// What the endpoint saw: (tenant header, body) per request, and which requests (by arrival, from
+    /// 0) it refuses.
+    #[derive(Default)]
+    struct Seen {
+        requests: Vec<(Option<String>, Bytes)>,
+        refuse: Vec<usize>,
+    }
+
+    async fn endpoint(
+        State(seen): State<Arc<Mutex<Seen>>>,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> StatusCode {
+        let mut seen = seen.lock().unwrap();
+        let n = seen.requests.len();
+        let mut tenants = headers.get_all("x-scope-orgid").iter();
+        let tenant = tenants.next().map(|v| v.to_str().unwrap().to_string());
+        assert!(tenants.next().is_none(), "one tenant header at most");
+        seen.requests.push((tenant, body));
+        if seen.refuse.contains(&n) {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::OK
+        }
+    }
+
+    /// An OTLP/HTTP endpoint on loopback; its base URL.
+    async fn serve(seen: Arc<Mutex<Seen>>) -> String {
+        let app = axum::Router::new()
+            .route("/v1/{signal}", axum::routing::post(endpoint))
+            .with_state(seen);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}")
+    }
+
+    fn dead(state: &Path, first_seq: u64, tenant: Option<&str>, bodies: &[&'static str]) {
+        let parts: Vec<_> = bodies
+            .iter()
+            .map(|b| Encoded::trusted(Signal::Logs, Bytes::from_static(b.as_bytes()), 1))
+            .collect();
+        let dir = dir(state, "up");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path =
+            dead_letter::write(&weir_core::fs::Os, &dir, first_seq, 0, tenant, &parts).unwrap();
+        // Ordered names, whatever the clock did (the name starts with the time it was written).
+        std::fs::rename(&path, dir.join(format!("0-{first_seq:04}.dead"))).unwrap();
+    }
+
+    fn bodies(seen: &Mutex<Seen>) -> Vec<(Option<String>, String)> {
+        seen.lock()
+            .unwrap()
+            .requests
+            .iter()
+            .map(|(t, b)| (t.clone(), String::from_utf8(b.to_vec()).unwrap()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn each_request_is_replayed_with_its_stored_tenant() {
+        let state = tempfile::tempdir().unwrap();
+        dead(state.path(), 1, Some("team-a"), &["a1", "a2"]);
+        dead(state.path(), 3, Some("team-b"), &["b1"]);
+        dead(state.path(), 4, None, &["n1"]);
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let to = serve(seen.clone()).await;
+        // A header of the same name given by hand goes only with requests kept without a tenant.
+        let by_hand = [("x-scope-orgid".to_string(), "by-hand".to_string())];
+        let done = replay(state.path(), "up", &to, &by_hand, "X-Scope-OrgID", |_| {})
+            .await
+            .unwrap();
+        assert_eq!(done, (3, 4, 4));
+        let t = |s: &str| Some(s.to_string());
+        assert_eq!(
+            bodies(&seen),
+            [
+                (t("team-a"), "a1".into()),
+                (t("team-a"), "a2".into()),
+                (t("team-b"), "b1".into()),
+                (t("by-hand"), "n1".into()),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_replay_after_a_refusal_resumes_at_the_first_request_not_accepted() {
+        let state = tempfile::tempdir().unwrap();
+        dead(state.path(), 1, None, &["r1", "r2", "r3"]);
+        dead(state.path(), 4, None, &["s1"]);
+        let seen = Arc::new(Mutex::new(Seen {
+            refuse: vec![1],
+            ..Default::default()
+        }));
+        let to = serve(seen.clone()).await;
+        let err = replay(state.path(), "up", &to, &[], "X-Scope-OrgID", |_| {})
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, DeadLetterError::Refused { index: 1, .. }),
+            "{err}"
+        );
+        // What is left to send is what was not accepted.
+        let left = list(state.path()).unwrap();
+        let left: Vec<usize> = left[0].batches.iter().map(|b| b.requests.len()).collect();
+        assert_eq!(left, [2, 1]);
+
+        let done = replay(state.path(), "up", &to, &[], "X-Scope-OrgID", |_| {})
+            .await
+            .unwrap();
+        assert_eq!(done, (2, 3, 3));
+        let sent: Vec<String> = bodies(&seen).into_iter().map(|(_, b)| b).collect();
+        assert_eq!(sent, ["r1", "r2", "r2", "r3", "s1"], "r1 was accepted once");
+        assert!(list(state.path()).unwrap().is_empty());
+        let files: Vec<_> = std::fs::read_dir(dir(state.path(), "up"))
+            .unwrap()
+            .collect();
+        assert!(files.is_empty(), "nothing is left behind: {files:?}");
+    }
 }

@@ -77,6 +77,11 @@ enum DeadLetterCommand {
         /// A header to send, `NAME: VALUE` (repeatable), e.g. an Authorization the receiver needs.
         #[arg(long = "header")]
         headers: Vec<String>,
+        /// The header each request's stored tenant is sent in: the exporter's `tenant_header` (replay
+        /// does not read the configuration). Only requests kept with a tenant (an exporter with
+        /// `tenant_header`) send it; it replaces a --header of the same name.
+        #[arg(long, default_value = "X-Scope-OrgID")]
+        tenant_header: String,
     },
 }
 
@@ -467,6 +472,7 @@ fn dead_letter_command(cmd: DeadLetterCommand) -> anyhow::Result<()> {
             exporter,
             to,
             headers,
+            tenant_header,
         } => {
             let headers = headers
                 .iter()
@@ -484,6 +490,7 @@ fn dead_letter_command(cmd: DeadLetterCommand) -> anyhow::Result<()> {
                 &exporter,
                 &to,
                 &headers,
+                &tenant_header,
                 |b| {
                     println!(
                         "replayed {} ({} request(s))",
@@ -665,12 +672,17 @@ fn filter_command(cmd: FilterCommand) -> anyhow::Result<()> {
                 "SIGNED_BY"
             );
             for f in v["filters"].as_array().into_iter().flatten() {
+                // A quarantine with nothing to roll back to says when the filter is tried again.
+                let state = match f["retry_in_ms"].as_u64() {
+                    Some(ms) => format!("quarantined, retry in {:.0}s", (ms as f64 / 1e3).ceil()),
+                    None => f["state"].as_str().unwrap_or("").to_string(),
+                };
                 println!(
                     "{:<8} {:<20} {:>7} {:<12} {:<14} {:>10} {:>8} {:>10} {:<12}  {}",
                     f["pipeline"].as_str().unwrap_or(""),
                     f["name"].as_str().unwrap_or(""),
                     f["version"],
-                    f["state"].as_str().unwrap_or(""),
+                    state,
                     f["on_error"].as_str().unwrap_or(""),
                     f["stats"]["calls"],
                     f["stats"]["errors"],

@@ -104,7 +104,8 @@ impl Shared {
         let bucket = now_ms / BUCKET_MS;
         let first = *r.first.get_or_insert(bucket);
         match r.buckets.back_mut() {
-            Some((b, n)) if *b == bucket => *n += events,
+            // Guest-supplied counts saturate: a filter must not be able to panic the host.
+            Some((b, n)) if *b == bucket => *n = n.saturating_add(events),
             _ => r.buckets.push_back((bucket, events)),
         }
         let oldest_kept = bucket.saturating_sub(MAX_WINDOW_MS / BUCKET_MS);
@@ -121,8 +122,7 @@ impl Shared {
             .iter()
             .rev()
             .take_while(|(b, _)| *b >= from)
-            .map(|(_, n)| n)
-            .sum();
+            .fold(0u64, |sum, (_, n)| sum.saturating_add(*n));
         let span_ms = now_ms.saturating_sub(from * BUCKET_MS).max(1) as f64;
         Ok(sum as f64 * 1000.0 / span_ms)
     }
@@ -171,5 +171,17 @@ mod tests {
         assert!(s.add("one-more", 1).is_err());
         assert!(s.rate("one-more", 1, 1000).is_err());
         assert!(s.add("n0", 1).is_ok(), "known names still work");
+    }
+
+    #[test]
+    fn guest_event_counts_saturate_instead_of_overflowing() {
+        let s = Shared::default();
+        // Twice u64::MAX into one bucket: the bucket saturates, no panic.
+        s.rate_at("big", u64::MAX, 1000, 50).unwrap();
+        let r = s.rate_at("big", u64::MAX, 1000, 60).unwrap();
+        assert_eq!(r, u64::MAX as f64 * 1000.0 / 60.0);
+        // u64::MAX in two buckets of one window: the sum saturates too.
+        let r = s.rate_at("big", u64::MAX, 1000, 150).unwrap();
+        assert_eq!(r, u64::MAX as f64 * 1000.0 / 150.0);
     }
 }

@@ -23,6 +23,7 @@ fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
 
 fn manage_error(e: ManageError) -> Response {
     let status = match &e {
+        ManageError::BadRequest(_) => StatusCode::BAD_REQUEST,
         ManageError::NotFound(_) => StatusCode::NOT_FOUND,
         ManageError::Conflict(_) => StatusCode::CONFLICT,
         ManageError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,

@@ -5,9 +5,11 @@
 //! across restarts (scripts can read it there). Either way it is published for the `weir` CLI in a
 //! file named by the admin port, `$XDG_RUNTIME_DIR/weir/admin-PORT.token` (without `XDG_RUNTIME_DIR`,
 //! `/tmp/weir-UID/`), in a directory only this user can enter; the CLI reads it when `--token` is not
-//! given, and weir removes it at shutdown. Every file is created `0600`.
+//! given, and weir removes it at shutdown. Every file is created `0600`. The published file is written
+//! so that no other local user can redirect it (see [`publish`]'s notes on links and races).
 
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// The file name of the kept token under `state_dir`.
@@ -33,7 +35,11 @@ pub fn discovery_dir() -> PathBuf {
 
 /// The file the CLI reads the token of the weir whose admin API is on `port` from.
 pub fn discovery_path(port: u16) -> PathBuf {
-    discovery_dir().join(format!("admin-{port}.token"))
+    discovery_dir().join(file_name(port))
+}
+
+fn file_name(port: u16) -> String {
+    format!("admin-{port}.token")
 }
 
 /// A new random token.
@@ -68,30 +74,68 @@ pub fn load_or_create(state_dir: Option<&Path>) -> std::io::Result<String> {
 }
 
 /// Publishes `token` for the CLI of the admin API on `port`; returns the file.
+///
+/// The directory may sit in a place every local user can write (`/tmp`), so nothing on the way
+/// follows a link another user could plant or swap in: the directory itself must be a real directory
+/// (not a symlink, checked without following one), owned by this user and mode 0700, so that no one
+/// else can add, remove or rename anything in it; the token is written to a new file of a random name
+/// (`O_CREAT | O_EXCL | O_NOFOLLOW`, mode 0600), made durable, then renamed over the published name (a
+/// rename replaces a link there, never writes through it).
 pub fn publish(port: u16, token: &str) -> std::io::Result<PathBuf> {
-    let dir = discovery_dir();
+    publish_in(&discovery_dir(), port, token)
+}
+
+/// [`publish`] into `dir`.
+fn publish_in(dir: &Path, port: u16, token: &str) -> std::io::Result<PathBuf> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
-        .create(&dir)?;
-    // A directory someone else made (or made open) is not a place for a credential.
-    let meta = std::fs::metadata(&dir)?;
-    if Some(std::os::unix::fs::MetadataExt::uid(&meta)) != uid()
+        .create(dir)?;
+    // A link, or a directory someone else made (or made open), is not a place for a credential.
+    let meta = std::fs::symlink_metadata(dir)?;
+    if !meta.file_type().is_dir()
+        || Some(std::os::unix::fs::MetadataExt::uid(&meta)) != uid()
         || meta.permissions().mode() & 0o077 != 0
     {
         return Err(std::io::Error::other(format!(
-            "{} is not private to this user (owner and mode 0700 expected)",
+            "{} is not private to this user (a directory, not a link, owner and mode 0700 expected)",
             dir.display()
         )));
     }
-    let path = discovery_path(port);
-    write_private(&path, token)?;
+    let path = dir.join(file_name(port));
+    let mut suffix = [0u8; 8];
+    getrandom::fill(&mut suffix).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let suffix: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
+    let tmp = dir.join(format!(".{}.{suffix}", file_name(port)));
+    let written = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)?;
+        file.write_all(token.as_bytes())?;
+        file.sync_data()?;
+        std::fs::rename(&tmp, &path)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::File::open(dir)?.sync_all()?;
     Ok(path)
 }
 
-/// The token published for the admin API on `port`, if any.
+/// The token published for the admin API on `port`, if any (never read through a link).
 pub fn discover(port: u16) -> Option<String> {
-    let t = std::fs::read_to_string(discovery_path(port)).ok()?;
+    let mut t = String::new();
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(discovery_path(port))
+        .ok()?
+        .read_to_string(&mut t)
+        .ok()?;
     let t = t.trim();
     (!t.is_empty()).then(|| t.to_string())
 }
@@ -116,5 +160,46 @@ mod tests {
             first,
             "without a state_dir, a new one"
         );
+    }
+
+    /// A directory of this user's, mode 0700, under a fresh temporary directory.
+    fn private_dir(root: &Path, name: &str) -> PathBuf {
+        let dir = root.join(name);
+        std::fs::DirBuilder::new().mode(0o700).create(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_discovery_directory_that_is_a_symlink_is_refused_and_its_target_untouched() {
+        let root = tempfile::tempdir().unwrap();
+        // Another user's link, swapped in after a check, pointing at a directory that passes one.
+        let elsewhere = private_dir(root.path(), "elsewhere");
+        let link = root.path().join("weir-link");
+        std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+        let result = publish_in(&link, 9901, "secret");
+        assert!(result.is_err(), "published through a link: {result:?}");
+        let left: Vec<_> = std::fs::read_dir(&elsewhere).unwrap().collect();
+        assert!(left.is_empty(), "the link's target was written: {left:?}");
+    }
+
+    #[test]
+    fn symlinks_planted_in_the_directory_are_replaced_not_followed() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = private_dir(root.path(), "weir");
+        let target = root.path().join("target");
+        std::fs::write(&target, "untouched").unwrap();
+        // At the token's path and at every name a temporary file had before (`NAME.tmpPID`).
+        let token_path = dir.join(file_name(9901));
+        std::os::unix::fs::symlink(&target, &token_path).unwrap();
+        let tmp = token_path.with_extension(format!("tmp{}", std::process::id()));
+        std::os::unix::fs::symlink(&target, &tmp).unwrap();
+
+        let published = publish_in(&dir, 9901, "secret").unwrap();
+        assert_eq!(published, token_path);
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "untouched");
+        let meta = std::fs::symlink_metadata(&token_path).unwrap();
+        assert!(meta.file_type().is_file(), "{meta:?}");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read_to_string(&token_path).unwrap(), "secret");
     }
 }

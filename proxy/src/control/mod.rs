@@ -5,7 +5,9 @@
 //! With a state directory, uploaded modules (`modules/<sha256>.wasm`) and the API's changes
 //! (`filters.json`) survive a restart: at start weir loads the configuration file's filters, then applies
 //! the recorded changes on top, so a filter pushed or removed through the API stays so, and the file's
-//! other filters stay as the file says.
+//! other filters stay as the file says. An API change is recorded before it is swapped in: when the
+//! record cannot be written, nothing changes (an automatic rollback after a quarantine still goes
+//! live, with an error line).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -35,6 +37,9 @@ pub const KEEP_UNREFERENCED_MODULES: usize = 4;
 /// A control-plane operation failed; the variant decides the admin API's status code.
 #[derive(Debug, thiserror::Error)]
 pub enum ManageError {
+    /// The request names something that cannot be a name (a module name that is a path) (400).
+    #[error("{0}")]
+    BadRequest(String),
     /// Unknown pipeline, filter or module (404).
     #[error("{0}")]
     NotFound(String),
@@ -92,6 +97,10 @@ pub struct FilterInfo {
     pub sha256: String,
     /// `active` or `quarantined`.
     pub state: String,
+    /// While quarantined with nothing to roll back to: milliseconds until calls try the filter again
+    /// (0: the next call does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_in_ms: Option<u64>,
     /// Failure policy.
     pub on_error: OnError,
     /// Versions available to roll back to.
@@ -131,6 +140,7 @@ pub struct FilterStatsInfo {
     pub interface: String,
 }
 
+#[derive(Clone)]
 struct Version {
     version: u64,
     request: FilterRequest,
@@ -139,7 +149,7 @@ struct Version {
     signed_by: Option<String>,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Entry {
     /// Oldest first; the last is active. Empty: removed.
     versions: Vec<Version>,
@@ -493,6 +503,8 @@ impl Manager {
         &self,
         sha256: &str,
     ) -> Result<(weir_filter::Module, Option<String>), ManageError> {
+        // The name becomes a file name under `state_dir/modules`: a path must never get that far.
+        check_module_name(sha256)?;
         let signer = self.signer_of(sha256);
         if let Some(m) = self.runtime.cached(sha256)
             && (signer.is_some() || !self.trust.is_required())
@@ -564,12 +576,13 @@ impl Manager {
         self.pipeline(signal)?;
         let (filter, signer) = self.load(signal, name, &request).await?;
         let mut entries = self.entries.lock().await;
-        let entry = entries.entry((signal, name.to_string())).or_default();
-        entry.push(request, filter, signer);
+        self.record(&mut entries, signal, name, |e| {
+            e.push(request, filter, signer)
+        })
+        .await?;
         self.append_to_order(signal, name).await;
         self.swap(signal, &entries).await;
         self.metrics.filter_swapped(signal, name);
-        self.persist(&entries).await?;
         self.collect_modules(&entries);
         let info = info(signal, name, entries.get(&(signal, name.to_string())));
         info.ok_or_else(|| ManageError::NotFound(name.to_string()))
@@ -587,11 +600,15 @@ impl Manager {
                 "filter {name} has no previous version to roll back to"
             )));
         }
-        entry.versions.pop();
-        reactivate(entry);
+        self.record(&mut entries, signal, name, |e| {
+            e.versions.pop();
+        })
+        .await?;
+        if let Some(entry) = entries.get(&(signal, name.to_string())) {
+            reactivate(entry);
+        }
         self.swap(signal, &entries).await;
         self.metrics.filter_rolled_back(signal, name);
-        self.persist(&entries).await?;
         self.collect_modules(&entries);
         info(signal, name, entries.get(&(signal, name.to_string())))
             .ok_or_else(|| ManageError::NotFound(name.to_string()))
@@ -608,13 +625,13 @@ impl Manager {
     /// version is loaded).
     async fn clear(&self, signal: Signal, name: &str) -> Result<(), ManageError> {
         let mut entries = self.entries.lock().await;
-        let entry = entries
-            .get_mut(&(signal, name.to_string()))
+        entries
+            .get(&(signal, name.to_string()))
             .filter(|e| !e.versions.is_empty())
             .ok_or_else(|| ManageError::NotFound(format!("no filter {name} in {signal}")))?;
-        entry.versions.clear();
+        self.record(&mut entries, signal, name, |e| e.versions.clear())
+            .await?;
         self.swap(signal, &entries).await;
-        self.persist(&entries).await?;
         Ok(())
     }
 
@@ -736,6 +753,29 @@ impl Manager {
         pipeline.swap_chain(Chain::new(filters));
     }
 
+    /// Applies `change` to the entry of filter `name` and records the result in the state directory,
+    /// before anything is swapped in: when the record cannot be written, the entry is put back as it
+    /// was and the error returned, so that what runs is always what a restart would run.
+    async fn record(
+        &self,
+        entries: &mut BTreeMap<(Signal, String), Entry>,
+        signal: Signal,
+        name: &str,
+        change: impl FnOnce(&mut Entry),
+    ) -> Result<(), ManageError> {
+        let key = (signal, name.to_string());
+        let before = entries.get(&key).cloned();
+        change(entries.entry(key.clone()).or_default());
+        if let Err(e) = self.persist(entries).await {
+            match before {
+                Some(b) => entries.insert(key, b),
+                None => entries.remove(&key),
+            };
+            return Err(e);
+        }
+        Ok(())
+    }
+
     async fn persist(
         &self,
         entries: &BTreeMap<(Signal, String), Entry>,
@@ -785,6 +825,7 @@ fn info(signal: Signal, name: &str, entry: Option<&Entry>) -> Option<FilterInfo>
             "active"
         }
         .to_string(),
+        retry_in_ms: v.filter.retry_in().map(|d| d.as_millis() as u64),
         on_error: v.request.on_error,
         previous_versions: entry.versions.len() - 1,
         source: if v.from_api { "api" } else { "config" }.to_string(),
@@ -801,6 +842,29 @@ fn info(signal: Signal, name: &str, entry: Option<&Entry>) -> Option<FilterInfo>
         },
         signed_by: v.signed_by.clone(),
     })
+}
+
+/// The longest module name accepted.
+const MAX_MODULE_NAME: usize = 128;
+
+/// A module name from a request (the sha256 an upload returned) names a file in
+/// `state_dir/modules`: 1 to [`MAX_MODULE_NAME`] of `A-Z a-z 0-9 _ . -`, not starting with a dot (so
+/// neither `.` nor `..`). Anything else is refused (400) before it is joined into a path.
+fn check_module_name(name: &str) -> Result<(), ManageError> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_MODULE_NAME
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ManageError::BadRequest(format!(
+            "module {name:?} is not a module name (1 to {MAX_MODULE_NAME} of A-Z a-z 0-9 _ . -, \
+             not starting with a dot; the sha256 an upload returned)"
+        )))
+    }
 }
 
 fn modules_dir(state_dir: &Path) -> PathBuf {
@@ -887,6 +951,100 @@ mod tests {
         let current = notice_for_active(&m).await;
         m.on_quarantined(&current).await;
         assert_eq!(active_version(&m).await, 2);
+    }
+
+    /// The config value of the filter the traces pipeline runs as `zone`, and its listed version.
+    async fn live_zone(m: &Manager) -> (Option<String>, Option<u64>) {
+        let chain = m.pipelines.get(Signal::Traces).unwrap().chain();
+        let live = chain
+            .filters()
+            .iter()
+            .find(|f| f.name() == "zone")
+            .map(|f| f.spec.config.clone());
+        (live, m.list().await.first().map(|i| i.version))
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_change_that_cannot_be_recorded_changes_nothing() {
+        let state = tempfile::tempdir().unwrap();
+        let (m, sha) = manager(Some(state.path().to_path_buf())).await;
+        m.put(Signal::Traces, "zone", zone(&sha, "v1"))
+            .await
+            .unwrap();
+        m.put(Signal::Traces, "zone", zone(&sha, "v2"))
+            .await
+            .unwrap();
+        let v2 = live_zone(&m).await;
+        assert_eq!(v2.1, Some(2));
+        // From now on filters.json cannot be replaced: a directory stands in its place (root ignores
+        // permission bits, not this).
+        let recorded = state.path().join("filters.json");
+        std::fs::remove_file(&recorded).unwrap();
+        std::fs::create_dir_all(recorded.join("in-the-way")).unwrap();
+
+        let err = m
+            .put(Signal::Traces, "zone", zone(&sha, "v3"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ManageError::State(_)), "{err}");
+        assert_eq!(live_zone(&m).await, v2, "a push not recorded is not live");
+
+        let err = m.rollback(Signal::Traces, "zone").await.unwrap_err();
+        assert!(matches!(err, ManageError::State(_)), "{err}");
+        assert_eq!(
+            live_zone(&m).await,
+            v2,
+            "a rollback not recorded is not live"
+        );
+
+        let err = m.remove(Signal::Traces, "zone").await.unwrap_err();
+        assert!(matches!(err, ManageError::State(_)), "{err}");
+        assert_eq!(
+            live_zone(&m).await,
+            v2,
+            "a removal not recorded is not live"
+        );
+
+        let err = m
+            .put(Signal::Traces, "other", zone(&sha, "new"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ManageError::State(_)), "{err}");
+        let chain = m.pipelines.get(Signal::Traces).unwrap().chain();
+        assert_eq!(
+            chain.filters().len(),
+            1,
+            "a new filter not recorded is not live"
+        );
+        assert_eq!(m.list().await.len(), 1);
+
+        // Once the state directory is writable again, changes go through, numbered on from 2.
+        std::fs::remove_dir_all(&recorded).unwrap();
+        let info = m
+            .put(Signal::Traces, "zone", zone(&sha, "v3"))
+            .await
+            .unwrap();
+        assert_eq!(info.version, 3);
+        assert_eq!(info.previous_versions, 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_module_name_that_is_a_path_is_refused_before_it_reaches_the_disk() {
+        let state = tempfile::tempdir().unwrap();
+        let (m, _) = manager(Some(state.path().to_path_buf())).await;
+        // Valid modules planted where `modules/../x.wasm` and `modules/a/b.wasm` lead.
+        let bytes = include_bytes!("../../../tests/data/filters-v0.2.0/set_attribute.wasm");
+        std::fs::write(state.path().join("x.wasm"), bytes).unwrap();
+        std::fs::create_dir_all(modules_dir(state.path()).join("a")).unwrap();
+        std::fs::write(modules_dir(state.path()).join("a/b.wasm"), bytes).unwrap();
+        for name in ["../x", "a/b", "..", ".", ".hidden", "", "a\\b"] {
+            let err = m
+                .put(Signal::Traces, "zone", zone(name, "v1"))
+                .await
+                .expect_err(name);
+            assert!(matches!(err, ManageError::BadRequest(_)), "{name}: {err}");
+        }
+        assert!(m.list().await.is_empty(), "nothing was pushed");
     }
 
     #[tokio::test(flavor = "multi_thread")]
