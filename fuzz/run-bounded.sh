@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 seconds="${FUZZ_SECONDS:-20}"
-read -r -a targets <<<"${FUZZ_TARGETS:-otlp_protobuf otlp_json gzip zstd queue_segment kernels}"
+read -r -a targets <<<"${FUZZ_TARGETS:-otlp_protobuf otlp_json gzip zstd queue_segment kernels hostile_body}"
 
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked

@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use crate::Signal;
 
-pub use weir_wire::fuzzing::{gzip, otlp_json, otlp_protobuf, queue_segment, zstd};
+pub use weir_wire::fuzzing::{gzip, hostile_body, otlp_json, otlp_protobuf, queue_segment, zstd};
 
 struct Admin {
     rt: tokio::runtime::Runtime,

@@ -362,3 +362,85 @@ async fn above_the_memory_limit_requests_are_refused_with_retry_hints() {
     // The admin side keeps answering.
     assert_eq!(get(&format!("http://{}/healthz", weir.admin)).await.0, 200);
 }
+
+/// A span with the given trace id length.
+fn span_with_trace_id(len: usize, i: usize) -> opentelemetry_proto::tonic::trace::v1::Span {
+    opentelemetry_proto::tonic::trace::v1::Span {
+        trace_id: vec![7; len],
+        span_id: (i as u64 + 1).to_be_bytes().to_vec(),
+        name: format!("span {i}"),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_clients_malformed_ids_never_fail_another_clients_data() {
+    // Issue 20: a strict upstream (the Collector's pdata) refuses a whole request whose trace ids are
+    // not 16 bytes; weir merged client B's 3-byte ids with client A's spans, and A's requests were
+    // refused INVALID_ARGUMENT, which an SDK drops for good. weir now refuses B's at the edge, as the
+    // data model does, so nothing of B's reaches a merged upstream request.
+    let (upstream, url) = Recorder::grpc().await;
+    let weir = Weir::with_config(&format!(
+        r#"
+exporters:
+  up: {{ otlp: {{ endpoint: "{url}", queue: {{ coalesce: {{ flush_interval: 20ms }} }} }} }}
+"#
+    ));
+    let good_url = weir.http_url(Signal::Traces);
+    let good: Vec<_> = (0..4)
+        .map(|t| {
+            let url = good_url.clone();
+            tokio::spawn(async move {
+                for i in 0..25 {
+                    let body =
+                        traces_of(vec![span_with_trace_id(16, t * 100 + i)]).encode_protobuf();
+                    let (status, _, body) =
+                        post(&url, &[("content-type", "application/x-protobuf")], body).await;
+                    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+                }
+            })
+        })
+        .collect();
+    for i in 0..25 {
+        let bad = traces_of(vec![span_with_trace_id(3, i)]).encode_protobuf();
+        let (status, _, body) = post(
+            &good_url,
+            &[("content-type", "application/x-protobuf")],
+            bad,
+        )
+        .await;
+        assert_eq!(status, 400);
+        let s = rpc_status(&body);
+        assert_eq!(s.code, tonic::Code::InvalidArgument as i32);
+        assert!(s.message.contains("trace id: 3 bytes"), "{}", s.message);
+        // Over gRPC too, and in JSON (hex ids of any length decode).
+        let bad = traces_of(vec![span_with_trace_id(3, i)]).encode_protobuf();
+        let e = grpc_raw(&weir, Signal::Traces, bad, false)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    }
+    let (status, _, body) = post(
+        &good_url,
+        &[("content-type", "application/json")],
+        br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"0102","spanId":"0102030405060708","name":"x"}]}]}]}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+    for g in good {
+        g.await.unwrap();
+    }
+    let got = upstream.wait_for_items(100).await;
+    let spans: Vec<_> = got
+        .iter()
+        .filter_map(|p| match p {
+            Payload::Traces(t) => Some(t),
+            _ => None,
+        })
+        .flat_map(|t| &t.resource_spans)
+        .flat_map(|r| &r.scope_spans)
+        .flat_map(|s| &s.spans)
+        .collect();
+    assert_eq!(spans.len(), 100);
+    assert!(spans.iter().all(|s| s.trace_id.len() == 16));
+}

@@ -5,6 +5,7 @@ mod harness;
 
 mod admin;
 mod bad_input;
+mod bombs;
 mod cli;
 mod data_path;
 mod durable;

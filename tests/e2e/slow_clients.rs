@@ -210,3 +210,130 @@ exporters:
     }
     upstream.wait_for_items(sent).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn clients_trickling_bodies_hold_no_admission_slot() {
+    // Issue 20: sixteen tricklers against eight slots got every well-behaved request a 503, since a
+    // slot was taken before the body was read. Their deadline is far away: they hold on for the
+    // whole test.
+    let (upstream, url) = Recorder::grpc().await;
+    let weir = Weir::with_config(&format!(
+        r#"
+limits:
+  max_concurrent_requests: 8
+  connections: {{ body_read_timeout: 10m }}
+exporters:
+  up: {{ otlp: {{ endpoint: "{url}" }} }}
+"#
+    ));
+    let mut tricklers = Vec::new();
+    for _ in 0..16 {
+        let mut c = TcpStream::connect(weir.http).await.unwrap();
+        c.write_all(
+            b"POST /v1/traces HTTP/1.1\r\nhost: weir\r\ncontent-type: application/x-protobuf\r\n\
+              content-length: 100000\r\n\r\n\x0a",
+        )
+        .await
+        .unwrap();
+        tricklers.push(c);
+    }
+    weir.wait_for_metric(r#"weir_requests_in_flight{transport="http"}"#, 16.0)
+        .await;
+    for i in 0..20 {
+        assert_eq!(send_trace(&weir).await, 200, "request {i}");
+    }
+    upstream.wait_for_items(20).await;
+    assert_eq!(
+        weir.metric(
+            r#"weir_refused_requests_total{signal="traces",transport="http",reason="overloaded"}"#
+        )
+        .await,
+        0.0
+    );
+    // Still trickling: none of them was answered or cut off.
+    assert_eq!(
+        weir.metric(r#"weir_requests_in_flight{transport="http"}"#)
+            .await,
+        16.0
+    );
+    drop(tricklers);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn silent_sockets_on_every_listener_are_closed_at_the_header_deadline() {
+    // Issue 20: a socket that sent nothing outlived the header deadline (protocol detection and the
+    // HTTP/2 handshake had none), so a few held every place under the connection cap, on the admin
+    // port the kubelet's too.
+    let (upstream, url) = Recorder::grpc().await;
+    let weir = Weir::with_config(&format!(
+        r#"
+limits:
+  connections: {{ max_per_listener: 4, header_read_timeout: 1s }}
+exporters:
+  up: {{ otlp: {{ endpoint: "{url}" }} }}
+"#
+    ));
+    for (listener, addr) in [
+        ("otlp-grpc", weir.grpc),
+        ("otlp-http", weir.http),
+        ("admin", weir.admin),
+    ] {
+        // The cap, taken by sockets that say nothing, or only a few bytes of a preface. On the
+        // admin port one place is left for the test's own reading of the metrics.
+        let places = if listener == "admin" {
+            weir.wait_for_metric(r#"weir_connections_open{listener="admin"}"#, 1.0)
+                .await;
+            3
+        } else {
+            4
+        };
+        let mut silent = Vec::new();
+        for i in 0..places {
+            let mut c = TcpStream::connect(addr).await.unwrap();
+            if i % 2 == 1 {
+                c.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+            }
+            silent.push(c);
+        }
+        // (The metrics are read over the admin port: not while its places are all taken.)
+        if listener != "admin" {
+            weir.wait_for_metric(
+                &format!(r#"weir_connections_open{{listener="{listener}"}}"#),
+                4.0,
+            )
+            .await;
+        }
+        for c in silent {
+            // Closed by weir; bounded so that a socket left open fails the test.
+            let closed = tokio::time::timeout(std::time::Duration::from_secs(30), read_to_close(c));
+            assert!(
+                closed.await.is_ok(),
+                "{listener}: a silent socket stayed open"
+            );
+        }
+        // Accepted and then closed at the deadline, not refused past the cap.
+        assert_eq!(
+            weir.metric(&format!(
+                r#"weir_connections_rejected_total{{listener="{listener}"}}"#
+            ))
+            .await,
+            0.0,
+            "{listener}"
+        );
+    }
+    // Real clients are served on every listener.
+    assert_eq!(send_trace(&weir).await, 200);
+    grpc_raw(
+        &weir,
+        Signal::Traces,
+        Payload::decode_json(Signal::Traces, &example("trace.json"))
+            .unwrap()
+            .encode_protobuf(),
+        false,
+    )
+    .await
+    .unwrap();
+    let (status, _, _) = get(&format!("http://{}/healthz", weir.admin)).await;
+    assert_eq!(status, 200);
+    upstream.wait_for_items(2).await;
+}

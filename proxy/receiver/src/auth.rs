@@ -205,6 +205,7 @@ mod tests {
                 names: names.iter().map(|s| s.to_string()).collect(),
                 subject: String::new(),
             })),
+            served: Default::default(),
         }
     }
 

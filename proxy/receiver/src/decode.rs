@@ -5,6 +5,7 @@
 use bytes::Bytes;
 use weir_core::{Body, Encoded, Payload, Signal};
 use weir_wire::codec::{self, DecompressError, Encoding};
+use weir_wire::intake::IntakeError;
 use weir_wire::walk::WalkError;
 
 /// A supported OTLP/HTTP body encoding.
@@ -49,6 +50,14 @@ pub enum DecodeError {
         /// The limit.
         limit: usize,
     },
+    /// Inflating the body needs more memory than weir's limit has room for now.
+    #[error(
+        "inflating the request needs {bytes} bytes, more than weir's memory limit has room for; retry later"
+    )]
+    OverBudget {
+        /// The output buffer refused.
+        bytes: usize,
+    },
     /// The gzip or zstd stream is corrupt.
     #[error("invalid {encoding} body: {source}")]
     Compressed {
@@ -63,17 +72,61 @@ pub enum DecodeError {
     /// JSON decoding failed.
     #[error("invalid OTLP/JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// Decoded JSON that the OTLP data model refuses (an id of the wrong length).
+    #[error("invalid OTLP/JSON: {0}")]
+    JsonModel(WalkError),
 }
 
 impl From<DecompressError> for DecodeError {
     fn from(e: DecompressError) -> Self {
         match e {
             DecompressError::TooLarge { limit } => DecodeError::TooLarge { limit },
+            DecompressError::OverBudget { bytes } => DecodeError::OverBudget { bytes },
             DecompressError::Corrupt { encoding, source } => {
                 DecodeError::Compressed { encoding, source }
             }
         }
     }
+}
+
+/// Bodies larger than this are inflated, walked and decoded on the blocking pool, not on an async
+/// worker (a JSON body of a few MiB takes tens of milliseconds to decode).
+pub const BLOCKING_BYTES: usize = 256 << 10;
+
+pub use weir_wire::intake::Prepared;
+
+impl From<IntakeError> for DecodeError {
+    fn from(e: IntakeError) -> Self {
+        match e {
+            IntakeError::TooLarge { limit } => DecodeError::TooLarge { limit },
+            IntakeError::Decompress(d) => d.into(),
+            IntakeError::Protobuf(w) => DecodeError::Protobuf(w),
+            IntakeError::Json(j) => DecodeError::Json(j),
+            IntakeError::JsonModel(w) => DecodeError::JsonModel(w),
+        }
+    }
+}
+
+/// Inflates `body` (when `encoding` says so) within `limit` bytes, its buffer charged to `reading` as
+/// it grows, then walks it (protobuf) or bounds it (JSON): everything before decoding, whose cost it
+/// tells ([`weir_wire::intake::prepare`]).
+pub fn prepare(
+    signal: Signal,
+    content_type: ContentType,
+    encoding: Option<Encoding>,
+    body: Bytes,
+    limit: usize,
+    reading: &crate::Reading,
+) -> Result<Prepared, DecodeError> {
+    let wire = body.len();
+    Ok(weir_wire::intake::prepare(
+        signal,
+        content_type == ContentType::Json,
+        encoding,
+        body,
+        limit,
+        |n| reading.grow_to(wire + n),
+    )?)
 }
 
 /// Inflates a body within `limit` bytes (see [`weir_wire::codec::decompress`]).
@@ -83,10 +136,9 @@ pub fn decompress(encoding: Encoding, body: &[u8], limit: usize) -> Result<Bytes
 
 /// Turns a (decompressed) body into a request: protobuf walked and kept as bytes, JSON decoded.
 pub fn decode(signal: Signal, content_type: ContentType, body: Bytes) -> Result<Body, DecodeError> {
-    Ok(match content_type {
-        ContentType::Protobuf => Body::from_encoded(Encoded::parse(signal, body)?),
-        ContentType::Json => Body::from_payload(Payload::decode_json(signal, &body)?),
-    })
+    let json = content_type == ContentType::Json;
+    let prepared = weir_wire::intake::prepare(signal, json, None, body, usize::MAX, |_| true)?;
+    Ok(prepared.into_body()?)
 }
 
 #[cfg(test)]

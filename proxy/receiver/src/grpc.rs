@@ -2,13 +2,16 @@
 //! codec, so that a message arrives as the bytes the client sent (inflated when compressed); the
 //! validating walk checks and counts them and they go on undecoded.
 //!
-//! Each request is admitted before tonic reads its message (with a provisional memory charge, the
-//! recent mean message size), so that a full weir refuses without reading, inflating or checking what it
-//! refuses; under overload that work was most of weir's CPU. tonic applies
-//! `limits.max_decompressed_bytes` on the wire and while inflating (gzip or zstd), and the statuses it
-//! produces itself are rewritten to the ones the OTLP specification wants: an over-size message
-//! (tonic: OUT_OF_RANGE) becomes RESOURCE_EXHAUSTED without RetryInfo, not retryable; a corrupt
-//! compressed stream (tonic: INTERNAL) becomes INVALID_ARGUMENT. An invalid message is
+//! A request is started before tonic reads its message (refused at once while weir shuts down or is
+//! over its memory limit, so that a full weir refuses without reading), but admitted (a slot of
+//! `max_concurrent_requests`) only once its message is in: a client that trickles its message holds
+//! no slot. While it is read, what tonic buffers is charged to the request's memory as it arrives, and
+//! a compressed message is inflated by weir, not tonic, charging its buffer before it grows
+//! ([`crate::grpc_body`]); the walk then bounds what decoding would allocate, and that is the charge
+//! the request is admitted with. `limits.max_decompressed_bytes` applies on the wire and after
+//! inflating; the statuses tonic produces itself are rewritten to the ones the OTLP specification
+//! wants: an over-size message (tonic: OUT_OF_RANGE) becomes RESOURCE_EXHAUSTED without RetryInfo, not
+//! retryable, as does a request that alone needs more memory than the limit allows. An invalid message is
 //! INVALID_ARGUMENT; when weir or an upstream is full the answer is UNAVAILABLE with RetryInfo.
 //! Responses are compressed only when the client asked (`grpc-accept-encoding`) and there is something
 //! to say: an empty response goes out as it is.
@@ -27,8 +30,10 @@ use tonic_types::{ErrorDetails, StatusExt};
 use weir_wire::response::ExportResponse;
 
 use super::auth::Authenticator;
+use super::decode::{DecodeError, Prepared};
+use super::grpc_body::{ChargedBody, RequestEncoding, take_encoding};
 use super::listen::ConnInfo;
-use super::{Admitted, Ingest, Origin};
+use super::{Busy, Ingest, Origin, Reading, memory};
 use weir_core::telemetry::{RefuseReason, Transport};
 use weir_core::{Body, Encoded, Refusal, Signal};
 
@@ -101,6 +106,9 @@ where
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let (ingest, signal) = (self.ingest.clone(), self.signal);
         let conn = req.extensions().get::<ConnInfo>();
+        if let Some(c) = conn {
+            c.served.mark();
+        }
         let peer = conn.map(|c| c.peer);
         let tenant = match &self.auth {
             None => None,
@@ -114,33 +122,44 @@ where
                 }
             },
         };
-        let admitted = match ingest.admit(signal, Transport::Grpc, ingest.expected_grpc_cost()) {
-            Ok(a) => a,
+        // Started, not admitted: reading the message holds no slot, only a charge of what it read.
+        let reading = match ingest.start(signal, Transport::Grpc) {
+            Ok(r) => r,
             Err(busy) => {
                 // The body is never read: refusing costs no decoding.
                 let status = unavailable(busy.message(), ingest.limits().retry_after);
                 return Box::pin(std::future::ready(Ok(status.into_http())));
             }
         };
+        let mut req = req;
+        // weir inflates compressed messages itself, charging as it goes (see `grpc_body`).
+        let encoding = take_encoding(req.headers_mut());
         Box::pin(async move {
             let started = Instant::now();
             let in_flight = ingest.metrics().in_flight(Transport::Grpc);
             let mut grpc = tonic::server::Grpc::new(RawCodec)
-                .accept_compressed(CompressionEncoding::Gzip)
-                .accept_compressed(CompressionEncoding::Zstd)
                 .send_compressed(CompressionEncoding::Gzip)
                 .send_compressed(CompressionEncoding::Zstd)
                 .max_decoding_message_size(ingest.limits().max_decompressed_bytes);
             let handler = Export {
                 ingest: ingest.clone(),
                 signal,
-                admitted: Some(admitted),
+                reading: Some(reading.clone()),
+                encoding,
                 peer,
                 tenant,
             };
-            // A client that trickles its message is cut off, and its admission slot freed.
+            // A client that trickles its message is cut off at the deadline.
             let deadline = ingest.limits().connections.body_read_timeout;
-            let req = req.map(|body| crate::listen::read_deadline(body, deadline));
+            let retry_after = ingest.limits().retry_after;
+            let req = req.map(|body| {
+                ChargedBody::new(
+                    crate::listen::read_deadline(body, deadline),
+                    reading,
+                    encoding.is_some(),
+                    retry_after,
+                )
+            });
             let mut resp = grpc.unary(handler, req).await;
             // Received was counted at admission; a status tonic made is a refusal the handler never
             // saw.
@@ -162,7 +181,9 @@ where
 struct Export {
     ingest: Arc<Ingest>,
     signal: Signal,
-    admitted: Option<Admitted>,
+    reading: Option<Reading>,
+    /// The compression weir took off the request, to undo itself.
+    encoding: Option<RequestEncoding>,
     peer: Option<std::net::SocketAddr>,
     tenant: Option<Arc<str>>,
 }
@@ -172,26 +193,63 @@ impl UnaryService<Bytes> for Export {
     type Future = BoxFuture<'static, Result<Response<ExportResponse>, Status>>;
 
     fn call(&mut self, req: Request<Bytes>) -> Self::Future {
-        let (ingest, signal, admitted) = (self.ingest.clone(), self.signal, self.admitted.take());
-        let (peer, tenant) = (self.peer, self.tenant.take());
+        let (ingest, signal, reading) = (self.ingest.clone(), self.signal, self.reading.take());
+        let (peer, tenant, encoding) = (self.peer, self.tenant.take(), self.encoding);
         Box::pin(async move {
             let retry_after = ingest.limits().retry_after;
-            // tonic calls a unary handler once; the admission is there.
-            let mut admitted =
-                admitted.ok_or_else(|| Status::internal("request admitted twice"))?;
+            // tonic calls a unary handler once; the request's reading is there.
+            let reading = reading.ok_or_else(|| Status::internal("request handled twice"))?;
             let timeout = req
                 .metadata()
                 .get("grpc-timeout")
                 .and_then(|v| v.to_str().ok())
                 .and_then(parse_grpc_timeout);
             let (metadata, _, bytes) = req.into_parts();
-            ingest
-                .charge_grpc_message(&mut admitted, signal, bytes.len())
-                .map_err(|busy| unavailable(busy.message(), retry_after))?;
-            let encoded = Encoded::parse(signal, bytes).map_err(|e| {
-                ingest.refused_early(signal, Transport::Grpc, RefuseReason::Decode);
-                Status::invalid_argument(format!("invalid protobuf: {e}"))
+            // Inflated (charged as it grows) and walked, off the async workers when large.
+            let limit = ingest.limits().max_decompressed_bytes;
+            let (r, wire_len) = (reading.clone(), bytes.len());
+            let prepare = move || -> Result<Encoded, DecodeError> {
+                let encoding = encoding.map(|RequestEncoding(e)| e);
+                match weir_wire::intake::prepare(signal, false, encoding, bytes, limit, |n| {
+                    r.grow_to(wire_len + n)
+                })? {
+                    Prepared::Protobuf(e) => Ok(e),
+                    Prepared::Json { .. } => unreachable!("gRPC bodies are protobuf"),
+                }
+            };
+            let prepared = if wire_len > crate::decode::BLOCKING_BYTES {
+                tokio::task::spawn_blocking(prepare)
+                    .await
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+            } else {
+                prepare()
+            };
+            let encoded = prepared.map_err(|e| {
+                let (reason, status) = match &e {
+                    DecodeError::OverBudget { .. } => (
+                        RefuseReason::MemoryLimit,
+                        unavailable(Busy::MemoryLimit.message(), retry_after),
+                    ),
+                    DecodeError::TooLarge { .. } => (
+                        RefuseReason::TooLarge,
+                        Status::resource_exhausted(e.to_string()),
+                    ),
+                    _ => (
+                        RefuseReason::Decode,
+                        Status::invalid_argument(e.to_string()),
+                    ),
+                };
+                ingest.refused_early(signal, Transport::Grpc, reason);
+                status
             })?;
+            // Charged what decoding will allocate before anything is decoded; then a slot.
+            let cost = memory::cost(encoded.len(), encoded.counts().decoded_bytes);
+            let admitted = ingest
+                .admit(reading, signal, Transport::Grpc, cost)
+                .map_err(|busy| match busy {
+                    Busy::TooLarge => Status::resource_exhausted(busy.message()),
+                    _ => unavailable(busy.message(), retry_after),
+                })?;
             let partial = ingest
                 .process(
                     admitted,
@@ -251,7 +309,7 @@ impl Decoder for RawCodec {
     }
 }
 
-fn unavailable(message: &str, retry_after: Duration) -> Status {
+pub(crate) fn unavailable(message: &str, retry_after: Duration) -> Status {
     Status::with_error_details(
         Code::Unavailable,
         message,

@@ -6,6 +6,11 @@
 //! an unsupported content type or encoding, 413 above a size limit (checked on the wire and after
 //! decompression), 503 with `Retry-After` when weir or the upstream cannot take more, 401 without the
 //! credentials the receiver's `auth` asks for. The response uses the request's content type.
+//!
+//! A request takes its admission slot only once its body is read and inflated: reading is charged to
+//! the memory limit as the buffer grows (with or without `Content-Length`), inflating likewise, and
+//! the request is then admitted with the bound on what decoding it allocates. Large bodies are
+//! inflated, walked and decoded on the blocking pool.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,14 +23,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, StatusCode, header};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use prost::Message;
 use tonic::Code;
 
 use super::auth::Authenticator;
 use super::decode::{self, ContentType, DecodeError};
 use super::listen::ConnInfo;
-use super::{Busy, Ingest, Origin, memory};
+use super::{Busy, Ingest, Origin};
 use weir_core::telemetry::{RefuseReason, Transport};
 use weir_core::{PartialSuccess, Refusal, Signal};
 use weir_wire::codec::Encoding;
@@ -130,17 +135,10 @@ async fn handle(
             );
         }
     };
-    let json = content_type == ContentType::Json;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    // A declared length is charged before the body is read (a gzip body's is a lower bound).
-    let expected = declared.map_or(0, |n| memory::cost(n.min(limits.max_request_bytes), json));
-    let mut admitted = match ingest.admit(signal, Transport::Http, expected) {
-        Ok(a) => a,
-        Err(busy) => return busy_response(content_type, busy, limits.retry_after),
-    };
     let too_large = |what: &str| {
         ingest.refused_early(signal, Transport::Http, RefuseReason::TooLarge);
         error(
@@ -151,14 +149,17 @@ async fn handle(
             None,
         )
     };
+    let over_request_limit = || format!("request body exceeds {} bytes", limits.max_request_bytes);
+    // Started, not admitted: reading holds no slot, only a memory charge of what it has read.
+    let reading = match ingest.start(signal, Transport::Http) {
+        Ok(r) => r,
+        Err(busy) => return busy_response(content_type, busy, limits.retry_after),
+    };
     if declared.is_some_and(|n| n > limits.max_request_bytes) {
-        return too_large(&format!(
-            "request body exceeds {} bytes",
-            limits.max_request_bytes
-        ));
+        return too_large(&over_request_limit());
     }
-    // A client that trickles its body is cut off at the deadline, and its admission slot freed.
-    let read = Limited::new(body, limits.max_request_bytes).collect();
+    // A client that trickles its body is cut off at the deadline.
+    let read = read_body(body, limits.max_request_bytes, declared, &reading);
     let Ok(read) = tokio::time::timeout(limits.connections.body_read_timeout, read).await else {
         ingest.refused_early(signal, Transport::Http, RefuseReason::SlowClient);
         return error(
@@ -170,14 +171,13 @@ async fn handle(
         );
     };
     let body: Bytes = match read {
-        Ok(b) => b.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return too_large(&format!(
-                "request body exceeds {} bytes",
-                limits.max_request_bytes
-            ));
+        Ok(b) => b,
+        Err(ReadError::TooLarge) => return too_large(&over_request_limit()),
+        Err(ReadError::Memory) => {
+            ingest.refused_early(signal, Transport::Http, RefuseReason::MemoryLimit);
+            return busy_response(content_type, Busy::MemoryLimit, limits.retry_after);
         }
-        Err(e) => {
+        Err(ReadError::Body(e)) => {
             ingest.refused_early(signal, Transport::Http, RefuseReason::Decode);
             return error(
                 content_type,
@@ -188,26 +188,51 @@ async fn handle(
             );
         }
     };
-    let raw = if let Some(encoding) = encoding {
-        decode::decompress(encoding, &body, limits.max_decompressed_bytes)
-    } else if body.len() > limits.max_decompressed_bytes {
-        Err(DecodeError::TooLarge {
-            limit: limits.max_decompressed_bytes,
+    // Inflating, walking and decoding large bodies is milliseconds of CPU: off the async workers.
+    let max_decompressed = limits.max_decompressed_bytes;
+    let r = reading.clone();
+    let prepared = if body.len() > decode::BLOCKING_BYTES {
+        tokio::task::spawn_blocking(move || {
+            decode::prepare(signal, content_type, encoding, body, max_decompressed, &r)
         })
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
     } else {
-        Ok(body)
+        decode::prepare(signal, content_type, encoding, body, max_decompressed, &r)
     };
-    if let Ok(raw) = &raw
-        && let Err(busy) = ingest.charge(&mut admitted, signal, Transport::Http, || {
-            memory::cost(raw.len(), json)
-        })
-    {
-        return busy_response(content_type, busy, limits.retry_after);
-    }
-    let decoded = raw.and_then(|raw| decode::decode(signal, content_type, raw));
-    let body = match decoded {
+    let prepared = match prepared {
         Ok(p) => p,
         Err(e @ DecodeError::TooLarge { .. }) => return too_large(&e.to_string()),
+        Err(DecodeError::OverBudget { .. }) => {
+            ingest.refused_early(signal, Transport::Http, RefuseReason::MemoryLimit);
+            return busy_response(content_type, Busy::MemoryLimit, limits.retry_after);
+        }
+        Err(e) => {
+            ingest.refused_early(signal, Transport::Http, RefuseReason::Decode);
+            return error(
+                content_type,
+                StatusCode::BAD_REQUEST,
+                Code::InvalidArgument,
+                &e.to_string(),
+                None,
+            );
+        }
+    };
+    // Charged what decoding will allocate before anything is decoded; then a slot.
+    let admitted = match ingest.admit(reading, signal, Transport::Http, prepared.cost()) {
+        Ok(a) => a,
+        Err(busy) => return busy_response(content_type, busy, limits.retry_after),
+    };
+    let decoded = if prepared.len() > decode::BLOCKING_BYTES {
+        tokio::task::spawn_blocking(move || prepared.into_body())
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    } else {
+        prepared.into_body()
+    }
+    .map_err(DecodeError::from);
+    let body = match decoded {
+        Ok(b) => b,
         Err(e) => {
             ingest.refused_early(signal, Transport::Http, RefuseReason::Decode);
             return error(
@@ -235,6 +260,15 @@ async fn handle(
 }
 
 fn busy_response(ct: ContentType, busy: Busy, retry_after: std::time::Duration) -> Response {
+    if !busy.retryable() {
+        return error(
+            ct,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Code::ResourceExhausted,
+            busy.message(),
+            None,
+        );
+    }
     error(
         ct,
         StatusCode::SERVICE_UNAVAILABLE,
@@ -242,6 +276,51 @@ fn busy_response(ct: ContentType, busy: Busy, retry_after: std::time::Duration) 
         busy.message(),
         Some(retry_after),
     )
+}
+
+/// Why a body could not be read.
+enum ReadError {
+    /// Past `max_request_bytes`.
+    TooLarge,
+    /// weir's memory limit has no room for it.
+    Memory,
+    /// The connection failed.
+    Body(axum::Error),
+}
+
+/// Reads a body of at most `limit` bytes into one buffer, charging the buffer to `reading` before it
+/// grows: a body without `Content-Length` costs what it has sent, never a guess.
+async fn read_body(
+    mut body: Body,
+    limit: usize,
+    declared: Option<usize>,
+    reading: &super::Reading,
+) -> Result<Bytes, ReadError> {
+    let mut buf = bytes::BytesMut::new();
+    if let Some(n) = declared.filter(|&n| n > 0) {
+        if !reading.grow_to(n) {
+            return Err(ReadError::Memory);
+        }
+        buf.reserve(n);
+    }
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(ReadError::Body)?.into_data() else {
+            continue;
+        };
+        let need = buf.len() + data.len();
+        if need > limit {
+            return Err(ReadError::TooLarge);
+        }
+        if need > buf.capacity() {
+            let grown = need.max(buf.capacity() * 2).min(limit);
+            if !reading.grow_to(grown) {
+                return Err(ReadError::Memory);
+            }
+            buf.reserve(grown - buf.len());
+        }
+        buf.extend_from_slice(&data);
+    }
+    Ok(buf.freeze())
 }
 
 fn refusal_response(ingest: &Ingest, ct: ContentType, refusal: &Refusal) -> Response {

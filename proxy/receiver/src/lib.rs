@@ -9,13 +9,14 @@ pub mod auth;
 pub mod cgroup;
 pub mod decode;
 pub mod grpc;
+pub mod grpc_body;
 pub mod http;
 pub mod listen;
 pub mod memory;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -33,9 +34,31 @@ pub struct Ingest {
     metrics: Arc<Metrics>,
     shutting_down: AtomicBool,
     memory: Option<Arc<memory::MemoryGuard>>,
-    /// A moving average of recent gRPC message sizes: the provisional charge of a gRPC request,
-    /// admitted before tonic reads its message.
-    grpc_message_bytes: AtomicU64,
+}
+
+/// A request whose body is being read and inflated: counted as received, and, with a memory limit,
+/// charged for what it has read and inflated so far (`add`, `grow_to`), but holding no admission slot.
+/// A client that trickles its body, or never finishes it, costs the others nothing but its connection;
+/// the bytes in flight are bounded by the memory limit and `max_request_bytes`, not by slots. Clones
+/// share the charge (a gRPC body charges as tonic reads it, the handler afterwards).
+#[derive(Debug, Clone)]
+pub struct Reading {
+    memory: Option<Arc<memory::MemoryCharge>>,
+}
+
+impl Reading {
+    /// Charges `bytes` more (just read); `false` when weir's memory limit has no room for them.
+    pub fn add(&self, bytes: usize) -> bool {
+        self.memory.as_ref().is_none_or(|c| c.add(bytes as u64))
+    }
+
+    /// Raises the charge to at least `bytes` (a buffer about to grow to that size); `false` when it
+    /// does not fit.
+    pub fn grow_to(&self, bytes: usize) -> bool {
+        self.memory
+            .as_ref()
+            .is_none_or(|c| c.bytes() >= bytes as u64 || c.resize(bytes as u64))
+    }
 }
 
 /// A request's admission: its concurrency slot and, with a memory limit, its memory charge. The slot is
@@ -43,7 +66,7 @@ pub struct Ingest {
 #[derive(Debug)]
 pub struct Admitted {
     permit: OwnedSemaphorePermit,
-    memory: Option<memory::MemoryCharge>,
+    memory: Option<Arc<memory::MemoryCharge>>,
 }
 
 /// Why a request could not even start.
@@ -53,6 +76,9 @@ pub enum Busy {
     Overloaded,
     /// Resident memory is above `limits.max_memory_bytes` (its high-water mark).
     MemoryLimit,
+    /// The request alone needs more memory than the limit allows: retrying cannot help (413 /
+    /// RESOURCE_EXHAUSTED, not retryable).
+    TooLarge,
     /// weir is shutting down.
     ShuttingDown,
 }
@@ -62,14 +88,24 @@ impl Busy {
         match self {
             Busy::Overloaded => RefuseReason::Overloaded,
             Busy::MemoryLimit => RefuseReason::MemoryLimit,
+            Busy::TooLarge => RefuseReason::TooLarge,
             Busy::ShuttingDown => RefuseReason::ShuttingDown,
         }
     }
 
-    fn message(self) -> &'static str {
+    /// Whether the client may retry (all but [`Busy::TooLarge`]).
+    pub fn retryable(self) -> bool {
+        self != Busy::TooLarge
+    }
+
+    /// What the client is told.
+    pub fn message(self) -> &'static str {
         match self {
             Busy::Overloaded => "weir is at its concurrent request limit; retry later",
             Busy::MemoryLimit => "weir is at its memory limit; retry later",
+            Busy::TooLarge => {
+                "the request would need more memory to decode than weir's memory limit allows: send smaller requests"
+            }
             Busy::ShuttingDown => "weir is shutting down; retry later",
         }
     }
@@ -114,7 +150,6 @@ impl Ingest {
             limits,
             metrics,
             shutting_down: AtomicBool::new(false),
-            grpc_message_bytes: AtomicU64::new(64 << 10),
         }
     }
 
@@ -133,28 +168,23 @@ impl Ingest {
         self.shutting_down.store(true, Ordering::SeqCst);
     }
 
-    /// Takes a slot for one request, with a memory charge of `expected` bytes (see [`memory::cost`]; 0
-    /// when the body size is not known yet), or says why there is none. Never waits: a full weir answers
-    /// at once so that the client backs off.
-    pub fn admit(
-        &self,
-        signal: Signal,
-        transport: Transport,
-        expected: u64,
-    ) -> Result<Admitted, Busy> {
+    /// Starts a request: counts it, and refuses it at once while weir shuts down or is over its
+    /// memory limit. Its body is read and inflated under the returned [`Reading`]'s charge; no
+    /// admission slot is taken until [`Ingest::admit`]. Never waits.
+    pub fn start(&self, signal: Signal, transport: Transport) -> Result<Reading, Busy> {
         self.metrics.request_received(signal, transport);
         let busy = if self.shutting_down.load(Ordering::Relaxed) {
             Busy::ShuttingDown
         } else {
-            let memory = match &self.memory {
-                Some(m) => m.charge(expected).map(Some).ok_or(Busy::MemoryLimit),
-                None => Ok(None),
-            };
-            match memory {
-                Err(busy) => busy,
-                Ok(memory) => match self.admission.clone().try_acquire_owned() {
-                    Ok(permit) => return Ok(Admitted { permit, memory }),
-                    Err(_) => Busy::Overloaded,
+            match &self.memory {
+                None => return Ok(Reading { memory: None }),
+                Some(m) => match m.charge(0) {
+                    Some(c) => {
+                        return Ok(Reading {
+                            memory: Some(Arc::new(c)),
+                        });
+                    }
+                    None => Busy::MemoryLimit,
                 },
             }
         };
@@ -163,50 +193,39 @@ impl Ingest {
         Err(busy)
     }
 
-    /// With a memory limit, sets the request's charge to `cost()` once its size is known (the body read
-    /// and inflated, or the gRPC message decoded); refuses it (counted) when that does not fit. Without
-    /// one, `cost` is not called.
-    pub fn charge(
+    /// Admits a request whose body is in: its memory charge becomes `cost` (see [`memory::cost`]: the
+    /// body and the bound on what decoding it allocates, known before anything is decoded), then it
+    /// takes a slot of `limits.max_concurrent_requests`. Refused (counted) when the charge does not
+    /// fit now ([`Busy::MemoryLimit`]), can never fit ([`Busy::TooLarge`]), or no slot is free. Never
+    /// waits: a full weir answers at once so that the client backs off.
+    pub fn admit(
         &self,
-        admitted: &mut Admitted,
+        reading: Reading,
         signal: Signal,
         transport: Transport,
-        cost: impl FnOnce() -> u64,
-    ) -> Result<(), Busy> {
-        let Some(charge) = &mut admitted.memory else {
-            return Ok(());
+        cost: u64,
+    ) -> Result<Admitted, Busy> {
+        let busy = match &reading.memory {
+            Some(c) if !c.could_ever_fit(cost) => Some(Busy::TooLarge),
+            Some(c) if !c.resize(cost) => Some(Busy::MemoryLimit),
+            _ => None,
         };
-        if charge.resize(cost()) {
-            return Ok(());
-        }
+        let busy = match busy {
+            Some(b) => b,
+            None if self.shutting_down.load(Ordering::Relaxed) => Busy::ShuttingDown,
+            None => match self.admission.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    return Ok(Admitted {
+                        permit,
+                        memory: reading.memory,
+                    });
+                }
+                Err(_) => Busy::Overloaded,
+            },
+        };
         self.metrics
-            .request_refused(signal, transport, RefuseReason::MemoryLimit, 0);
-        Err(Busy::MemoryLimit)
-    }
-
-    /// The provisional memory charge of a gRPC request whose message is not read yet.
-    pub fn expected_grpc_cost(&self) -> u64 {
-        memory::cost(
-            self.grpc_message_bytes.load(Ordering::Relaxed) as usize,
-            false,
-        )
-    }
-
-    /// With a memory limit, charges a decoded gRPC message its real size (see [`Ingest::charge`]), and
-    /// folds the size into the average the next provisional charges use.
-    pub fn charge_grpc_message(
-        &self,
-        admitted: &mut Admitted,
-        signal: Signal,
-        message_bytes: usize,
-    ) -> Result<(), Busy> {
-        self.charge(admitted, signal, Transport::Grpc, || {
-            let size = message_bytes as u64;
-            let mean = self.grpc_message_bytes.load(Ordering::Relaxed);
-            self.grpc_message_bytes
-                .store(mean - mean / 8 + size / 8, Ordering::Relaxed);
-            memory::cost(size as usize, false)
-        })
+            .request_refused(signal, transport, busy.reason(), 0);
+        Err(busy)
     }
 
     /// Counts a request refused before it decoded.

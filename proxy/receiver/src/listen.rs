@@ -56,7 +56,8 @@ pub struct Pending {
     permit: OwnedSemaphorePermit,
     open: InFlightGuard,
     tls: Option<Arc<ServerConfig>>,
-    handshake_timeout: Duration,
+    /// Accept plus the header deadline: the TLS handshake and the first request's headers by then.
+    deadline: tokio::time::Instant,
     name: &'static str,
     metrics: Arc<Metrics>,
 }
@@ -69,6 +70,27 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     /// The verified client certificate's identity, when the client presented one.
     pub identity: Option<Arc<ClientIdentity>>,
+    /// Set by the first request on the connection (see [`Served`]).
+    pub served: Served,
+}
+
+/// Whether a connection has carried a request yet. Until it has, it lives under the header deadline
+/// counted from its accept: TLS handshake, protocol detection, the HTTP/2 handshake and the first
+/// request's headers all within `header_read_timeout`, so a socket that sends nothing (or too little)
+/// is closed, and cannot hold a place under `max_per_listener` (issue 20: silent sockets outlived the
+/// deadline and locked new clients out, the kubelet's probes on the admin port too).
+#[derive(Debug, Clone, Default)]
+pub struct Served(Arc<std::sync::atomic::AtomicBool>);
+
+impl Served {
+    /// A request arrived on the connection.
+    pub fn mark(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn is_set(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// An established connection: the stream, its slot under the cap and its place in the open gauge, both
@@ -76,6 +98,8 @@ pub struct ConnInfo {
 pub struct Conn {
     io: Io,
     info: ConnInfo,
+    /// Until the first request: the header deadline (see [`Served`]).
+    first_request: Option<Pin<Box<tokio::time::Sleep>>>,
     _permit: OwnedSemaphorePermit,
     _open: InFlightGuard,
 }
@@ -136,7 +160,7 @@ impl Listener {
                 permit,
                 open,
                 tls: self.tls.as_ref().map(|t| t.current()),
-                handshake_timeout: self.handshake_timeout,
+                deadline: tokio::time::Instant::now() + self.handshake_timeout,
                 name: self.name,
                 metrics: self.metrics.clone(),
             };
@@ -178,12 +202,13 @@ impl Pending {
         let info = |identity| ConnInfo {
             peer: self.peer,
             identity,
+            served: Served::default(),
         };
         let (io, info) = match self.tls {
             None => (Io::Plain(self.io), info(None)),
             Some(config) => {
                 let accept = TlsAcceptor::from(config).accept(self.io);
-                match tokio::time::timeout(self.handshake_timeout, accept).await {
+                match tokio::time::timeout_at(self.deadline, accept).await {
                     Ok(Ok(tls)) => {
                         let identity = tls
                             .get_ref()
@@ -210,6 +235,7 @@ impl Pending {
         Some(Conn {
             io,
             info,
+            first_request: Some(Box::pin(tokio::time::sleep_until(self.deadline))),
             _permit: self.permit,
             _open: self.open,
         })
@@ -238,6 +264,19 @@ impl AsyncRead for Conn {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        // The server reads whenever it waits for the client, so the deadline is polled (and its
+        // timer wakes this read) for as long as no request has come.
+        if self.first_request.is_some() && self.info.served.is_set() {
+            self.first_request = None;
+        }
+        if let Some(deadline) = &mut self.first_request
+            && deadline.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no request within the header deadline",
+            )));
+        }
         io_dispatch!(self, io => Pin::new(io).poll_read(cx, buf))
     }
 }
@@ -324,6 +363,7 @@ pub async fn serve_http(
             };
             let info = conn.info().clone();
             let service = hyper::service::service_fn(move |mut req: http::Request<_>| {
+                info.served.mark();
                 req.extensions_mut().insert(ConnectInfo(peer));
                 req.extensions_mut().insert(info.clone());
                 router

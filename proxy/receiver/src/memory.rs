@@ -26,13 +26,7 @@ use std::time::{Duration, Instant};
 
 use weir_core::telemetry::Metrics;
 
-/// How many bytes of memory a request whose body is `body` bytes (uncompressed) is expected to take while
-/// in flight: the body, the decoded request (Rust structs take several times the protobuf bytes) and the
-/// re-encoded body for the upstream. Measured: about 6x for protobuf bodies with string attributes (the
-/// `memory` end-to-end test's requests); JSON is more verbose than the structs it decodes to.
-pub fn cost(body: usize, json: bool) -> u64 {
-    body as u64 * if json { 3 } else { 6 }
-}
+pub use weir_wire::intake::cost;
 
 /// Decides whether memory allows a new request.
 #[derive(Debug)]
@@ -51,28 +45,51 @@ pub struct MemoryGuard {
     pressed: AtomicBool,
 }
 
-/// One request's share of the memory budget, given back on drop.
+/// One request's share of the memory budget, given back on drop. Shared (`&self`) so that a body
+/// being read (on tonic's side) and the handler charge the same request.
 #[derive(Debug)]
 pub struct MemoryCharge {
     guard: Arc<MemoryGuard>,
-    bytes: u64,
+    bytes: std::sync::Mutex<u64>,
 }
 
 impl MemoryCharge {
     /// Sets the charge to `bytes`. Lowering always succeeds; raising is `false`, with the charge
     /// unchanged, when the new total would take weir past its high mark.
-    pub fn resize(&mut self, bytes: u64) -> bool {
+    pub fn resize(&self, bytes: u64) -> bool {
         let g = &self.guard;
-        let Some(extra) = bytes.checked_sub(self.bytes).filter(|e| *e > 0) else {
-            g.charged.fetch_sub(self.bytes - bytes, Ordering::AcqRel);
-            self.bytes = bytes;
+        let mut current = self.bytes.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(extra) = bytes.checked_sub(*current).filter(|e| *e > 0) else {
+            g.charged.fetch_sub(*current - bytes, Ordering::AcqRel);
+            *current = bytes;
             return true;
         };
         if !g.take(extra) {
             return false;
         }
-        self.bytes = bytes;
+        *current = bytes;
         true
+    }
+
+    /// Raises the charge by `extra` bytes (what was just read); `false`, unchanged, when it does not
+    /// fit.
+    pub fn add(&self, extra: u64) -> bool {
+        let mut current = self.bytes.lock().unwrap_or_else(|e| e.into_inner());
+        if extra > 0 && !self.guard.take(extra) {
+            return false;
+        }
+        *current += extra;
+        true
+    }
+
+    /// The bytes charged now.
+    pub fn bytes(&self) -> u64 {
+        *self.bytes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a charge of `bytes` could ever fit, with nothing else in flight.
+    pub fn could_ever_fit(&self, bytes: u64) -> bool {
+        bytes <= self.guard.high
     }
 }
 
@@ -115,7 +132,8 @@ impl Drop for Growth {
 
 impl Drop for MemoryCharge {
     fn drop(&mut self) {
-        self.guard.charged.fetch_sub(self.bytes, Ordering::AcqRel);
+        let bytes = *self.bytes.get_mut().unwrap_or_else(|e| e.into_inner());
+        self.guard.charged.fetch_sub(bytes, Ordering::AcqRel);
     }
 }
 
@@ -161,9 +179,9 @@ impl MemoryGuard {
 
     /// A charge of `bytes` for a new request, or `None` when memory does not allow it.
     pub fn charge(self: &Arc<Self>, bytes: u64) -> Option<MemoryCharge> {
-        let mut c = MemoryCharge {
+        let c = MemoryCharge {
             guard: self.clone(),
-            bytes: 0,
+            bytes: std::sync::Mutex::new(0),
         };
         (!self.over() && c.resize(bytes)).then_some(c)
     }
@@ -278,12 +296,12 @@ mod tests {
         assert!(g.charge(30).is_none(), "880 resident + 10 + 30 does not");
         drop(small);
         g.observe(400);
-        let mut c = g
+        let c = g
             .charge(100)
             .expect("room after the charges were given back");
         assert!(c.resize(400), "raised once the body is read");
         assert!(!c.resize(600), "past the mark");
-        assert_eq!(c.bytes, 400, "unchanged when refused");
+        assert_eq!(c.bytes(), 400, "unchanged when refused");
         assert!(c.resize(50), "lowered");
         assert_eq!(g.charged.load(Ordering::Relaxed), 50);
         drop(c);

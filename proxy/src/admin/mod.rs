@@ -267,6 +267,7 @@ mod tests {
                     subject: String::new(),
                 })
             }),
+            served: Default::default(),
         });
         app(access).oneshot(req).await.unwrap().status()
     }

@@ -40,6 +40,8 @@ impl Encoded {
             counts: Counts {
                 resources: payload.resource_count(),
                 items: payload.item_count(),
+                // Decoded already: nothing more to charge for it.
+                decoded_bytes: 0,
             },
         }
     }
@@ -52,6 +54,7 @@ impl Encoded {
             counts: Counts {
                 resources: 0,
                 items,
+                decoded_bytes: 0,
             },
         }
     }
@@ -84,6 +87,11 @@ impl Encoded {
     /// Spans, metric data points or log records.
     pub fn items(&self) -> usize {
         self.counts.items
+    }
+
+    /// What the walk counted (zeros but the items for [`Encoded::trusted`] bytes).
+    pub fn counts(&self) -> Counts {
+        self.counts
     }
 
     /// Resources (0 for [`Encoded::trusted`] bytes, which were not walked again).

@@ -71,6 +71,12 @@ pub enum DecompressError {
         /// The limit.
         limit: usize,
     },
+    /// The memory budget refused the output buffer's growth (see [`decompress_with`]).
+    #[error("inflating needs {bytes} bytes, more than weir's memory limit has room for")]
+    OverBudget {
+        /// The buffer size refused.
+        bytes: usize,
+    },
     /// The stream is corrupt.
     #[error("invalid {encoding} body: {source}")]
     Corrupt {
@@ -88,27 +94,107 @@ pub fn decompress(
     body: &[u8],
     limit: usize,
 ) -> Result<Vec<u8>, DecompressError> {
+    decompress_with(encoding, body, limit, |_| true)
+}
+
+/// How much output [`decompress_with`] asks for at a time.
+const GROW_STEP: usize = 256 << 10;
+
+/// What a gzip decoder holds besides its output (zlib-rs: a 32 KiB window and its state).
+const GZIP_STATE: usize = 64 << 10;
+/// What a zstd decoder holds besides its window and output (its context and buffers).
+const ZSTD_STATE: usize = 256 << 10;
+
+/// The window the first zstd frame of `body` asks for (its header: a window descriptor, or the frame's
+/// content size for a single-segment frame), if it is a zstd frame.
+fn zstd_window(body: &[u8]) -> Option<u64> {
+    if body.get(..4)? != [0x28, 0xb5, 0x2f, 0xfd] {
+        return None;
+    }
+    let fhd = *body.get(4)?;
+    let single_segment = fhd & 0x20 != 0;
+    if !single_segment {
+        let wd = *body.get(5)?;
+        let log = 10 + u32::from(wd >> 3);
+        let base = 1u64.checked_shl(log)?;
+        return Some(base + base / 8 * u64::from(wd & 7));
+    }
+    // Single segment: the window is the content size, after the dictionary id.
+    let dict_bytes = [0usize, 1, 2, 4][usize::from(fhd & 3)];
+    let at = 5 + dict_bytes;
+    let size = match fhd >> 6 {
+        0 => u64::from(*body.get(at)?),
+        1 => u64::from(u16::from_le_bytes(body.get(at..at + 2)?.try_into().ok()?)) + 256,
+        2 => u64::from(u32::from_le_bytes(body.get(at..at + 4)?.try_into().ok()?)),
+        _ => u64::from_le_bytes(body.get(at..at + 8)?.try_into().ok()?),
+    };
+    Some(size)
+}
+
+/// [`decompress`], asking `grow(bytes)` before what inflating holds grows to `bytes` (a memory
+/// charge): the decoder's state (for zstd its window, as the frame asks for it) and the output
+/// buffer. When it says no, inflating stops with [`DecompressError::OverBudget`] and nothing more is
+/// allocated. The buffer grows by doubling from 256 KiB, so a bomb costs the charge its real size,
+/// step by step, never the limit up front.
+pub fn decompress_with(
+    encoding: Encoding,
+    body: &[u8],
+    limit: usize,
+    mut grow: impl FnMut(usize) -> bool,
+) -> Result<Vec<u8>, DecompressError> {
     let corrupt = |source| DecompressError::Corrupt {
         encoding: encoding.as_str(),
         source,
     };
-    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(limit));
     let cap = limit as u64 + 1;
-    match encoding {
-        Encoding::Gzip => {
-            flate2::read::MultiGzDecoder::new(body)
-                .take(cap)
-                .read_to_end(&mut out)
-                .map_err(corrupt)?;
-        }
+    let (mut reader, state): (Box<dyn Read + '_>, usize) = match encoding {
+        Encoding::Gzip => (
+            Box::new(flate2::read::MultiGzDecoder::new(body).take(cap)),
+            GZIP_STATE,
+        ),
         Encoding::Zstd => {
+            // A frame's window is what the decoder allocates up front: charged first, and no larger
+            // than the limit needs, nor than the first frame asked for (a later frame that asks for
+            // more is refused as corrupt).
+            let limit_log = usize::BITS - limit.max(1 << 10).leading_zeros();
+            let window = zstd_window(body).unwrap_or(1 << 10).max(1 << 10);
+            let window_log = (u64::BITS - (window - 1).leading_zeros()).min(limit_log.min(27));
+            let state = (1usize << window_log) + ZSTD_STATE;
+            if !grow(state) {
+                return Err(DecompressError::OverBudget { bytes: state });
+            }
             let mut decoder = zstd::stream::read::Decoder::with_buffer(body).map_err(corrupt)?;
-            // A frame's window is what the decoder allocates up front: no larger than the limit needs.
-            let window_log = usize::BITS - limit.max(1 << 10).leading_zeros();
-            decoder
-                .window_log_max(window_log.min(27))
-                .map_err(corrupt)?;
-            decoder.take(cap).read_to_end(&mut out).map_err(corrupt)?;
+            decoder.window_log_max(window_log).map_err(corrupt)?;
+            (Box::new(decoder.take(cap)), state)
+        }
+    };
+    let mut out: Vec<u8> = Vec::new();
+    loop {
+        if out.len() == out.capacity() {
+            let want = out
+                .capacity()
+                .saturating_mul(2)
+                .max(GROW_STEP)
+                .min(limit.saturating_add(1).max(out.len() + 1));
+            if !grow(state + want) {
+                return Err(DecompressError::OverBudget {
+                    bytes: state + want,
+                });
+            }
+            out.reserve_exact(want - out.len());
+        }
+        let len = out.len();
+        // Zeroed a read's worth at a time, not the whole spare capacity per read.
+        let end = out.capacity().min(len + (64 << 10));
+        out.resize(end, 0);
+        match reader.read(&mut out[len..end]) {
+            Ok(0) => {
+                out.truncate(len);
+                break;
+            }
+            Ok(n) => out.truncate(len + n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => out.truncate(len),
+            Err(e) => return Err(corrupt(e)),
         }
     }
     if out.len() > limit {
@@ -265,6 +351,66 @@ mod tests {
                 Err(DecompressError::Corrupt { .. })
             ));
         }
+    }
+
+    #[test]
+    fn inflating_asks_before_it_grows_and_stops_when_refused() {
+        let bomb = compress(Encoding::Gzip, 1, &[Bytes::from(vec![0u8; 8 << 20])]);
+        for encoding in [Encoding::Gzip, Encoding::Zstd] {
+            let bomb = if encoding == Encoding::Gzip {
+                bomb.clone()
+            } else {
+                compress(Encoding::Zstd, 1, &[Bytes::from(vec![0u8; 8 << 20])])
+            };
+            let mut asked = Vec::new();
+            let out = decompress_with(encoding, &bomb, 32 << 20, |n| {
+                asked.push(n);
+                true
+            })
+            .unwrap();
+            assert_eq!(out.len(), 8 << 20);
+            assert!(out.capacity() <= *asked.last().unwrap(), "{asked:?}");
+            let state = asked[0]
+                - if encoding == Encoding::Gzip {
+                    GROW_STEP
+                } else {
+                    0
+                };
+            assert!(
+                state >= 32 << 10,
+                "the decoder's state is charged: {asked:?}"
+            );
+            // Refused past 1 MiB of output: nothing larger is allocated.
+            let mut largest = 0;
+            let e = decompress_with(encoding, &bomb, 32 << 20, |n| {
+                largest = n;
+                n <= (1 << 20) + state
+            })
+            .unwrap_err();
+            assert!(
+                matches!(e, DecompressError::OverBudget { bytes } if bytes == largest),
+                "{e:?}"
+            );
+            assert!(largest <= (2 << 20) + state + ZSTD_STATE, "{largest}");
+        }
+    }
+
+    #[test]
+    fn a_zstd_frames_window_is_read_from_its_header_and_charged_before_decoding() {
+        let body = compress(Encoding::Zstd, 3, &[Bytes::from(vec![7u8; 100 << 10])]);
+        let window = zstd_window(&body).expect("a zstd frame");
+        assert!(window >= 100 << 10, "{window}");
+        let mut first = None;
+        decompress_with(Encoding::Zstd, &body, 32 << 20, |n| {
+            first.get_or_insert(n);
+            true
+        })
+        .unwrap();
+        assert!(first.unwrap() as u64 >= window, "{first:?} < {window}");
+        // Refused before the decoder is made when the window alone does not fit.
+        let e = decompress_with(Encoding::Zstd, &body, 32 << 20, |_| false).unwrap_err();
+        assert!(matches!(e, DecompressError::OverBudget { .. }));
+        assert_eq!(zstd_window(b"not zstd"), None);
     }
 
     #[test]

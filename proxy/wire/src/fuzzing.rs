@@ -9,8 +9,9 @@ fn signal(b: u8) -> Signal {
 }
 
 /// OTLP protobuf: the validating walk ([`crate::walk`], what weir runs on forwarded bytes) and prost
-/// agree on every input (same verdict, same resource and item counts), and whatever decodes re-encodes
-/// to bytes that decode to the same request.
+/// agree on every input (same verdict, same resource and item counts), except that the walk also
+/// refuses trace and span ids of the wrong length, and whatever decodes re-encodes to bytes that
+/// decode to the same request.
 pub fn otlp_protobuf(data: &[u8]) {
     let Some((&first, rest)) = data.split_first() else {
         return;
@@ -18,6 +19,10 @@ pub fn otlp_protobuf(data: &[u8]) {
     let s = signal(first);
     let walked = crate::walk::walk(s, rest);
     match Payload::decode_protobuf(s, rest) {
+        Ok(p) if !p.ids_are_valid() => assert!(
+            matches!(walked, Err(crate::walk::WalkError::InvalidId { .. })),
+            "the walk did not refuse ids of the wrong length: {walked:?}"
+        ),
         Ok(p) => {
             let counts = walked.expect("the walk refused what prost decodes");
             assert_eq!(counts.items, p.item_count(), "item counts differ");
@@ -91,4 +96,50 @@ pub fn queue_segment(data: &[u8]) {
             Ok(None) | Err(_) => break,
         }
     }
+}
+
+/// What the memory bound of [`hostile_body`] allows beyond a request's charge: allocator rounding,
+/// the decoders' small fixed buffers, serde's scratch space.
+pub const HOSTILE_SLACK: usize = 256 << 10;
+
+/// A request body as a hostile client sends it, through what a receiver does before and after
+/// admission ([`crate::intake`]): the first byte picks the signal, JSON or protobuf, and the encoding
+/// (none, gzip, zstd); the rest is the body, inflated within 1 MiB. Whatever the input: no panic,
+/// and the heap it takes at its peak (`peak() - before`, from a counting allocator the caller
+/// installs; `reset_peak` starts the measure) stays within the body, what inflating was charged and
+/// the request's cost, plus [`HOSTILE_SLACK`]: the charge the memory limit counts is what decoding
+/// can really allocate.
+pub fn hostile_body(
+    data: &[u8],
+    current: &dyn Fn() -> usize,
+    peak: &dyn Fn() -> usize,
+    reset_peak: &dyn Fn(),
+) {
+    use crate::codec::Encoding;
+    const LIMIT: usize = 1 << 20;
+    let Some((&first, rest)) = data.split_first() else {
+        return;
+    };
+    let s = signal(first);
+    let json = first & 0x04 != 0;
+    let encoding = [None, Some(Encoding::Gzip), Some(Encoding::Zstd)][usize::from(first >> 3) % 3];
+    let body = bytes::Bytes::copy_from_slice(rest);
+    let before = current();
+    reset_peak();
+    let mut inflating = 0usize;
+    let result = crate::intake::prepare(s, json, encoding, body, LIMIT, |n| {
+        inflating = inflating.max(n);
+        true
+    });
+    let mut charged = inflating;
+    if let Ok(prepared) = result {
+        charged = charged.max(usize::try_from(prepared.cost()).unwrap_or(usize::MAX));
+        drop(prepared.into_body());
+    }
+    let used = peak().saturating_sub(before);
+    assert!(
+        used <= rest.len() + charged + HOSTILE_SLACK,
+        "decoding took {used} bytes at its peak, charged {charged} for a body of {}",
+        rest.len()
+    );
 }

@@ -12,6 +12,7 @@
 pub mod body;
 pub mod codec;
 pub mod fuzzing;
+pub mod intake;
 pub mod record;
 pub mod response;
 mod signal;

@@ -269,6 +269,87 @@ impl Payload {
         r.unwrap_or_default()
     }
 
+    /// The first trace or span id of another length than the data model's (16 and 8 bytes, or
+    /// empty), as the walk refuses it in protobuf ([`crate::walk::WalkError::InvalidId`]); for
+    /// requests decoded from JSON, whose hex ids can have any length.
+    pub fn check_ids(&self) -> Result<(), crate::walk::WalkError> {
+        fn id(what: &'static str, want: u8, v: &[u8]) -> Result<(), crate::walk::WalkError> {
+            if v.is_empty() || v.len() == usize::from(want) {
+                Ok(())
+            } else {
+                Err(crate::walk::WalkError::InvalidId {
+                    what,
+                    want,
+                    got: v.len() as u64,
+                })
+            }
+        }
+        let trace = |v: &[u8]| id("trace id", 16, v);
+        let span = |v: &[u8]| id("span id", 8, v);
+        let exemplars = |e: &[opentelemetry_proto::tonic::metrics::v1::Exemplar]| {
+            e.iter().try_for_each(|e| {
+                trace(&e.trace_id)?;
+                span(&e.span_id)
+            })
+        };
+        match self {
+            Payload::Traces(r) => r
+                .resource_spans
+                .iter()
+                .flat_map(|r| &r.scope_spans)
+                .flat_map(|s| &s.spans)
+                .try_for_each(|s| {
+                    trace(&s.trace_id)?;
+                    span(&s.span_id)?;
+                    span(&s.parent_span_id)?;
+                    s.links.iter().try_for_each(|l| {
+                        trace(&l.trace_id)?;
+                        span(&l.span_id)
+                    })
+                }),
+            Payload::Logs(r) => r
+                .resource_logs
+                .iter()
+                .flat_map(|r| &r.scope_logs)
+                .flat_map(|s| &s.log_records)
+                .try_for_each(|l| {
+                    trace(&l.trace_id)?;
+                    span(&l.span_id)
+                }),
+            Payload::Metrics(r) => {
+                use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+                r.resource_metrics
+                    .iter()
+                    .flat_map(|r| &r.scope_metrics)
+                    .flat_map(|s| &s.metrics)
+                    .try_for_each(|m| match &m.data {
+                        Some(Data::Gauge(g)) => g
+                            .data_points
+                            .iter()
+                            .try_for_each(|p| exemplars(&p.exemplars)),
+                        Some(Data::Sum(g)) => g
+                            .data_points
+                            .iter()
+                            .try_for_each(|p| exemplars(&p.exemplars)),
+                        Some(Data::Histogram(g)) => g
+                            .data_points
+                            .iter()
+                            .try_for_each(|p| exemplars(&p.exemplars)),
+                        Some(Data::ExponentialHistogram(g)) => g
+                            .data_points
+                            .iter()
+                            .try_for_each(|p| exemplars(&p.exemplars)),
+                        Some(Data::Summary(_)) | None => Ok(()),
+                    })
+            }
+        }
+    }
+
+    /// Whether every trace and span id has the data model's length (see [`Payload::check_ids`]).
+    pub fn ids_are_valid(&self) -> bool {
+        self.check_ids().is_ok()
+    }
+
     /// Number of items: spans, metric data points or log records.
     pub fn item_count(&self) -> usize {
         match self {

@@ -11,6 +11,18 @@
 //!
 //! The schema is written out from `opentelemetry-proto`'s generated messages; a field missing here would
 //! be skipped as unknown while prost checks it, which the differential fuzzing catches.
+//!
+//! Beyond prost, the walk refuses what the OTLP data model refuses and strict upstreams (the
+//! Collector's pdata) refuse for the whole request: trace ids that are not 16 bytes and span ids that
+//! are not 8 bytes (empty ones are allowed: "no parent", "no trace context"), so that one client's
+//! malformed ids never ride upstream merged with another client's data ([`WalkError::InvalidId`]).
+//!
+//! It also bounds what decoding the bytes would allocate ([`Counts::decoded_bytes`]: every message
+//! entered at the size of its struct, every string and byte field at its length, every repeated
+//! number at 8 bytes, and all of those three times over: while a vector grows it holds its old
+//! buffer and the new one, twice as large, at once), so that the receiver charges
+//! a request's memory before anything is decoded: two bytes of an empty message decode to a struct of
+//! a hundred, and a request of empty messages to a hundred times its size.
 
 use crate::Signal;
 
@@ -21,6 +33,9 @@ pub struct Counts {
     pub resources: usize,
     /// Spans, metric data points or log records.
     pub items: usize,
+    /// At most the heap bytes decoding the request into prost's structs allocates (see the module
+    /// docs); the bytes themselves are not included.
+    pub decoded_bytes: usize,
 }
 
 /// Why the bytes are not a valid request (the kinds of prost's `DecodeError`).
@@ -56,6 +71,16 @@ pub enum WalkError {
     /// Messages nested deeper than the decoder allows.
     #[error("recursion limit reached")]
     RecursionLimit,
+    /// A trace or span id of another length than the data model's (16 and 8 bytes, or empty).
+    #[error("invalid {what}: {got} bytes, not {want} (or none)")]
+    InvalidId {
+        /// `trace id` or `span id`.
+        what: &'static str,
+        /// Its required length.
+        want: u8,
+        /// Its length.
+        got: u64,
+    },
 }
 
 /// prost's `RECURSION_LIMIT`.
@@ -76,6 +101,8 @@ enum Kind {
     RepFixed64,
     /// Repeated uint64, packed or not.
     RepVarint,
+    /// A trace id (16 bytes) or span id (8 bytes), or empty.
+    Id(u8),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -99,6 +126,8 @@ struct Field {
 struct Msg {
     fields: &'static [Field],
     index: [u8; INDEXED],
+    /// The size of its decoded struct.
+    size: u32,
 }
 
 const INDEXED: usize = 32;
@@ -111,8 +140,8 @@ impl Msg {
     }
 }
 
-/// A message of `fields` with its index.
-const fn msg(fields: &'static [Field]) -> Msg {
+/// A message of `fields` with its index, decoded to a struct of `size` bytes.
+const fn msg(size: usize, fields: &'static [Field]) -> Msg {
     let mut index = [u8::MAX; INDEXED];
     let mut i = 0;
     while i < fields.len() {
@@ -120,7 +149,11 @@ const fn msg(fields: &'static [Field]) -> Msg {
         index[fields[i].tag as usize] = i as u8;
         i += 1;
     }
-    Msg { fields, index }
+    Msg {
+        fields,
+        index,
+        size: size as u32,
+    }
 }
 
 const fn f(tag: u32, kind: Kind) -> Field {
@@ -147,155 +180,248 @@ const fn variant(tag: u32, msg: &'static Msg) -> Field {
     }
 }
 
-use Kind::{Bytes, Fixed32, Fixed64, Msg as M, RepFixed64, RepVarint, Str, Varint};
+use Kind::{Bytes, Fixed32, Fixed64, Id, Msg as M, RepFixed64, RepVarint, Str, Varint};
+use opentelemetry_proto::tonic::{common::v1 as c, logs::v1 as l, metrics::v1 as m};
+use opentelemetry_proto::tonic::{resource::v1 as r, trace::v1 as t};
+use std::mem::size_of as z;
+
+const TRACE_ID: Kind = Id(16);
+const SPAN_ID: Kind = Id(8);
 
 // opentelemetry.proto.common.v1
-static ANY_VALUE: Msg = msg(&[
-    f(1, Str),
-    f(2, Varint),
-    f(3, Varint),
-    f(4, Fixed64),
-    f(5, M(&ARRAY_VALUE)),
-    f(6, M(&KEY_VALUE_LIST)),
-    f(7, Bytes),
-    f(8, Varint),
-]);
-static ARRAY_VALUE: Msg = msg(&[f(1, M(&ANY_VALUE))]);
-static KEY_VALUE_LIST: Msg = msg(&[f(1, M(&KEY_VALUE))]);
-static KEY_VALUE: Msg = msg(&[f(1, Str), f(2, M(&ANY_VALUE)), f(3, Varint)]);
-static SCOPE: Msg = msg(&[f(1, Str), f(2, Str), f(3, M(&KEY_VALUE)), f(4, Varint)]);
-static ENTITY_REF: Msg = msg(&[f(1, Str), f(2, Str), f(3, Str), f(4, Str)]);
+static ANY_VALUE: Msg = msg(
+    z::<c::AnyValue>(),
+    &[
+        f(1, Str),
+        f(2, Varint),
+        f(3, Varint),
+        f(4, Fixed64),
+        f(5, M(&ARRAY_VALUE)),
+        f(6, M(&KEY_VALUE_LIST)),
+        f(7, Bytes),
+        f(8, Varint),
+    ],
+);
+static ARRAY_VALUE: Msg = msg(z::<c::ArrayValue>(), &[f(1, M(&ANY_VALUE))]);
+static KEY_VALUE_LIST: Msg = msg(z::<c::KeyValueList>(), &[f(1, M(&KEY_VALUE))]);
+static KEY_VALUE: Msg = msg(
+    z::<c::KeyValue>(),
+    &[f(1, Str), f(2, M(&ANY_VALUE)), f(3, Varint)],
+);
+static SCOPE: Msg = msg(
+    z::<c::InstrumentationScope>(),
+    &[f(1, Str), f(2, Str), f(3, M(&KEY_VALUE)), f(4, Varint)],
+);
+static ENTITY_REF: Msg = msg(
+    z::<c::EntityRef>(),
+    &[f(1, Str), f(2, Str), f(3, Str), f(4, Str)],
+);
 // opentelemetry.proto.resource.v1
-static RESOURCE: Msg = msg(&[f(1, M(&KEY_VALUE)), f(2, Varint), f(3, M(&ENTITY_REF))]);
+static RESOURCE: Msg = msg(
+    z::<r::Resource>(),
+    &[f(1, M(&KEY_VALUE)), f(2, Varint), f(3, M(&ENTITY_REF))],
+);
 
 // opentelemetry.proto.trace.v1
-static TRACE_REQUEST: Msg = msg(&[f(1, M(&RESOURCE_SPANS))]);
-static RESOURCE_SPANS: Msg = msg(&[f(1, M(&RESOURCE)), f(2, M(&SCOPE_SPANS)), f(3, Str)]);
-static SCOPE_SPANS: Msg = msg(&[f(1, M(&SCOPE)), item(2, &SPAN), f(3, Str)]);
-static SPAN: Msg = msg(&[
-    f(1, Bytes),
-    f(2, Bytes),
-    f(3, Str),
-    f(4, Bytes),
-    f(16, Fixed32),
-    f(5, Str),
-    f(6, Varint),
-    f(7, Fixed64),
-    f(8, Fixed64),
-    f(9, M(&KEY_VALUE)),
-    f(10, Varint),
-    f(11, M(&EVENT)),
-    f(12, Varint),
-    f(13, M(&LINK)),
-    f(14, Varint),
-    f(15, M(&STATUS)),
-]);
-static EVENT: Msg = msg(&[f(1, Fixed64), f(2, Str), f(3, M(&KEY_VALUE)), f(4, Varint)]);
-static LINK: Msg = msg(&[
-    f(1, Bytes),
-    f(2, Bytes),
-    f(3, Str),
-    f(4, M(&KEY_VALUE)),
-    f(5, Varint),
-    f(6, Fixed32),
-]);
-static STATUS: Msg = msg(&[f(2, Str), f(3, Varint)]);
+static TRACE_REQUEST: Msg = msg(
+    z::<opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest>(),
+    &[f(1, M(&RESOURCE_SPANS))],
+);
+static RESOURCE_SPANS: Msg = msg(
+    z::<t::ResourceSpans>(),
+    &[f(1, M(&RESOURCE)), f(2, M(&SCOPE_SPANS)), f(3, Str)],
+);
+static SCOPE_SPANS: Msg = msg(
+    z::<t::ScopeSpans>(),
+    &[f(1, M(&SCOPE)), item(2, &SPAN), f(3, Str)],
+);
+static SPAN: Msg = msg(
+    z::<t::Span>(),
+    &[
+        f(1, TRACE_ID),
+        f(2, SPAN_ID),
+        f(3, Str),
+        f(4, SPAN_ID),
+        f(16, Fixed32),
+        f(5, Str),
+        f(6, Varint),
+        f(7, Fixed64),
+        f(8, Fixed64),
+        f(9, M(&KEY_VALUE)),
+        f(10, Varint),
+        f(11, M(&EVENT)),
+        f(12, Varint),
+        f(13, M(&LINK)),
+        f(14, Varint),
+        f(15, M(&STATUS)),
+    ],
+);
+static EVENT: Msg = msg(
+    z::<t::span::Event>(),
+    &[f(1, Fixed64), f(2, Str), f(3, M(&KEY_VALUE)), f(4, Varint)],
+);
+static LINK: Msg = msg(
+    z::<t::span::Link>(),
+    &[
+        f(1, TRACE_ID),
+        f(2, SPAN_ID),
+        f(3, Str),
+        f(4, M(&KEY_VALUE)),
+        f(5, Varint),
+        f(6, Fixed32),
+    ],
+);
+static STATUS: Msg = msg(z::<t::Status>(), &[f(2, Str), f(3, Varint)]);
 
 // opentelemetry.proto.metrics.v1
-static METRICS_REQUEST: Msg = msg(&[f(1, M(&RESOURCE_METRICS))]);
-static RESOURCE_METRICS: Msg = msg(&[f(1, M(&RESOURCE)), f(2, M(&SCOPE_METRICS)), f(3, Str)]);
-static SCOPE_METRICS: Msg = msg(&[f(1, M(&SCOPE)), f(2, M(&METRIC)), f(3, Str)]);
-static METRIC: Msg = msg(&[
-    f(1, Str),
-    f(2, Str),
-    f(3, Str),
-    f(12, M(&KEY_VALUE)),
-    variant(5, &GAUGE),
-    variant(7, &SUM),
-    variant(9, &HISTOGRAM),
-    variant(10, &EXP_HISTOGRAM),
-    variant(11, &SUMMARY),
-]);
-static GAUGE: Msg = msg(&[item(1, &NUMBER_POINT)]);
-static SUM: Msg = msg(&[item(1, &NUMBER_POINT), f(2, Varint), f(3, Varint)]);
-static HISTOGRAM: Msg = msg(&[item(1, &HISTOGRAM_POINT), f(2, Varint)]);
-static EXP_HISTOGRAM: Msg = msg(&[item(1, &EXP_HISTOGRAM_POINT), f(2, Varint)]);
-static SUMMARY: Msg = msg(&[item(1, &SUMMARY_POINT)]);
-static NUMBER_POINT: Msg = msg(&[
-    f(7, M(&KEY_VALUE)),
-    f(2, Fixed64),
-    f(3, Fixed64),
-    f(5, M(&EXEMPLAR)),
-    f(8, Varint),
-    f(4, Fixed64),
-    f(6, Fixed64),
-]);
-static HISTOGRAM_POINT: Msg = msg(&[
-    f(9, M(&KEY_VALUE)),
-    f(2, Fixed64),
-    f(3, Fixed64),
-    f(4, Fixed64),
-    f(5, Fixed64),
-    f(6, RepFixed64),
-    f(7, RepFixed64),
-    f(8, M(&EXEMPLAR)),
-    f(10, Varint),
-    f(11, Fixed64),
-    f(12, Fixed64),
-]);
-static EXP_HISTOGRAM_POINT: Msg = msg(&[
-    f(1, M(&KEY_VALUE)),
-    f(2, Fixed64),
-    f(3, Fixed64),
-    f(4, Fixed64),
-    f(5, Fixed64),
-    f(6, Varint),
-    f(7, Fixed64),
-    f(8, M(&BUCKETS)),
-    f(9, M(&BUCKETS)),
-    f(10, Varint),
-    f(11, M(&EXEMPLAR)),
-    f(12, Fixed64),
-    f(13, Fixed64),
-    f(14, Fixed64),
-]);
-static BUCKETS: Msg = msg(&[f(1, Varint), f(2, RepVarint)]);
-static SUMMARY_POINT: Msg = msg(&[
-    f(7, M(&KEY_VALUE)),
-    f(2, Fixed64),
-    f(3, Fixed64),
-    f(4, Fixed64),
-    f(5, Fixed64),
-    f(6, M(&VALUE_AT_QUANTILE)),
-    f(8, Varint),
-]);
-static VALUE_AT_QUANTILE: Msg = msg(&[f(1, Fixed64), f(2, Fixed64)]);
-static EXEMPLAR: Msg = msg(&[
-    f(7, M(&KEY_VALUE)),
-    f(2, Fixed64),
-    f(4, Bytes),
-    f(5, Bytes),
-    f(3, Fixed64),
-    f(6, Fixed64),
-]);
+static METRICS_REQUEST: Msg = msg(
+    z::<opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest>(),
+    &[f(1, M(&RESOURCE_METRICS))],
+);
+static RESOURCE_METRICS: Msg = msg(
+    z::<m::ResourceMetrics>(),
+    &[f(1, M(&RESOURCE)), f(2, M(&SCOPE_METRICS)), f(3, Str)],
+);
+static SCOPE_METRICS: Msg = msg(
+    z::<m::ScopeMetrics>(),
+    &[f(1, M(&SCOPE)), f(2, M(&METRIC)), f(3, Str)],
+);
+static METRIC: Msg = msg(
+    z::<m::Metric>(),
+    &[
+        f(1, Str),
+        f(2, Str),
+        f(3, Str),
+        f(12, M(&KEY_VALUE)),
+        variant(5, &GAUGE),
+        variant(7, &SUM),
+        variant(9, &HISTOGRAM),
+        variant(10, &EXP_HISTOGRAM),
+        variant(11, &SUMMARY),
+    ],
+);
+static GAUGE: Msg = msg(z::<m::Gauge>(), &[item(1, &NUMBER_POINT)]);
+static SUM: Msg = msg(
+    z::<m::Sum>(),
+    &[item(1, &NUMBER_POINT), f(2, Varint), f(3, Varint)],
+);
+static HISTOGRAM: Msg = msg(
+    z::<m::Histogram>(),
+    &[item(1, &HISTOGRAM_POINT), f(2, Varint)],
+);
+static EXP_HISTOGRAM: Msg = msg(
+    z::<m::ExponentialHistogram>(),
+    &[item(1, &EXP_HISTOGRAM_POINT), f(2, Varint)],
+);
+static SUMMARY: Msg = msg(z::<m::Summary>(), &[item(1, &SUMMARY_POINT)]);
+static NUMBER_POINT: Msg = msg(
+    z::<m::NumberDataPoint>(),
+    &[
+        f(7, M(&KEY_VALUE)),
+        f(2, Fixed64),
+        f(3, Fixed64),
+        f(5, M(&EXEMPLAR)),
+        f(8, Varint),
+        f(4, Fixed64),
+        f(6, Fixed64),
+    ],
+);
+static HISTOGRAM_POINT: Msg = msg(
+    z::<m::HistogramDataPoint>(),
+    &[
+        f(9, M(&KEY_VALUE)),
+        f(2, Fixed64),
+        f(3, Fixed64),
+        f(4, Fixed64),
+        f(5, Fixed64),
+        f(6, RepFixed64),
+        f(7, RepFixed64),
+        f(8, M(&EXEMPLAR)),
+        f(10, Varint),
+        f(11, Fixed64),
+        f(12, Fixed64),
+    ],
+);
+static EXP_HISTOGRAM_POINT: Msg = msg(
+    z::<m::ExponentialHistogramDataPoint>(),
+    &[
+        f(1, M(&KEY_VALUE)),
+        f(2, Fixed64),
+        f(3, Fixed64),
+        f(4, Fixed64),
+        f(5, Fixed64),
+        f(6, Varint),
+        f(7, Fixed64),
+        f(8, M(&BUCKETS)),
+        f(9, M(&BUCKETS)),
+        f(10, Varint),
+        f(11, M(&EXEMPLAR)),
+        f(12, Fixed64),
+        f(13, Fixed64),
+        f(14, Fixed64),
+    ],
+);
+static BUCKETS: Msg = msg(
+    z::<m::exponential_histogram_data_point::Buckets>(),
+    &[f(1, Varint), f(2, RepVarint)],
+);
+static SUMMARY_POINT: Msg = msg(
+    z::<m::SummaryDataPoint>(),
+    &[
+        f(7, M(&KEY_VALUE)),
+        f(2, Fixed64),
+        f(3, Fixed64),
+        f(4, Fixed64),
+        f(5, Fixed64),
+        f(6, M(&VALUE_AT_QUANTILE)),
+        f(8, Varint),
+    ],
+);
+static VALUE_AT_QUANTILE: Msg = msg(
+    z::<m::summary_data_point::ValueAtQuantile>(),
+    &[f(1, Fixed64), f(2, Fixed64)],
+);
+static EXEMPLAR: Msg = msg(
+    z::<m::Exemplar>(),
+    &[
+        f(7, M(&KEY_VALUE)),
+        f(2, Fixed64),
+        f(4, SPAN_ID),
+        f(5, TRACE_ID),
+        f(3, Fixed64),
+        f(6, Fixed64),
+    ],
+);
 
 // opentelemetry.proto.logs.v1
-static LOGS_REQUEST: Msg = msg(&[f(1, M(&RESOURCE_LOGS))]);
-static RESOURCE_LOGS: Msg = msg(&[f(1, M(&RESOURCE)), f(2, M(&SCOPE_LOGS)), f(3, Str)]);
-static SCOPE_LOGS: Msg = msg(&[f(1, M(&SCOPE)), item(2, &LOG_RECORD), f(3, Str)]);
-static LOG_RECORD: Msg = msg(&[
-    f(1, Fixed64),
-    f(11, Fixed64),
-    f(2, Varint),
-    f(3, Str),
-    f(5, M(&ANY_VALUE)),
-    f(6, M(&KEY_VALUE)),
-    f(7, Varint),
-    f(8, Fixed32),
-    f(9, Bytes),
-    f(10, Bytes),
-    f(12, Str),
-]);
+static LOGS_REQUEST: Msg = msg(
+    z::<opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest>(),
+    &[f(1, M(&RESOURCE_LOGS))],
+);
+static RESOURCE_LOGS: Msg = msg(
+    z::<l::ResourceLogs>(),
+    &[f(1, M(&RESOURCE)), f(2, M(&SCOPE_LOGS)), f(3, Str)],
+);
+static SCOPE_LOGS: Msg = msg(
+    z::<l::ScopeLogs>(),
+    &[f(1, M(&SCOPE)), item(2, &LOG_RECORD), f(3, Str)],
+);
+static LOG_RECORD: Msg = msg(
+    z::<l::LogRecord>(),
+    &[
+        f(1, Fixed64),
+        f(11, Fixed64),
+        f(2, Varint),
+        f(3, Str),
+        f(5, M(&ANY_VALUE)),
+        f(6, M(&KEY_VALUE)),
+        f(7, Varint),
+        f(8, Fixed32),
+        f(9, TRACE_ID),
+        f(10, SPAN_ID),
+        f(12, Str),
+    ],
+);
 
 const VARINT: u8 = 0;
 const FIXED64: u8 = 1;
@@ -329,17 +455,76 @@ pub fn walk(signal: Signal, bytes: &[u8]) -> Result<Counts, WalkError> {
         Signal::Metrics => &METRICS_REQUEST,
         Signal::Logs => &LOGS_REQUEST,
     };
-    let mut w = Walker { buf: bytes, pos: 0 };
+    let mut w = Walker {
+        buf: bytes,
+        pos: 0,
+        structs: 0,
+        heap: 0,
+    };
     let (items, resources) = w.fields(request, bytes.len(), RECURSION_LIMIT)?;
     Ok(Counts {
         resources: resources as usize,
         items: items as usize,
+        decoded_bytes: usize::try_from(w.structs.saturating_mul(GROWTH).saturating_add(w.heap))
+            .unwrap_or(usize::MAX),
     })
+}
+
+/// What a vector's elements can cost at their peak, in multiples of their size: a vector that grows
+/// holds its old buffer and the new one, twice as large, at once (found by the `hostile_body` fuzz
+/// target: 300,000 empty JSON spans peaked at exactly three times their structs).
+const GROWTH: u64 = 3;
+
+/// The largest struct a message decodes to: a bound for a JSON object of unknown type.
+pub const MAX_MESSAGE_SIZE: usize = {
+    let all = [
+        z::<t::Span>(),
+        z::<l::LogRecord>(),
+        z::<m::Metric>(),
+        z::<m::HistogramDataPoint>(),
+        z::<m::ExponentialHistogramDataPoint>(),
+        z::<m::SummaryDataPoint>(),
+        z::<m::NumberDataPoint>(),
+        z::<m::Exemplar>(),
+        z::<t::ResourceSpans>(),
+        z::<m::ResourceMetrics>(),
+        z::<l::ResourceLogs>(),
+        z::<c::AnyValue>(),
+        z::<c::KeyValue>(),
+    ];
+    let mut max = 0;
+    let mut i = 0;
+    while i < all.len() {
+        if all[i] > max {
+            max = all[i];
+        }
+        i += 1;
+    }
+    max
+};
+
+/// At most the heap bytes decoding an OTLP/JSON body of `json` into prost's structs allocates: every
+/// object at [`MAX_MESSAGE_SIZE`] and every comma as an 8-byte number (three times, for vector
+/// growth), every byte as a string byte. Counting bytes is all it does: it runs before anything is decoded.
+pub fn json_decoded_bound(json: &[u8]) -> usize {
+    let (mut objects, mut commas) = (0usize, 0usize);
+    for &b in json {
+        objects += usize::from(b == b'{');
+        commas += usize::from(b == b',');
+    }
+    objects
+        .saturating_mul(GROWTH as usize * MAX_MESSAGE_SIZE)
+        .saturating_add(commas.saturating_mul(GROWTH as usize * 8))
+        .saturating_add(json.len())
 }
 
 struct Walker<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// Bytes of the structs of the messages entered (see [`Counts::decoded_bytes`]).
+    structs: u64,
+    /// Bytes of strings, byte fields and repeated numbers.
+    heap: u64,
 }
 
 impl Walker<'_> {
@@ -478,6 +663,20 @@ impl Walker<'_> {
                 expect(LEN)?;
                 let n = self.varint(end)?;
                 self.take(n, end)?;
+                self.heap += n;
+            }
+            Kind::Id(want) => {
+                expect(LEN)?;
+                let n = self.varint(end)?;
+                self.take(n, end)?;
+                if n != 0 && n != u64::from(want) {
+                    return Err(WalkError::InvalidId {
+                        what: if want == 16 { "trace id" } else { "span id" },
+                        want,
+                        got: n,
+                    });
+                }
+                self.heap += n;
             }
             Kind::Str => {
                 expect(LEN)?;
@@ -489,10 +688,12 @@ impl Walker<'_> {
                     if !(inner - self.pos).is_multiple_of(8) {
                         return Err(WalkError::BufferUnderflow);
                     }
+                    self.heap += GROWTH * (inner - self.pos) as u64;
                     self.pos = inner;
                 } else {
                     expect(FIXED64)?;
                     self.take(8, end)?;
+                    self.heap += GROWTH * 8;
                 }
             }
             Kind::RepVarint => {
@@ -500,10 +701,12 @@ impl Walker<'_> {
                     let inner = self.delimited(end)?;
                     while self.pos < inner {
                         self.varint(inner)?;
+                        self.heap += GROWTH * 8;
                     }
                 } else {
                     expect(VARINT)?;
                     self.varint(end)?;
+                    self.heap += GROWTH * 8;
                 }
             }
             Kind::Msg(inner_msg) => {
@@ -512,6 +715,7 @@ impl Walker<'_> {
                     return Err(WalkError::RecursionLimit);
                 }
                 let inner = self.delimited(end)?;
+                self.structs += u64::from(inner_msg.size);
                 // Attributes are most of OTLP: their two messages have walks of their own, whose
                 // branches predict well (they hold no items).
                 if std::ptr::eq(inner_msg, &KEY_VALUE) {
@@ -530,6 +734,7 @@ impl Walker<'_> {
     #[inline(always)]
     fn string(&mut self, end: usize) -> Result<(), WalkError> {
         let n = self.varint(end)?;
+        self.heap += n;
         if utf8(self.take(n, end)?) {
             Ok(())
         } else {
@@ -663,6 +868,8 @@ mod tests {
                 true
             }
             (Err(_), Err(_)) => false,
+            // The data model's id lengths, which prost does not check.
+            (Err(WalkError::InvalidId { .. }), Ok(p)) if !p.ids_are_valid() => false,
             _ => panic!("walk {walked:?} but prost {decoded:?} on {signal} {bytes:02x?}"),
         }
     }
@@ -676,6 +883,105 @@ mod tests {
         for s in Signal::ALL {
             assert_eq!(walk(s, b"").unwrap(), Counts::default());
         }
+    }
+
+    #[test]
+    fn ids_of_the_wrong_length_are_refused_and_empty_ones_allowed() {
+        use opentelemetry_proto::tonic::trace::v1::{Span, span::Link};
+        let traces = |span: Span| {
+            let p = Payload::Traces(
+                opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
+                    resource_spans: vec![t::ResourceSpans {
+                        scope_spans: vec![t::ScopeSpans {
+                            spans: vec![span],
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }],
+                },
+            );
+            (walk(Signal::Traces, &p.encode_protobuf()), p.check_ids())
+        };
+        let good = Span {
+            trace_id: vec![1; 16],
+            span_id: vec![2; 8],
+            ..Default::default()
+        };
+        assert!(traces(good.clone()).0.is_ok());
+        assert!(traces(Span::default()).0.is_ok(), "empty ids are allowed");
+        for bad in [
+            Span {
+                trace_id: vec![1; 3],
+                ..good.clone()
+            },
+            Span {
+                span_id: vec![1; 16],
+                ..good.clone()
+            },
+            Span {
+                parent_span_id: vec![1; 7],
+                ..good.clone()
+            },
+            Span {
+                links: vec![Link {
+                    trace_id: vec![1; 15],
+                    span_id: vec![1; 8],
+                    ..Default::default()
+                }],
+                ..good.clone()
+            },
+        ] {
+            let (walked, checked) = traces(bad);
+            assert!(
+                matches!(walked, Err(WalkError::InvalidId { .. })),
+                "{walked:?}"
+            );
+            assert_eq!(walked.map(|_| ()), checked, "protobuf and JSON agree");
+        }
+        let e = traces(Span {
+            trace_id: vec![1; 3],
+            ..good
+        })
+        .0
+        .unwrap_err();
+        assert_eq!(e.to_string(), "invalid trace id: 3 bytes, not 16 (or none)");
+    }
+
+    #[test]
+    fn the_decoded_size_bound_covers_empty_messages() {
+        // Issue 20: `{}` and `12 00` cost a few bytes on the wire and a whole struct decoded.
+        // One ResourceSpans holding 1000 empty ScopeSpans.
+        let scopes = [0x12u8, 0x00].repeat(1000);
+        let mut body = vec![0x0a];
+        let mut len = Vec::new();
+        let mut n = scopes.len();
+        while n >= 0x80 {
+            len.push((n as u8) | 0x80);
+            n >>= 7;
+        }
+        len.push(n as u8);
+        body.extend_from_slice(&len);
+        body.extend_from_slice(&scopes);
+        let counts = walk(Signal::Traces, &body).unwrap();
+        let decoded = Payload::decode_protobuf(Signal::Traces, &body).unwrap();
+        let Payload::Traces(r) = &decoded else {
+            unreachable!()
+        };
+        let scopes = &r.resource_spans[0].scope_spans;
+        assert_eq!(scopes.len(), 1000);
+        let heap = scopes.capacity() * z::<t::ScopeSpans>() + z::<t::ResourceSpans>();
+        assert!(
+            counts.decoded_bytes >= heap,
+            "{} < {heap}",
+            counts.decoded_bytes
+        );
+        assert!(counts.decoded_bytes > 50 * body.len(), "{counts:?}");
+        // JSON: an object costs at least the largest struct.
+        let json = format!(
+            r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{}]}}]}}]}}"#,
+            vec!["{}"; 1000].join(",")
+        );
+        assert!(json_decoded_bound(json.as_bytes()) >= 1000 * z::<t::Span>() * 3);
     }
 
     /// Every single-byte change and every truncation of the examples: the walk and prost agree.
