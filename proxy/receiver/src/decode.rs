@@ -3,7 +3,7 @@
 //! protobuf once, later, by the pipeline).
 
 use bytes::Bytes;
-use weir_core::{Body, Encoded, Payload, Signal};
+use weir_core::{Body, Signal};
 use weir_wire::codec::{self, DecompressError, Encoding};
 use weir_wire::intake::IntakeError;
 use weir_wire::walk::WalkError;

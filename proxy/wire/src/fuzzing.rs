@@ -104,7 +104,7 @@ pub const HOSTILE_SLACK: usize = 256 << 10;
 
 /// A request body as a hostile client sends it, through what a receiver does before and after
 /// admission ([`crate::intake`]): the first byte picks the signal, JSON or protobuf, and the encoding
-/// (none, gzip, zstd); the rest is the body, inflated within 1 MiB. Whatever the input: no panic,
+/// (none, gzip, zstd); the rest is the body, inflated within 256 KiB. Whatever the input: no panic,
 /// and the heap it takes at its peak (`peak() - before`, from a counting allocator the caller
 /// installs; `reset_peak` starts the measure) stays within the body, what inflating was charged and
 /// the request's cost, plus [`HOSTILE_SLACK`]: the charge the memory limit counts is what decoding
@@ -116,7 +116,7 @@ pub fn hostile_body(
     reset_peak: &dyn Fn(),
 ) {
     use crate::codec::Encoding;
-    const LIMIT: usize = 1 << 20;
+    const LIMIT: usize = 256 << 10;
     let Some((&first, rest)) = data.split_first() else {
         return;
     };
