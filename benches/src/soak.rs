@@ -1,6 +1,7 @@
 //! The soak run (issue 13): for a bounded time, load through weir with a durable queue while the
-//! upstream flaps, weir is killed with SIGKILL and restarted every few seconds (on the same state
-//! directory), the `zone` filter is swapped through the admin API, and a hostile filter (it traps on
+//! upstream flaps, weir is restarted every few seconds (on the same state directory): twice with
+//! SIGTERM (a clean stop that drains and records the delivery cursor), then with SIGKILL, in turn
+//! (issue 20: two clean restarts and a kill lost acknowledged data), the `zone` filter is swapped through the admin API, and a hostile filter (it traps on
 //! every call) is pushed and must be quarantined. Then the upstream stays up until every acknowledged
 //! span has arrived, and the run reports sent, acknowledged, received, duplicates and lost.
 //!
@@ -52,7 +53,7 @@ struct Args {
     /// Where the built filters are (`filters/build.sh`).
     #[arg(long, default_value = "target/wasm")]
     wasm_dir: PathBuf,
-    /// SIGKILL and restart weir this often (ms).
+    /// Restart weir this often (ms): SIGTERM, SIGTERM, SIGKILL, in turn.
     #[arg(long, default_value_t = 5000)]
     kill_every_ms: u64,
     /// Toggle the upstream between up and refusing (UNAVAILABLE) this often (ms).
@@ -258,6 +259,7 @@ async fn metric(admin: SocketAddr, name_and_labels: &str) -> f64 {
 
 struct Chaos {
     kills: u64,
+    terms: u64,
     flaps: u64,
     swaps_ok: u64,
     swaps_failed: u64,
@@ -322,6 +324,7 @@ async fn run(args: Args) -> Result<bool> {
     let end = started + Duration::from_secs(args.seconds);
     let mut chaos = Chaos {
         kills: 0,
+        terms: 0,
         flaps: 0,
         swaps_ok: 0,
         swaps_failed: 0,
@@ -344,9 +347,19 @@ async fn run(args: Args) -> Result<bool> {
         }
         if now >= next_kill {
             *target.lock().unwrap_or_else(|p| p.into_inner()) = None;
-            weir.kill9()?;
-            chaos.kills += 1;
-            eprintln!("soak: weir killed ({})", chaos.kills);
+            if (chaos.kills + chaos.terms) % 3 == 2 {
+                weir.kill9()?;
+                chaos.kills += 1;
+                eprintln!("soak: weir killed ({})", chaos.kills);
+            } else {
+                // A clean stop: drains and exits 0, or it is no clean stop.
+                let status = weir.stop(Duration::from_secs(60))?;
+                if !status.success() {
+                    bail!("weir did not stop cleanly on SIGTERM: {status}");
+                }
+                chaos.terms += 1;
+                eprintln!("soak: weir stopped with SIGTERM ({})", chaos.terms);
+            }
             weir = spawn_weir(&bin, sink, &config_path, args.verbose)?;
             *target.lock().unwrap_or_else(|p| p.into_inner()) = Some(weir.listeners().otlp_grpc);
             next_kill = Instant::now() + Duration::from_millis(args.kill_every_ms);
@@ -436,14 +449,15 @@ async fn run(args: Args) -> Result<bool> {
     let mut report = String::new();
     writeln!(
         report,
-        "| seconds | kills | upstream flaps | filter swaps (failed) | hostile quarantined | spans sent | acknowledged | received | duplicates | lost | drain |"
+        "| seconds | kills (SIGTERM) | upstream flaps | filter swaps (failed) | hostile quarantined | spans sent | acknowledged | received | duplicates | lost | drain |"
     )?;
     writeln!(report, "|---|---|---|---|---|---|---|---|---|---|---|")?;
     writeln!(
         report,
-        "| {:.0} | {} | {} | {} ({}) | {} | {} | {} | {} | {} | {} | {:.1} s |",
+        "| {:.0} | {} ({}) | {} | {} ({}) | {} | {} | {} | {} | {} | {} | {:.1} s |",
         chaos_secs,
         chaos.kills,
+        chaos.terms,
         chaos.flaps,
         chaos.swaps_ok,
         chaos.swaps_failed,

@@ -254,6 +254,7 @@ pipelines:
     let settled = wait_for("the dead upstream's 16 requests settling", || async move {
         let n = w.metric(&refused_of("queue_full")).await
             + w.metric(&refused_of("overloaded")).await
+            + w.metric(&refused_of("upstream_unavailable")).await
             + w.metric(dead_batches).await;
         (n >= 16.0).then_some(n)
     })
@@ -295,13 +296,16 @@ pipelines:
     }
     assert!(dead_statuses.iter().all(|s| *s == 503), "{dead_statuses:?}");
     // At most 6 were taken (2 in flight, 4 queued); the rest were refused at once: as queue_full, or,
-    // for those that arrived while the burst held all 8 admission slots, as overloaded (how the 16
-    // bunch up decides the split, not the total).
+    // for those that arrived while the burst held all 8 admission slots, as overloaded, or, once the
+    // upstream had been failing for a second, as upstream_unavailable (how the 16 bunch up decides the
+    // split, not the total).
     let queue_full = weir.metric(&refused("queue_full")).await;
     let overloaded = weir.metric(&refused("overloaded")).await;
+    // Those that came once the upstream had been failing for a second: refused at once as down.
+    let down = weir.metric(&refused("upstream_unavailable")).await;
     assert!(
-        queue_full + overloaded >= 10.0,
-        "{queue_full} + {overloaded}"
+        queue_full + overloaded + down >= 10.0,
+        "{queue_full} + {overloaded} + {down}"
     );
     assert!(dead.calls() > 0);
     assert_eq!(dead.items(), 0);
@@ -316,4 +320,75 @@ pipelines:
             .iter()
             .any(|n| n.starts_with("dead"))
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_live_upstream_never_waits_for_a_dead_one_with_memory_queues() {
+    // Issue 20: with memory queues, requests whose items went to a live and a dead upstream were
+    // answered only at their deadline, so clients that wait for their answer before sending more
+    // (every SDK's batch exporter) delivered to the live upstream 41 s late (p50) during an outage.
+    // Here the deadline is ten minutes: a request that waited for the dead upstream would not be
+    // answered within the test's bounded waits.
+    let (live, live_url) = Recorder::grpc().await;
+    let (dead, dead_url) = Recorder::grpc().await;
+    dead.always(Some(Answer::Status(tonic::Code::Unavailable, "down")));
+    let weir = Weir::with_config(&format!(
+        r#"
+limits: {{ request_timeout: 10m }}
+exporters:
+  live: {{ otlp: {{ endpoint: "{live_url}" }} }}
+  dead: {{ otlp: {{ endpoint: "{dead_url}" }} }}
+pipelines:
+  traces:
+    exporters: [live, dead]
+"#
+    ));
+    // The first request's part for the dead upstream waits in its queue, retried: the probe.
+    let probe = {
+        let body = traces(vec![resource("t", &[("probe", "/")])]);
+        let url = weir.http_url(Signal::Traces);
+        tokio::spawn(async move {
+            post(&url, &[("content-type", "application/x-protobuf")], body)
+                .await
+                .0
+        })
+    };
+    weir.wait_for_metric(r#"weir_exporter_upstream_down{exporter="dead"}"#, 1.0)
+        .await;
+    // One client sending one request after another: each is answered (503: its dead part was
+    // refused at once, retryable) while the probe is still waiting, and each one's live part has
+    // arrived.
+    for i in 0..20 {
+        let body = traces(vec![resource("t", &[(&format!("live-{i}"), "/")])]);
+        let answer = tokio::time::timeout(
+            std::time::Duration::from_secs(60),
+            post_traces(&weir, &[], body),
+        )
+        .await
+        .expect("answered without waiting for the dead upstream");
+        assert_eq!(answer, 503, "request {i}");
+        assert!(
+            span_names(&live.received()).contains(&format!("live-{i}")),
+            "request {i}'s live part arrived before its answer"
+        );
+    }
+    assert!(
+        !probe.is_finished(),
+        "the probe waits for the dead upstream"
+    );
+    assert_eq!(
+        weir.metric(
+            r#"weir_refused_requests_total{signal="traces",transport="http",reason="upstream_unavailable"}"#
+        )
+        .await,
+        20.0
+    );
+    // The upstream comes back: the probe gets through, and requests are acknowledged again.
+    dead.always(None);
+    assert_eq!(probe.await.unwrap(), 200);
+    weir.wait_for_metric(r#"weir_exporter_upstream_down{exporter="dead"}"#, 0.0)
+        .await;
+    let body = traces(vec![resource("t", &[("both", "/")])]);
+    assert_eq!(post_traces(&weir, &[], body).await, 200);
+    assert!(span_names(&dead.received()).contains(&"both".to_string()));
 }

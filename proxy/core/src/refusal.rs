@@ -47,6 +47,7 @@ impl Refusal {
         match self {
             Refusal::NoPipeline(_) => RefuseReason::NoPipeline,
             Refusal::Timeout => RefuseReason::Timeout,
+            Refusal::QueueFull(f) if f.upstream_down => RefuseReason::UpstreamUnavailable,
             Refusal::QueueFull(_) => RefuseReason::QueueFull,
             Refusal::Chain(ChainError::Busy { .. }) => RefuseReason::FilterBusy,
             Refusal::Chain(ChainError::Overloaded { .. }) => RefuseReason::MemoryLimit,
@@ -161,10 +162,18 @@ impl std::fmt::Display for FaultClass {
     }
 }
 
-/// The exporter's queue has no room for the batch.
+/// The exporter's queue has no room for the batch, or its upstream is down (then its part is refused
+/// at once rather than held until the client's deadline, so that the client's other upstreams' parts
+/// are answered at their own pace).
 #[derive(Debug, thiserror::Error)]
-#[error("exporter {exporter}'s queue is full")]
+#[error("{}", if *.upstream_down {
+    format!("exporter {}'s upstream is down: its part is refused at once, retry later", .exporter)
+} else {
+    format!("exporter {}'s queue is full", .exporter)
+})]
 pub struct QueueFull {
     /// The exporter's name.
     pub exporter: String,
+    /// Refused because the upstream has been failing, not for room.
+    pub upstream_down: bool,
 }

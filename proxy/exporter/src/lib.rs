@@ -127,9 +127,13 @@ impl Exporter {
         name: &str,
         request: &ExportRequest<'_>,
         metrics: &Metrics,
+        health: Option<&queue::Health>,
     ) -> Result<PartialSuccess, ExportError> {
         let on_retry = |e: &ExportError, delay: Duration| {
             metrics.export_retried(request.signal, name);
+            if let Some(h) = health {
+                h.failed();
+            }
             tracing::debug!(exporter = name, error = %e, ?delay, "retrying export");
         };
         match self {

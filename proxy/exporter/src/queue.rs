@@ -37,10 +37,87 @@ use weir_core::{Encoded, ExportError, PartialSuccess, QueueFull};
 /// why it failed.
 pub type Outcome = Result<(PartialSuccess, Duration), ExportError>;
 
+/// After its upstream has failed this long (every attempt since, retryably), a memory queue refuses
+/// its parts of new requests at once instead of holding their clients until their deadlines.
+pub const DOWN_AFTER: Duration = Duration::from_secs(1);
+
+/// Whether an exporter's upstream answers: failing since the first of an unbroken run of failed
+/// attempts, healthy again at the first success. A memory queue acknowledges only what its upstream
+/// accepted, so while the upstream is down a request with a part for it cannot succeed: that part is
+/// refused at once (retryable) so the client hears about its other parts, delivered to live upstreams
+/// at their own pace, instead of waiting for its deadline (issue 20: a live upstream's data arrived
+/// p50 41 s late during an outage of the other, the clients blocked on it). One batch at a time is
+/// still taken to probe the upstream.
+#[derive(Debug)]
+pub struct Health {
+    name: Arc<str>,
+    epoch: Instant,
+    /// Milliseconds after `epoch` (plus one) since when every attempt failed; 0 while healthy.
+    failing_since: std::sync::atomic::AtomicU64,
+    down: std::sync::atomic::AtomicBool,
+    metrics: Arc<Metrics>,
+}
+
+impl Health {
+    fn new(name: Arc<str>, metrics: Arc<Metrics>) -> Self {
+        Self {
+            name,
+            epoch: Instant::now(),
+            failing_since: std::sync::atomic::AtomicU64::new(0),
+            down: std::sync::atomic::AtomicBool::new(false),
+            metrics,
+        }
+    }
+
+    /// An attempt failed retryably (the upstream is unreachable or unavailable).
+    pub fn failed(&self) {
+        let now = self.epoch.elapsed().as_millis() as u64 + 1;
+        let _ = self.failing_since.compare_exchange(
+            0,
+            now,
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        // The state (and its gauge) follows the attempts, not only the reservations.
+        self.is_down();
+    }
+
+    /// The upstream accepted (or answered for good): it is up.
+    pub fn ok(&self) {
+        self.failing_since
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+        if self.down.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            tracing::info!(exporter = %self.name, "upstream answers again: its parts are queued again");
+            self.metrics.upstream_down(&self.name, false);
+        }
+    }
+
+    /// Whether the upstream has been failing for [`DOWN_AFTER`].
+    pub fn is_down(&self) -> bool {
+        let since = self
+            .failing_since
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let down = since != 0
+            && self.epoch.elapsed().as_millis() as u64 + 1 >= since + DOWN_AFTER.as_millis() as u64;
+        if down && !self.down.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!(
+                exporter = %self.name,
+                "upstream down: its parts of new requests are refused at once, one batch probing it"
+            );
+            self.metrics.upstream_down(&self.name, true);
+        }
+        down
+    }
+}
+
 /// An exporter with its queue: the handle pipelines send to.
 #[derive(Debug)]
 pub struct ExporterQueue {
     name: Arc<str>,
+    /// The upstream's health (memory queues refuse at once while it is down).
+    health: Arc<Health>,
+    /// `queue.max_batches`.
+    max_batches: usize,
     /// The exporter sends the tenant upstream (`tenant_header`): jobs keep it and merge by it.
     keeps_tenant: bool,
     tx: mpsc::Sender<Job>,
@@ -133,6 +210,7 @@ impl ExporterQueue {
             _ => None,
         };
         let (tx, rx) = mpsc::channel(config.max_batches);
+        let health = Arc::new(Health::new(name.clone(), metrics.clone()));
         let max_bytes = config.max_bytes.min(u32::MAX as usize);
         // Only an exporter that sends the tenant upstream keeps it, and merges by it.
         let keeps_tenant = exporter.tenant_header().is_some();
@@ -176,7 +254,7 @@ impl ExporterQueue {
                 tokio::spawn(watch_age(name.clone(), Arc::downgrade(q), metrics.clone()));
             }
             None => {
-                let (n, m) = (name.clone(), metrics.clone());
+                let (n, m, h) = (name.clone(), metrics.clone(), health.clone());
                 let mut coalescer = Coalescer {
                     rx,
                     held: None,
@@ -186,13 +264,16 @@ impl ExporterQueue {
                     config.concurrency,
                     async move || coalescer.next().await,
                     move |jobs| {
-                        let (name, exporter, metrics) = (n.clone(), exporter.clone(), m.clone());
-                        async move { deliver(&name, &exporter, jobs, &metrics).await }
+                        let (name, exporter, metrics, health) =
+                            (n.clone(), exporter.clone(), m.clone(), h.clone());
+                        async move { deliver(&name, &exporter, jobs, &metrics, &health).await }
                     },
                 ));
             }
         }
         Ok(Arc::new(Self {
+            health,
+            max_batches: config.max_batches,
             name,
             keeps_tenant,
             tx,
@@ -224,6 +305,7 @@ impl ExporterQueue {
     ) -> Result<Reservation, QueueFull> {
         let full = || QueueFull {
             exporter: self.name.to_string(),
+            upstream_down: false,
         };
         let tenant = tenant.filter(|_| self.keeps_tenant).cloned();
         if let Some(queue) = &self.durable {
@@ -237,6 +319,13 @@ impl ExporterQueue {
                 tenant,
                 name: self.name.clone(),
                 metrics: self.metrics.clone(),
+            });
+        }
+        // While the upstream is down, only a batch that finds the queue empty goes in: it probes.
+        if self.health.is_down() && self.batches.available_permits() < self.max_batches {
+            return Err(QueueFull {
+                exporter: self.name.to_string(),
+                upstream_down: true,
             });
         }
         let batch = self
@@ -464,7 +553,7 @@ async fn deliver_records(
             // A round retries within it; with `max_age`, no longer than the batch may live.
             deadline: policy.round_deadline(oldest_ms),
         };
-        let result = exporter.export(name, &request, metrics).await;
+        let result = exporter.export(name, &request, metrics, None).await;
         let refusal = match result {
             Ok(p) => {
                 let rejected = u64::try_from(p.rejected).unwrap_or(0);
@@ -610,7 +699,13 @@ async fn watch_age(name: Arc<str>, queue: std::sync::Weak<DurableQueue>, metrics
 
 /// Sends a group of jobs as one upstream request, retrying within the latest of their deadlines, unless
 /// every one of their clients stops waiting first.
-async fn deliver(name: &str, exporter: &Exporter, jobs: Vec<Job>, metrics: &Metrics) {
+async fn deliver(
+    name: &str,
+    exporter: &Exporter,
+    jobs: Vec<Job>,
+    metrics: &Metrics,
+    health: &Health,
+) {
     let mut live = Vec::with_capacity(jobs.len());
     for job in jobs {
         if job.ack.is_closed() {
@@ -643,13 +738,17 @@ async fn deliver(name: &str, exporter: &Exporter, jobs: Vec<Job>, metrics: &Metr
     let started = Instant::now();
     let all_gone = futures::future::join_all(live.iter_mut().map(|j| j.ack.closed()));
     let result = tokio::select! {
-        r = exporter.export(name, &request, metrics) => r,
+        r = exporter.export(name, &request, metrics, Some(health)) => r,
         _ = all_gone => {
             metrics.export_abandoned(signal, name, items);
             return;
         }
     };
     let elapsed = started.elapsed();
+    match &result {
+        Err(e) if e.retryable() => health.failed(),
+        _ => health.ok(),
+    }
     match &result {
         Ok(p) => {
             let rejected = u64::try_from(p.rejected).unwrap_or(0);

@@ -227,6 +227,7 @@ pub struct Metrics {
     filter_restore_failures: Family<FilterLabels, Counter>,
     dead_lettered: Family<ExporterLabels, Counter>,
     exporter_held: Family<QueueLabels, Gauge>,
+    upstream_down: Family<QueueLabels, Gauge>,
     filter_swaps: Family<FilterLabels, Counter>,
     filter_modules: Gauge,
     filter_modules_collected: Counter,
@@ -300,6 +301,7 @@ impl Metrics {
             filter_restore_failures: Family::default(),
             dead_lettered: Family::default(),
             exporter_held: Family::default(),
+            upstream_down: Family::default(),
             filter_swaps: Family::default(),
             filter_modules: Gauge::default(),
             filter_modules_collected: Counter::default(),
@@ -537,6 +539,11 @@ impl Metrics {
             "exporter_held",
             "1 while a durable queue holds delivery because its upstream refuses (on_permanent_error: hold)",
             m.exporter_held.clone(),
+        );
+        registry.register(
+            "exporter_upstream_down",
+            "1 while a memory queue's upstream has been failing: its parts of new requests are refused at once (reason upstream_unavailable), one batch at a time probing it",
+            m.upstream_down.clone(),
         );
         registry.register(
             "filter_restore_failures",
@@ -799,6 +806,15 @@ impl Metrics {
                 exporter: exporter.to_string(),
             })
             .set(i64::from(held));
+    }
+
+    /// `exporter`'s upstream is down (or up again).
+    pub fn upstream_down(&self, exporter: &str, down: bool) {
+        self.upstream_down
+            .get_or_create(&QueueLabels {
+                exporter: exporter.to_string(),
+            })
+            .set(i64::from(down));
     }
 
     /// A filter routed `items` items to `exporter`, which is not configured.
