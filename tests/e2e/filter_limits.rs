@@ -222,6 +222,84 @@ async fn a_call_that_hands_the_host_too_much_to_keep_fails_as_a_memory_fault() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_call_failing_at_weirs_memory_limit_is_load_not_the_filters_fault() {
+    // Issue 20: every fault counted toward quarantine, those caused by weir's own load included, so
+    // a client could get a filter quarantined by making weir busy. Here the filter's own allowance
+    // (320 MiB) is above what weir's memory limit leaves room for: the limit refuses the call's
+    // charge first. The filter fails open, yet the request is refused retryably: passing the batch
+    // around the filter would skip it for weir's reasons.
+    let (upstream, url) = Recorder::grpc().await;
+    let weir = Weir::with_config(&format!(
+        r#"
+limits: {{ retry_after: 1s, max_memory_bytes: 268435456 }}
+filter_runtime: {{ max_memory: 335544320 }}
+exporters:
+  up: {{ otlp: {{ endpoint: "{url}" }} }}
+pipelines:
+  traces:
+    exporters: [up]
+    filters:
+      - name: f
+        module: "{}"
+        config: {{ mode: host-hog, only_with_header: x-hog }}
+        on_error: fail-open
+        limits: {{ memory: 335544320, deadline: 30s }}
+"#,
+        crate::filters::wasm("hostile")
+    ));
+    for i in 0..7 {
+        let (status, h, body) = post(
+            &weir.http_url(Signal::Traces),
+            &[("content-type", "application/x-protobuf"), ("x-hog", "1")],
+            one_span(),
+        )
+        .await;
+        assert_eq!(
+            status,
+            503,
+            "request {i}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        assert_eq!(h["retry-after"], "1");
+        assert!(
+            String::from_utf8_lossy(&body).contains("memory limit"),
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    assert_eq!(
+        weir.metric(
+            r#"weir_refused_requests_total{signal="traces",transport="http",reason="memory_limit"}"#
+        )
+        .await,
+        7.0
+    );
+    for what in [
+        r#"weir_filter_quarantines_total{signal="traces",filter="f"}"#,
+        r#"weir_filter_errors_total{signal="traces",filter="f",class="memory"}"#,
+    ] {
+        assert_eq!(weir.metric(what).await, 0.0, "{what}");
+    }
+    let (_, _, listed) = get(&format!("http://{}/v1/filters", weir.admin)).await;
+    let listed = String::from_utf8_lossy(&listed).to_string();
+    assert!(listed.contains(r#""state":"active""#), "{listed}");
+    // Once the hog's memory is given back (the guard admits again under 80% of the limit), the rest
+    // of the traffic passes the filter.
+    let url = weir.http_url(Signal::Traces);
+    wait_for("weir admitting requests again", || async {
+        let (status, _, _) = post(
+            &url,
+            &[("content-type", "application/x-protobuf")],
+            one_span(),
+        )
+        .await;
+        (status == 200).then_some(())
+    })
+    .await;
+    upstream.wait_for_items(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_filter_cannot_grow_metric_series_or_the_log_without_bound() {
     let (upstream, url) = Recorder::grpc().await;
     // Per batch: 500 new counter names, 500 log lines, 100 unknown route labels per item.
