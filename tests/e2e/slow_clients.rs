@@ -337,3 +337,45 @@ exporters:
     assert_eq!(status, 200);
     upstream.wait_for_items(2).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn clients_declaring_large_bodies_they_never_send_hold_no_memory() {
+    // Found in review (issue 20, part 4): the declared length was charged before any byte arrived,
+    // so forty clients declaring 8 MiB each and sending nothing held a 256 MiB memory limit, and
+    // every well-behaved request was refused for memory. What a body costs is what it has sent.
+    let (upstream, url) = Recorder::grpc().await;
+    let weir = Weir::with_config(&format!(
+        r#"
+limits:
+  max_memory_bytes: 268435456
+  connections: {{ body_read_timeout: 10m }}
+exporters:
+  up: {{ otlp: {{ endpoint: "{url}" }} }}
+"#
+    ));
+    let mut tricklers = Vec::new();
+    for _ in 0..40 {
+        let mut c = TcpStream::connect(weir.http).await.unwrap();
+        c.write_all(
+            b"POST /v1/traces HTTP/1.1\r\nhost: weir\r\ncontent-type: application/x-protobuf\r\n\
+              content-length: 8388608\r\n\r\n\x0a",
+        )
+        .await
+        .unwrap();
+        tricklers.push(c);
+    }
+    weir.wait_for_metric(r#"weir_requests_in_flight{transport="http"}"#, 40.0)
+        .await;
+    for i in 0..20 {
+        assert_eq!(send_trace(&weir).await, 200, "request {i}");
+    }
+    upstream.wait_for_items(20).await;
+    assert_eq!(
+        weir.metric(
+            r#"weir_refused_requests_total{signal="traces",transport="http",reason="memory_limit"}"#
+        )
+        .await,
+        0.0
+    );
+    drop(tricklers);
+}

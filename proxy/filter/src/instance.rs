@@ -488,18 +488,36 @@ impl LoadedFilter {
         self.loaded_at.elapsed().as_millis() as u64
     }
 
-    /// Quarantines the filter (again) and schedules its retry; returns the wait.
-    fn arm_retry(&self) -> std::time::Duration {
-        let k = self.quarantines.fetch_add(1, Ordering::Relaxed).min(16);
+    /// The wait before the next retry: `quarantine_retry`, doubled for each quarantine since the
+    /// filter last succeeded, up to [`QUARANTINE_RETRY_MAX`].
+    fn next_wait(&self) -> std::time::Duration {
+        let k = self.quarantines.load(Ordering::Relaxed).min(16);
         let first = self.spec.limits.quarantine_retry;
-        let wait = first
+        first
             .saturating_mul(2u32.pow(k))
-            .min(QUARANTINE_RETRY_MAX.max(first));
-        self.retry_at_ms
-            .store(self.now_ms() + wait.as_millis() as u64, Ordering::Relaxed);
-        self.metrics
-            .filter_quarantine_state(self.signal, &self.name, true);
-        wait
+            .min(QUARANTINE_RETRY_MAX.max(first))
+    }
+
+    /// Whether a call that began at `start` (ms, with the retry time then) is a retry of a
+    /// quarantined filter: it began once the retry was due. A call that began before the quarantine
+    /// says nothing about the filter now, and neither ends the quarantine nor moves its retry.
+    fn is_probe(start: (u64, u64)) -> bool {
+        let (now, retry_at) = start;
+        retry_at != 0 && now >= retry_at
+    }
+
+    /// Ends a quarantine (a retry succeeded, or an operator made the version active again).
+    fn end_quarantine(&self) -> bool {
+        // It starts afresh: the faults that quarantined it do not count toward the next one.
+        self.window.clear();
+        self.quarantines.store(0, Ordering::Relaxed);
+        self.retry_at_ms.store(0, Ordering::Relaxed);
+        let was = self.quarantined.swap(false, Ordering::Relaxed);
+        if was {
+            self.metrics
+                .filter_quarantine_state(self.signal, &self.name, false);
+        }
+        was
     }
 
     /// Unique in this process: tells two loads of the same module and config apart.
@@ -512,11 +530,7 @@ impl LoadedFilter {
     pub fn clear_quarantine(&self) {
         self.consecutive_faults.store(0, Ordering::Relaxed);
         self.window.clear();
-        self.quarantines.store(0, Ordering::Relaxed);
-        if self.quarantined.swap(false, Ordering::Relaxed) {
-            self.metrics
-                .filter_quarantine_state(self.signal, &self.name, false);
-        }
+        self.end_quarantine();
     }
 
     fn new_store(&self) -> Store<StoreState> {
@@ -643,6 +657,7 @@ impl LoadedFilter {
     /// undone, and the instance is discarded (its state may be corrupt).
     pub fn call(&self, mut batch: BatchState) -> (BatchState, Result<Verdict, CallError>) {
         let started = Instant::now();
+        let start = (self.now_ms(), self.retry_at_ms.load(Ordering::Relaxed));
         let items = batch.len();
         let (dropped_before, modified_before) = (batch.dropped_count(), batch.modified_count());
         self.stats.calls.fetch_add(1, Ordering::Relaxed);
@@ -685,14 +700,13 @@ impl LoadedFilter {
             Ok(verdict) => {
                 self.consecutive_faults.store(0, Ordering::Relaxed);
                 self.window.record(false);
-                self.quarantines.store(0, Ordering::Relaxed);
-                if self.quarantined.swap(false, Ordering::Relaxed) {
+                if Self::is_probe(start) && self.is_quarantined() && self.end_quarantine() {
                     tracing::warn!(
                         filter = %self.name, sha256 = %self.module.sha256,
                         "quarantined filter tried again and succeeded: it is active again"
                     );
-                    self.metrics
-                        .filter_quarantine_state(self.signal, &self.name, false);
+                } else if !self.is_quarantined() {
+                    self.quarantines.store(0, Ordering::Relaxed);
                 }
                 let dropped = batch.dropped_count() - dropped_before;
                 let modified = batch.modified_count().saturating_sub(modified_before);
@@ -737,19 +751,40 @@ impl LoadedFilter {
                 }
                 let by_rate = window >= FAULT_WINDOW && faults >= FAULT_WINDOW_QUARANTINE;
                 if self.is_quarantined() {
-                    // A retry after a quarantine failed: the next one waits twice as long.
-                    if !self.skips_calls() {
-                        let wait = self.arm_retry();
-                        tracing::error!(
-                            filter = %self.name, sha256 = %self.module.sha256,
-                            retry_in = ?wait, error = %fault.message,
-                            "quarantined filter tried again and failed: still quarantined"
+                    // A retry after a quarantine failed: the next one waits twice as long. Of
+                    // concurrent retries failing, one moves the wait.
+                    if Self::is_probe(start) {
+                        let wait = self.next_wait();
+                        let moved = self.retry_at_ms.compare_exchange(
+                            start.1,
+                            self.now_ms() + wait.as_millis() as u64,
+                            Ordering::Relaxed,
+                            Ordering::Relaxed,
                         );
+                        if moved.is_ok() {
+                            self.quarantines.fetch_add(1, Ordering::Relaxed);
+                            tracing::error!(
+                                filter = %self.name, sha256 = %self.module.sha256,
+                                retry_in = ?wait, error = %fault.message,
+                                "quarantined filter tried again and failed: still quarantined"
+                            );
+                        }
                     }
                 } else if (n >= QUARANTINE_AFTER || by_rate)
-                    && !self.quarantined.swap(true, Ordering::Relaxed)
+                    && !self.quarantined.load(Ordering::Relaxed)
                 {
-                    let wait = self.arm_retry();
+                    // Its retry is set before the quarantine shows, so that a concurrent fault
+                    // never sees a quarantine without its wait.
+                    let wait = self.next_wait();
+                    self.retry_at_ms
+                        .store(self.now_ms() + wait.as_millis() as u64, Ordering::Relaxed);
+                    if self.quarantined.swap(true, Ordering::Relaxed) {
+                        // Another call quarantined it meanwhile: its notice is sent.
+                        return (batch, result.map_err(CallError::Fault));
+                    }
+                    self.quarantines.fetch_add(1, Ordering::Relaxed);
+                    self.metrics
+                        .filter_quarantine_state(self.signal, &self.name, true);
                     tracing::error!(
                         filter = %self.name, sha256 = %self.module.sha256, consecutive = n,
                         recent_faults = faults, recent_calls = window, retry_in = ?wait,

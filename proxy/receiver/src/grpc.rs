@@ -31,7 +31,7 @@ use weir_wire::response::ExportResponse;
 
 use super::auth::Authenticator;
 use super::decode::{DecodeError, Prepared};
-use super::grpc_body::{ChargedBody, RequestEncoding, take_encoding};
+use super::grpc_body::{ChargedBody, Refused, RequestEncoding, take_encoding};
 use super::listen::ConnInfo;
 use super::{Busy, Ingest, Origin, Reading, memory};
 use weir_core::telemetry::{RefuseReason, Transport};
@@ -141,25 +141,34 @@ where
                 .send_compressed(CompressionEncoding::Gzip)
                 .send_compressed(CompressionEncoding::Zstd)
                 .max_decoding_message_size(ingest.limits().max_decompressed_bytes);
+            // A client that trickles its message is cut off at the deadline; what it sends is
+            // charged as it arrives, and one message is all it may send.
+            let deadline = ingest.limits().connections.body_read_timeout;
+            let counter = ingest.clone();
+            let refused = Refused {
+                count: Box::new(move |reason| {
+                    counter.refused_early(signal, Transport::Grpc, reason)
+                }),
+                retry_after: ingest.limits().retry_after,
+            };
+            let (parts, body) = req.into_parts();
+            let body = ChargedBody::new(
+                crate::listen::read_deadline(body, deadline),
+                reading.clone(),
+                encoding.is_some(),
+                refused,
+            );
+            let compressed = body.compressed();
+            let req = http::Request::from_parts(parts, body);
             let handler = Export {
                 ingest: ingest.clone(),
                 signal,
-                reading: Some(reading.clone()),
+                reading: Some(reading),
                 encoding,
+                compressed,
                 peer,
                 tenant,
             };
-            // A client that trickles its message is cut off at the deadline.
-            let deadline = ingest.limits().connections.body_read_timeout;
-            let retry_after = ingest.limits().retry_after;
-            let req = req.map(|body| {
-                ChargedBody::new(
-                    crate::listen::read_deadline(body, deadline),
-                    reading,
-                    encoding.is_some(),
-                    retry_after,
-                )
-            });
             let mut resp = grpc.unary(handler, req).await;
             // Received was counted at admission; a status tonic made is a refusal the handler never
             // saw.
@@ -182,8 +191,10 @@ struct Export {
     ingest: Arc<Ingest>,
     signal: Signal,
     reading: Option<Reading>,
-    /// The compression weir took off the request, to undo itself.
+    /// The compression weir took off the request, to undo itself ...
     encoding: Option<RequestEncoding>,
+    /// ... when the message's frame said it is compressed.
+    compressed: Arc<std::sync::atomic::AtomicBool>,
     peer: Option<std::net::SocketAddr>,
     tenant: Option<Arc<str>>,
 }
@@ -194,7 +205,11 @@ impl UnaryService<Bytes> for Export {
 
     fn call(&mut self, req: Request<Bytes>) -> Self::Future {
         let (ingest, signal, reading) = (self.ingest.clone(), self.signal, self.reading.take());
-        let (peer, tenant, encoding) = (self.peer, self.tenant.take(), self.encoding);
+        let (peer, tenant) = (self.peer, self.tenant.take());
+        // A message sent uncompressed under a grpc-encoding (flag 0) is not inflated.
+        let encoding = self
+            .encoding
+            .filter(|_| self.compressed.load(std::sync::atomic::Ordering::Relaxed));
         Box::pin(async move {
             let retry_after = ingest.limits().retry_after;
             // tonic calls a unary handler once; the request's reading is there.
@@ -210,14 +225,16 @@ impl UnaryService<Bytes> for Export {
             let (r, wire_len) = (reading.clone(), bytes.len());
             let prepare = move || -> Result<Encoded, DecodeError> {
                 let encoding = encoding.map(|RequestEncoding(e)| e);
+                // tonic's buffer for the message was charged at twice the wire bytes: still held.
                 match weir_wire::intake::prepare(signal, false, encoding, bytes, limit, |n| {
-                    r.grow_to(wire_len + n)
+                    r.grow_to(2 * wire_len + n)
                 })? {
                     Prepared::Protobuf(e) => Ok(e),
                     Prepared::Json { .. } => unreachable!("gRPC bodies are protobuf"),
                 }
             };
-            let prepared = if wire_len > crate::decode::BLOCKING_BYTES {
+            // Compressed bodies too, whatever their size: a small one can inflate to the limit.
+            let prepared = if wire_len > crate::decode::BLOCKING_BYTES || encoding.is_some() {
                 tokio::task::spawn_blocking(prepare)
                     .await
                     .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))

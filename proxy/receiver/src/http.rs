@@ -159,7 +159,7 @@ async fn handle(
         return too_large(&over_request_limit());
     }
     // A client that trickles its body is cut off at the deadline.
-    let read = read_body(body, limits.max_request_bytes, declared, &reading);
+    let read = read_body(body, limits.max_request_bytes, &reading);
     let Ok(read) = tokio::time::timeout(limits.connections.body_read_timeout, read).await else {
         ingest.refused_early(signal, Transport::Http, RefuseReason::SlowClient);
         return error(
@@ -191,7 +191,8 @@ async fn handle(
     // Inflating, walking and decoding large bodies is milliseconds of CPU: off the async workers.
     let max_decompressed = limits.max_decompressed_bytes;
     let r = reading.clone();
-    let prepared = if body.len() > decode::BLOCKING_BYTES {
+    // Compressed bodies too, whatever their size: a small one can inflate to the limit.
+    let prepared = if body.len() > decode::BLOCKING_BYTES || encoding.is_some() {
         tokio::task::spawn_blocking(move || {
             decode::prepare(signal, content_type, encoding, body, max_decompressed, &r)
         })
@@ -289,20 +290,15 @@ enum ReadError {
 }
 
 /// Reads a body of at most `limit` bytes into one buffer, charging the buffer to `reading` before it
-/// grows: a body without `Content-Length` costs what it has sent, never a guess.
+/// grows, as bytes arrive: a body without `Content-Length` costs what it has sent, never a guess, and
+/// one that declares a large length and sends nothing costs nothing. While the buffer moves to a larger
+/// one both are held, so a growth to `n` bytes is charged `2n`; the finished buffer is cut to its length.
 async fn read_body(
     mut body: Body,
     limit: usize,
-    declared: Option<usize>,
     reading: &super::Reading,
 ) -> Result<Bytes, ReadError> {
-    let mut buf = bytes::BytesMut::new();
-    if let Some(n) = declared.filter(|&n| n > 0) {
-        if !reading.grow_to(n) {
-            return Err(ReadError::Memory);
-        }
-        buf.reserve(n);
-    }
+    let mut buf: Vec<u8> = Vec::new();
     while let Some(frame) = body.frame().await {
         let Ok(data) = frame.map_err(ReadError::Body)?.into_data() else {
             continue;
@@ -312,15 +308,16 @@ async fn read_body(
             return Err(ReadError::TooLarge);
         }
         if need > buf.capacity() {
-            let grown = need.max(buf.capacity() * 2).min(limit);
-            if !reading.grow_to(grown) {
+            let grown = need.max(buf.capacity() * 2).max(64 << 10).min(limit);
+            if !reading.grow_to(grown.saturating_mul(2)) {
                 return Err(ReadError::Memory);
             }
-            buf.reserve(grown - buf.len());
+            buf.reserve_exact(grown - buf.len());
         }
         buf.extend_from_slice(&data);
     }
-    Ok(buf.freeze())
+    buf.shrink_to_fit();
+    Ok(Bytes::from(buf))
 }
 
 fn refusal_response(ingest: &Ingest, ct: ContentType, refusal: &Refusal) -> Response {

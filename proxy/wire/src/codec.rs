@@ -100,10 +100,12 @@ pub fn decompress(
 /// How much output [`decompress_with`] asks for at a time.
 const GROW_STEP: usize = 256 << 10;
 
-/// What a gzip decoder holds besides its output (zlib-rs: a 32 KiB window and its state).
-const GZIP_STATE: usize = 64 << 10;
-/// What a zstd decoder holds besides its window and output (its context and buffers).
-const ZSTD_STATE: usize = 256 << 10;
+/// What a gzip decoder holds besides its output, with room to spare: zlib-rs's 32 KiB window and
+/// state, flate2's 32 KiB input buffer, and the header's optional fields (up to 64 KiB each).
+const GZIP_STATE: usize = 256 << 10;
+/// What a zstd decoder holds besides its window and output, with room to spare: its context (about
+/// 95 KiB), its 128 KiB input buffer and its output slack.
+const ZSTD_STATE: usize = 512 << 10;
 
 /// The window the first zstd frame of `body` asks for (its header: a window descriptor, or the frame's
 /// content size for a single-segment frame), if it is a zstd frame.
@@ -200,6 +202,8 @@ pub fn decompress_with(
     if out.len() > limit {
         return Err(DecompressError::TooLarge { limit });
     }
+    // Held as long as the request is, and charged by its length from admission on: no spare room.
+    out.shrink_to_fit();
     Ok(out)
 }
 

@@ -604,6 +604,9 @@ impl Walker<'_> {
         let mut items = 0u64;
         let mut firsts = 0u64;
         let (mut variant, mut variant_items) = (0u32, 0u64);
+        // Ids of the wrong length, by field: decoding keeps a singular field's last occurrence, so
+        // only the last one of each is judged, at the end of the message.
+        let mut bad_ids: [(u32, Option<WalkError>); 3] = [(0, None); 3];
         while self.pos < end {
             let (tag, wire) = self.key(end)?;
             let Some(field) = msg.field(tag) else {
@@ -611,6 +614,19 @@ impl Walker<'_> {
                 continue;
             };
             firsts += u64::from(tag == 1);
+            if let Kind::Id(_) = field.kind {
+                let verdict = match self.field(field, tag, wire, end, ctx) {
+                    Ok(_) => None,
+                    Err(e @ WalkError::InvalidId { .. }) => Some(e),
+                    Err(e) => return Err(e),
+                };
+                match bad_ids.iter_mut().find(|(t, _)| *t == tag || *t == 0) {
+                    Some(slot) => *slot = (tag, verdict),
+                    // Every OTLP message has at most three ids.
+                    None => return Err(verdict.unwrap_or(WalkError::InvalidTag)),
+                }
+                continue;
+            }
             let inner_items = self.field(field, tag, wire, end, ctx)?;
             match field.count {
                 Count::Inner => items += inner_items,
@@ -625,6 +641,9 @@ impl Walker<'_> {
                     variant_items += inner_items;
                 }
             }
+        }
+        if let Some(e) = bad_ids.iter().find_map(|(_, v)| *v) {
+            return Err(e);
         }
         Ok((items + variant_items, firsts))
     }
@@ -938,6 +957,33 @@ mod tests {
             );
             assert_eq!(walked.map(|_| ()), checked, "protobuf and JSON agree");
         }
+        // A singular field sent twice: decoding keeps the last, and so does the check.
+        let mut twice = Payload::Traces(
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
+                resource_spans: vec![t::ResourceSpans {
+                    scope_spans: vec![t::ScopeSpans {
+                        spans: vec![Span {
+                            trace_id: vec![1; 3],
+                            ..good.clone()
+                        }],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+            },
+        )
+        .encode_protobuf();
+        // Append a second trace_id (field 1, 16 bytes) inside the span: the span is the last
+        // message, so its bytes end the buffer, and every enclosing length grows by 18.
+        let extra = [[0x0a, 16].as_slice(), &[9; 16]].concat();
+        assert_eq!(twice[0], 0x0a, "resource_spans");
+        twice.extend_from_slice(&extra);
+        for at in [1usize, 3, 5] {
+            twice[at] += extra.len() as u8;
+        }
+        let decoded = Payload::decode_protobuf(Signal::Traces, &twice).unwrap();
+        assert!(decoded.ids_are_valid(), "prost keeps the last id");
+        assert!(agree(Signal::Traces, &twice), "the walk does too");
         let e = traces(Span {
             trace_id: vec![1; 3],
             ..good
