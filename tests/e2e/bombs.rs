@@ -40,12 +40,7 @@ fn json_bomb(signal: Signal) -> Vec<u8> {
 fn protobuf_bomb() -> Vec<u8> {
     let scopes = [0x12u8, 0x00].repeat((INFLATED - 16) / 2);
     let mut body = vec![0x0a];
-    let mut n = scopes.len();
-    while n >= 0x80 {
-        body.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    body.push(n as u8);
+    prost::encoding::encode_varint(scopes.len() as u64, &mut body);
     body.extend_from_slice(&scopes);
     body
 }

@@ -214,48 +214,59 @@ exporters:
 #[tokio::test(flavor = "multi_thread")]
 async fn clients_trickling_bodies_hold_no_admission_slot() {
     // Issue 20: sixteen tricklers against eight slots got every well-behaved request a 503, since a
-    // slot was taken before the body was read. Their deadline is far away: they hold on for the
-    // whole test.
+    // slot was taken before the body was read.
+    tricklers_cost_the_others_nothing("max_concurrent_requests: 8", 16, 100_000, "overloaded")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn clients_declaring_large_bodies_they_never_send_hold_no_memory() {
+    // Found in review (issue 20, part 4): the declared length was charged before any byte arrived,
+    // so forty clients declaring 8 MiB each and sending nothing held a 256 MiB memory limit, and
+    // every well-behaved request was refused for memory. What a body costs is what it has sent.
+    tricklers_cost_the_others_nothing("max_memory_bytes: 268435456", 40, 8 << 20, "memory_limit")
+        .await;
+}
+
+/// Under `limits`, `n` clients send headers declaring `declared` body bytes, one byte of the body,
+/// then nothing (their deadline is far away: they hold on for the whole test), while 20 well-behaved
+/// requests are all served and none is refused for `reason`.
+async fn tricklers_cost_the_others_nothing(limits: &str, n: usize, declared: usize, reason: &str) {
     let (upstream, url) = Recorder::grpc().await;
     let weir = Weir::with_config(&format!(
         r#"
 limits:
-  max_concurrent_requests: 8
+  {limits}
   connections: {{ body_read_timeout: 10m }}
 exporters:
   up: {{ otlp: {{ endpoint: "{url}" }} }}
 "#
     ));
     let mut tricklers = Vec::new();
-    for _ in 0..16 {
+    for _ in 0..n {
         let mut c = TcpStream::connect(weir.http).await.unwrap();
-        c.write_all(
-            b"POST /v1/traces HTTP/1.1\r\nhost: weir\r\ncontent-type: application/x-protobuf\r\n\
-              content-length: 100000\r\n\r\n\x0a",
-        )
-        .await
-        .unwrap();
+        let head = format!(
+            "POST /v1/traces HTTP/1.1\r\nhost: weir\r\ncontent-type: application/x-protobuf\r\n\
+             content-length: {declared}\r\n\r\n\x0a"
+        );
+        c.write_all(head.as_bytes()).await.unwrap();
         tricklers.push(c);
     }
-    weir.wait_for_metric(r#"weir_requests_in_flight{transport="http"}"#, 16.0)
-        .await;
+    let in_flight = r#"weir_requests_in_flight{transport="http"}"#;
+    weir.wait_for_metric(in_flight, n as f64).await;
     for i in 0..20 {
         assert_eq!(send_trace(&weir).await, 200, "request {i}");
     }
     upstream.wait_for_items(20).await;
     assert_eq!(
-        weir.metric(
-            r#"weir_refused_requests_total{signal="traces",transport="http",reason="overloaded"}"#
-        )
+        weir.metric(&format!(
+            r#"weir_refused_requests_total{{signal="traces",transport="http",reason="{reason}"}}"#
+        ))
         .await,
         0.0
     );
     // Still trickling: none of them was answered or cut off.
-    assert_eq!(
-        weir.metric(r#"weir_requests_in_flight{transport="http"}"#)
-            .await,
-        16.0
-    );
+    assert_eq!(weir.metric(in_flight).await, n as f64);
     drop(tricklers);
 }
 
@@ -336,46 +347,4 @@ exporters:
     let (status, _, _) = get(&format!("http://{}/healthz", weir.admin)).await;
     assert_eq!(status, 200);
     upstream.wait_for_items(2).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn clients_declaring_large_bodies_they_never_send_hold_no_memory() {
-    // Found in review (issue 20, part 4): the declared length was charged before any byte arrived,
-    // so forty clients declaring 8 MiB each and sending nothing held a 256 MiB memory limit, and
-    // every well-behaved request was refused for memory. What a body costs is what it has sent.
-    let (upstream, url) = Recorder::grpc().await;
-    let weir = Weir::with_config(&format!(
-        r#"
-limits:
-  max_memory_bytes: 268435456
-  connections: {{ body_read_timeout: 10m }}
-exporters:
-  up: {{ otlp: {{ endpoint: "{url}" }} }}
-"#
-    ));
-    let mut tricklers = Vec::new();
-    for _ in 0..40 {
-        let mut c = TcpStream::connect(weir.http).await.unwrap();
-        c.write_all(
-            b"POST /v1/traces HTTP/1.1\r\nhost: weir\r\ncontent-type: application/x-protobuf\r\n\
-              content-length: 8388608\r\n\r\n\x0a",
-        )
-        .await
-        .unwrap();
-        tricklers.push(c);
-    }
-    weir.wait_for_metric(r#"weir_requests_in_flight{transport="http"}"#, 40.0)
-        .await;
-    for i in 0..20 {
-        assert_eq!(send_trace(&weir).await, 200, "request {i}");
-    }
-    upstream.wait_for_items(20).await;
-    assert_eq!(
-        weir.metric(
-            r#"weir_refused_requests_total{signal="traces",transport="http",reason="memory_limit"}"#
-        )
-        .await,
-        0.0
-    );
-    drop(tricklers);
 }

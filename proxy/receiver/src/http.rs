@@ -150,6 +150,16 @@ async fn handle(
         )
     };
     let over_request_limit = || format!("request body exceeds {} bytes", limits.max_request_bytes);
+    let undecodable = |e: DecodeError| {
+        ingest.refused_early(signal, Transport::Http, RefuseReason::Decode);
+        error(
+            content_type,
+            StatusCode::BAD_REQUEST,
+            Code::InvalidArgument,
+            &e.to_string(),
+            None,
+        )
+    };
     // Started, not admitted: reading holds no slot, only a memory charge of what it has read.
     let reading = match ingest.start(signal, Transport::Http) {
         Ok(r) => r,
@@ -208,16 +218,7 @@ async fn handle(
             ingest.refused_early(signal, Transport::Http, RefuseReason::MemoryLimit);
             return busy_response(content_type, Busy::MemoryLimit, limits.retry_after);
         }
-        Err(e) => {
-            ingest.refused_early(signal, Transport::Http, RefuseReason::Decode);
-            return error(
-                content_type,
-                StatusCode::BAD_REQUEST,
-                Code::InvalidArgument,
-                &e.to_string(),
-                None,
-            );
-        }
+        Err(e) => return undecodable(e),
     };
     // Charged what decoding will allocate before anything is decoded; then a slot.
     let admitted = match ingest.admit(reading, signal, Transport::Http, prepared.cost()) {
@@ -234,16 +235,7 @@ async fn handle(
     .map_err(DecodeError::from);
     let body = match decoded {
         Ok(b) => b,
-        Err(e) => {
-            ingest.refused_early(signal, Transport::Http, RefuseReason::Decode);
-            return error(
-                content_type,
-                StatusCode::BAD_REQUEST,
-                Code::InvalidArgument,
-                &e.to_string(),
-                None,
-            );
-        }
+        Err(e) => return undecodable(e),
     };
     match ingest
         .process(

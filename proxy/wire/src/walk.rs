@@ -999,14 +999,7 @@ mod tests {
         // One ResourceSpans holding 1000 empty ScopeSpans.
         let scopes = [0x12u8, 0x00].repeat(1000);
         let mut body = vec![0x0a];
-        let mut len = Vec::new();
-        let mut n = scopes.len();
-        while n >= 0x80 {
-            len.push((n as u8) | 0x80);
-            n >>= 7;
-        }
-        len.push(n as u8);
-        body.extend_from_slice(&len);
+        prost::encoding::encode_varint(scopes.len() as u64, &mut body);
         body.extend_from_slice(&scopes);
         let counts = walk(Signal::Traces, &body).unwrap();
         let decoded = Payload::decode_protobuf(Signal::Traces, &body).unwrap();
