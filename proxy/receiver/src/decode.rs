@@ -4,9 +4,7 @@
 
 use bytes::Bytes;
 use weir_core::{Body, Signal};
-use weir_wire::codec::{self, DecompressError, Encoding};
-use weir_wire::intake::IntakeError;
-use weir_wire::walk::WalkError;
+use weir_wire::codec::Encoding;
 
 /// A supported OTLP/HTTP body encoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,71 +39,15 @@ impl ContentType {
     }
 }
 
-/// Why a body could not be decoded.
-#[derive(Debug, thiserror::Error)]
-pub enum DecodeError {
-    /// The decompressed body exceeds the limit.
-    #[error("request exceeds {limit} bytes after decompression")]
-    TooLarge {
-        /// The limit.
-        limit: usize,
-    },
-    /// Inflating the body needs more memory than weir's limit has room for now.
-    #[error(
-        "inflating the request needs {bytes} bytes, more than weir's memory limit has room for; retry later"
-    )]
-    OverBudget {
-        /// The output buffer refused.
-        bytes: usize,
-    },
-    /// The gzip or zstd stream is corrupt.
-    #[error("invalid {encoding} body: {source}")]
-    Compressed {
-        /// `gzip` or `zstd`.
-        encoding: &'static str,
-        /// What the decoder said.
-        source: std::io::Error,
-    },
-    /// Not a valid protobuf export request.
-    #[error("invalid protobuf: {0}")]
-    Protobuf(#[from] WalkError),
-    /// JSON decoding failed.
-    #[error("invalid OTLP/JSON: {0}")]
-    Json(#[from] serde_json::Error),
-    /// Decoded JSON that the OTLP data model refuses (an id of the wrong length).
-    #[error("invalid OTLP/JSON: {0}")]
-    JsonModel(WalkError),
-}
-
-impl From<DecompressError> for DecodeError {
-    fn from(e: DecompressError) -> Self {
-        match e {
-            DecompressError::TooLarge { limit } => DecodeError::TooLarge { limit },
-            DecompressError::OverBudget { bytes } => DecodeError::OverBudget { bytes },
-            DecompressError::Corrupt { encoding, source } => {
-                DecodeError::Compressed { encoding, source }
-            }
-        }
-    }
-}
+/// Why a body could not be read into a request: weir-wire's intake error (413 when
+/// [`DecodeError::is_too_large`], 503 when [`DecodeError::is_over_budget`], 400 otherwise).
+pub use weir_wire::intake::IntakeError as DecodeError;
 
 /// Bodies larger than this are inflated, walked and decoded on the blocking pool, not on an async
 /// worker (a JSON body of a few MiB takes tens of milliseconds to decode).
 pub const BLOCKING_BYTES: usize = 256 << 10;
 
 pub use weir_wire::intake::Prepared;
-
-impl From<IntakeError> for DecodeError {
-    fn from(e: IntakeError) -> Self {
-        match e {
-            IntakeError::TooLarge { limit } => DecodeError::TooLarge { limit },
-            IntakeError::Decompress(d) => d.into(),
-            IntakeError::Protobuf(w) => DecodeError::Protobuf(w),
-            IntakeError::Json(j) => DecodeError::Json(j),
-            IntakeError::JsonModel(w) => DecodeError::JsonModel(w),
-        }
-    }
-}
 
 /// Inflates `body` (when `encoding` says so) within `limit` bytes, its buffer charged to `reading` as
 /// it grows, then walks it (protobuf) or bounds it (JSON): everything before decoding, whose cost it
@@ -119,26 +61,20 @@ pub fn prepare(
     reading: &crate::Reading,
 ) -> Result<Prepared, DecodeError> {
     let wire = body.len();
-    Ok(weir_wire::intake::prepare(
+    weir_wire::intake::prepare(
         signal,
         content_type == ContentType::Json,
         encoding,
         body,
         limit,
         |n| reading.grow_to(wire + n),
-    )?)
-}
-
-/// Inflates a body within `limit` bytes (see [`weir_wire::codec::decompress`]).
-pub fn decompress(encoding: Encoding, body: &[u8], limit: usize) -> Result<Bytes, DecodeError> {
-    Ok(Bytes::from(codec::decompress(encoding, body, limit)?))
+    )
 }
 
 /// Turns a (decompressed) body into a request: protobuf walked and kept as bytes, JSON decoded.
 pub fn decode(signal: Signal, content_type: ContentType, body: Bytes) -> Result<Body, DecodeError> {
     let json = content_type == ContentType::Json;
-    let prepared = weir_wire::intake::prepare(signal, json, None, body, usize::MAX, |_| true)?;
-    Ok(prepared.into_body()?)
+    weir_wire::intake::prepare(signal, json, None, body, usize::MAX, |_| true)?.into_body()
 }
 
 #[cfg(test)]

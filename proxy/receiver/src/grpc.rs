@@ -30,12 +30,12 @@ use tonic_types::{ErrorDetails, StatusExt};
 use weir_wire::response::ExportResponse;
 
 use super::auth::Authenticator;
-use super::decode::{DecodeError, Prepared};
+use super::decode::DecodeError;
 use super::grpc_body::{ChargedBody, Refused, RequestEncoding, take_encoding};
 use super::listen::ConnInfo;
-use super::{Busy, Ingest, Origin, Reading, memory};
+use super::{Busy, Ingest, Origin, Reading};
 use weir_core::telemetry::{RefuseReason, Transport};
-use weir_core::{Body, Encoded, Refusal, Signal};
+use weir_core::{Refusal, Signal};
 
 /// The three OTLP gRPC `Export` methods over one [`Ingest`].
 #[derive(Debug, Clone)]
@@ -223,15 +223,12 @@ impl UnaryService<Bytes> for Export {
             // Inflated (charged as it grows) and walked, off the async workers when large.
             let limit = ingest.limits().max_decompressed_bytes;
             let (r, wire_len) = (reading.clone(), bytes.len());
-            let prepare = move || -> Result<Encoded, DecodeError> {
+            let prepare = move || {
                 let encoding = encoding.map(|RequestEncoding(e)| e);
                 // tonic's buffer for the message was charged at twice the wire bytes: still held.
-                match weir_wire::intake::prepare(signal, false, encoding, bytes, limit, |n| {
+                weir_wire::intake::prepare(signal, false, encoding, bytes, limit, |n| {
                     r.grow_to(2 * wire_len + n)
-                })? {
-                    Prepared::Protobuf(e) => Ok(e),
-                    Prepared::Json { .. } => unreachable!("gRPC bodies are protobuf"),
-                }
+                })
             };
             // Compressed bodies too, whatever their size: a small one can inflate to the limit.
             let prepared = if wire_len > crate::decode::BLOCKING_BYTES || encoding.is_some() {
@@ -241,36 +238,41 @@ impl UnaryService<Bytes> for Export {
             } else {
                 prepare()
             };
-            let encoded = prepared.map_err(|e| {
-                let (reason, status) = match &e {
-                    DecodeError::OverBudget { .. } => (
+            let refuse = |e: DecodeError| {
+                let (reason, status) = if e.is_over_budget() {
+                    (
                         RefuseReason::MemoryLimit,
                         unavailable(Busy::MemoryLimit.message(), retry_after),
-                    ),
-                    DecodeError::TooLarge { .. } => (
+                    )
+                } else if e.is_too_large() {
+                    (
                         RefuseReason::TooLarge,
                         Status::resource_exhausted(e.to_string()),
-                    ),
-                    _ => (
+                    )
+                } else {
+                    (
                         RefuseReason::Decode,
                         Status::invalid_argument(e.to_string()),
-                    ),
+                    )
                 };
                 ingest.refused_early(signal, Transport::Grpc, reason);
                 status
-            })?;
+            };
+            let prepared = prepared.map_err(&refuse)?;
             // Charged what decoding will allocate before anything is decoded; then a slot.
-            let cost = memory::cost(encoded.len(), encoded.counts().decoded_bytes);
+            let cost = prepared.cost();
             let admitted = ingest
                 .admit(reading, signal, Transport::Grpc, cost)
                 .map_err(|busy| match busy {
                     Busy::TooLarge => Status::resource_exhausted(busy.message()),
                     _ => unavailable(busy.message(), retry_after),
                 })?;
+            // Protobuf stays its bytes: nothing is decoded here.
+            let body = prepared.into_body().map_err(&refuse)?;
             let partial = ingest
                 .process(
                     admitted,
-                    Body::from_encoded(encoded),
+                    body,
                     Transport::Grpc,
                     Origin::new(peer, metadata.into_headers(), tenant),
                     timeout,

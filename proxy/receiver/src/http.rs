@@ -213,8 +213,8 @@ async fn handle(
     };
     let prepared = match prepared {
         Ok(p) => p,
-        Err(e @ DecodeError::TooLarge { .. }) => return too_large(&e.to_string()),
-        Err(DecodeError::OverBudget { .. }) => {
+        Err(e) if e.is_too_large() => return too_large(&e.to_string()),
+        Err(e) if e.is_over_budget() => {
             ingest.refused_early(signal, Transport::Http, RefuseReason::MemoryLimit);
             return busy_response(content_type, Busy::MemoryLimit, limits.retry_after);
         }
@@ -231,8 +231,7 @@ async fn handle(
             .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
     } else {
         prepared.into_body()
-    }
-    .map_err(DecodeError::from);
+    };
     let body = match decoded {
         Ok(b) => b,
         Err(e) => return undecodable(e),
@@ -295,6 +294,16 @@ async fn read_body(
         let Ok(data) = frame.map_err(ReadError::Body)?.into_data() else {
             continue;
         };
+        if buf.is_empty() && http_body::Body::is_end_stream(&body) {
+            // The whole body in one piece (most small requests): kept as it came, no copy.
+            if data.len() > limit {
+                return Err(ReadError::TooLarge);
+            }
+            if !reading.grow_to(data.len()) {
+                return Err(ReadError::Memory);
+            }
+            return Ok(data);
+        }
         let need = buf.len() + data.len();
         if need > limit {
             return Err(ReadError::TooLarge);

@@ -32,6 +32,25 @@ pub enum IntakeError {
     JsonModel(WalkError),
 }
 
+impl IntakeError {
+    /// Larger than the limit, on the wire or inflated (413 / RESOURCE_EXHAUSTED).
+    pub fn is_too_large(&self) -> bool {
+        matches!(
+            self,
+            IntakeError::TooLarge { .. }
+                | IntakeError::Decompress(DecompressError::TooLarge { .. })
+        )
+    }
+
+    /// Inflating was refused its memory: weir is full for now (503 / UNAVAILABLE).
+    pub fn is_over_budget(&self) -> bool {
+        matches!(
+            self,
+            IntakeError::Decompress(DecompressError::OverBudget { .. })
+        )
+    }
+}
+
 /// How many bytes of memory a request is charged once its body is read and inflated (`body` bytes)
 /// and before anything is decoded: the body, its re-encoding for the upstream (or the protobuf a JSON
 /// body becomes), and `decoded`, the bound on what decoding it into structs allocates
