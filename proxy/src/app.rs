@@ -161,11 +161,7 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
     let mut pipelines = Pipelines::default();
     // `resolved()` always sets pipelines.
     let p = config.pipelines.clone().unwrap_or_default();
-    for (signal, pc) in [
-        (Signal::Traces, p.traces),
-        (Signal::Metrics, p.metrics),
-        (Signal::Logs, p.logs),
-    ] {
+    for (signal, pc) in p.by_signal() {
         let Some(pc) = pc else { continue };
         let mut filters = Vec::new();
         for fc in &pc.filters {
@@ -193,6 +189,12 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
             exporters.clone(),
             metrics.clone(),
         ));
+        if signal.is_alpha() {
+            tracing::info!(
+                signal = %signal, version = weir_wire::profiles::PROTO_VERSION,
+                "{signal} are alpha in OTLP: the format may change in a later release"
+            );
+        }
         tracing::info!(
             signal = %signal, exporters = ?pc.exporters,
             filters = ?pc.filters.iter().map(|f| &f.name).collect::<Vec<_>>(),
@@ -497,15 +499,12 @@ pub fn check_filters(config: &Config) -> Result<usize, StartError> {
     let config = config.clone().resolved();
     config.validate()?;
     let p = config.pipelines.clone().unwrap_or_default();
-    let filters: Vec<_> = [
-        (Signal::Traces, p.traces),
-        (Signal::Metrics, p.metrics),
-        (Signal::Logs, p.logs),
-    ]
-    .into_iter()
-    .filter_map(|(s, pc)| pc.map(|pc| (s, pc.filters)))
-    .flat_map(|(s, fs)| fs.into_iter().map(move |f| (s, f)))
-    .collect();
+    let filters: Vec<_> = p
+        .by_signal()
+        .into_iter()
+        .filter_map(|(s, pc)| pc.map(|pc| (s, pc.filters.clone())))
+        .flat_map(|(s, fs)| fs.into_iter().map(move |f| (s, f)))
+        .collect();
     if filters.is_empty() {
         return Ok(0);
     }

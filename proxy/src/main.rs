@@ -240,9 +240,13 @@ fn main() -> ExitCode {
             // config error (a router naming an unknown exporter) shows here, not at start.
             let filters = weir::app::check_filters(&c)
                 .map_err(|e| weir::config::ConfigError::Invalid(e.to_string()))?;
-            Ok((c.resolved(), filters))
+            let warnings = c.warnings();
+            Ok((c.resolved(), filters, warnings))
         }) {
-            Ok((c, filters)) => {
+            Ok((c, filters, warnings)) => {
+                for w in warnings {
+                    eprintln!("{}: warning: {w}", config.display());
+                }
                 println!(
                     "{}: ok ({} exporter(s): {}; {filters} filter(s) loaded)",
                     config.display(),
@@ -354,10 +358,7 @@ fn build_config(args: &RunArgs) -> anyhow::Result<Config> {
         };
         config.exporters.clear();
         if let Some(p) = &mut config.pipelines {
-            for pipeline in [&mut p.traces, &mut p.metrics, &mut p.logs]
-                .into_iter()
-                .flatten()
-            {
+            for pipeline in p.iter_mut() {
                 pipeline.exporters = vec!["upstream".into()];
             }
         }

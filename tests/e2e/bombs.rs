@@ -24,6 +24,7 @@ fn json_bomb(signal: Signal) -> Vec<u8> {
         Signal::Traces => ("resourceSpans", "scopeSpans", "spans"),
         Signal::Logs => ("resourceLogs", "scopeLogs", "logRecords"),
         Signal::Metrics => ("resourceMetrics", "scopeMetrics", "metrics"),
+        Signal::Profiles => ("resourceProfiles", "scopeProfiles", "profiles"),
     };
     let head = format!(r#"{{"{outer}":[{{"{inner}":[{{"{items}":["#);
     let n = (INFLATED - 100) / 3;
@@ -71,12 +72,14 @@ pipelines:
       - {{ name: sample, module: "{}", config: {{ ratio: 1.0 }} }}
   logs:
     exporters: [up]
+  profiles:
+    exporters: [up]
 "#,
         wasm("sampler")
     ));
     let baseline = vm_hwm(weir.pid());
     let mut bombs: Vec<(String, Signal, &str, Encoding, Vec<u8>)> = Vec::new();
-    for signal in [Signal::Traces, Signal::Logs] {
+    for signal in [Signal::Traces, Signal::Logs, Signal::Profiles] {
         for encoding in [Encoding::Gzip, Encoding::Zstd] {
             let json = json_bomb(signal);
             let proto = protobuf_bomb();
@@ -123,7 +126,7 @@ pipelines:
     }
     // And protobuf bombs over gRPC, gzip (the encoding every OTLP exporter offers).
     let wire = protobuf_bomb();
-    for signal in [Signal::Traces, Signal::Logs] {
+    for signal in [Signal::Traces, Signal::Logs, Signal::Profiles] {
         let sends: Vec<_> = (0..4)
             .map(|_| {
                 let (url, wire) = (weir.grpc_url(), wire.clone());
@@ -156,11 +159,11 @@ pipelines:
         SLACK >> 20
     );
     // weir keeps serving, with and without the filter.
-    for signal in [Signal::Traces, Signal::Logs] {
-        let file = if signal == Signal::Traces {
-            "trace.json"
-        } else {
-            "logs.json"
+    for signal in [Signal::Traces, Signal::Logs, Signal::Profiles] {
+        let file = match signal {
+            Signal::Traces => "trace.json",
+            Signal::Profiles => "profiles.json",
+            _ => "logs.json",
         };
         let (status, _, _) = post(
             &weir.http_url(signal),
@@ -170,7 +173,8 @@ pipelines:
         .await;
         assert_eq!(status, 200, "{signal}");
     }
-    upstream.wait_for_items(2).await;
+    // 1 span, 1 log record, 3 samples.
+    upstream.wait_for_items(5).await;
     assert!(
         weir.metric(
             r#"weir_refused_requests_total{signal="traces",transport="http",reason="too_large"}"#

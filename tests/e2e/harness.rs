@@ -176,7 +176,7 @@ impl Weir {
     }
 
     pub fn http_url(&self, signal: Signal) -> String {
-        format!("http://{}/v1/{}", self.http, signal.as_str())
+        format!("http://{}{}", self.http, signal.http_path())
     }
 
     /// Kills weir with SIGKILL (no chance to flush or clean up) and waits for it.
@@ -376,7 +376,7 @@ impl Recorder {
         for signal in Signal::ALL {
             let rec = r.clone();
             app = app.route(
-                &format!("/v1/{}", signal.as_str()),
+                signal.http_path(),
                 post(move |headers: http::HeaderMap, body: Bytes| {
                     let rec = rec.clone();
                     async move { rec.http_export(signal, headers, body).await }

@@ -162,6 +162,7 @@ async fn sdk_roundtrip(via: Via) {
                     logs.extend(rl.log_records.iter().cloned());
                 }
             }
+            Payload::Profiles(_) => panic!("the SDK sent no profiles"),
         }
     }
     // Cumulative: every export (flush, then shutdown) carries the one point, with the same total.

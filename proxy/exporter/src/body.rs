@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
-use weir_core::Encoded;
+use weir_core::{Encoded, Signal};
 use weir_wire::codec::{self, Encoding};
 
 /// What an exporter sends for one upstream request: the chunks, in order, and how they are encoded.
@@ -41,9 +41,10 @@ impl Prepared {
         }
     }
 
-    /// The parts' protobuf concatenated, compressed with `compression` (encoding, level) when set.
+    /// The parts' protobuf concatenated (merged, for profiles: see [`join`]), compressed with
+    /// `compression` (encoding, level) when set.
     pub fn new(parts: &[Encoded], compression: Option<(Encoding, i32)>) -> Self {
-        let raw: Vec<Bytes> = parts.iter().map(|p| p.bytes().clone()).collect();
+        let raw = join(parts);
         match compression {
             None => {
                 let len = raw.iter().map(Bytes::len).sum();
@@ -93,6 +94,30 @@ impl Prepared {
         Chunks::new(
             std::iter::once(Bytes::copy_from_slice(&prefix)).chain(self.chunks.iter().cloned()),
         )
+    }
+}
+
+/// The parts of one upstream request as the chunks of one export request of their signal.
+///
+/// Protobuf merges a repeated field's occurrences by appending, so the requests of three signals
+/// become one request by concatenation, without decoding. A profiles request also carries a
+/// dictionary that its profiles index into, which concatenation would merge without moving the
+/// indices: several profiles parts are decoded and merged by [`weir_wire::profiles::merge`].
+pub fn join(parts: &[Encoded]) -> Vec<Bytes> {
+    let raw = parts.iter().map(|p| p.bytes().clone());
+    if parts.len() < 2 || parts[0].signal() != Signal::Profiles {
+        return raw.collect();
+    }
+    match weir_wire::profiles::merge(parts.iter().map(|p| &p.bytes()[..])) {
+        Ok(merged) => vec![Bytes::from(merged)],
+        // Every part was walked at intake (or written by weir and checksummed), so it decodes: the
+        // walk refuses what prost refuses. Were one not to, the parts go as they are, one after
+        // another: the upstream gets every profile, but those after the first part with their
+        // indices pointing into the first part's tables; the error says so.
+        Err(e) => {
+            tracing::error!(error = %e, "profiles parts did not decode to be merged");
+            raw.collect()
+        }
     }
 }
 
@@ -182,5 +207,41 @@ mod tests {
         let merged = Payload::decode_protobuf(Signal::Logs, &whole).unwrap();
         assert_eq!(merged.item_count(), 2);
         assert_eq!(merged.resource_count(), 2);
+    }
+
+    #[test]
+    fn profiles_parts_are_merged_with_one_dictionary() {
+        // Two requests whose profiles name their sample type by string index 1: "cpu" in one,
+        // "alloc" in the other.
+        let request = |ty: &str| {
+            let json = format!(
+                r#"{{"resourceProfiles":[{{"scopeProfiles":[{{"profiles":[{{
+                    "sampleType":{{"typeStrindex":1}},"samples":[{{"values":[1]}}]}}]}}]}}],
+                    "dictionary":{{"stringTable":["","{ty}"]}}}}"#
+            );
+            Encoded::encode(&Payload::decode_json(Signal::Profiles, json.as_bytes()).unwrap())
+        };
+        let p = Prepared::new(&[request("cpu"), request("alloc")], None);
+        assert_eq!(p.chunks.len(), 1, "one merged request, not two parts");
+        let Payload::Profiles(merged) =
+            Payload::decode_protobuf(Signal::Profiles, &p.chunks[0]).unwrap()
+        else {
+            unreachable!()
+        };
+        let strings = &merged.dictionary.as_ref().unwrap().string_table;
+        let types: Vec<&str> = merged
+            .resource_profiles
+            .iter()
+            .flat_map(|r| &r.scope_profiles)
+            .flat_map(|s| &s.profiles)
+            .map(|p| strings[p.sample_type.unwrap().type_strindex as usize].as_str())
+            .collect();
+        assert_eq!(types, ["cpu", "alloc"]);
+        // One part goes as it is.
+        let one = request("cpu");
+        assert_eq!(
+            Prepared::new(std::slice::from_ref(&one), None).chunks,
+            [one.bytes().clone()]
+        );
     }
 }

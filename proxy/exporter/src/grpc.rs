@@ -29,18 +29,10 @@ const MAX_RESPONSE_BYTES: usize = 1 << 20;
 pub struct GrpcExporter {
     client: Client<Connector, Chunks>,
     /// The `Export` method's URI per signal.
-    uris: [Uri; 3],
+    uris: [Uri; Signal::ALL.len()],
     /// The configured headers and the gRPC ones.
     headers: HeaderMap,
     upstream: Upstream,
-}
-
-fn signal_index(s: Signal) -> usize {
-    match s {
-        Signal::Traces => 0,
-        Signal::Metrics => 1,
-        Signal::Logs => 2,
-    }
 }
 
 impl GrpcExporter {
@@ -57,11 +49,12 @@ impl GrpcExporter {
                 .parse()
                 .map_err(|e| format!("endpoint `{}`: {e}", config.endpoint))
         };
-        let uris = [
-            uri_of(Signal::Traces)?,
-            uri_of(Signal::Metrics)?,
-            uri_of(Signal::Logs)?,
-        ];
+        let mut uris = Vec::with_capacity(Signal::ALL.len());
+        for s in Signal::ALL {
+            uris.push(uri_of(s)?);
+        }
+        let uris = <[Uri; Signal::ALL.len()]>::try_from(uris)
+            .map_err(|_| "one URI per signal".to_string())?;
         let upstream = Upstream::new(config)?;
         let client = Client::builder(TokioExecutor::new())
             .http2_only(true)
@@ -105,7 +98,7 @@ impl GrpcExporter {
         left: Duration,
     ) -> Result<PartialSuccess, ExportError> {
         let timeout = self.upstream.timeout.min(left);
-        let mut req = Request::post(self.uris[signal_index(signal)].clone())
+        let mut req = Request::post(self.uris[signal.index()].clone())
             .body(body.grpc_message())
             .map_err(|e| ExportError::unavailable(format!("bad request: {e}")))?;
         *req.headers_mut() = self.upstream.headers_for(&self.headers, tenant);

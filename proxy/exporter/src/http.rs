@@ -1,5 +1,5 @@
 //! The OTLP/HTTP upstream client (protobuf): hyper's pooled client with `TCP_NODELAY`, posting to
-//! `{endpoint}/v1/{signal}`, the body compressed (gzip or zstd) once per upstream request.
+//! `{endpoint}/v1/{signal}` (`/v1development/profiles` for profiles), the body compressed (gzip or zstd) once per upstream request.
 
 use std::time::Duration;
 
@@ -73,7 +73,7 @@ impl HttpExporter {
         left: Duration,
     ) -> Result<PartialSuccess, ExportError> {
         let timeout = self.upstream.timeout.min(left);
-        let mut req = Request::post(format!("{}/v1/{}", self.base, signal.as_str()))
+        let mut req = Request::post(format!("{}{}", self.base, signal.http_path()))
             .body(body.body())
             .map_err(|e| ExportError::unavailable(format!("bad request: {e}")))?;
         *req.headers_mut() = self.upstream.headers_for(&self.headers, tenant);

@@ -837,6 +837,8 @@ impl LoadedFilter {
                 Signal::Traces => b.call_process_traces(&mut *store, borrowed),
                 Signal::Metrics => b.call_process_metrics(&mut *store, borrowed),
                 Signal::Logs => b.call_process_logs(&mut *store, borrowed),
+                // Interface 0.1 has no profiles: its filters pass them by.
+                Signal::Profiles => Ok(v0_1::weir::filter::types::Verdict::Continue),
             }
             .map(|v| match v {
                 v0_1::weir::filter::types::Verdict::Continue => Verdict::Continue,
@@ -846,6 +848,8 @@ impl LoadedFilter {
                 Signal::Traces => b.call_process_traces(&mut *store, borrowed),
                 Signal::Metrics => b.call_process_metrics(&mut *store, borrowed),
                 Signal::Logs => b.call_process_logs(&mut *store, borrowed),
+                // Interface 0.2 has no profiles: its filters pass them by.
+                Signal::Profiles => Ok(v0_2::weir::filter::types::Verdict::Continue),
             }
             .map(|v| match v {
                 v0_2::weir::filter::types::Verdict::Continue => Verdict::Continue,

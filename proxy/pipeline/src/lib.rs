@@ -288,29 +288,19 @@ impl Pipeline {
 /// The pipelines of all signals.
 #[derive(Debug, Default)]
 pub struct Pipelines {
-    traces: Option<Pipeline>,
-    metrics: Option<Pipeline>,
-    logs: Option<Pipeline>,
+    by_signal: [Option<Pipeline>; Signal::ALL.len()],
 }
 
 impl Pipelines {
     /// Installs the pipeline of its signal.
     pub fn insert(&mut self, pipeline: Pipeline) {
-        let slot = match pipeline.signal {
-            Signal::Traces => &mut self.traces,
-            Signal::Metrics => &mut self.metrics,
-            Signal::Logs => &mut self.logs,
-        };
-        *slot = Some(pipeline);
+        let i = pipeline.signal.index();
+        self.by_signal[i] = Some(pipeline);
     }
 
     /// The pipeline of `signal`, if configured.
     pub fn get(&self, signal: Signal) -> Option<&Pipeline> {
-        match signal {
-            Signal::Traces => self.traces.as_ref(),
-            Signal::Metrics => self.metrics.as_ref(),
-            Signal::Logs => self.logs.as_ref(),
-        }
+        self.by_signal[signal.index()].as_ref()
     }
 
     /// Processes a batch in its signal's pipeline, bounded by its deadline.

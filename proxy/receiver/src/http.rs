@@ -1,5 +1,5 @@
 //! The OTLP/HTTP receiver (axum on hyper, HTTP/1.1 and h2c): `POST /v1/traces`, `/v1/metrics`,
-//! `/v1/logs` with protobuf or JSON bodies, optionally gzip- or zstd-compressed. A protobuf body is
+//! `/v1/logs` and `/v1development/profiles` (alpha) with protobuf or JSON bodies, optionally gzip- or zstd-compressed. A protobuf body is
 //! checked by the validating walk and forwarded as the bytes it is; JSON is decoded.
 //!
 //! Status codes per the OTLP specification: 400 (body: `google.rpc.Status`) for undecodable data, 415 for
@@ -42,7 +42,7 @@ pub fn router(ingest: Arc<Ingest>, auth: Option<Arc<Authenticator>>) -> Router {
     for signal in Signal::ALL {
         let auth = auth.clone();
         router = router.route(
-            &format!("/v1/{}", signal.as_str()),
+            signal.http_path(),
             post(
                 move |State(ingest): State<Arc<Ingest>>,
                       ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -351,11 +351,7 @@ fn success(ct: ContentType, signal: Signal, partial: &PartialSuccess) -> Respons
             let value = if partial.is_empty() {
                 serde_json::json!({})
             } else {
-                let field = match signal {
-                    Signal::Traces => "rejectedSpans",
-                    Signal::Metrics => "rejectedDataPoints",
-                    Signal::Logs => "rejectedLogRecords",
-                };
+                let field = signal.rejected_field();
                 serde_json::json!({"partialSuccess": {
                     field: partial.rejected.to_string(),
                     "errorMessage": partial.message,

@@ -5,24 +5,30 @@
 use crate::{Payload, Signal};
 
 fn signal(b: u8) -> Signal {
-    Signal::ALL[(b % 3) as usize]
+    Signal::ALL[usize::from(b) % Signal::ALL.len()]
 }
 
 /// OTLP protobuf: the validating walk ([`crate::walk`], what weir runs on forwarded bytes) and prost
 /// agree on every input (same verdict, same resource and item counts), except that the walk also
-/// refuses trace and span ids of the wrong length, and whatever decodes re-encodes to bytes that
-/// decode to the same request.
+/// refuses trace, span and profile ids of the wrong length and profiles dictionary indices that
+/// point nowhere (judging every occurrence of an index, where decoding keeps a singular field's
+/// last), and whatever decodes re-encodes to bytes that decode to the same request.
 pub fn otlp_protobuf(data: &[u8]) {
     let Some((&first, rest)) = data.split_first() else {
         return;
     };
     let s = signal(first);
     let walked = crate::walk::walk(s, rest);
+    let refused_references = matches!(
+        walked,
+        Err(crate::walk::WalkError::InvalidId { .. } | crate::walk::WalkError::InvalidIndex { .. })
+    );
     match Payload::decode_protobuf(s, rest) {
         Ok(p) if !p.ids_are_valid() => assert!(
-            matches!(walked, Err(crate::walk::WalkError::InvalidId { .. })),
-            "the walk did not refuse ids of the wrong length: {walked:?}"
+            refused_references,
+            "the walk did not refuse ids or indices that point nowhere: {walked:?}"
         ),
+        Ok(_) if matches!(walked, Err(crate::walk::WalkError::InvalidIndex { .. })) => {}
         Ok(p) => {
             let counts = walked.expect("the walk refused what prost decodes");
             assert_eq!(counts.items, p.item_count(), "item counts differ");

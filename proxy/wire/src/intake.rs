@@ -133,7 +133,10 @@ pub fn prepare(
     Ok(if json {
         Prepared::Json {
             signal,
-            bound: walk::json_decoded_bound(&raw),
+            bound: walk::json_decoded_bound(&raw).saturating_mul(match signal {
+                Signal::Profiles => crate::profiles::JSON_DECODE_COPIES,
+                _ => 1,
+            }),
             raw,
         }
     } else {

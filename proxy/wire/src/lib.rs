@@ -1,4 +1,4 @@
-//! The bytes weir takes from outside, and the bytes it writes to its own disk: OTLP requests of the three
+//! The bytes weir takes from outside, and the bytes it writes to its own disk: OTLP requests of the four
 //! signals (protobuf, checked by a validating [`walk`] and kept as bytes, or decoded; the JSON mapping),
 //! a request's [`body`] as it flows through weir, compression both ways within a size cap ([`codec`]),
 //! the export [`response`], and the durable queue's [`record`] format.
@@ -13,6 +13,7 @@ pub mod body;
 pub mod codec;
 pub mod fuzzing;
 pub mod intake;
+pub mod profiles;
 pub mod record;
 pub mod response;
 mod signal;

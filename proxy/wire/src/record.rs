@@ -52,6 +52,7 @@ fn signal_byte(s: Signal) -> u8 {
         Signal::Traces => 0,
         Signal::Metrics => 1,
         Signal::Logs => 2,
+        Signal::Profiles => 3,
     }
 }
 
@@ -60,6 +61,7 @@ fn byte_signal(b: u8) -> Option<Signal> {
         0 => Signal::Traces,
         1 => Signal::Metrics,
         2 => Signal::Logs,
+        3 => Signal::Profiles,
         _ => return None,
     })
 }

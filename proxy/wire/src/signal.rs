@@ -1,12 +1,14 @@
-//! The three OTLP signals and a decoded request of any of them.
+//! The four OTLP signals and a decoded request of any of them. Profiles are alpha in OTLP
+//! (`v1development`): see [`crate::profiles`].
 
 use opentelemetry_proto::tonic::collector::{
     logs::v1::ExportLogsServiceRequest, metrics::v1::ExportMetricsServiceRequest,
-    trace::v1::ExportTraceServiceRequest,
+    profiles::v1development::ExportProfilesServiceRequest, trace::v1::ExportTraceServiceRequest,
 };
 use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use opentelemetry_proto::tonic::metrics::v1::{ResourceMetrics, ScopeMetrics};
+use opentelemetry_proto::tonic::profiles::v1development::{ResourceProfiles, ScopeProfiles};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
 use prost::Message;
 
@@ -19,19 +21,57 @@ pub enum Signal {
     Metrics,
     /// Log records.
     Logs,
+    /// Profiles, counted by their samples (alpha: OTLP `v1development`).
+    Profiles,
 }
 
 impl Signal {
     /// All signals, in a fixed order.
-    pub const ALL: [Signal; 3] = [Signal::Traces, Signal::Metrics, Signal::Logs];
+    pub const ALL: [Signal; 4] = [
+        Signal::Traces,
+        Signal::Metrics,
+        Signal::Logs,
+        Signal::Profiles,
+    ];
 
-    /// `traces`, `metrics` or `logs`: the label value and the OTLP/HTTP path segment.
+    /// Its position in [`Signal::ALL`], for tables indexed by signal.
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// `traces`, `metrics`, `logs` or `profiles`: the label value and the config's pipeline name.
     pub fn as_str(self) -> &'static str {
         match self {
             Signal::Traces => "traces",
             Signal::Metrics => "metrics",
             Signal::Logs => "logs",
+            Signal::Profiles => "profiles",
         }
+    }
+
+    /// The OTLP/HTTP path of the export call.
+    pub fn http_path(self) -> &'static str {
+        match self {
+            Signal::Traces => "/v1/traces",
+            Signal::Metrics => "/v1/metrics",
+            Signal::Logs => "/v1/logs",
+            Signal::Profiles => "/v1development/profiles",
+        }
+    }
+
+    /// The partial-success field that counts this signal's rejected items, in OTLP/JSON.
+    pub fn rejected_field(self) -> &'static str {
+        match self {
+            Signal::Traces => "rejectedSpans",
+            Signal::Metrics => "rejectedDataPoints",
+            Signal::Logs => "rejectedLogRecords",
+            Signal::Profiles => "rejectedProfiles",
+        }
+    }
+
+    /// True for a signal that OTLP has not declared stable yet.
+    pub fn is_alpha(self) -> bool {
+        self == Signal::Profiles
     }
 
     /// What one item of this signal is called in logs.
@@ -40,6 +80,7 @@ impl Signal {
             Signal::Traces => "spans",
             Signal::Metrics => "data points",
             Signal::Logs => "log records",
+            Signal::Profiles => "samples",
         }
     }
 
@@ -49,6 +90,9 @@ impl Signal {
             Signal::Traces => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
             Signal::Metrics => "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
             Signal::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+            Signal::Profiles => {
+                "/opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export"
+            }
         }
     }
 }
@@ -68,6 +112,8 @@ pub enum Payload {
     Metrics(ExportMetricsServiceRequest),
     /// `ExportLogsServiceRequest`.
     Logs(ExportLogsServiceRequest),
+    /// `ExportProfilesServiceRequest`.
+    Profiles(ExportProfilesServiceRequest),
 }
 
 impl Payload {
@@ -77,6 +123,7 @@ impl Payload {
             Payload::Traces(_) => Signal::Traces,
             Payload::Metrics(_) => Signal::Metrics,
             Payload::Logs(_) => Signal::Logs,
+            Payload::Profiles(_) => Signal::Profiles,
         }
     }
 
@@ -86,6 +133,7 @@ impl Payload {
             Signal::Traces => Payload::Traces(Default::default()),
             Signal::Metrics => Payload::Metrics(Default::default()),
             Signal::Logs => Payload::Logs(Default::default()),
+            Signal::Profiles => Payload::Profiles(Default::default()),
         }
     }
 
@@ -95,6 +143,7 @@ impl Payload {
             Signal::Traces => Payload::Traces(Message::decode(bytes)?),
             Signal::Metrics => Payload::Metrics(Message::decode(bytes)?),
             Signal::Logs => Payload::Logs(Message::decode(bytes)?),
+            Signal::Profiles => Payload::Profiles(Message::decode(bytes)?),
         })
     }
 
@@ -105,11 +154,13 @@ impl Payload {
             Signal::Traces => Payload::Traces(serde_json::from_slice(bytes)?),
             Signal::Metrics => Payload::Metrics(serde_json::from_slice(bytes)?),
             Signal::Logs => Payload::Logs(serde_json::from_slice(bytes)?),
+            Signal::Profiles => Payload::Profiles(crate::profiles::decode_json(bytes)?),
         })
     }
 
-    /// Keeps the items (spans, metrics, log records, numbered in payload order) for which `keep` is
-    /// true, and drops scopes and resources left empty.
+    /// Keeps the items (spans, metrics, log records, profiles, numbered in payload order) for which
+    /// `keep` is true, and drops scopes and resources left empty. A profiles request keeps its whole
+    /// dictionary.
     pub fn retain_items(&mut self, mut keep: impl FnMut(usize) -> bool) {
         let mut i = 0;
         let mut keep = move || {
@@ -144,6 +195,15 @@ impl Payload {
                     rl.scope_logs.retain(|s| !s.log_records.is_empty());
                 }
                 r.resource_logs.retain(|r| !r.scope_logs.is_empty());
+            }
+            Payload::Profiles(r) => {
+                for rp in &mut r.resource_profiles {
+                    for sp in &mut rp.scope_profiles {
+                        sp.profiles.retain(|_| keep());
+                    }
+                    rp.scope_profiles.retain(|s| !s.profiles.is_empty());
+                }
+                r.resource_profiles.retain(|r| !r.scope_profiles.is_empty());
             }
         }
     }
@@ -237,6 +297,33 @@ impl Payload {
                     })
                     .collect(),
             }),
+            Payload::Profiles(r) => Payload::Profiles(ExportProfilesServiceRequest {
+                resource_profiles: r
+                    .resource_profiles
+                    .iter()
+                    .filter_map(|rp| {
+                        let scope_profiles: Vec<_> = rp
+                            .scope_profiles
+                            .iter()
+                            .filter_map(|sp| {
+                                let profiles: Vec<_> =
+                                    sp.profiles.iter().filter(|_| keep()).cloned().collect();
+                                (!profiles.is_empty()).then(|| ScopeProfiles {
+                                    scope: sp.scope.clone(),
+                                    profiles,
+                                    schema_url: sp.schema_url.clone(),
+                                })
+                            })
+                            .collect();
+                        (!scope_profiles.is_empty()).then(|| ResourceProfiles {
+                            resource: rp.resource.clone(),
+                            scope_profiles,
+                            schema_url: rp.schema_url.clone(),
+                        })
+                    })
+                    .collect(),
+                dictionary: r.dictionary.clone(),
+            }),
         }
     }
 
@@ -246,6 +333,7 @@ impl Payload {
             Payload::Traces(r) => r.encode_to_vec(),
             Payload::Metrics(r) => r.encode_to_vec(),
             Payload::Logs(r) => r.encode_to_vec(),
+            Payload::Profiles(r) => r.encode_to_vec(),
         }
     }
 
@@ -255,6 +343,7 @@ impl Payload {
             Payload::Traces(r) => r.encoded_len(),
             Payload::Metrics(r) => r.encoded_len(),
             Payload::Logs(r) => r.encoded_len(),
+            Payload::Profiles(r) => r.encoded_len(),
         }
     }
 
@@ -264,14 +353,17 @@ impl Payload {
             Payload::Traces(r) => serde_json::to_vec(r),
             Payload::Metrics(r) => serde_json::to_vec(r),
             Payload::Logs(r) => serde_json::to_vec(r),
+            Payload::Profiles(r) => Ok(crate::profiles::encode_json(r)),
         };
         // Serializing plain data structures into a Vec cannot fail.
         r.unwrap_or_default()
     }
 
-    /// The first trace or span id of another length than the data model's (16 and 8 bytes, or
-    /// empty), as the walk refuses it in protobuf ([`crate::walk::WalkError::InvalidId`]); for
-    /// requests decoded from JSON, whose hex ids can have any length.
+    /// The first trace, span or profile id of another length than the data model's (16, 8 and 16
+    /// bytes, or empty), as the walk refuses it in protobuf ([`crate::walk::WalkError::InvalidId`]),
+    /// and the first profiles dictionary index that points nowhere
+    /// ([`crate::walk::WalkError::InvalidIndex`]); for requests decoded from JSON, whose hex ids can
+    /// have any length.
     pub fn check_ids(&self) -> Result<(), crate::walk::WalkError> {
         fn id(what: &'static str, want: u8, v: &[u8]) -> Result<(), crate::walk::WalkError> {
             if v.is_empty() || v.len() == usize::from(want) {
@@ -342,6 +434,11 @@ impl Payload {
                         Some(Data::Summary(_)) | None => Ok(()),
                     })
             }
+            // The walk checks a profiles request's ids and dictionary indices: the same walk over
+            // this request's encoding.
+            Payload::Profiles(r) => {
+                crate::walk::walk(Signal::Profiles, &r.encode_to_vec()).map(|_| ())
+            }
         }
     }
 
@@ -350,7 +447,7 @@ impl Payload {
         self.check_ids().is_ok()
     }
 
-    /// Number of items: spans, metric data points or log records.
+    /// Number of items: spans, metric data points, log records or profile samples.
     pub fn item_count(&self) -> usize {
         match self {
             Payload::Traces(r) => r
@@ -372,6 +469,7 @@ impl Payload {
                 .flat_map(|rl| &rl.scope_logs)
                 .map(|sl| sl.log_records.len())
                 .sum(),
+            Payload::Profiles(r) => crate::profiles::sample_count(r),
         }
     }
 
@@ -381,6 +479,7 @@ impl Payload {
             Payload::Traces(r) => r.resource_spans.len(),
             Payload::Metrics(r) => r.resource_metrics.len(),
             Payload::Logs(r) => r.resource_logs.len(),
+            Payload::Profiles(r) => r.resource_profiles.len(),
         }
     }
 }

@@ -71,17 +71,48 @@ pub enum WalkError {
     /// Messages nested deeper than the decoder allows.
     #[error("recursion limit reached")]
     RecursionLimit,
-    /// A trace or span id of another length than the data model's (16 and 8 bytes, or empty).
+    /// A trace, span or profile id of another length than the data model's (16, 8 and 16 bytes, or
+    /// empty).
     #[error("invalid {what}: {got} bytes, not {want} (or none)")]
     InvalidId {
-        /// `trace id` or `span id`.
+        /// `trace id`, `span id` or `profile id`.
         what: &'static str,
         /// Its required length.
         want: u8,
         /// Its length.
         got: u64,
     },
+    /// A profile points past the end of one of its dictionary's tables, or at a negative index.
+    /// Merging requests shifts indices (see [`crate::profiles::merge`]): one that points nowhere
+    /// in its own request would point into another client's entries.
+    #[error("invalid {table} index {index}: the dictionary's table has {len} entries")]
+    InvalidIndex {
+        /// The table's field name.
+        table: &'static str,
+        /// The index.
+        index: i64,
+        /// The table's length.
+        len: u64,
+    },
 }
+
+/// The profiles dictionary's tables, by their position in [`Kind::Index`] and [`Count::Entry`].
+pub const TABLES: [&str; 7] = [
+    "mapping_table",
+    "location_table",
+    "function_table",
+    "link_table",
+    "string_table",
+    "attribute_table",
+    "stack_table",
+];
+const MAPPINGS: u8 = 0;
+const LOCATIONS: u8 = 1;
+const FUNCTIONS: u8 = 2;
+const LINKS: u8 = 3;
+const STRINGS: u8 = 4;
+const ATTRIBUTES: u8 = 5;
+const STACKS: u8 = 6;
 
 /// prost's `RECURSION_LIMIT`.
 const RECURSION_LIMIT: u32 = 100;
@@ -101,8 +132,13 @@ enum Kind {
     RepFixed64,
     /// Repeated uint64, packed or not.
     RepVarint,
-    /// A trace id (16 bytes) or span id (8 bytes), or empty.
-    Id(u8),
+    /// An id of this many bytes (16 for trace and profile ids, 8 for span ids), or empty; named
+    /// for the error.
+    Id(u8, &'static str),
+    /// An `int32` index into one of the profiles dictionary's tables (see [`TABLES`]).
+    Index(u8),
+    /// Repeated `int32` indices into one of the profiles dictionary's tables, packed or not.
+    RepIndex(u8),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -113,6 +149,8 @@ enum Count {
     Item,
     /// A variant of a metric's `data` oneof: only the variant decoding keeps counts.
     Variant,
+    /// Each occurrence is one entry of a profiles dictionary table (see [`TABLES`]).
+    Entry(u8),
 }
 
 struct Field {
@@ -172,6 +210,15 @@ const fn item(tag: u32, msg: &'static Msg) -> Field {
     }
 }
 
+/// Field `tag` of kind `kind`, each occurrence one entry of dictionary table `table`.
+const fn entry(tag: u32, kind: Kind, table: u8) -> Field {
+    Field {
+        tag,
+        kind,
+        count: Count::Entry(table),
+    }
+}
+
 const fn variant(tag: u32, msg: &'static Msg) -> Field {
     Field {
         tag,
@@ -180,13 +227,16 @@ const fn variant(tag: u32, msg: &'static Msg) -> Field {
     }
 }
 
-use Kind::{Bytes, Fixed32, Fixed64, Id, Msg as M, RepFixed64, RepVarint, Str, Varint};
+use Kind::{
+    Bytes, Fixed32, Fixed64, Id, Index, Msg as M, RepFixed64, RepIndex, RepVarint, Str, Varint,
+};
 use opentelemetry_proto::tonic::{common::v1 as c, logs::v1 as l, metrics::v1 as m};
 use opentelemetry_proto::tonic::{resource::v1 as r, trace::v1 as t};
 use std::mem::size_of as z;
 
-const TRACE_ID: Kind = Id(16);
-const SPAN_ID: Kind = Id(8);
+const TRACE_ID: Kind = Id(16, "trace id");
+const SPAN_ID: Kind = Id(8, "span id");
+const PROFILE_ID: Kind = Id(16, "profile id");
 
 // opentelemetry.proto.common.v1
 static ANY_VALUE: Msg = msg(
@@ -423,6 +473,105 @@ static LOG_RECORD: Msg = msg(
     ],
 );
 
+// opentelemetry.proto.profiles.v1development: items are samples.
+use opentelemetry_proto::tonic::profiles::v1development as p;
+static PROFILES_REQUEST: Msg = msg(
+    z::<opentelemetry_proto::tonic::collector::profiles::v1development::ExportProfilesServiceRequest>(),
+    &[f(1, M(&RESOURCE_PROFILES)), f(2, M(&DICTIONARY))],
+);
+static DICTIONARY: Msg = msg(
+    z::<p::ProfilesDictionary>(),
+    &[
+        entry(1, M(&MAPPING), MAPPINGS),
+        entry(2, M(&LOCATION), LOCATIONS),
+        entry(3, M(&FUNCTION), FUNCTIONS),
+        entry(4, M(&PROFILE_LINK), LINKS),
+        entry(5, Str, STRINGS),
+        entry(6, M(&KEY_VALUE_AND_UNIT), ATTRIBUTES),
+        entry(7, M(&STACK), STACKS),
+    ],
+);
+static RESOURCE_PROFILES: Msg = msg(
+    z::<p::ResourceProfiles>(),
+    &[f(1, M(&RESOURCE)), f(2, M(&SCOPE_PROFILES)), f(3, Str)],
+);
+static SCOPE_PROFILES: Msg = msg(
+    z::<p::ScopeProfiles>(),
+    &[f(1, M(&SCOPE)), f(2, M(&PROFILE)), f(3, Str)],
+);
+static PROFILE: Msg = msg(
+    z::<p::Profile>(),
+    &[
+        f(1, M(&VALUE_TYPE)),
+        item(2, &SAMPLE),
+        f(3, Fixed64),
+        f(4, Varint),
+        f(5, M(&VALUE_TYPE)),
+        f(6, Varint),
+        f(7, PROFILE_ID),
+        f(8, Varint),
+        f(9, Str),
+        f(10, Bytes),
+        f(11, RepIndex(ATTRIBUTES)),
+    ],
+);
+static PROFILE_LINK: Msg = msg(z::<p::Link>(), &[f(1, TRACE_ID), f(2, SPAN_ID)]);
+static VALUE_TYPE: Msg = msg(
+    z::<p::ValueType>(),
+    &[f(1, Index(STRINGS)), f(2, Index(STRINGS))],
+);
+static SAMPLE: Msg = msg(
+    z::<p::Sample>(),
+    &[
+        f(1, Index(STACKS)),
+        f(2, RepIndex(ATTRIBUTES)),
+        f(3, Index(LINKS)),
+        f(4, RepVarint),
+        f(5, RepFixed64),
+    ],
+);
+static MAPPING: Msg = msg(
+    z::<p::Mapping>(),
+    &[
+        f(1, Varint),
+        f(2, Varint),
+        f(3, Varint),
+        f(4, Index(STRINGS)),
+        f(5, RepIndex(ATTRIBUTES)),
+    ],
+);
+static STACK: Msg = msg(z::<p::Stack>(), &[f(1, RepIndex(LOCATIONS))]);
+static LOCATION: Msg = msg(
+    z::<p::Location>(),
+    &[
+        f(1, Index(MAPPINGS)),
+        f(2, Varint),
+        f(3, M(&LINE)),
+        f(4, RepIndex(ATTRIBUTES)),
+    ],
+);
+static LINE: Msg = msg(
+    z::<p::Line>(),
+    &[f(1, Index(FUNCTIONS)), f(2, Varint), f(3, Varint)],
+);
+static FUNCTION: Msg = msg(
+    z::<p::Function>(),
+    &[
+        f(1, Index(STRINGS)),
+        f(2, Index(STRINGS)),
+        f(3, Index(STRINGS)),
+        f(4, Varint),
+    ],
+);
+static KEY_VALUE_AND_UNIT: Msg = msg(
+    z::<p::KeyValueAndUnit>(),
+    &[
+        f(1, Index(STRINGS)),
+        f(2, M(&ANY_VALUE)),
+        f(3, Index(STRINGS)),
+    ],
+);
+
 const VARINT: u8 = 0;
 const FIXED64: u8 = 1;
 const LEN: u8 = 2;
@@ -454,14 +603,18 @@ pub fn walk(signal: Signal, bytes: &[u8]) -> Result<Counts, WalkError> {
         Signal::Traces => &TRACE_REQUEST,
         Signal::Metrics => &METRICS_REQUEST,
         Signal::Logs => &LOGS_REQUEST,
+        Signal::Profiles => &PROFILES_REQUEST,
     };
     let mut w = Walker {
         buf: bytes,
         pos: 0,
         structs: 0,
         heap: 0,
+        entries: [0; TABLES.len()],
+        max_index: [0; TABLES.len()],
     };
     let (items, resources) = w.fields(request, bytes.len(), RECURSION_LIMIT)?;
+    w.check_indices()?;
     Ok(Counts {
         resources: resources as usize,
         items: items as usize,
@@ -525,6 +678,10 @@ struct Walker<'a> {
     structs: u64,
     /// Bytes of strings, byte fields and repeated numbers.
     heap: u64,
+    /// Entries of each profiles dictionary table (see [`TABLES`]).
+    entries: [u64; TABLES.len()],
+    /// The largest index into each table.
+    max_index: [u64; TABLES.len()],
 }
 
 impl Walker<'_> {
@@ -614,7 +771,7 @@ impl Walker<'_> {
                 continue;
             };
             firsts += u64::from(tag == 1);
-            if let Kind::Id(_) = field.kind {
+            if let Kind::Id(..) = field.kind {
                 let verdict = match self.field(field, tag, wire, end, ctx) {
                     Ok(_) => None,
                     Err(e @ WalkError::InvalidId { .. }) => Some(e),
@@ -631,6 +788,7 @@ impl Walker<'_> {
             match field.count {
                 Count::Inner => items += inner_items,
                 Count::Item => items += 1,
+                Count::Entry(table) => self.entries[usize::from(table)] += 1,
                 Count::Variant => {
                     // Decoding replaces the oneof when another variant arrives, and merges into it
                     // (appending points) when the same one arrives again.
@@ -684,18 +842,34 @@ impl Walker<'_> {
                 self.take(n, end)?;
                 self.heap += n;
             }
-            Kind::Id(want) => {
+            Kind::Id(want, what) => {
                 expect(LEN)?;
                 let n = self.varint(end)?;
                 self.take(n, end)?;
                 if n != 0 && n != u64::from(want) {
-                    return Err(WalkError::InvalidId {
-                        what: if want == 16 { "trace id" } else { "span id" },
-                        want,
-                        got: n,
-                    });
+                    return Err(WalkError::InvalidId { what, want, got: n });
                 }
                 self.heap += n;
+            }
+            Kind::Index(table) => {
+                expect(VARINT)?;
+                let v = self.varint(end)?;
+                self.index(table, v)?;
+            }
+            Kind::RepIndex(table) => {
+                if wire == LEN {
+                    let inner = self.delimited(end)?;
+                    while self.pos < inner {
+                        let v = self.varint(inner)?;
+                        self.index(table, v)?;
+                        self.heap += GROWTH * 8;
+                    }
+                } else {
+                    expect(VARINT)?;
+                    let v = self.varint(end)?;
+                    self.index(table, v)?;
+                    self.heap += GROWTH * 8;
+                }
             }
             Kind::Str => {
                 expect(LEN)?;
@@ -747,6 +921,35 @@ impl Walker<'_> {
             }
         }
         Ok(0)
+    }
+
+    /// An index `v` (an `int32` as prost decodes it: the low 32 bits) into dictionary table `table`.
+    fn index(&mut self, table: u8, v: u64) -> Result<(), WalkError> {
+        let i = v as i32;
+        if i < 0 {
+            return Err(WalkError::InvalidIndex {
+                table: TABLES[usize::from(table)],
+                index: i64::from(i),
+                len: self.entries[usize::from(table)],
+            });
+        }
+        let max = &mut self.max_index[usize::from(table)];
+        *max = (*max).max(i as u64);
+        Ok(())
+    }
+
+    /// Every index above 0 points into its table (0 is the zero value, "not set").
+    fn check_indices(&self) -> Result<(), WalkError> {
+        for (t, (&max, &len)) in self.max_index.iter().zip(&self.entries).enumerate() {
+            if max > 0 && max >= len {
+                return Err(WalkError::InvalidIndex {
+                    table: TABLES[t],
+                    index: max as i64,
+                    len,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// A string field's length and bytes, checked as UTF-8.

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use weir_wire::Signal;
 use weir_wire::codec::Encoding;
 
 pub use env::substitute_env;
@@ -107,14 +108,33 @@ pub struct FilterRuntimeConfig {
 }
 
 impl Config {
+    /// What `weir validate` warns about in a valid configuration: pipelines of signals OTLP has not
+    /// declared stable (profiles).
+    pub fn warnings(&self) -> Vec<String> {
+        let Some(p) = &self.pipelines else {
+            return Vec::new();
+        };
+        p.by_signal()
+            .into_iter()
+            .filter(|(s, p)| s.is_alpha() && p.is_some())
+            .map(|(s, _)| {
+                format!(
+                    "pipelines.{s}: {s} are alpha in OTLP; weir speaks {}, and a later OTLP \
+                     release may change the format",
+                    weir_wire::profiles::PROTO_VERSION
+                )
+            })
+            .collect()
+    }
+
     /// The engine's instance slots and per-instance memory, from `filter_runtime` or the filters
     /// configured.
     pub fn filter_pool(&self) -> (u32, usize) {
         let filters: Vec<&FilterLimits> = self
             .pipelines
             .iter()
-            .flat_map(|p| [&p.traces, &p.metrics, &p.logs])
-            .flatten()
+            .flat_map(|p| p.by_signal())
+            .filter_map(|(_, p)| p)
             .flat_map(|p| p.filters.iter().map(|f| &f.limits))
             .collect();
         let configured: usize = filters.iter().map(|l| l.concurrency).sum();
@@ -475,6 +495,49 @@ pub struct PipelinesConfig {
     pub metrics: Option<PipelineConfig>,
     /// Log records.
     pub logs: Option<PipelineConfig>,
+    /// Profiles, counted by their samples. **Alpha**: OTLP's `v1development` profiles, as
+    /// `opentelemetry-proto` v1.10.0 defines them; the format may change in a later OTLP release.
+    /// Interface 0.1 and 0.2 filters pass profiles by untouched.
+    pub profiles: Option<PipelineConfig>,
+}
+
+impl PipelinesConfig {
+    /// Every signal with its pipeline, if configured, in [`Signal::ALL`] order.
+    pub fn by_signal(&self) -> [(Signal, Option<&PipelineConfig>); Signal::ALL.len()] {
+        Signal::ALL.map(|s| (s, self.get(s)))
+    }
+
+    /// The pipeline of `signal`.
+    pub fn get(&self, signal: Signal) -> Option<&PipelineConfig> {
+        match signal {
+            Signal::Traces => self.traces.as_ref(),
+            Signal::Metrics => self.metrics.as_ref(),
+            Signal::Logs => self.logs.as_ref(),
+            Signal::Profiles => self.profiles.as_ref(),
+        }
+    }
+
+    /// Every configured pipeline, to change.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut PipelineConfig> {
+        [
+            &mut self.traces,
+            &mut self.metrics,
+            &mut self.logs,
+            &mut self.profiles,
+        ]
+        .into_iter()
+        .flatten()
+    }
+
+    /// The same pipeline for every signal.
+    pub fn all(pipeline: PipelineConfig) -> Self {
+        Self {
+            traces: Some(pipeline.clone()),
+            metrics: Some(pipeline.clone()),
+            logs: Some(pipeline.clone()),
+            profiles: Some(pipeline),
+        }
+    }
 }
 
 /// One pipeline: receiver, filter chain, exporters.
@@ -847,10 +910,7 @@ impl Config {
             }
         }
         if let Some(p) = &mut self.pipelines {
-            for pipeline in [&mut p.traces, &mut p.metrics, &mut p.logs]
-                .into_iter()
-                .flatten()
-            {
+            for pipeline in p.iter_mut() {
                 for f in &mut pipeline.filters {
                     if f.module.is_relative() {
                         f.module = base.join(&f.module);
@@ -942,11 +1002,7 @@ impl Config {
             }
         }
         if let Some(p) = &self.pipelines {
-            for (signal, pipeline) in [
-                ("traces", &p.traces),
-                ("metrics", &p.metrics),
-                ("logs", &p.logs),
-            ] {
+            for (signal, pipeline) in p.by_signal() {
                 let Some(pipeline) = pipeline else { continue };
                 if pipeline.exporters.is_empty() {
                     return invalid(format!("pipelines.{signal}.exporters: name at least one"));
@@ -1006,11 +1062,7 @@ impl Config {
                 exporters: self.exporters.keys().cloned().collect(),
                 filters: Vec::new(),
             };
-            self.pipelines = Some(PipelinesConfig {
-                traces: Some(all.clone()),
-                metrics: Some(all.clone()),
-                logs: Some(all),
-            });
+            self.pipelines = Some(PipelinesConfig::all(all));
         }
         self
     }

@@ -62,6 +62,7 @@ impl BatchState {
                     Payload::Traces(r) => r.resource_spans.get(res)?.resource.as_ref(),
                     Payload::Metrics(r) => r.resource_metrics.get(res)?.resource.as_ref(),
                     Payload::Logs(r) => r.resource_logs.get(res)?.resource.as_ref(),
+                    Payload::Profiles(r) => r.resource_profiles.get(res)?.resource.as_ref(),
                 };
                 Some(resource.map_or(&[][..], |r| &r.attributes))
             }
@@ -72,6 +73,9 @@ impl BatchState {
                     Payload::Traces(r) => r.resource_spans[ri].scope_spans[si].scope.as_ref(),
                     Payload::Metrics(r) => r.resource_metrics[ri].scope_metrics[si].scope.as_ref(),
                     Payload::Logs(r) => r.resource_logs[ri].scope_logs[si].scope.as_ref(),
+                    Payload::Profiles(r) => {
+                        r.resource_profiles[ri].scope_profiles[si].scope.as_ref()
+                    }
                 };
                 Some(scope.map_or(&[][..], |s| &s.attributes))
             }
@@ -79,6 +83,7 @@ impl BatchState {
                 Signal::Traces => self.span(i).ok()?.map(|s| &s.attributes[..]),
                 Signal::Logs => self.log(i).ok()?.map(|l| &l.attributes[..]),
                 Signal::Metrics => self.metric(i).ok()?.map(super::first_point_attrs),
+                Signal::Profiles => None,
             },
             Target::Point(i, p) => point_attrs(self.metric(i).ok()??, p as usize),
             Target::Event(i, e) => self
@@ -244,6 +249,7 @@ impl BatchState {
             Payload::Traces(t) => t.resource_spans[ri].scope_spans[si].scope.as_ref(),
             Payload::Metrics(m) => m.resource_metrics[ri].scope_metrics[si].scope.as_ref(),
             Payload::Logs(l) => l.resource_logs[ri].scope_logs[si].scope.as_ref(),
+            Payload::Profiles(p) => p.resource_profiles[ri].scope_profiles[si].scope.as_ref(),
         };
         Ok(s.map(|s| (s.name.clone(), s.version.clone()))
             .unwrap_or_default())
@@ -330,6 +336,7 @@ impl BatchState {
                     Payload::Traces(r) => &mut r.resource_spans[ri].scope_spans[si].scope,
                     Payload::Metrics(r) => &mut r.resource_metrics[ri].scope_metrics[si].scope,
                     Payload::Logs(r) => &mut r.resource_logs[ri].scope_logs[si].scope,
+                    Payload::Profiles(r) => &mut r.resource_profiles[ri].scope_profiles[si].scope,
                 };
                 slot.get_or_insert_with(Default::default);
             }

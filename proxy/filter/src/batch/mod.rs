@@ -139,6 +139,13 @@ impl BatchState {
                     }
                 }
             }
+            Payload::Profiles(r) => {
+                for (ri, rp) in r.resource_profiles.iter().enumerate() {
+                    for (si, sp) in rp.scope_profiles.iter().enumerate() {
+                        push(ri, si, sp.profiles.len());
+                    }
+                }
+            }
         }
         let n = items.len();
         let resources = payload.resource_count();
@@ -335,6 +342,9 @@ impl BatchState {
                     Payload::Traces(r) => r.resource_spans[ri].scope_spans[si].scope.as_mut(),
                     Payload::Metrics(r) => r.resource_metrics[ri].scope_metrics[si].scope.as_mut(),
                     Payload::Logs(r) => r.resource_logs[ri].scope_logs[si].scope.as_mut(),
+                    Payload::Profiles(r) => {
+                        r.resource_profiles[ri].scope_profiles[si].scope.as_mut()
+                    }
                 };
                 scope.map(|s| &mut s.attributes)
             }
@@ -345,13 +355,15 @@ impl BatchState {
                     Payload::Traces(r) => r.resource_spans.get_mut(res)?.resource.as_mut(),
                     Payload::Metrics(r) => r.resource_metrics.get_mut(res)?.resource.as_mut(),
                     Payload::Logs(r) => r.resource_logs.get_mut(res)?.resource.as_mut(),
+                    Payload::Profiles(r) => r.resource_profiles.get_mut(res)?.resource.as_mut(),
                 };
                 resource.map(|r| &mut r.attributes)
             }
             Target::Item(item) => match self.signal() {
                 Signal::Traces => self.span_mut(item).ok()?.map(|s| &mut s.attributes),
                 Signal::Logs => self.log_mut(item).ok()?.map(|l| &mut l.attributes),
-                Signal::Metrics => None,
+                // A profile's attributes are indices into the request's dictionary.
+                Signal::Metrics | Signal::Profiles => None,
             },
             Target::Point(item, point) => {
                 let m = self.metric_mut(item).ok()??;
@@ -378,6 +390,7 @@ impl BatchState {
             Payload::Traces(r) => &mut r.resource_spans[res].resource,
             Payload::Metrics(r) => &mut r.resource_metrics[res].resource,
             Payload::Logs(r) => &mut r.resource_logs[res].resource,
+            Payload::Profiles(r) => &mut r.resource_profiles[res].resource,
         };
         slot.get_or_insert_with(Default::default);
     }
@@ -579,11 +592,14 @@ fn span_id(bytes: &[u8]) -> u64 {
 /// The accessors behind the WIT `batch` resource, on plain Rust types so that they are testable without
 /// a Wasm guest. `super::instance` forwards the generated trait's methods here.
 impl BatchState {
-    pub(super) fn wit_signal(&self) -> WitSignal {
+    /// The signal as interfaces 0.1 and 0.2 name it; `None` for profiles, which they do not know
+    /// (no such filter is called with a profiles batch).
+    pub(super) fn wit_signal(&self) -> Option<WitSignal> {
         match self.signal() {
-            Signal::Traces => WitSignal::Traces,
-            Signal::Metrics => WitSignal::Metrics,
-            Signal::Logs => WitSignal::Logs,
+            Signal::Traces => Some(WitSignal::Traces),
+            Signal::Metrics => Some(WitSignal::Metrics),
+            Signal::Logs => Some(WitSignal::Logs),
+            Signal::Profiles => None,
         }
     }
 
@@ -703,6 +719,7 @@ impl BatchState {
             Payload::Traces(t) => t.resource_spans[ri].scope_spans[si].scope.as_ref(),
             Payload::Metrics(m) => m.resource_metrics[ri].scope_metrics[si].scope.as_ref(),
             Payload::Logs(l) => l.resource_logs[ri].scope_logs[si].scope.as_ref(),
+            Payload::Profiles(p) => p.resource_profiles[ri].scope_profiles[si].scope.as_ref(),
         };
         Ok(scope.map(|s| s.name.clone()).unwrap_or_default())
     }
@@ -712,6 +729,10 @@ impl BatchState {
             Signal::Traces => self.span(item)?.map(|s| attributes(&s.attributes)),
             Signal::Logs => self.log(item)?.map(|l| attributes(&l.attributes)),
             Signal::Metrics => self.metric(item)?.map(|m| attributes(first_point_attrs(m))),
+            Signal::Profiles => {
+                self.item(item)?;
+                None
+            }
         }
         .unwrap_or_default())
     }
@@ -723,6 +744,10 @@ impl BatchState {
             Signal::Metrics => self
                 .metric(item)?
                 .and_then(|m| find(first_point_attrs(m), key)),
+            Signal::Profiles => {
+                self.item(item)?;
+                None
+            }
         })
     }
 
@@ -778,7 +803,7 @@ impl BatchState {
         Ok(match self.signal() {
             Signal::Traces => self.span(item)?.map(|s| trace_id(&s.trace_id)),
             Signal::Logs => self.log(item)?.map(|l| trace_id(&l.trace_id)),
-            Signal::Metrics => {
+            Signal::Metrics | Signal::Profiles => {
                 self.item(item)?;
                 None
             }
@@ -796,7 +821,7 @@ impl BatchState {
         Ok(match self.signal() {
             Signal::Traces => self.span(item)?.map(|s| span_id(&s.span_id)),
             Signal::Logs => self.log(item)?.map(|l| span_id(&l.span_id)),
-            Signal::Metrics => {
+            Signal::Metrics | Signal::Profiles => {
                 self.item(item)?;
                 None
             }

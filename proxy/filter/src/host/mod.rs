@@ -362,3 +362,10 @@ pub(crate) fn random_u64() -> u64 {
         .get_or_init(Default::default)
         .hash_one(COUNTER.fetch_add(1, Ordering::Relaxed))
 }
+
+/// The error for a profiles batch reaching a filter whose interface (0.1, 0.2) has no profiles: such
+/// filters are never called for profiles (the chain passes profiles by them), so this is a host bug
+/// surfacing as a trap, not something a guest can cause.
+pub(crate) fn profiles_unknown() -> wasmtime::Error {
+    wasmtime::Error::msg("a profiles batch reached a filter of an interface without profiles")
+}

@@ -16,7 +16,9 @@ impl types::Host for StoreState {}
 
 impl types::HostBatch for StoreState {
     fn signal(&mut self, h: H) -> WResult<types::Signal> {
-        Ok(self.batch(&h)?.wit_signal())
+        self.batch(&h)?
+            .wit_signal()
+            .ok_or_else(super::profiles_unknown)
     }
     fn header(&mut self, h: H, name: String) -> WResult<Option<String>> {
         Ok(self.batch(&h)?.header(&name))

@@ -91,6 +91,7 @@ impl types::HostBatch for StoreState {
             weir_core::Signal::Traces => types::Signal::Traces,
             weir_core::Signal::Metrics => types::Signal::Metrics,
             weir_core::Signal::Logs => types::Signal::Logs,
+            weir_core::Signal::Profiles => return Err(super::profiles_unknown()),
         })
     }
     fn header(&mut self, h: H, name: String) -> WResult<Option<String>> {
