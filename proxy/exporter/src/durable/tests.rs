@@ -2,6 +2,12 @@
 //! group commit, delivery batches, segment deletion and corrupt segments; the storage fault walks
 //! are in `faults`.
 
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+use weir_core::Encoded;
+use weir_wire::record;
+
 use super::*;
 
 fn open(dir: &Path, max: usize, segment: u64) -> Arc<DurableQueue> {
