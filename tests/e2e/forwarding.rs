@@ -4,10 +4,11 @@ use crate::harness::*;
 use prost::Message;
 use weir::{Payload, Signal};
 
-const EXAMPLES: [(Signal, &str); 3] = [
+const EXAMPLES: [(Signal, &str); 4] = [
     (Signal::Traces, "trace.json"),
     (Signal::Metrics, "metrics.json"),
     (Signal::Logs, "logs.json"),
+    (Signal::Profiles, "profiles.json"),
 ];
 
 #[tokio::test(flavor = "multi_thread")]

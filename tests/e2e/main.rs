@@ -14,6 +14,7 @@ mod filter_limits;
 mod filters;
 mod forwarding;
 mod memory;
+mod profiles;
 mod redactor;
 mod router;
 mod sampler;
