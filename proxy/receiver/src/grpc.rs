@@ -26,12 +26,11 @@ use prost::Message;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::server::UnaryService;
 use tonic::{Code, Request, Response, Status};
-use tonic_types::{ErrorDetails, StatusExt};
 use weir_wire::response::ExportResponse;
 
 use super::auth::Authenticator;
 use super::decode::DecodeError;
-use super::grpc_body::{ChargedBody, Refused, RequestEncoding, take_encoding};
+use super::grpc_body::{ChargedBody, Refused, RequestEncoding, take_encoding, unavailable};
 use super::listen::ConnInfo;
 use super::{Busy, Ingest, Origin, Reading};
 use weir_core::telemetry::{RefuseReason, Transport};
@@ -326,14 +325,6 @@ impl Decoder for RawCodec {
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
         Ok(Some(src.copy_to_bytes(src.remaining())))
     }
-}
-
-pub(crate) fn unavailable(message: &str, retry_after: Duration) -> Status {
-    Status::with_error_details(
-        Code::Unavailable,
-        message,
-        ErrorDetails::with_retry_info(Some(retry_after)),
-    )
 }
 
 fn refusal_status(ingest: &Ingest, refusal: &Refusal) -> Status {

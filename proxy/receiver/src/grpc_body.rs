@@ -155,7 +155,7 @@ impl<B> ChargedBody<B> {
         }
         Box::new(match reason {
             RefuseReason::MemoryLimit => {
-                crate::grpc::unavailable(crate::Busy::MemoryLimit.message(), retry_after)
+                unavailable(crate::Busy::MemoryLimit.message(), retry_after)
             }
             _ => tonic::Status::invalid_argument(
                 "an Export call carries one message; a second one was sent",
@@ -202,6 +202,16 @@ where
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
+}
+
+/// UNAVAILABLE with a retry hint: what a request gets that weir could take later.
+pub(crate) fn unavailable(message: &str, retry_after: std::time::Duration) -> tonic::Status {
+    use tonic_types::StatusExt;
+    tonic::Status::with_error_details(
+        tonic::Code::Unavailable,
+        message,
+        tonic_types::ErrorDetails::with_retry_info(Some(retry_after)),
+    )
 }
 
 #[cfg(test)]
