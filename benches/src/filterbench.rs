@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::Parser;
 use weir::config::{FilterLimits, OnError};
-use weir::control::{FilterRequest, Manager};
+use weir::control::{Manager, VersionSpec};
 use weir::filter::{Chain, FilterSpec, LoadedFilter, PoolSizing, Runtime};
 use weir::pipeline::{Pipeline, Pipelines};
 use weir::telemetry::Metrics;
@@ -329,7 +329,7 @@ fn main() -> Result<()> {
         let compile = started.elapsed();
         let mut puts = Duration::ZERO;
         for i in 0..20 {
-            let request: FilterRequest = serde_json::from_value(serde_json::json!({
+            let request: VersionSpec = serde_json::from_value(serde_json::json!({
                 "module": sha256, "config": { "key": "k", "value": format!("v{i}") },
             }))?;
             let started = Instant::now();

@@ -2,8 +2,9 @@
 //!
 //! This crate is the top of weir's layers: it builds the running graph ([`app`]), owns the filter
 //! control plane ([`control`]: versions, persistence, quarantine rollbacks) and the admin API
-//! ([`admin`]), and holds the `weir` command (`main.rs`). The data path lives in the crates below it,
-//! each depending only on the ones beneath (see ARCHITECTURE.md "Layers"):
+//! ([`admin`]), and holds the `weir` command (`main.rs` and `cmd/`, in the binary only). The data
+//! path lives in the crates below it, each depending only on the ones beneath (see ARCHITECTURE.md
+//! "Layers"):
 //!
 //! - [`receiver`] (OTLP gRPC and HTTP: limits, admission, status codes) hands requests to
 //! - [`pipeline`] (per signal: the filter chain, routing, fan-out, acknowledgement), which runs

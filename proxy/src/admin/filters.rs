@@ -10,9 +10,10 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::json;
 
+use super::api::{FilterInfo, FilterRequest};
 use super::{AdminState, Caller};
 use crate::Signal;
-use crate::control::{FilterRequest, ManageError, parse_signal};
+use crate::control::{ManageError, parse_signal};
 
 /// The OpenAPI document of the admin API.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -116,10 +117,10 @@ pub async fn put(
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid request: {e}")),
     };
     let (target, sha256) = (format!("{pipeline}/{name}"), request.module.clone());
-    match s.manager.put(signal, &name, request).await {
+    match s.manager.put(signal, &name, request.into()).await {
         Ok(info) => {
             audit(&caller, "put", &target, &info.sha256, Ok(()));
-            Json(info).into_response()
+            Json(FilterInfo::from(info)).into_response()
         }
         Err(e) => {
             audit(&caller, "put", &target, &sha256, Err(&e));
@@ -130,7 +131,8 @@ pub async fn put(
 
 /// `GET /v1/filters`.
 pub async fn list(State(s): State<Arc<AdminState>>) -> Response {
-    Json(json!({ "filters": s.manager.list().await })).into_response()
+    let filters: Vec<FilterInfo> = s.manager.list().await.into_iter().map(Into::into).collect();
+    Json(json!({ "filters": filters })).into_response()
 }
 
 /// `POST /v1/pipelines/{signal}/filters/{name}/rollback`.
@@ -147,7 +149,7 @@ pub async fn rollback(
     match s.manager.rollback(signal, &name).await {
         Ok(info) => {
             audit(&caller, "rollback", &target, &info.sha256, Ok(()));
-            Json(info).into_response()
+            Json(FilterInfo::from(info)).into_response()
         }
         Err(e) => {
             audit(&caller, "rollback", &target, "-", Err(&e));

@@ -1,6 +1,6 @@
 //! The admin listener: `GET /metrics` (Prometheus text), `GET /healthz` (the process is up),
 //! `GET /readyz` (every receiver is bound and weir is not shutting down), `GET /openapi.json`, and the
-//! filter API under `/v1` ([`filters`]).
+//! filter API under `/v1` ([`filters`], its JSON in `api.rs`).
 //!
 //! `POST /v1/tls/reload` re-reads every certificate, key, CA bundle and token file now.
 //!
@@ -11,6 +11,7 @@
 //! `/healthz`, `/readyz`, `/openapi.json`, `GET /v1/filters`) are open unless `admin.protect_reads`.
 //! Tokens are compared in constant time and never logged.
 
+mod api;
 pub mod client;
 pub mod filters;
 pub mod token;
