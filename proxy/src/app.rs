@@ -23,7 +23,7 @@ use crate::pipeline::{Exporters, Pipeline, Pipelines};
 use crate::receiver::auth::Authenticator;
 use crate::receiver::listen::{self, Listener};
 use crate::receiver::{Ingest, grpc, http};
-use crate::signing::{Trust, signature_path};
+use crate::signing::Trust;
 use crate::telemetry::Metrics;
 use weir_tls::{Reload, Reloader, Reloading};
 
@@ -528,7 +528,8 @@ fn load_trust(config: &Config) -> Result<Trust, StartError> {
 }
 
 /// Reads, checks the signature of (`FILE.sig`, when `trust` has keys), compiles and loads one
-/// configured filter; returns it and who signed it.
+/// configured filter; returns it and who signed it. The admin API's pushes load the same way
+/// (`control::load`).
 pub fn load_filter(
     runtime: &Arc<Runtime>,
     fc: &FilterConfig,
@@ -537,40 +538,33 @@ pub fn load_filter(
     quarantine: Option<QuarantineSender>,
     trust: &Trust,
 ) -> Result<(Arc<LoadedFilter>, Option<String>), StartError> {
+    use crate::control::load::{self, LoadError, ModuleSource};
     let err = |source: FilterError| StartError::Filter {
         name: fc.name.clone(),
         source,
     };
-    let bytes = std::fs::read(&fc.module).map_err(|source| {
-        err(FilterError::Read {
-            path: fc.module.display().to_string(),
-            source,
-        })
-    })?;
-    let signature = std::fs::read_to_string(signature_path(&fc.module)).ok();
-    let signer = trust
-        .verify(&bytes, signature.as_deref())
-        .map_err(|source| StartError::Signature {
-            name: Some(fc.name.clone()),
-            source,
-        })?;
     let started = std::time::Instant::now();
-    let module = runtime.compile(&bytes).map_err(err)?;
     let spec = FilterSpec {
         name: fc.name.clone(),
         config: fc.config_text(),
         on_error: fc.on_error,
         limits: fc.limits.clone(),
     };
-    let filter = LoadedFilter::load(
-        runtime.clone(),
-        spec,
-        module,
-        signal,
-        metrics.clone(),
-        quarantine,
+    let source = ModuleSource::File(fc.module.clone());
+    let (filter, signer) = load::load_filter(
+        runtime, trust, source, spec, signal, metrics, quarantine,
     )
-    .map_err(err)?;
+    .map_err(|e| match e {
+        LoadError::Read(source) => err(FilterError::Read {
+            path: fc.module.display().to_string(),
+            source,
+        }),
+        LoadError::Signature(source) => StartError::Signature {
+            name: Some(fc.name.clone()),
+            source,
+        },
+        LoadError::Filter(e) => err(e),
+    })?;
     tracing::info!(
         filter = %fc.name, signal = %signal, sha256 = %filter.module.sha256,
         signed_by = signer.as_deref().unwrap_or("-"), elapsed = ?started.elapsed(), "filter loaded"

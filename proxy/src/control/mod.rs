@@ -11,10 +11,12 @@
 //!
 //! This file holds the [`Manager`] and the changes that build chains (push, removal, listing); the
 //! rest is split by concern: `versions.rs` (what a version is, the history kept, rollbacks),
-//! `store.rs` (uploaded modules: signatures, compiling, collecting the unused) and `persist.rs`
-//! (`filters.json`: recording and restoring). The admin API converts these types to and from its JSON
-//! (`crate::admin::api`); nothing here knows HTTP.
+//! `store.rs` (uploaded modules: signatures, compiling, collecting the unused), `persist.rs`
+//! (`filters.json`: recording and restoring) and `load.rs` (loading one filter, the path startup takes
+//! too). The admin API converts these types to and from its JSON (`crate::admin::api`); nothing here
+//! knows HTTP.
 
+pub(crate) mod load;
 mod persist;
 mod store;
 #[cfg(test)]
@@ -33,6 +35,7 @@ use weir_filter::{Chain, FilterError, FilterSpec, LoadedFilter, QuarantineSender
 use weir_pipeline::Pipelines;
 
 use crate::signing::{SigningError, Trust};
+use load::LoadError;
 use versions::{Entry, Version};
 
 pub use store::KEEP_UNREFERENCED_MODULES;
@@ -169,6 +172,7 @@ impl Manager {
         }
     }
 
+    /// Loads a version of filter `name` as `request` describes it (see [`load::load_filter`]).
     async fn load(
         &self,
         signal: Signal,
@@ -176,7 +180,7 @@ impl Manager {
         request: &VersionSpec,
     ) -> Result<(Arc<LoadedFilter>, Option<String>), ManageError> {
         request.limits.validate().map_err(FilterError::Limits)?;
-        let (module, signer) = self.module(&request.module).await?;
+        let source = self.module_source(&request.module)?;
         let spec = FilterSpec {
             name: name.to_string(),
             config: request.config_text(),
@@ -185,12 +189,21 @@ impl Manager {
         };
         let runtime = self.runtime.clone();
         let metrics = self.metrics.clone();
+        let trust = self.trust.clone();
         let tx = self.quarantine_tx.clone();
-        let f = tokio::task::spawn_blocking(move || {
-            LoadedFilter::load(runtime, spec, module, signal, metrics, Some(tx))
+        let loaded = tokio::task::spawn_blocking(move || {
+            load::load_filter(&runtime, &trust, source, spec, signal, &metrics, Some(tx))
         })
         .await
-        .map_err(|e| ManageError::State(format!("load task: {e}")))??;
+        .map_err(|e| ManageError::State(format!("load task: {e}")))?;
+        let (f, signer) = loaded.map_err(|e| match e {
+            LoadError::Read(_) => store::not_uploaded(&request.module),
+            LoadError::Signature(e) => e.into(),
+            LoadError::Filter(e) => e.into(),
+        })?;
+        if let Some(signer) = &signer {
+            self.record_signer(&request.module, signer.clone());
+        }
         Ok((f, signer))
     }
 

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use weir_core::Signal;
 
+use super::load::ModuleSource;
 use super::persist::write_atomic;
 use super::versions::Entry;
 use super::{ManageError, Manager};
@@ -147,43 +148,16 @@ impl Manager {
             .filter_modules(self.runtime.cached_modules().len(), collected);
     }
 
-    /// Who signed module `sha256`: verified in this process, or now from its stored signature. With
-    /// trusted keys configured, a module that has none is refused.
-    fn check_signed(
-        &self,
-        sha256: &str,
-        bytes: Option<&[u8]>,
-    ) -> Result<Option<String>, ManageError> {
-        if !self.trust.is_required() {
-            return Ok(None);
-        }
-        if let Some(s) = self.signer_of(sha256) {
-            return Ok(Some(s));
-        }
-        let (Some(bytes), Some(dir)) = (bytes, &self.state_dir) else {
-            return Err(SigningError::Unsigned.into());
-        };
-        let path = signature_path(&modules_dir(dir).join(format!("{sha256}.wasm")));
-        let line = std::fs::read_to_string(path).ok();
-        let signer = self.trust.verify(bytes, line.as_deref())?;
-        if let Some(s) = &signer {
-            self.record_signer(sha256, s.clone());
-        }
-        Ok(signer)
-    }
-
-    /// The compiled module `sha256` and who signed it.
-    pub(super) async fn module(
-        &self,
-        sha256: &str,
-    ) -> Result<(weir_filter::Module, Option<String>), ManageError> {
+    /// Where module `sha256` loads from: compiled in this process (with who signed it, when trusted
+    /// keys require a signer), or its file in `state_dir/modules`, to be checked and compiled.
+    pub(super) fn module_source(&self, sha256: &str) -> Result<ModuleSource, ManageError> {
         // The name becomes a file name under `state_dir/modules`: a path must never get that far.
         check_module_name(sha256)?;
         let signer = self.signer_of(sha256);
         if let Some(m) = self.runtime.cached(sha256)
             && (signer.is_some() || !self.trust.is_required())
         {
-            return Ok((m, signer));
+            return Ok(ModuleSource::Compiled(m, signer));
         }
         let Some(dir) = &self.state_dir else {
             // Compiled here but never verified (trusted keys are required): there is no stored
@@ -191,23 +165,19 @@ impl Manager {
             if self.runtime.cached(sha256).is_some() {
                 return Err(SigningError::Unsigned.into());
             }
-            return Err(ManageError::NotFound(format!(
-                "module {sha256} is not uploaded (POST /v1/modules first)"
-            )));
+            return Err(not_uploaded(sha256));
         };
-        let path = modules_dir(dir).join(format!("{sha256}.wasm"));
-        let bytes = std::fs::read(&path).map_err(|_| {
-            ManageError::NotFound(format!(
-                "module {sha256} is not uploaded (POST /v1/modules first)"
-            ))
-        })?;
-        let signer = self.check_signed(sha256, Some(&bytes))?;
-        let runtime = self.runtime.clone();
-        let m = tokio::task::spawn_blocking(move || runtime.compile(&bytes))
-            .await
-            .map_err(|e| ManageError::State(format!("compile task: {e}")))??;
-        Ok((m, signer))
+        Ok(ModuleSource::File(
+            modules_dir(dir).join(format!("{sha256}.wasm")),
+        ))
     }
+}
+
+/// Module `sha256` is neither compiled in this process nor in `state_dir/modules`.
+pub(super) fn not_uploaded(sha256: &str) -> ManageError {
+    ManageError::NotFound(format!(
+        "module {sha256} is not uploaded (POST /v1/modules first)"
+    ))
 }
 
 /// A module name from a request (the sha256 an upload returned) names a file in
