@@ -196,8 +196,8 @@ exporters:
   up:
     otlp:
       endpoint: "${{env:WEIR_BENCH_SINK}}"
-      retry: {{ initial_interval: 20ms, max_interval: 200ms }}
-      queue: {{ durable: true }}
+    retry: {{ initial_interval: 20ms, max_interval: 200ms }}
+    queue: {{ durable: true }}
 pipelines:
   traces:
     exporters: [up]

@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 
 use crate::Signal;
 use crate::admin::{self, AdminState};
-use crate::config::{Config, ConfigError, ExporterConfig, FilterConfig, QueueConfig, parse_addr};
+use crate::config::{Config, ConfigError, FilterConfig, parse_addr};
 use crate::config::{IngressAuthConfig, ServerTlsConfig};
 use crate::control::Manager;
 use crate::exporter::{BuildError, Exporter, ExporterQueue};
@@ -120,17 +120,15 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 pub async fn start_with(config: Config, options: StartOptions) -> Result<Running, StartError> {
     let config = config.resolved();
     config.validate()?;
+    crate::exporter::registry::check(&config)?;
     let metrics = Arc::new(Metrics::new());
     // Certificates, keys, CA bundles and token files, re-read when they change.
     let reloader = Arc::new(Reloader::default());
 
     let mut exporters = Exporters::new();
     for (name, c) in &config.exporters {
-        let exporter = Exporter::build(name, c, &reloader)?;
-        let queue = match c {
-            ExporterConfig::Otlp(o) => o.queue.clone(),
-            ExporterConfig::Debug(_) => QueueConfig::default(),
-        };
+        let exporter = Exporter::build(name, c, config.base_dir.as_deref(), &reloader)?;
+        let queue = c.queue.clone();
         let dir = config
             .state_dir
             .as_ref()
@@ -493,11 +491,12 @@ fn listener_auth(
     Ok(Some(Arc::new(authenticator)))
 }
 
-/// Loads every configured filter as [`start`] would (compile, link, `init` with the configured exporter
+/// Reads every exporter's kind section, and loads every configured filter as [`start`] would (compile, link, `init` with the configured exporter
 /// names, dry run) without serving anything: `weir validate`. Returns how many there are.
 pub fn check_filters(config: &Config) -> Result<usize, StartError> {
     let config = config.clone().resolved();
     config.validate()?;
+    crate::exporter::registry::check(&config)?;
     let p = config.pipelines.clone().unwrap_or_default();
     let filters: Vec<_> = p
         .by_signal()

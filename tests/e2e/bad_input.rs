@@ -253,7 +253,7 @@ async fn a_full_exporter_queue_is_refused_with_retry_hints() {
         r#"
 limits: {{ retry_after: 2s, request_timeout: 60s }}
 exporters:
-  upstream: {{ otlp: {{ endpoint: "{url}", queue: {{ max_batches: 2, concurrency: 1 }} }} }}
+  upstream: {{ otlp: {{ endpoint: "{url}" }}, queue: {{ max_batches: 2, concurrency: 1 }} }}
 "#
     ));
     upstream.script(2, Answer::Slow(Duration::from_secs(3)));
@@ -383,7 +383,7 @@ async fn one_clients_malformed_ids_never_fail_another_clients_data() {
     let weir = Weir::with_config(&format!(
         r#"
 exporters:
-  up: {{ otlp: {{ endpoint: "{url}", queue: {{ coalesce: {{ flush_interval: 20ms }} }} }} }}
+  up: {{ otlp: {{ endpoint: "{url}" }}, queue: {{ coalesce: {{ flush_interval: 20ms }} }} }}
 "#
     ));
     let good_url = weir.http_url(Signal::Traces);

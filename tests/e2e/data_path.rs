@@ -89,7 +89,7 @@ async fn a_durable_queue_writes_and_forwards_the_bytes_received() {
         r#"
 state_dir: "{}"
 exporters:
-  up: {{ otlp: {{ endpoint: "{url}", compression: none, queue: {{ durable: true }} }} }}
+  up: {{ otlp: {{ endpoint: "{url}", compression: none }}, queue: {{ durable: true }} }}
 "#,
         state.path().display()
     ));
@@ -124,7 +124,7 @@ exporters:
   up:
     otlp:
       endpoint: "{url}"
-      queue: {{ coalesce: {{ max_items: 3, flush_interval: 30s }} }}
+    queue: {{ coalesce: {{ max_items: 3, flush_interval: 30s }} }}
 "#
     )));
     upstream.script(1, Answer::Partial(2, "too old"));
@@ -297,8 +297,8 @@ exporters:
   dead:
     otlp:
       endpoint: "{dead_url}"
-      retry: {{ initial_interval: 50ms, max_interval: 200ms }}
-      queue: {{ max_batches: 1, concurrency: 1 }}
+    retry: {{ initial_interval: 50ms, max_interval: 200ms }}
+    queue: {{ max_batches: 1, concurrency: 1 }}
 pipelines:
   traces: {{ exporters: [live, dead] }}
 "#

@@ -75,8 +75,8 @@ exporters:
   up:
     otlp:
       endpoint: "{url}"
-      retry: {{ initial_interval: 20ms, max_interval: 200ms }}
-      queue: {{ durable: true, {queue} }}
+    retry: {{ initial_interval: 20ms, max_interval: 200ms }}
+    queue: {{ durable: true, {queue} }}
 "#,
         state.display()
     )

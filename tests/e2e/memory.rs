@@ -95,7 +95,7 @@ exporters:
     otlp:
       endpoint: "{url}"
       compression: none
-      queue: {{ max_batches: 100000, max_bytes: 4000000000, concurrency: 256 }}
+    queue: {{ max_batches: 100000, max_bytes: 4000000000, concurrency: 256 }}
 "#
     ));
     let baseline = proc_status_bytes(weir.pid(), "VmRSS:");

@@ -253,8 +253,8 @@ exporters:
   up:
     otlp:
       endpoint: "{url}"
-      retry: {{ initial_interval: 20ms, max_interval: 200ms }}
-      queue: {{ durable: true }}
+    retry: {{ initial_interval: 20ms, max_interval: 200ms }}
+    queue: {{ durable: true }}
 "#,
         state.path().display()
     );

@@ -216,8 +216,8 @@ exporters:
   dead:
     otlp:
       endpoint: "{dead_url}"
-      retry: {{ initial_interval: 20ms, max_interval: 100ms }}
-      queue: {{ max_batches: 4, concurrency: 2, coalesce: {{ max_items: 1 }} }}
+    retry: {{ initial_interval: 20ms, max_interval: 100ms }}
+    queue: {{ max_batches: 4, concurrency: 2, coalesce: {{ max_items: 1 }} }}
 pipelines:
   traces:
     exporters: [live]

@@ -420,7 +420,7 @@ state_dir: "{state}"
 exporters:
   a: {{ otlp: {{ endpoint: "{a_url}", tenant_header: X-Scope-OrgID }} }}
   # Through the disk: the tenant is kept in the queue's records.
-  b: {{ otlp: {{ endpoint: "{b_url}", tenant_header: X-Scope-OrgID, queue: {{ durable: true }} }} }}
+  b: {{ otlp: {{ endpoint: "{b_url}", tenant_header: X-Scope-OrgID }}, queue: {{ durable: true }} }}
 pipelines:
   traces:
     exporters: [a, b]

@@ -18,7 +18,7 @@ exporters:
     otlp:
       endpoint: "{url}"
       protocol: {protocol}
-      retry: {{ initial_interval: 20ms, max_interval: 100ms }}
+    retry: {{ initial_interval: 20ms, max_interval: 100ms }}
 "#
     )
 }

@@ -1,4 +1,6 @@
-//! Upstream clients: OTLP/gRPC, OTLP/HTTP (protobuf) and `debug`, each behind its own queue.
+//! Exporters: one seam for every kind ([`kind`]: `otlp`, `debug`, named in [`registry`]), and the
+//! machinery every kind is given by configuration: its queue ([`queue`], in memory or [`durable`], with
+//! coalescing), retries ([`retry`]) and body preparation and compression ([`body`]).
 //!
 //! An exporter receives one upstream request at a time ([`ExportRequest`]): one or more client
 //! requests of one signal, already encoded as protobuf (the bytes a client sent, when no filter changed
@@ -15,25 +17,22 @@
 #![forbid(unsafe_code)]
 
 pub mod body;
-mod connect;
 pub mod dead_letter;
-mod debug;
+pub mod debug;
 pub mod durable;
-mod grpc;
-mod http;
+pub mod kind;
+pub mod otlp;
 pub mod queue;
+pub mod registry;
 pub mod retry;
-mod upstream;
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-pub use debug::DebugExporter;
-pub use grpc::GrpcExporter;
-pub use http::HttpExporter;
 pub use queue::ExporterQueue;
 pub use weir_core::{ExportError, QueueFull};
 
-use weir_core::config::{ExporterConfig, OtlpProtocol};
+use weir_core::config::{ExporterConfig, RetryConfig};
 use weir_core::telemetry::Metrics;
 use weir_core::{Encoded, PartialSuccess, Signal};
 
@@ -67,61 +66,69 @@ impl ExportRequest<'_> {
 
 /// The building of an exporter from its configuration failed.
 #[derive(Debug, thiserror::Error)]
-#[error("exporter {name}: {message}")]
-pub struct BuildError {
-    name: String,
-    message: String,
+pub enum BuildError {
+    /// Its kind section did not read or validate.
+    #[error(transparent)]
+    Config(#[from] weir_core::config::ConfigError),
+    /// Its kind could not build it (a certificate that does not load).
+    #[error("exporter {name}: {message}")]
+    Build {
+        /// The exporter.
+        name: String,
+        /// Why.
+        message: String,
+    },
 }
 
-/// A running exporter.
+/// A running exporter: its kind, and the machinery every kind is given (the body prepared and
+/// compressed once per upstream request, retries within the clients' deadline, metrics). Its queue
+/// ([`ExporterQueue`]) holds it.
 #[derive(Debug)]
-// One per configured exporter, built once and kept behind an `Arc`: the variants' sizes do not matter.
-#[allow(clippy::large_enum_variant)]
-pub enum Exporter {
-    /// OTLP/gRPC.
-    Grpc(GrpcExporter),
-    /// OTLP/HTTP protobuf.
-    Http(HttpExporter),
-    /// Prints to stdout.
-    Debug(DebugExporter),
+pub struct Exporter {
+    kind: Box<dyn kind::Export>,
+    retry: RetryConfig,
 }
 
 impl Exporter {
-    /// Builds an exporter. Must run inside a tokio runtime (connections are made lazily).
-    /// An `https://` upstream's TLS settings are registered with `reloader`.
+    /// Builds exporter `name` of `config`'s kind (relative paths in its section relative to `base`).
+    /// Must run inside a tokio runtime (connections are made lazily). TLS files are registered with
+    /// `reloader`.
     pub fn build(
         name: &str,
         config: &ExporterConfig,
+        base: Option<&Path>,
         reloader: &weir_tls::Reloader,
     ) -> Result<Self, BuildError> {
-        let err = |message: String| BuildError {
-            name: name.to_string(),
-            message,
-        };
-        Ok(match config {
-            ExporterConfig::Debug(d) => Exporter::Debug(DebugExporter::new(d.verbosity)),
-            ExporterConfig::Otlp(o) => match o.protocol {
-                OtlpProtocol::Grpc => {
-                    Exporter::Grpc(GrpcExporter::new(name, o, reloader).map_err(err)?)
-                }
-                OtlpProtocol::Http => {
-                    Exporter::Http(HttpExporter::new(name, o, reloader).map_err(err)?)
-                }
-            },
-        })
+        let section = registry::parse(name, config, base)?;
+        let kind = section
+            .build(name, &kind::BuildContext { reloader })
+            .map_err(|message| BuildError::Build {
+                name: name.to_string(),
+                message,
+            })?;
+        Ok(Self::new(kind, config.retry.clone()))
+    }
+
+    /// An exporter of a running `kind` with `retry`.
+    pub fn new(kind: Box<dyn kind::Export>, retry: RetryConfig) -> Self {
+        Self { kind, retry }
+    }
+
+    /// A `debug` exporter named `name` printing one line per request, for tests and tools.
+    pub fn debug(name: &str) -> Self {
+        Self::new(
+            Box::new(debug::DebugExporter::new(name, debug::Verbosity::Basic)),
+            RetryConfig::default(),
+        )
     }
 
     /// The header the request's tenant is sent upstream in, if this exporter sends it.
     pub fn tenant_header(&self) -> Option<&::http::HeaderName> {
-        match self {
-            Exporter::Grpc(g) => g.upstream().tenant_header.as_ref(),
-            Exporter::Http(h) => h.upstream().tenant_header.as_ref(),
-            Exporter::Debug(_) => None,
-        }
+        self.kind.tenant_header()
     }
 
     /// Delivers `request`, retrying as configured, within its deadline. The body is prepared
-    /// (compressed) once; every attempt sends the same bytes.
+    /// (merged and compressed) once; every attempt sends the same bytes.
     pub async fn export(
         &self,
         name: &str,
@@ -136,24 +143,11 @@ impl Exporter {
             }
             tracing::debug!(exporter = name, error = %e, ?delay, "retrying export");
         };
-        match self {
-            Exporter::Debug(d) => Ok(d.export(name, request)),
-            Exporter::Grpc(g) => {
-                let body = body::Prepared::prepare(request.parts, g.upstream().compression).await;
-                metrics.export_sent_bytes(name, request.len(), body.len());
-                retry::with_retries(&g.upstream().retry, request.deadline, on_retry, |timeout| {
-                    g.attempt(request.signal, request.tenant, &body, timeout)
-                })
-                .await
-            }
-            Exporter::Http(h) => {
-                let body = body::Prepared::prepare(request.parts, h.upstream().compression).await;
-                metrics.export_sent_bytes(name, request.len(), body.len());
-                retry::with_retries(&h.upstream().retry, request.deadline, on_retry, |timeout| {
-                    h.attempt(request.signal, request.tenant, &body, timeout)
-                })
-                .await
-            }
-        }
+        let body = body::Prepared::prepare(request.parts, self.kind.compression()).await;
+        metrics.export_sent_bytes(name, request.len(), body.len());
+        retry::with_retries(&self.retry, request.deadline, on_retry, |timeout| {
+            self.kind.attempt(request, &body, timeout)
+        })
+        .await
     }
 }

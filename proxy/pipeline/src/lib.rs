@@ -342,14 +342,14 @@ mod tests {
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
     use weir_core::Payload;
     use weir_core::config::QueueConfig;
-    use weir_exporter::{DebugExporter, Exporter};
+    use weir_exporter::Exporter;
 
     fn pipeline(defaults: &[&str]) -> Pipeline {
         let metrics = Arc::new(Metrics::new());
         let all: Exporters = ["a", "b", "c"]
             .iter()
             .map(|n| {
-                let e = Exporter::Debug(DebugExporter::new(Default::default()));
+                let e = Exporter::debug(n);
                 let q = ExporterQueue::spawn(n, e, &QueueConfig::default(), None, metrics.clone())
                     .unwrap();
                 (n.to_string(), q)

@@ -5,9 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use weir::config::{
-    Compression, Config, ExporterConfig, ListenerConfig, LogFormat, OtlpExporterConfig,
-};
+use weir::config::{Compression, Config, ExporterConfig, ListenerConfig, LogFormat};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct RunArgs {
@@ -78,27 +76,23 @@ fn build_config(args: &RunArgs) -> anyhow::Result<Config> {
     if let Some(url) = &args.upstream {
         // The upstream replaces the file's exporters; pipelines keep their filters. An exporter of the
         // file named `upstream` lends its queue and retry settings (a durable queue, say) to it.
-        let kept = match config.exporters.remove("upstream") {
-            Some(ExporterConfig::Otlp(o)) => Some((o.queue, o.retry)),
-            _ => None,
-        };
+        let kept = config
+            .exporters
+            .remove("upstream")
+            .map(|e| (e.queue, e.retry));
         config.exporters.clear();
         if let Some(p) = &mut config.pipelines {
             for pipeline in p.iter_mut() {
                 pipeline.exporters = vec!["upstream".into()];
             }
         }
-        let mut exporter = OtlpExporterConfig::from_upstream_url(url)?;
+        let section = weir::exporter::otlp::upstream_section(url, args.upstream_compression)?;
+        let mut exporter = ExporterConfig::new("otlp", section);
         if let Some((queue, retry)) = kept {
             exporter.queue = queue;
             exporter.retry = retry;
         }
-        if let Some(c) = args.upstream_compression {
-            exporter.compression = c;
-        }
-        config
-            .exporters
-            .insert("upstream".into(), ExporterConfig::Otlp(exporter));
+        config.exporters.insert("upstream".into(), exporter);
     }
     if let Some(a) = &args.admin {
         config.admin.endpoint = a.clone();

@@ -3,10 +3,8 @@
 //! flush interval).
 
 use super::*;
-use crate::DebugExporter;
 use bytes::Bytes;
 use weir_core::Signal;
-use weir_core::config::DebugExporterConfig;
 
 fn queue(max_batches: usize, max_bytes: usize) -> Arc<ExporterQueue> {
     let config = QueueConfig {
@@ -17,7 +15,7 @@ fn queue(max_batches: usize, max_bytes: usize) -> Arc<ExporterQueue> {
     };
     ExporterQueue::spawn(
         "q",
-        Exporter::Debug(DebugExporter::new(DebugExporterConfig::default().verbosity)),
+        Exporter::debug("q"),
         &config,
         None,
         Arc::new(Metrics::new()),

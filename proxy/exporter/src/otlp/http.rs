@@ -8,11 +8,11 @@ use http_body_util::{BodyExt, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use super::body::{Chunks, Prepared};
+use super::OtlpExporterConfig;
 use super::connect::Connector;
 use super::upstream::Upstream;
+use crate::body::{Chunks, Prepared};
 use weir_core::ExportError;
-use weir_core::config::OtlpExporterConfig;
 use weir_core::{PartialSuccess, Signal};
 use weir_wire::response::ExportResponse;
 
@@ -60,12 +60,8 @@ impl HttpExporter {
         })
     }
 
-    pub(super) fn upstream(&self) -> &Upstream {
-        &self.upstream
-    }
-
     /// One attempt.
-    pub(super) async fn attempt(
+    async fn send(
         &self,
         signal: Signal,
         tenant: Option<&str>,
@@ -143,6 +139,25 @@ fn error_detail(status: StatusCode, body: &[u8]) -> String {
         status.to_string()
     } else {
         cut
+    }
+}
+
+impl crate::kind::Export for HttpExporter {
+    fn compression(&self) -> Option<(weir_wire::codec::Encoding, i32)> {
+        self.upstream.compression
+    }
+
+    fn tenant_header(&self) -> Option<&::http::HeaderName> {
+        self.upstream.tenant_header.as_ref()
+    }
+
+    fn attempt<'a>(
+        &'a self,
+        request: &'a crate::ExportRequest<'a>,
+        body: &'a Prepared,
+        timeout: Duration,
+    ) -> futures::future::BoxFuture<'a, Result<PartialSuccess, ExportError>> {
+        Box::pin(self.send(request.signal, request.tenant, body, timeout))
     }
 }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use super::OtlpExporterConfig;
 use http::Uri;
 use hyper_rustls::{
     FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder, MaybeHttpsStream,
@@ -17,7 +18,6 @@ use hyper_rustls::{
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
-use weir_core::config::OtlpExporterConfig;
 use weir_tls::{Reloader, Reloading};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;

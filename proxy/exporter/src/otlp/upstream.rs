@@ -1,10 +1,10 @@
 //! What both OTLP exporters take from their configuration the same way: the configured headers, the
-//! compression, the attempt timeout and the retry policy.
+//! compression and the attempt timeout.
 
 use std::time::Duration;
 
+use super::OtlpExporterConfig;
 use http::{HeaderMap, HeaderName, HeaderValue};
-use weir_core::config::{OtlpExporterConfig, RetryConfig};
 use weir_wire::codec::Encoding;
 
 /// An OTLP upstream's settings.
@@ -16,8 +16,6 @@ pub(crate) struct Upstream {
     pub compression: Option<(Encoding, i32)>,
     /// Time one attempt may take.
     pub timeout: Duration,
-    /// Retries of retryable answers.
-    pub retry: RetryConfig,
     /// The header the request's tenant goes in (`tenant_header`).
     pub tenant_header: Option<HeaderName>,
 }
@@ -45,7 +43,6 @@ impl Upstream {
             headers,
             compression: config.compression(),
             timeout: config.timeout,
-            retry: config.retry.clone(),
         })
     }
 

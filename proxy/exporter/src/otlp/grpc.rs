@@ -13,10 +13,10 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tonic::{Code, Status};
 
-use super::body::{Chunks, Prepared};
+use super::OtlpExporterConfig;
 use super::connect::Connector;
 use super::upstream::Upstream;
-use weir_core::config::OtlpExporterConfig;
+use crate::body::{Chunks, Prepared};
 use weir_core::{ExportError, PartialSuccess, Signal};
 use weir_wire::codec::{self, Encoding};
 use weir_wire::response::ExportResponse;
@@ -85,12 +85,8 @@ impl GrpcExporter {
         })
     }
 
-    pub(super) fn upstream(&self) -> &Upstream {
-        &self.upstream
-    }
-
     /// One attempt, bounded by the configured timeout and the time `left`.
-    pub(super) async fn attempt(
+    async fn send(
         &self,
         signal: Signal,
         tenant: Option<&str>,
@@ -201,6 +197,25 @@ fn chain(error: &dyn std::error::Error) -> String {
         source = e.source();
     }
     text
+}
+
+impl crate::kind::Export for GrpcExporter {
+    fn compression(&self) -> Option<(weir_wire::codec::Encoding, i32)> {
+        self.upstream.compression
+    }
+
+    fn tenant_header(&self) -> Option<&http::HeaderName> {
+        self.upstream.tenant_header.as_ref()
+    }
+
+    fn attempt<'a>(
+        &'a self,
+        request: &'a crate::ExportRequest<'a>,
+        body: &'a Prepared,
+        timeout: Duration,
+    ) -> futures::future::BoxFuture<'a, Result<PartialSuccess, ExportError>> {
+        Box::pin(self.send(request.signal, request.tenant, body, timeout))
+    }
 }
 
 #[cfg(test)]
