@@ -209,7 +209,7 @@ async fn invalid_filters_are_refused_and_nothing_changes() {
     let e = c
         .call(
             http::Method::PUT,
-            "/v1/pipelines/profiles/filters/x",
+            "/v1/pipelines/events/filters/x",
             "application/json",
             b"{}".to_vec(),
         )
