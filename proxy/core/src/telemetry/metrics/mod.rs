@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -12,161 +11,14 @@ use prometheus_client::registry::Registry;
 
 use crate::Signal;
 
-/// The transport a request arrived on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Transport {
-    /// OTLP/gRPC.
-    Grpc,
-    /// OTLP/HTTP.
-    Http,
-}
+mod labels;
 
-impl Transport {
-    fn as_str(self) -> &'static str {
-        match self {
-            Transport::Grpc => "grpc",
-            Transport::Http => "http",
-        }
-    }
-}
-
-/// Why a request was not acknowledged. The label value of `reason`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RefuseReason {
-    /// The body did not decode (400 / INVALID_ARGUMENT).
-    Decode,
-    /// Above a size limit (413 / RESOURCE_EXHAUSTED).
-    TooLarge,
-    /// Content type or encoding not supported (415).
-    UnsupportedMediaType,
-    /// Too many requests in flight (503 / UNAVAILABLE).
-    Overloaded,
-    /// The request deadline passed (503 / UNAVAILABLE).
-    Timeout,
-    /// No pipeline for this signal (404 / UNIMPLEMENTED).
-    NoPipeline,
-    /// An upstream stayed unavailable until the deadline (503 / UNAVAILABLE).
-    UpstreamUnavailable,
-    /// An upstream refused the data for good (its status is passed through).
-    UpstreamRejected,
-    /// weir is shutting down (503 / UNAVAILABLE).
-    ShuttingDown,
-    /// A filter rejected the batch (400 / INVALID_ARGUMENT).
-    FilterRejected,
-    /// A fail-closed filter failed (503 / UNAVAILABLE).
-    FilterFailed,
-    /// Every instance of a filter stayed busy past the wait (503 / UNAVAILABLE).
-    FilterBusy,
-    /// An exporter's queue is full (503 / UNAVAILABLE).
-    QueueFull,
-    /// Resident memory is above its high-water mark (503 / UNAVAILABLE).
-    MemoryLimit,
-    /// The body did not arrive within `limits.connections.body_read_timeout` (408 / DEADLINE_EXCEEDED).
-    SlowClient,
-    /// The request carried no credential the receiver's `auth` accepts (401 / UNAUTHENTICATED).
-    Unauthenticated,
-}
-
-impl RefuseReason {
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RefuseReason::Decode => "decode",
-            RefuseReason::TooLarge => "too_large",
-            RefuseReason::UnsupportedMediaType => "unsupported_media_type",
-            RefuseReason::Overloaded => "overloaded",
-            RefuseReason::Timeout => "timeout",
-            RefuseReason::NoPipeline => "no_pipeline",
-            RefuseReason::UpstreamUnavailable => "upstream_unavailable",
-            RefuseReason::UpstreamRejected => "upstream_rejected",
-            RefuseReason::ShuttingDown => "shutting_down",
-            RefuseReason::FilterRejected => "filter_rejected",
-            RefuseReason::FilterFailed => "filter_failed",
-            RefuseReason::FilterBusy => "filter_busy",
-            RefuseReason::QueueFull => "queue_full",
-            RefuseReason::MemoryLimit => "memory_limit",
-            RefuseReason::SlowClient => "slow_client",
-            RefuseReason::Unauthenticated => "unauthenticated",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ReceiverLabels {
-    signal: &'static str,
-    transport: &'static str,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RefusedLabels {
-    signal: &'static str,
-    transport: &'static str,
-    reason: &'static str,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ExporterLabels {
-    signal: &'static str,
-    exporter: String,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ExportFailedLabels {
-    signal: &'static str,
-    exporter: String,
-    retryable: &'static str,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct QueueLabels {
-    exporter: String,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct QueueIoLabels {
-    exporter: String,
-    op: &'static str,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct FilterLabels {
-    signal: &'static str,
-    filter: String,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct FilterErrorLabels {
-    signal: &'static str,
-    filter: String,
-    class: &'static str,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct FilterNamedLabels {
-    signal: &'static str,
-    filter: String,
-    name: String,
-}
+use labels::*;
+pub use labels::{RefuseReason, Transport};
 
 fn filter_histogram() -> Histogram {
     // 1 µs .. ~0.5 s.
     Histogram::new(exponential_buckets(0.000_001, 2.0, 20))
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct TransportLabels {
-    transport: &'static str,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ListenerLabels {
-    listener: &'static str,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct TlsReloadLabels {
-    name: String,
-    result: &'static str,
 }
 
 fn latency_histogram() -> Histogram {
@@ -594,14 +446,14 @@ impl Metrics {
     /// A request arrived.
     pub fn request_received(&self, signal: Signal, transport: Transport) {
         self.received_requests
-            .get_or_create(&receiver(signal, transport))
+            .get_or_create(&receiver_labels(signal, transport))
             .inc();
     }
 
     /// A request decoded into `items` items.
     pub fn items_received(&self, signal: Signal, transport: Transport, items: usize) {
         self.received_items
-            .get_or_create(&receiver(signal, transport))
+            .get_or_create(&receiver_labels(signal, transport))
             .inc_by(items as u64);
     }
 
@@ -629,7 +481,7 @@ impl Metrics {
     /// A request finished after `elapsed`, whatever its outcome.
     pub fn request_finished(&self, signal: Signal, transport: Transport, elapsed: Duration) {
         self.request_duration
-            .get_or_create(&receiver(signal, transport))
+            .get_or_create(&receiver_labels(signal, transport))
             .observe(elapsed.as_secs_f64());
     }
 
@@ -1046,27 +898,6 @@ impl FilterMetrics {
 
 /// Distinct unknown exporter names [`Metrics::route_unknown`] keeps a series for.
 pub const MAX_UNKNOWN_ROUTE_NAMES: usize = 32;
-
-fn filter_labels(signal: Signal, filter: &str) -> FilterLabels {
-    FilterLabels {
-        signal: signal.as_str(),
-        filter: filter.to_string(),
-    }
-}
-
-fn receiver(signal: Signal, transport: Transport) -> ReceiverLabels {
-    ReceiverLabels {
-        signal: signal.as_str(),
-        transport: transport.as_str(),
-    }
-}
-
-fn exporter_labels(signal: Signal, exporter: &str) -> ExporterLabels {
-    ExporterLabels {
-        signal: signal.as_str(),
-        exporter: exporter.to_string(),
-    }
-}
 
 /// Decrements the in-flight gauge when dropped.
 #[derive(Debug)]
