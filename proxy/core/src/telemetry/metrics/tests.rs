@@ -39,23 +39,25 @@ const EXPOSITION: &str = concat!(
 
 /// One value through every recording method, so that every family has a series; the guards hold
 /// the in-flight and open-connection gauges at 1. Each family gets one label set only: a family
-/// renders its series in hash order, which differs from run to run.
+/// renders its series in hash order, which differs from run to run. Methods that count one at a time
+/// are called a different number of times each, so that one recording in the place of another shows.
 fn record_one_of_everything(m: &Metrics) -> (InFlightGuard, InFlightGuard) {
+    let times = |n: usize, record: &dyn Fn()| (0..n).for_each(|_| record());
     m.request_received(Signal::Traces, Transport::Grpc);
     m.items_received(Signal::Traces, Transport::Grpc, 7);
     m.request_refused(Signal::Logs, Transport::Http, RefuseReason::TooLarge, 3);
     m.request_finished(Signal::Metrics, Transport::Http, Duration::from_millis(5));
     let in_flight = m.in_flight(Transport::Http);
     let connection = m.connection_opened("otlp-grpc");
-    m.tls_handshake_failed("otlp-http");
+    times(2, &|| m.tls_handshake_failed("otlp-http"));
     m.tls_reloaded("admin", false);
-    m.connection_rejected("admin");
+    times(3, &|| m.connection_rejected("admin"));
     m.items_exported(Signal::Traces, "backend", 7, 2, Duration::from_millis(3));
     m.export_failed(Signal::Logs, "backend", 4, true);
     m.queue_changed("backend", 1, 7, 300);
     m.export_abandoned(Signal::Traces, "backend", 2);
     m.queue_io_error("disk", "sync");
-    m.queue_corrupt_segment("disk");
+    times(2, &|| m.queue_corrupt_segment("disk"));
     m.queue_replayed("disk", 11);
     m.queue_oldest("disk", Duration::from_millis(1500));
     m.memory_limit(1 << 30);
@@ -66,12 +68,12 @@ fn record_one_of_everything(m: &Metrics) -> (InFlightGuard, InFlightGuard) {
     m.exporter_held("disk", true);
     m.upstream_down("backend", true);
     m.route_unknown(Signal::Traces, "nowhere", 8);
-    m.filter_series_refused(Signal::Traces, "sampler");
-    m.filter_log_suppressed(Signal::Traces, "sampler");
+    times(1, &|| m.filter_series_refused(Signal::Traces, "sampler"));
+    times(2, &|| m.filter_log_suppressed(Signal::Traces, "sampler"));
     m.export_coalesced(Signal::Traces, "backend", 3);
     m.export_sent_bytes("backend", 1000, 400);
     m.refused_delivered(Signal::Logs, "backend", 9);
-    m.export_retried(Signal::Traces, "backend");
+    times(3, &|| m.export_retried(Signal::Traces, "backend"));
     m.filter_metrics(Signal::Traces, "sampler")
         .called(10, 2, 3, Duration::from_micros(40));
     m.filter_called(
@@ -93,12 +95,12 @@ fn record_one_of_everything(m: &Metrics) -> (InFlightGuard, InFlightGuard) {
         Some("trap"),
     );
     m.filter_items_out(Signal::Traces, "sampler", 5);
-    m.filter_quarantined(Signal::Traces, "sampler");
+    times(4, &|| m.filter_quarantined(Signal::Traces, "sampler"));
     m.filter_quarantine_state(Signal::Traces, "sampler", true);
-    m.filter_rolled_back(Signal::Traces, "sampler");
+    times(5, &|| m.filter_rolled_back(Signal::Traces, "sampler"));
     m.filter_modules(3, 1);
-    m.filter_restore_failed(Signal::Metrics, "zone");
-    m.filter_swapped(Signal::Traces, "sampler");
+    times(6, &|| m.filter_restore_failed(Signal::Metrics, "zone"));
+    times(7, &|| m.filter_swapped(Signal::Traces, "sampler"));
     m.filter_counter(Signal::Traces, "sampler", "kept", 12);
     m.filter_gauge(Signal::Traces, "sampler", "rate", 0.25);
     (in_flight, connection)
