@@ -1,5 +1,6 @@
-//! The label values and label sets of weir's metrics: [`Transport`] and [`RefuseReason`], which callers
-//! pass, and the label structs the families encode (a struct's fields are its label names, in their order).
+//! The label values and label sets of weir's metrics: [`Transport`] and [`RefuseReason`], which
+//! callers pass, and the label structs the families encode (a struct's fields are its label names,
+//! in their order).
 
 use prometheus_client::encoding::EncodeLabelSet;
 

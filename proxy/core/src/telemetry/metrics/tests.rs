@@ -1,4 +1,5 @@
-//! The metrics' tests: what one recording renders, and the whole exposition against `exposition.txt`.
+//! The metrics' tests: what one recording renders, and the whole exposition against
+//! `exposition.txt`.
 
 use super::*;
 
