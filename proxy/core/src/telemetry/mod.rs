@@ -5,7 +5,11 @@
 
 mod metrics;
 
-pub use metrics::{FilterMetrics, InFlightGuard, Metrics, RefuseReason, Transport};
+pub use metrics::{
+    ConnectionMetrics, ExporterMetrics, FilterControlMetrics, FilterMetrics, FilterRuntimeMetrics,
+    GuestMetrics, InFlightGuard, MemoryMetrics, Metrics, QueueMetrics, ReceiverMetrics,
+    RefuseReason, Transport, UpstreamMetrics,
+};
 
 use crate::config::LogFormat;
 use tracing_subscriber::EnvFilter;
