@@ -1,4 +1,5 @@
 use super::*;
+use std::sync::Arc;
 
 fn all() -> PatternSet {
     PatternSet::compile(&PatternSpec {
