@@ -1,14 +1,14 @@
 //! Senders that post one pre-encoded `ExportTraceServiceRequest` body and classify
 //! the outcome.
 //!
-//! * gRPC: a tonic client whose codec writes the already-encoded bytes as the
-//!   message (no protobuf encoding per request) and decodes the
-//!   `ExportTraceServiceResponse` to read `partial_success`.
+//! * gRPC: a tonic client with weir's raw codec, which writes the already-encoded
+//!   bytes as the message (no protobuf encoding per request) and decodes the
+//!   export response (the shape every signal's shares) to read `partial_success`.
 //! * HTTP: a hyper 1 HTTP/1.1 client posting the same bytes to `/v1/traces` with
 //!   `content-type: application/x-protobuf`.
 
 use anyhow::{Context, Result};
-use bytes::{BufMut, Bytes};
+use bytes::Bytes;
 use http::header::CONTENT_TYPE;
 use http::uri::PathAndQuery;
 use http::{Request, Uri};
@@ -16,14 +16,14 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
 use std::error::Error as StdError;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tonic::client::Grpc;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::{Channel, Endpoint};
+use weir_core::grpc_codec::RawCodec;
+use weir_wire::response::ExportResponse;
 
 const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
@@ -126,7 +126,7 @@ impl Sender {
                     .unary(
                         tonic::Request::new(body),
                         PathAndQuery::from_static(EXPORT_PATH),
-                        RawCodec,
+                        RawCodec::<Bytes, ExportResponse>::new(),
                     )
                     .await
                     .map_err(|status| {
@@ -168,7 +168,7 @@ impl Sender {
                 }
                 // A body that is not a protobuf response carries no partial success.
                 Ok(if is_protobuf {
-                    ExportTraceServiceResponse::decode(bytes)
+                    ExportResponse::decode(bytes)
                         .map(|r| rejected_spans(&r))
                         .unwrap_or(0)
                 } else {
@@ -179,11 +179,11 @@ impl Sender {
     }
 }
 
-fn rejected_spans(response: &ExportTraceServiceResponse) -> u64 {
+fn rejected_spans(response: &ExportResponse) -> u64 {
     response
         .partial_success
         .as_ref()
-        .map_or(0, |p| u64::try_from(p.rejected_spans).unwrap_or(0))
+        .map_or(0, |p| u64::try_from(p.rejected).unwrap_or(0))
 }
 
 /// `error: source: source...` on one line.
@@ -196,52 +196,4 @@ fn error_chain(error: &dyn StdError) -> String {
         source = e.source();
     }
     text
-}
-
-/// A tonic codec that sends pre-encoded message bytes as they are and decodes
-/// the `ExportTraceServiceResponse` with prost.
-#[derive(Debug, Clone, Copy, Default)]
-struct RawCodec;
-
-impl Codec for RawCodec {
-    type Encode = Bytes;
-    type Decode = ExportTraceServiceResponse;
-    type Encoder = RawEncoder;
-    type Decoder = ResponseDecoder;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        RawEncoder
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        ResponseDecoder
-    }
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-struct RawEncoder;
-
-impl Encoder for RawEncoder {
-    type Item = Bytes;
-    type Error = tonic::Status;
-
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Self::Error> {
-        dst.reserve(item.len());
-        dst.put_slice(&item);
-        Ok(())
-    }
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-struct ResponseDecoder;
-
-impl Decoder for ResponseDecoder {
-    type Item = ExportTraceServiceResponse;
-    type Error = tonic::Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Self::Error> {
-        ExportTraceServiceResponse::decode(src)
-            .map(Some)
-            .map_err(|e| tonic::Status::internal(format!("decoding the response: {e}")))
-    }
 }

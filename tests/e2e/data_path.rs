@@ -192,7 +192,7 @@ pipelines:
         .unary(
             tonic::Request::new(bytes::Bytes::from(body.clone())),
             http::uri::PathAndQuery::from_static(Signal::Traces.grpc_path()),
-            RawCodec,
+            RawCodec::new(),
         )
         .await
         .unwrap();

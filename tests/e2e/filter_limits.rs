@@ -123,7 +123,7 @@ async fn send_request(
     client.ready().await.unwrap();
     let path = http::uri::PathAndQuery::from_static(Signal::Traces.grpc_path());
     client
-        .unary(request, path, RawCodec)
+        .unary(request, path, RawCodec::new())
         .await
         .map(|r| r.into_inner())
 }

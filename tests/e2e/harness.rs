@@ -10,13 +10,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BufMut, Bytes};
+use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use weir::{Payload, Signal};
+use weir_wire::response::{ExportPartialSuccess, ExportResponse};
 
 /// Makes ring rustls's process-wide default: the SDK's HTTP exporter builds a reqwest client with
 /// rustls but no provider of its own (the tests build reqwest without aws-lc-rs).
@@ -541,10 +539,13 @@ impl tower::Service<http::Request<axum::body::Body>> for RecorderService {
     fn call(&mut self, req: http::Request<axum::body::Body>) -> Self::Future {
         let handler = RecorderExport(self.recorder.clone(), self.signal);
         Box::pin(async move {
-            let mut grpc = tonic::server::Grpc::new(RecorderCodec)
-                .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
-                .accept_compressed(tonic::codec::CompressionEncoding::Zstd)
-                .max_decoding_message_size(usize::MAX);
+            let mut grpc = tonic::server::Grpc::new(weir_core::grpc_codec::RawCodec::<
+                ExportResponse,
+                Bytes,
+            >::new())
+            .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+            .accept_compressed(tonic::codec::CompressionEncoding::Zstd)
+            .max_decoding_message_size(usize::MAX);
             Ok(grpc.unary(handler, req).await)
         })
     }
@@ -553,11 +554,9 @@ impl tower::Service<http::Request<axum::body::Body>> for RecorderService {
 struct RecorderExport(Recorder, Signal);
 
 impl tonic::server::UnaryService<Bytes> for RecorderExport {
-    type Response = ExportTraceServiceResponse;
-    type Future = futures::future::BoxFuture<
-        'static,
-        Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status>,
-    >;
+    type Response = ExportResponse;
+    type Future =
+        futures::future::BoxFuture<'static, Result<tonic::Response<ExportResponse>, tonic::Status>>;
 
     fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
         let (recorder, signal) = (self.0.clone(), self.1);
@@ -572,51 +571,14 @@ impl tonic::server::UnaryService<Bytes> for RecorderExport {
             let rejected = recorder
                 .answer(headers, signal, bytes, encoding, payload)
                 .await?;
-            // The three response types share one shape; the trace one stands for all.
-            Ok(tonic::Response::new(ExportTraceServiceResponse {
-                partial_success: (rejected > 0).then(|| ExportTracePartialSuccess {
-                    rejected_spans: rejected,
+            // Every signal's response has this one shape.
+            Ok(tonic::Response::new(ExportResponse {
+                partial_success: (rejected > 0).then(|| ExportPartialSuccess {
+                    rejected,
                     error_message: "some items were too old".into(),
                 }),
             }))
         })
-    }
-}
-
-/// Reads messages as raw bytes, writes export responses.
-#[derive(Debug, Clone, Copy, Default)]
-struct RecorderCodec;
-
-impl Codec for RecorderCodec {
-    type Encode = ExportTraceServiceResponse;
-    type Decode = Bytes;
-    type Encoder = Self;
-    type Decoder = Self;
-    fn encoder(&mut self) -> Self {
-        *self
-    }
-    fn decoder(&mut self) -> Self {
-        *self
-    }
-}
-
-impl Encoder for RecorderCodec {
-    type Item = ExportTraceServiceResponse;
-    type Error = tonic::Status;
-    fn encode(
-        &mut self,
-        item: ExportTraceServiceResponse,
-        dst: &mut EncodeBuf<'_>,
-    ) -> Result<(), tonic::Status> {
-        prost::Message::encode(&item, dst).map_err(|e| tonic::Status::internal(e.to_string()))
-    }
-}
-
-impl Decoder for RecorderCodec {
-    type Item = Bytes;
-    type Error = tonic::Status;
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, tonic::Status> {
-        Ok(Some(src.copy_to_bytes(src.remaining())))
     }
 }
 
@@ -695,39 +657,8 @@ pub fn example(name: &str) -> Vec<u8> {
     .unwrap()
 }
 
-/// A gRPC codec sending raw bytes and returning raw bytes: lets a test send anything.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RawCodec;
-
-impl Codec for RawCodec {
-    type Encode = Bytes;
-    type Decode = Bytes;
-    type Encoder = Self;
-    type Decoder = Self;
-    fn encoder(&mut self) -> Self {
-        *self
-    }
-    fn decoder(&mut self) -> Self {
-        *self
-    }
-}
-
-impl Encoder for RawCodec {
-    type Item = Bytes;
-    type Error = tonic::Status;
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
-        dst.put(item);
-        Ok(())
-    }
-}
-
-impl Decoder for RawCodec {
-    type Item = Bytes;
-    type Error = tonic::Status;
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, tonic::Status> {
-        Ok(Some(src.copy_to_bytes(src.remaining())))
-    }
-}
+/// The gRPC codec sending raw bytes and returning raw bytes: lets a test send anything.
+pub type RawCodec = weir_core::grpc_codec::RawCodec<Bytes, Bytes>;
 
 /// Sends raw bytes as an OTLP gRPC export of `signal`, optionally gzip-compressed by tonic.
 pub async fn grpc_raw(
@@ -758,7 +689,11 @@ pub async fn grpc_raw_to(
     client.ready().await.unwrap();
     let path = http::uri::PathAndQuery::from_static(signal.grpc_path());
     client
-        .unary(tonic::Request::new(Bytes::from(body)), path, RawCodec)
+        .unary(
+            tonic::Request::new(Bytes::from(body)),
+            path,
+            RawCodec::new(),
+        )
         .await
         .map(|r| r.into_inner())
 }

@@ -177,7 +177,7 @@ pipelines:
                     let body = bytes::Bytes::from(traces(10, seed).encode_protobuf());
                     let path = http::uri::PathAndQuery::from_static(Signal::Traces.grpc_path());
                     client
-                        .unary(tonic::Request::new(body), path, RawCodec)
+                        .unary(tonic::Request::new(body), path, RawCodec::new())
                         .await
                         .unwrap();
                 }

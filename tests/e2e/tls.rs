@@ -226,7 +226,7 @@ async fn export_on(
         .await
         .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
     let path = http::uri::PathAndQuery::from_static(Signal::Traces.grpc_path());
-    client.unary(req, path, RawCodec).await.map(|_| ())
+    client.unary(req, path, RawCodec::new()).await.map(|_| ())
 }
 
 fn trace_request() -> Vec<u8> {

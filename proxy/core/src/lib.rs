@@ -14,6 +14,7 @@ pub mod config;
 mod dispatch;
 mod export_error;
 pub mod fs;
+pub mod grpc_codec;
 mod refusal;
 pub mod telemetry;
 

@@ -20,10 +20,9 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use futures::future::BoxFuture;
-use prost::Message;
-use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::CompressionEncoding;
 use tonic::server::UnaryService;
 use tonic::{Code, Request, Response, Status};
 use weir_wire::response::ExportResponse;
@@ -136,7 +135,7 @@ where
         Box::pin(async move {
             let started = Instant::now();
             let in_flight = ingest.metrics().in_flight(Transport::Grpc);
-            let mut grpc = tonic::server::Grpc::new(RawCodec)
+            let mut grpc = tonic::server::Grpc::new(RawCodec::new())
                 .send_compressed(CompressionEncoding::Gzip)
                 .send_compressed(CompressionEncoding::Zstd)
                 .max_decoding_message_size(ingest.limits().max_decompressed_bytes);
@@ -288,44 +287,8 @@ impl UnaryService<Bytes> for Export {
     }
 }
 
-/// Reads the message as the bytes it is (a zero-copy split of tonic's buffer) and writes an export
-/// response.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RawCodec;
-
-impl Codec for RawCodec {
-    type Encode = ExportResponse;
-    type Decode = Bytes;
-    type Encoder = Self;
-    type Decoder = Self;
-
-    fn encoder(&mut self) -> Self {
-        *self
-    }
-
-    fn decoder(&mut self) -> Self {
-        *self
-    }
-}
-
-impl Encoder for RawCodec {
-    type Item = ExportResponse;
-    type Error = Status;
-
-    fn encode(&mut self, item: ExportResponse, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        item.encode(dst)
-            .map_err(|e| Status::internal(format!("encoding the response: {e}")))
-    }
-}
-
-impl Decoder for RawCodec {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
-        Ok(Some(src.copy_to_bytes(src.remaining())))
-    }
-}
+/// Reads requests as the bytes they are and writes export responses.
+type RawCodec = weir_core::grpc_codec::RawCodec<ExportResponse, Bytes>;
 
 fn refusal_status(ingest: &Ingest, refusal: &Refusal) -> Status {
     let message = refusal.to_string();
