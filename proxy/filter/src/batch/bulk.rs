@@ -6,10 +6,11 @@
 use std::borrow::Cow;
 
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::metrics::v1::Metric;
 use weir_kernels::{Found, PatternSet, Rewrite, Rule};
 
-use super::{BadIndex, BatchState, R, Target, Undo, from_wit, point_count};
+use super::index::point_attrs;
+use super::journal::Undo;
+use super::{BadIndex, BatchState, R, Target, from_wit, point_count};
 use crate::bindings::v0_2::weir::filter::kernels as k2;
 use crate::bindings::v0_2::weir::filter::types as t2;
 use weir_core::{Payload, Signal};
@@ -27,17 +28,6 @@ fn value_text(v: &AnyValue) -> Option<Cow<'_, str>> {
     }
 }
 
-fn point_attrs(m: &Metric, point: usize) -> Option<&[KeyValue]> {
-    use opentelemetry_proto::tonic::metrics::v1::metric::Data;
-    Some(match m.data.as_ref()? {
-        Data::Gauge(g) => &g.data_points.get(point)?.attributes,
-        Data::Sum(s) => &s.data_points.get(point)?.attributes,
-        Data::Histogram(h) => &h.data_points.get(point)?.attributes,
-        Data::ExponentialHistogram(h) => &h.data_points.get(point)?.attributes,
-        Data::Summary(s) => &s.data_points.get(point)?.attributes,
-    })
-}
-
 impl From<Target> for Location {
     fn from(t: Target) -> Self {
         match t {
@@ -53,55 +43,6 @@ impl From<Target> for Location {
 }
 
 impl BatchState {
-    /// The attribute list of a target, read-only.
-    fn attrs(&self, t: Target) -> Option<&[KeyValue]> {
-        match t {
-            Target::Resource(res) => {
-                let res = res as usize;
-                let resource = match &self.payload {
-                    Payload::Traces(r) => r.resource_spans.get(res)?.resource.as_ref(),
-                    Payload::Metrics(r) => r.resource_metrics.get(res)?.resource.as_ref(),
-                    Payload::Logs(r) => r.resource_logs.get(res)?.resource.as_ref(),
-                    Payload::Profiles(r) => r.resource_profiles.get(res)?.resource.as_ref(),
-                };
-                Some(resource.map_or(&[][..], |r| &r.attributes))
-            }
-            Target::Scope(s) => {
-                let (ri, si) = *self.scopes.get(s as usize)?;
-                let (ri, si) = (ri as usize, si as usize);
-                let scope = match &self.payload {
-                    Payload::Traces(r) => r.resource_spans[ri].scope_spans[si].scope.as_ref(),
-                    Payload::Metrics(r) => r.resource_metrics[ri].scope_metrics[si].scope.as_ref(),
-                    Payload::Logs(r) => r.resource_logs[ri].scope_logs[si].scope.as_ref(),
-                    Payload::Profiles(r) => {
-                        r.resource_profiles[ri].scope_profiles[si].scope.as_ref()
-                    }
-                };
-                Some(scope.map_or(&[][..], |s| &s.attributes))
-            }
-            Target::Item(i) => match self.signal() {
-                Signal::Traces => self.span(i).ok()?.map(|s| &s.attributes[..]),
-                Signal::Logs => self.log(i).ok()?.map(|l| &l.attributes[..]),
-                Signal::Metrics => self.metric(i).ok()?.map(super::first_point_attrs),
-                Signal::Profiles => None,
-            },
-            Target::Point(i, p) => point_attrs(self.metric(i).ok()??, p as usize),
-            Target::Event(i, e) => self
-                .span(i)
-                .ok()??
-                .events
-                .get(e as usize)
-                .map(|e| &e.attributes[..]),
-            Target::Link(i, l) => self
-                .span(i)
-                .ok()??
-                .links
-                .get(l as usize)
-                .map(|l| &l.attributes[..]),
-            Target::Body(_) => None,
-        }
-    }
-
     /// The target a location names, checked: a location that does not exist is bad output.
     fn target(&self, at: &Location) -> R<Target> {
         let bad = |what, index| Err(BadIndex { what, index });
@@ -217,44 +158,6 @@ impl BatchState {
         }
     }
 
-    pub(crate) fn scope_count(&self) -> u32 {
-        self.scopes.len() as u32
-    }
-
-    pub(crate) fn item_scope(&self, item: u32) -> R<u32> {
-        Ok(self.item(item)?.global_scope)
-    }
-
-    pub(crate) fn item_resources(&self) -> Vec<u32> {
-        self.items.iter().map(|i| i.resource).collect()
-    }
-
-    pub(crate) fn scope_resource(&self, scope: u32) -> R<u32> {
-        self.scopes
-            .get(scope as usize)
-            .map(|(r, _)| *r)
-            .ok_or(BadIndex {
-                what: "scope",
-                index: scope,
-            })
-    }
-
-    pub(crate) fn scope_info(&self, scope: u32) -> R<(String, String)> {
-        let &(ri, si) = self.scopes.get(scope as usize).ok_or(BadIndex {
-            what: "scope",
-            index: scope,
-        })?;
-        let (ri, si) = (ri as usize, si as usize);
-        let s = match &self.payload {
-            Payload::Traces(t) => t.resource_spans[ri].scope_spans[si].scope.as_ref(),
-            Payload::Metrics(m) => m.resource_metrics[ri].scope_metrics[si].scope.as_ref(),
-            Payload::Logs(l) => l.resource_logs[ri].scope_logs[si].scope.as_ref(),
-            Payload::Profiles(p) => p.resource_profiles[ri].scope_profiles[si].scope.as_ref(),
-        };
-        Ok(s.map(|s| (s.name.clone(), s.version.clone()))
-            .unwrap_or_default())
-    }
-
     /// One attribute (or the body) at a location.
     pub(crate) fn get(&self, at: &Location, key: &str) -> R<Option<AnyValue>> {
         let t = self.target(at)?;
@@ -323,25 +226,6 @@ impl BatchState {
             self.visit_bodies(lists, |i, body, _| push(Target::Body(i), "", Some(body)));
         }
         AttributeTable { data, entries }
-    }
-
-    /// Creates the resource or scope a write needs, when the request left it out.
-    fn ensure_list(&mut self, t: Target) {
-        match t {
-            Target::Resource(r) => self.ensure_resource(r),
-            Target::Scope(s) => {
-                let (ri, si) = self.scopes[s as usize];
-                let (ri, si) = (ri as usize, si as usize);
-                let slot = match &mut self.payload {
-                    Payload::Traces(r) => &mut r.resource_spans[ri].scope_spans[si].scope,
-                    Payload::Metrics(r) => &mut r.resource_metrics[ri].scope_metrics[si].scope,
-                    Payload::Logs(r) => &mut r.resource_logs[ri].scope_logs[si].scope,
-                    Payload::Profiles(r) => &mut r.resource_profiles[ri].scope_profiles[si].scope,
-                };
-                slot.get_or_insert_with(Default::default);
-            }
-            _ => {}
-        }
     }
 
     /// Sets a value at a checked target: a body, every point of a metric item, or one list.

@@ -1,4 +1,6 @@
 use super::*;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
 
 fn example(name: &str, signal: Signal) -> Payload {
     let path = format!(
