@@ -372,6 +372,35 @@ impl BatchState {
             .unwrap_or_default())
     }
 
+    /// The target, checked: one that does not exist is bad output.
+    pub(super) fn target(&self, t: Target) -> R<Target> {
+        let bad = |what, index| Err(BadIndex { what, index });
+        match t {
+            Target::Resource(r) => self.check_resource(r)?,
+            Target::Scope(s) => {
+                if s as usize >= self.scopes.len() {
+                    return bad("scope", s);
+                }
+            }
+            Target::Item(i) => {
+                self.item(i)?;
+            }
+            Target::Point(item, index) => {
+                if index >= self.point_count(item)? {
+                    return bad("point", index);
+                }
+            }
+            Target::Event(item, index) => return self.sub_target(item, false, index),
+            Target::Link(item, index) => return self.sub_target(item, true, index),
+            Target::Body(i) => {
+                if self.log(i)?.is_none() {
+                    return bad("log record", i);
+                }
+            }
+        }
+        Ok(t)
+    }
+
     pub(super) fn sub_target(&self, item: u32, link: bool, index: u32) -> R<Target> {
         let n = if link {
             self.link_count(item)?

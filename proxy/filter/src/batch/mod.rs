@@ -4,19 +4,15 @@
 //! - `index`: how items and scopes are numbered and found in the payload;
 //! - `journal`: the undo journal, so that a failing filter's partial changes can be rolled back
 //!   (`fail-open` means "the batch passes unchanged");
-//! - `convert`: the conversions to and from the WIT interface's types;
+//! - `convert`: the conversions between these plain types and each interface version's generated ones
+//!   (macros, instantiated beside each `bindgen!` site: the batch knows no WIT type);
 //! - `bulk`: what interface 0.2 adds (any attribute list by location, bulk reads and edits, the kernels).
 
 use std::net::SocketAddr;
 
-use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::{Metric, metric::Data};
 
-use super::bindings::v0_1::weir::filter::types::{
-    Attribute, MetricKind, StatusCode, TraceId, Value,
-};
-use convert::{attributes, find, trace_id};
-pub(crate) use convert::{from_wit, to_wit};
 use index::ItemRef;
 use journal::Undo;
 pub use weir_core::Routing;
@@ -24,7 +20,7 @@ use weir_core::{Payload, Signal};
 
 /// One attribute list (or a log body) that a read or a change addresses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-enum Target {
+pub(crate) enum Target {
     Resource(u32),
     /// A scope, by its index within the batch.
     Scope(u32),
@@ -34,6 +30,33 @@ enum Target {
     Link(u32, u32),
     /// A log record's body: not an attribute list, only a place matches and edits point at.
     Body(u32),
+}
+
+/// A trace id as two big-endian halves; zero when the item has none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TraceId {
+    pub(crate) high: u64,
+    pub(crate) low: u64,
+}
+
+/// A span's status code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StatusCode {
+    Unset,
+    Ok,
+    Error,
+}
+
+/// What kind of data a metric holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MetricKind {
+    Gauge,
+    Sum,
+    Histogram,
+    ExponentialHistogram,
+    Summary,
+    /// No data.
+    Empty,
 }
 
 /// No route label: the item goes to the pipeline's exporters.
@@ -73,7 +96,7 @@ pub struct BadIndex {
     index: u32,
 }
 
-type R<T> = Result<T, BadIndex>;
+pub(crate) type R<T> = Result<T, BadIndex>;
 
 impl BatchState {
     /// The signal.
@@ -152,12 +175,33 @@ pub(super) fn first_point_attrs(m: &Metric) -> &[KeyValue] {
     .unwrap_or(&[])
 }
 
+/// The attribute named `key`.
+fn find<'a>(kvs: &'a [KeyValue], key: &str) -> Option<&'a AnyValue> {
+    kvs.iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref())
+}
+
+fn trace_id(bytes: &[u8]) -> TraceId {
+    if bytes.len() != 16 {
+        return TraceId { high: 0, low: 0 };
+    }
+    let mut h = [0u8; 8];
+    let mut l = [0u8; 8];
+    h.copy_from_slice(&bytes[..8]);
+    l.copy_from_slice(&bytes[8..]);
+    TraceId {
+        high: u64::from_be_bytes(h),
+        low: u64::from_be_bytes(l),
+    }
+}
+
 fn span_id(bytes: &[u8]) -> u64 {
     <[u8; 8]>::try_from(bytes).map_or(0, u64::from_be_bytes)
 }
 
-/// The accessors behind the WIT `batch` resource, on plain Rust types so that they are testable without
-/// a Wasm guest. `super::instance` forwards the generated trait's methods here.
+/// The accessors behind the WIT `batch` resource, on plain Rust and OTLP types so that they are testable
+/// without a Wasm guest; the host's implementation of each interface version converts (`convert`).
 impl BatchState {
     pub(super) fn header(&self, name: &str) -> Option<String> {
         self.headers
@@ -193,25 +237,25 @@ impl BatchState {
         self.tenant.as_deref().map(str::to_string)
     }
 
-    pub(super) fn resource_attributes(&mut self, res: u32) -> R<Vec<Attribute>> {
+    pub(super) fn resource_attributes(&mut self, res: u32) -> R<&[KeyValue]> {
         self.check_resource(res)?;
         Ok(self
             .attrs_mut(Target::Resource(res))
-            .map(|a| attributes(a))
+            .map(|a| &a[..])
             .unwrap_or_default())
     }
 
-    pub(super) fn resource_attribute(&mut self, res: u32, key: &str) -> R<Option<Value>> {
+    pub(super) fn resource_attribute(&mut self, res: u32, key: &str) -> R<Option<&AnyValue>> {
         self.check_resource(res)?;
         Ok(self
             .attrs_mut(Target::Resource(res))
             .and_then(|a| find(a, key)))
     }
 
-    pub(super) fn set_resource_attribute(&mut self, res: u32, key: &str, value: Value) -> R<()> {
+    pub(super) fn set_resource_attribute(&mut self, res: u32, key: &str, value: AnyValue) -> R<()> {
         self.check_resource(res)?;
         self.ensure_resource(res);
-        self.set_attr(Target::Resource(res), key, from_wit(value));
+        self.set_attr(Target::Resource(res), key, value);
         Ok(())
     }
 
@@ -253,11 +297,11 @@ impl BatchState {
         }
     }
 
-    pub(super) fn attributes(&self, item: u32) -> R<Vec<Attribute>> {
+    pub(super) fn attributes(&self, item: u32) -> R<&[KeyValue]> {
         Ok(match self.signal() {
-            Signal::Traces => self.span(item)?.map(|s| attributes(&s.attributes)),
-            Signal::Logs => self.log(item)?.map(|l| attributes(&l.attributes)),
-            Signal::Metrics => self.metric(item)?.map(|m| attributes(first_point_attrs(m))),
+            Signal::Traces => self.span(item)?.map(|s| &s.attributes[..]),
+            Signal::Logs => self.log(item)?.map(|l| &l.attributes[..]),
+            Signal::Metrics => self.metric(item)?.map(first_point_attrs),
             Signal::Profiles => {
                 self.item(item)?;
                 None
@@ -266,7 +310,7 @@ impl BatchState {
         .unwrap_or_default())
     }
 
-    pub(super) fn attribute(&self, item: u32, key: &str) -> R<Option<Value>> {
+    pub(super) fn attribute(&self, item: u32, key: &str) -> R<Option<&AnyValue>> {
         Ok(match self.signal() {
             Signal::Traces => self.span(item)?.and_then(|s| find(&s.attributes, key)),
             Signal::Logs => self.log(item)?.and_then(|l| find(&l.attributes, key)),
@@ -280,9 +324,8 @@ impl BatchState {
         })
     }
 
-    pub(super) fn set_attribute(&mut self, item: u32, key: &str, value: Value) -> R<()> {
+    pub(super) fn set_attribute(&mut self, item: u32, key: &str, value: AnyValue) -> R<()> {
         self.item(item)?;
-        let value = from_wit(value);
         if self.signal() == Signal::Metrics {
             let n = self.metric(item)?.map_or(0, point_count);
             for p in 0..n {
@@ -432,11 +475,11 @@ impl BatchState {
             .unwrap_or_default())
     }
 
-    pub(super) fn event_attributes(&self, item: u32, event: u32) -> R<Vec<Attribute>> {
+    pub(super) fn event_attributes(&self, item: u32, event: u32) -> R<&[KeyValue]> {
         Ok(self
             .span(item)?
             .and_then(|s| s.events.get(event as usize))
-            .map(|e| attributes(&e.attributes))
+            .map(|e| &e.attributes[..])
             .unwrap_or_default())
     }
 
@@ -444,11 +487,11 @@ impl BatchState {
         Ok(self.span(item)?.map_or(0, |s| s.links.len() as u32))
     }
 
-    pub(super) fn link_attributes(&self, item: u32, link: u32) -> R<Vec<Attribute>> {
+    pub(super) fn link_attributes(&self, item: u32, link: u32) -> R<&[KeyValue]> {
         Ok(self
             .span(item)?
             .and_then(|s| s.links.get(link as usize))
-            .map(|l| attributes(&l.attributes))
+            .map(|l| &l.attributes[..])
             .unwrap_or_default())
     }
 
@@ -459,10 +502,10 @@ impl BatchState {
         link: bool,
         index: u32,
         key: &str,
-        value: Value,
+        value: AnyValue,
     ) -> R<()> {
         let t = self.sub_target(item, link, index)?;
-        self.set_attr(t, key, from_wit(value));
+        self.set_attr(t, key, value);
         Ok(())
     }
 
@@ -487,13 +530,13 @@ impl BatchState {
         }))
     }
 
-    pub(super) fn body(&self, item: u32) -> R<Option<Value>> {
-        Ok(self.log(item)?.and_then(|l| l.body.as_ref()).map(to_wit))
+    pub(super) fn body(&self, item: u32) -> R<Option<&AnyValue>> {
+        Ok(self.log(item)?.and_then(|l| l.body.as_ref()))
     }
 
-    pub(super) fn set_body(&mut self, item: u32, value: Value) -> R<()> {
+    pub(super) fn set_body(&mut self, item: u32, value: AnyValue) -> R<()> {
         if let Some(l) = self.log_mut(item)? {
-            let old = l.body.replace(from_wit(value));
+            let old = l.body.replace(value);
             self.journal.push(Undo::Body(item, old));
             self.changed = true;
             self.set_modified(item);
@@ -549,7 +592,7 @@ impl BatchState {
 }
 
 pub(crate) mod bulk;
-mod convert;
+pub(crate) mod convert;
 mod index;
 mod journal;
 #[cfg(test)]

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
 use wasmtime::ResourceLimiter;
 use wasmtime::component::{Resource, ResourceTable};
 
@@ -111,6 +112,16 @@ pub(crate) struct CpuBudget {
     pub(crate) limit: std::time::Duration,
     /// What it had used when it was stopped.
     pub(crate) used_at_stop: Option<std::time::Duration>,
+}
+
+/// Attributes as an interface version's type.
+pub(crate) fn attributes<A: for<'a> From<&'a KeyValue>>(kvs: &[KeyValue]) -> Vec<A> {
+    kvs.iter().map(A::from).collect()
+}
+
+/// A value as an interface version's type.
+pub(crate) fn value<V: for<'a> From<&'a AnyValue>>(v: Option<&AnyValue>) -> Option<V> {
+    v.map(V::from)
 }
 
 /// CPU time the calling thread has used.
@@ -279,18 +290,19 @@ impl StoreState {
     }
 }
 
-/// Forwards a read-only accessor that can fail on a bad index.
+/// Forwards a read-only accessor that can fail on a bad index; `=> f` converts what it returns (while
+/// the batch is borrowed) into the interface's type.
 macro_rules! read {
-    ($self:ident, $h:ident, $method:ident ( $($arg:expr),* )) => {{
-        let r = $self.batch(&$h)?.$method($($arg),*);
+    ($self:ident, $h:ident, $method:ident ( $($arg:expr),* ) $(=> $map:expr)?) => {{
+        let r = $self.batch(&$h)?.$method($($arg),*)$(.map($map))?;
         $self.bad(r)
     }};
 }
 
-/// Forwards a mutator that can fail on a bad index.
+/// Forwards a mutator that can fail on a bad index; `=> f` as for [`read!`].
 macro_rules! write {
-    ($self:ident, $h:ident, $method:ident ( $($arg:expr),* )) => {{
-        let r = $self.batch_mut(&$h)?.$method($($arg),*);
+    ($self:ident, $h:ident, $method:ident ( $($arg:expr),* ) $(=> $map:expr)?) => {{
+        let r = $self.batch_mut(&$h)?.$method($($arg),*)$(.map($map))?;
         $self.bad(r)
     }};
 }

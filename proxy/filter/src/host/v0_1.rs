@@ -16,9 +16,7 @@ impl types::Host for StoreState {}
 
 impl types::HostBatch for StoreState {
     fn signal(&mut self, h: H) -> WResult<types::Signal> {
-        self.batch(&h)?
-            .wit_signal()
-            .ok_or_else(super::profiles_unknown)
+        types::Signal::try_from(self.batch(&h)?.signal()).map_err(|_| super::profiles_unknown())
     }
     fn header(&mut self, h: H, name: String) -> WResult<Option<String>> {
         Ok(self.batch(&h)?.header(&name))
@@ -30,10 +28,10 @@ impl types::HostBatch for StoreState {
         Ok(self.batch(&h)?.resource_count() as u32)
     }
     fn resource_attributes(&mut self, h: H, res: u32) -> WResult<Vec<types::Attribute>> {
-        write!(self, h, resource_attributes(res))
+        write!(self, h, resource_attributes(res) => super::attributes)
     }
     fn resource_attribute(&mut self, h: H, res: u32, key: String) -> WResult<Option<types::Value>> {
-        write!(self, h, resource_attribute(res, &key))
+        write!(self, h, resource_attribute(res, &key) => super::value)
     }
     fn set_resource_attribute(
         &mut self,
@@ -43,7 +41,7 @@ impl types::HostBatch for StoreState {
         value: types::Value,
     ) -> WResult<()> {
         self.charge(key.weight() + value.weight())?;
-        write!(self, h, set_resource_attribute(res, &key, value))
+        write!(self, h, set_resource_attribute(res, &key, value.into()))
     }
     fn remove_resource_attribute(&mut self, h: H, res: u32, key: String) -> WResult<bool> {
         write!(self, h, remove_resource_attribute(res, &key))
@@ -66,14 +64,14 @@ impl types::HostBatch for StoreState {
         read!(self, h, scope_name(item))
     }
     fn attributes(&mut self, h: H, item: u32) -> WResult<Vec<types::Attribute>> {
-        read!(self, h, attributes(item))
+        read!(self, h, attributes(item) => super::attributes)
     }
     fn attribute(&mut self, h: H, item: u32, key: String) -> WResult<Option<types::Value>> {
-        read!(self, h, attribute(item, &key))
+        read!(self, h, attribute(item, &key) => super::value)
     }
     fn set_attribute(&mut self, h: H, item: u32, key: String, value: types::Value) -> WResult<()> {
         self.charge(key.weight() + value.weight())?;
-        write!(self, h, set_attribute(item, &key, value))
+        write!(self, h, set_attribute(item, &key, value.into()))
     }
     fn remove_attribute(&mut self, h: H, item: u32, key: String) -> WResult<bool> {
         write!(self, h, remove_attribute(item, &key))
@@ -85,10 +83,15 @@ impl types::HostBatch for StoreState {
         read!(self, h, is_dropped(item))
     }
     fn trace_id(&mut self, h: H, item: u32) -> WResult<types::TraceId> {
-        read!(self, h, trace_id(item))
+        read!(self, h, trace_id(item) => Into::into)
     }
     fn trace_ids(&mut self, h: H) -> WResult<Vec<types::TraceId>> {
-        Ok(self.batch(&h)?.trace_ids())
+        Ok(self
+            .batch(&h)?
+            .trace_ids()
+            .into_iter()
+            .map(Into::into)
+            .collect())
     }
     fn span_id(&mut self, h: H, item: u32) -> WResult<u64> {
         read!(self, h, span_id(item))
@@ -107,7 +110,7 @@ impl types::HostBatch for StoreState {
         read!(self, h, span_kind(item))
     }
     fn span_status(&mut self, h: H, item: u32) -> WResult<(types::StatusCode, String)> {
-        read!(self, h, span_status(item))
+        read!(self, h, span_status(item) => |(code, message)| (code.into(), message))
     }
     fn span_times(&mut self, h: H, item: u32) -> WResult<(u64, u64)> {
         read!(self, h, span_times(item))
@@ -126,7 +129,7 @@ impl types::HostBatch for StoreState {
         read!(self, h, event_name(item, event))
     }
     fn event_attributes(&mut self, h: H, item: u32, event: u32) -> WResult<Vec<types::Attribute>> {
-        read!(self, h, event_attributes(item, event))
+        read!(self, h, event_attributes(item, event) => super::attributes)
     }
     fn set_event_attribute(
         &mut self,
@@ -137,7 +140,11 @@ impl types::HostBatch for StoreState {
         value: types::Value,
     ) -> WResult<()> {
         self.charge(key.weight() + value.weight())?;
-        write!(self, h, set_sub_attribute(item, false, event, &key, value))
+        write!(
+            self,
+            h,
+            set_sub_attribute(item, false, event, &key, value.into())
+        )
     }
     fn remove_event_attribute(
         &mut self,
@@ -152,7 +159,7 @@ impl types::HostBatch for StoreState {
         read!(self, h, link_count(item))
     }
     fn link_attributes(&mut self, h: H, item: u32, link: u32) -> WResult<Vec<types::Attribute>> {
-        read!(self, h, link_attributes(item, link))
+        read!(self, h, link_attributes(item, link) => super::attributes)
     }
     fn set_link_attribute(
         &mut self,
@@ -163,7 +170,11 @@ impl types::HostBatch for StoreState {
         value: types::Value,
     ) -> WResult<()> {
         self.charge(key.weight() + value.weight())?;
-        write!(self, h, set_sub_attribute(item, true, link, &key, value))
+        write!(
+            self,
+            h,
+            set_sub_attribute(item, true, link, &key, value.into())
+        )
     }
     fn remove_link_attribute(&mut self, h: H, item: u32, link: u32, key: String) -> WResult<bool> {
         write!(self, h, remove_sub_attribute(item, true, link, &key))
@@ -172,11 +183,11 @@ impl types::HostBatch for StoreState {
         read!(self, h, severity(item))
     }
     fn body(&mut self, h: H, item: u32) -> WResult<Option<types::Value>> {
-        read!(self, h, body(item))
+        read!(self, h, body(item) => super::value)
     }
     fn set_body(&mut self, h: H, item: u32, value: types::Value) -> WResult<()> {
         self.charge(value.weight())?;
-        write!(self, h, set_body(item, value))
+        write!(self, h, set_body(item, value.into()))
     }
     fn log_time(&mut self, h: H, item: u32) -> WResult<u64> {
         read!(self, h, log_time(item))
@@ -185,7 +196,7 @@ impl types::HostBatch for StoreState {
         read!(self, h, metric_name(item))
     }
     fn metric_kind(&mut self, h: H, item: u32) -> WResult<types::MetricKind> {
-        read!(self, h, metric_kind(item))
+        read!(self, h, metric_kind(item) => Into::into)
     }
     fn point_count(&mut self, h: H, item: u32) -> WResult<u32> {
         read!(self, h, point_count(item))

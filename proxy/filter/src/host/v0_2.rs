@@ -4,40 +4,14 @@
 use wasmtime::component::Resource;
 
 use super::{MAX_PATTERN_SETS, StoreState, Weight, host_functions, read, write};
-use crate::batch::{BatchState, to_wit};
-use crate::bindings::v0_1::weir::filter::types as t1;
+use crate::batch::BatchState;
+use crate::batch::bulk::Match;
 use crate::bindings::v0_2::weir::filter::{host, kernels, types};
 use crate::kernels::PatternSetHandle;
 
 type H = Resource<BatchState>;
 type P = Resource<PatternSetHandle>;
 type WResult<T> = wasmtime::Result<T>;
-
-impl From<t1::Value> for types::Value {
-    fn from(v: t1::Value) -> Self {
-        match v {
-            t1::Value::Str(s) => Self::Str(s),
-            t1::Value::Boolean(b) => Self::Boolean(b),
-            t1::Value::Int(i) => Self::Int(i),
-            t1::Value::Double(d) => Self::Double(d),
-            t1::Value::Bytes(b) => Self::Bytes(b),
-            t1::Value::Json(j) => Self::Json(j),
-        }
-    }
-}
-
-impl From<types::Value> for t1::Value {
-    fn from(v: types::Value) -> Self {
-        match v {
-            types::Value::Str(s) => Self::Str(s),
-            types::Value::Boolean(b) => Self::Boolean(b),
-            types::Value::Int(i) => Self::Int(i),
-            types::Value::Double(d) => Self::Double(d),
-            types::Value::Bytes(b) => Self::Bytes(b),
-            types::Value::Json(j) => Self::Json(j),
-        }
-    }
-}
 
 super::value_weight!(types::Value);
 
@@ -67,32 +41,11 @@ impl Weight for kernels::Rewrite {
     }
 }
 
-fn attrs(v: Vec<t1::Attribute>) -> Vec<types::Attribute> {
-    v.into_iter()
-        .map(|a| types::Attribute {
-            key: a.key,
-            value: a.value.into(),
-        })
-        .collect()
-}
-
-fn trace_id(t: t1::TraceId) -> types::TraceId {
-    types::TraceId {
-        high: t.high,
-        low: t.low,
-    }
-}
-
 impl types::Host for StoreState {}
 
 impl types::HostBatch for StoreState {
     fn signal(&mut self, h: H) -> WResult<types::Signal> {
-        Ok(match self.batch(&h)?.signal() {
-            weir_core::Signal::Traces => types::Signal::Traces,
-            weir_core::Signal::Metrics => types::Signal::Metrics,
-            weir_core::Signal::Logs => types::Signal::Logs,
-            weir_core::Signal::Profiles => return Err(super::profiles_unknown()),
-        })
+        types::Signal::try_from(self.batch(&h)?.signal()).map_err(|_| super::profiles_unknown())
     }
     fn header(&mut self, h: H, name: String) -> WResult<Option<String>> {
         Ok(self.batch(&h)?.header(&name))
@@ -107,10 +60,10 @@ impl types::HostBatch for StoreState {
         Ok(self.batch(&h)?.resource_count() as u32)
     }
     fn resource_attributes(&mut self, h: H, res: u32) -> WResult<Vec<types::Attribute>> {
-        write!(self, h, resource_attributes(res)).map(attrs)
+        write!(self, h, resource_attributes(res) => super::attributes)
     }
     fn resource_attribute(&mut self, h: H, res: u32, key: String) -> WResult<Option<types::Value>> {
-        write!(self, h, resource_attribute(res, &key)).map(|v| v.map(Into::into))
+        write!(self, h, resource_attribute(res, &key) => super::value)
     }
     fn set_resource_attribute(
         &mut self,
@@ -143,10 +96,10 @@ impl types::HostBatch for StoreState {
         read!(self, h, scope_name(item))
     }
     fn attributes(&mut self, h: H, item: u32) -> WResult<Vec<types::Attribute>> {
-        read!(self, h, attributes(item)).map(attrs)
+        read!(self, h, attributes(item) => super::attributes)
     }
     fn attribute(&mut self, h: H, item: u32, key: String) -> WResult<Option<types::Value>> {
-        read!(self, h, attribute(item, &key)).map(|v| v.map(Into::into))
+        read!(self, h, attribute(item, &key) => super::value)
     }
     fn set_attribute(&mut self, h: H, item: u32, key: String, value: types::Value) -> WResult<()> {
         self.charge(key.weight() + value.weight())?;
@@ -162,14 +115,14 @@ impl types::HostBatch for StoreState {
         read!(self, h, is_dropped(item))
     }
     fn trace_id(&mut self, h: H, item: u32) -> WResult<types::TraceId> {
-        read!(self, h, trace_id(item)).map(trace_id)
+        read!(self, h, trace_id(item) => Into::into)
     }
     fn trace_ids(&mut self, h: H) -> WResult<Vec<types::TraceId>> {
         Ok(self
             .batch(&h)?
             .trace_ids()
             .into_iter()
-            .map(trace_id)
+            .map(Into::into)
             .collect())
     }
     fn span_id(&mut self, h: H, item: u32) -> WResult<u64> {
@@ -189,14 +142,7 @@ impl types::HostBatch for StoreState {
         read!(self, h, span_kind(item))
     }
     fn span_status(&mut self, h: H, item: u32) -> WResult<(types::StatusCode, String)> {
-        read!(self, h, span_status(item)).map(|(code, message)| {
-            let code = match code {
-                t1::StatusCode::Unset => types::StatusCode::Unset,
-                t1::StatusCode::Ok => types::StatusCode::Ok,
-                t1::StatusCode::Error => types::StatusCode::Error,
-            };
-            (code, message)
-        })
+        read!(self, h, span_status(item) => |(code, message)| (code.into(), message))
     }
     fn span_times(&mut self, h: H, item: u32) -> WResult<(u64, u64)> {
         read!(self, h, span_times(item))
@@ -215,7 +161,7 @@ impl types::HostBatch for StoreState {
         read!(self, h, event_name(item, event))
     }
     fn event_attributes(&mut self, h: H, item: u32, event: u32) -> WResult<Vec<types::Attribute>> {
-        read!(self, h, event_attributes(item, event)).map(attrs)
+        read!(self, h, event_attributes(item, event) => super::attributes)
     }
     fn set_event_attribute(
         &mut self,
@@ -245,7 +191,7 @@ impl types::HostBatch for StoreState {
         read!(self, h, link_count(item))
     }
     fn link_attributes(&mut self, h: H, item: u32, link: u32) -> WResult<Vec<types::Attribute>> {
-        read!(self, h, link_attributes(item, link)).map(attrs)
+        read!(self, h, link_attributes(item, link) => super::attributes)
     }
     fn set_link_attribute(
         &mut self,
@@ -269,7 +215,7 @@ impl types::HostBatch for StoreState {
         read!(self, h, severity(item))
     }
     fn body(&mut self, h: H, item: u32) -> WResult<Option<types::Value>> {
-        read!(self, h, body(item)).map(|v| v.map(Into::into))
+        read!(self, h, body(item) => super::value)
     }
     fn set_body(&mut self, h: H, item: u32, value: types::Value) -> WResult<()> {
         self.charge(value.weight())?;
@@ -282,14 +228,7 @@ impl types::HostBatch for StoreState {
         read!(self, h, metric_name(item))
     }
     fn metric_kind(&mut self, h: H, item: u32) -> WResult<types::MetricKind> {
-        read!(self, h, metric_kind(item)).map(|k| match k {
-            t1::MetricKind::Gauge => types::MetricKind::Gauge,
-            t1::MetricKind::Sum => types::MetricKind::Sum,
-            t1::MetricKind::Histogram => types::MetricKind::Histogram,
-            t1::MetricKind::ExponentialHistogram => types::MetricKind::ExponentialHistogram,
-            t1::MetricKind::Summary => types::MetricKind::Summary,
-            t1::MetricKind::Empty => types::MetricKind::Empty,
-        })
+        read!(self, h, metric_kind(item) => Into::into)
     }
     fn point_count(&mut self, h: H, item: u32) -> WResult<u32> {
         read!(self, h, point_count(item))
@@ -314,7 +253,7 @@ impl types::HostBatch for StoreState {
         read!(self, h, scope_info(scope))
     }
     fn get(&mut self, h: H, at: types::Location, key: String) -> WResult<Option<types::Value>> {
-        read!(self, h, get(&at, &key)).map(|v| v.as_ref().map(|v| to_wit(v).into()))
+        read!(self, h, get(at.into(), &key) => |v| v.as_ref().map(Into::into))
     }
     fn read(
         &mut self,
@@ -322,17 +261,18 @@ impl types::HostBatch for StoreState {
         lists: types::Lists,
         key: Option<String>,
     ) -> WResult<types::AttributeTable> {
-        Ok(self.batch(&h)?.read(lists, key.as_deref()))
+        let (data, entries) = self.batch(&h)?.read(lists.into(), key.as_deref());
+        Ok(types::AttributeTable { data, entries })
     }
     fn edit(&mut self, h: H, edits: Vec<types::AttributeEdit>) -> WResult<()> {
         self.charge(edits.weight())?;
-        write!(self, h, edit(edits))
+        write!(self, h, edit(edits.into_iter().map(Into::into)))
     }
     fn drop_items(&mut self, h: H, items: Vec<u32>) -> WResult<()> {
         write!(self, h, drop_items(&items))
     }
     fn trace_states(&mut self, h: H) -> WResult<types::StringList> {
-        Ok(self.batch(&h)?.trace_states())
+        Ok(self.batch(&h)?.trace_states().into())
     }
     fn set_trace_states(&mut self, h: H, states: Vec<(u32, String)>) -> WResult<()> {
         self.charge(states.weight())?;
@@ -358,6 +298,8 @@ impl kernels::Host for StoreState {
         // What the guest hands over is charged like any other call's (the matches name keys, and
         // the rewrite makes new values), and the CPU budget bounds the rewriting from inside.
         self.charge(matches.weight() + how.weight())?;
+        let matches: Vec<Match> = matches.into_iter().map(Into::into).collect();
+        let how = how.into();
         let (started, limit) = (self.budget.started, self.budget.limit);
         let mut out_of_time = || super::thread_cpu().saturating_sub(started) >= limit;
         let r = self.batch_mut(&h)?.redact(&matches, &how, &mut out_of_time);
@@ -381,7 +323,7 @@ impl kernels::HostPatternSet for StoreState {
                 "an instance may hold at most {MAX_PATTERN_SETS} pattern sets"
             )));
         }
-        let spec = crate::kernels::spec(spec);
+        let spec = spec.into();
         let set = match self.patterns.get(&spec) {
             Ok(set) => set,
             Err(e) => return Ok(Err(e.to_string())),
@@ -396,7 +338,7 @@ impl kernels::HostPatternSet for StoreState {
         lists: types::Lists,
     ) -> WResult<Vec<kernels::PatternMatch>> {
         let set = self.table.get(&p)?.set.clone();
-        Ok(self.batch(&h)?.scan(&set, lists))
+        Ok(self.batch(&h)?.scan(&set, lists.into()))
     }
     fn find(&mut self, p: P, text: String) -> WResult<Vec<kernels::PatternMatch>> {
         let set = self.table.get(&p)?.set.clone();
