@@ -1,7 +1,8 @@
 //! The host side of the filter interface: what a wasmtime store holds for one filter instance
 //! ([`StoreState`]), the memory cap, and the imports filters call, for every released version of
-//! `weir:filter` (`v0_1`, `v0_2`). Both versions share the [`BatchState`] they are lent and the host
-//! functions below; each version's module only maps its generated types onto them.
+//! `weir:filter` (`v0_1`, `v0_2`). Every version shares the [`BatchState`] it is lent and the host
+//! functions below; the methods of its generated traits are written once, as macros over a version's
+//! generated modules (`batch`), and each version's module invokes those its interface has.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,8 +19,15 @@ use weir_core::telemetry::Metrics;
 use weir_core::{MemoryBudget, Signal};
 use weir_kernels::PatternCache;
 
+mod batch;
 mod v0_1;
 mod v0_2;
+
+/// A batch lent to a guest, as the generated traits take it.
+type H = Resource<BatchState>;
+/// A guest's pattern set, as the generated traits take it.
+type P = Resource<crate::kernels::PatternSetHandle>;
+type WResult<T> = wasmtime::Result<T>;
 
 /// What a store holds: the resource table the batch is lent through, the memory cap, and who to blame.
 pub struct StoreState {
