@@ -103,6 +103,12 @@ impl LineLimit {
             }
         }
     }
+
+    /// Makes the next event fall in a new second, as if a second had passed.
+    #[cfg(test)]
+    pub(crate) fn start_next_second(&self) {
+        self.window.store(u64::MAX << 32, Ordering::Relaxed);
+    }
 }
 
 #[cfg(test)]
@@ -127,7 +133,7 @@ mod tests {
         assert_eq!(first, [Some(0), Some(0), Some(0), None, None]);
         assert_eq!(l.suppressed.load(Ordering::Relaxed), 2);
         // The next second: the count of what was suppressed comes with the first line.
-        l.window.store(u64::MAX << 32, Ordering::Relaxed);
+        l.start_next_second();
         assert_eq!(l.allow(), Some(2));
         assert_eq!(l.allow(), Some(0));
     }

@@ -1,5 +1,6 @@
 //! The `bindgen!` sites: host-side types and traits generated from every released version of the filter
-//! interface (`wit/<version>/filter.wit`). Both map the `batch` resource onto the same [`BatchState`],
+//! interface (`wit/<version>/filter.wit`), each with the conversions between its types and the batch's
+//! plain ones (`batch::convert`). Every version maps the `batch` resource onto the same [`BatchState`],
 //! so a chain may mix filters built against different versions.
 //!
 //! [`BatchState`]: super::batch::BatchState
@@ -15,6 +16,14 @@ pub mod v0_1 {
             "weir:filter/types.batch": crate::batch::BatchState,
         },
     });
+
+    /// Its types to and from the batch's.
+    mod convert {
+        use super::weir::filter::types;
+        use crate::batch::convert::core_conversions;
+
+        core_conversions!(types; signals: Traces, Metrics, Logs);
+    }
 }
 
 /// `weir:filter@0.2.1`: bulk access, scopes and points, host kernels, shared state (0.2.0), and the
@@ -31,4 +40,13 @@ pub mod v0_2 {
             "weir:filter/kernels.pattern-set": crate::kernels::PatternSetHandle,
         },
     });
+
+    /// Its types to and from the batch's.
+    mod convert {
+        use super::weir::filter::{kernels, types};
+        use crate::batch::convert::{conversions_since_0_2, core_conversions};
+
+        core_conversions!(types; signals: Traces, Metrics, Logs);
+        conversions_since_0_2!(types, kernels);
+    }
 }

@@ -8,7 +8,8 @@
 //! - [`batch`]: the `batch` resource lent to filters, with an undo journal for `fail-open`;
 //! - [`kernels`]: pattern sets and redaction run natively for filters (`weir-kernels` underneath);
 //! - [`shared`]: counters and rates shared by every instance of a filter;
-//! - `bindings`: the `bindgen!` sites, one per released interface version;
+//! - `bindings`: the `bindgen!` sites, one per released interface version, each with the conversions
+//!   between its generated types and the batch's;
 //! - `wasi`: the sandboxed WASI subset (clocks, random, stdout/stderr into the log) for components from
 //!   other languages.
 //!

@@ -1,20 +1,16 @@
-//! What `weir:filter@0.2.0` adds to the batch: scopes, any attribute list by [`Location`], bulk reads
-//! into one [`AttributeTable`] (one byte buffer and one entry list, no allocation per value), bulk edits,
-//! and the kernels that run over the batch natively: a pattern set's scan and the redaction of what it
-//! found.
+//! What interface 0.2 adds to the batch, on plain types: scopes, any attribute list by [`Target`], bulk
+//! reads into one byte buffer and one entry list (no allocation per value), bulk edits, and the kernels
+//! that run over the batch natively: a pattern set's scan and the redaction of what it found.
 
 use std::borrow::Cow;
 
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::metrics::v1::Metric;
 use weir_kernels::{Found, PatternSet, Rewrite, Rule};
 
-use super::{BadIndex, BatchState, R, Target, Undo, from_wit, point_count};
-use crate::bindings::v0_2::weir::filter::kernels as k2;
-use crate::bindings::v0_2::weir::filter::types as t2;
+use super::index::point_attrs;
+use super::journal::Undo;
+use super::{BatchState, R, Target, point_count};
 use weir_core::{Payload, Signal};
-
-use t2::{AttributeEdit, AttributeEntry, AttributeTable, EditOp, Lists, Location, Part, ValueKind};
 
 /// A value as text for pattern matching: strings as they are, arrays and maps as OTLP/JSON.
 fn value_text(v: &AnyValue) -> Option<Cow<'_, str>> {
@@ -27,127 +23,100 @@ fn value_text(v: &AnyValue) -> Option<Cow<'_, str>> {
     }
 }
 
-fn point_attrs(m: &Metric, point: usize) -> Option<&[KeyValue]> {
-    use opentelemetry_proto::tonic::metrics::v1::metric::Data;
-    Some(match m.data.as_ref()? {
-        Data::Gauge(g) => &g.data_points.get(point)?.attributes,
-        Data::Sum(s) => &s.data_points.get(point)?.attributes,
-        Data::Histogram(h) => &h.data_points.get(point)?.attributes,
-        Data::ExponentialHistogram(h) => &h.data_points.get(point)?.attributes,
-        Data::Summary(s) => &s.data_points.get(point)?.attributes,
-    })
+/// A value from its OTLP/JSON text; text that is not an OTLP `AnyValue` is kept as a string.
+pub(crate) fn from_json(s: String) -> AnyValue {
+    match serde_json::from_str::<AnyValue>(&s) {
+        Ok(v) => v,
+        Err(_) => AnyValue {
+            value: Some(any_value::Value::StringValue(s)),
+        },
+    }
 }
 
-impl From<Target> for Location {
-    fn from(t: Target) -> Self {
-        match t {
-            Target::Resource(r) => Location::Resource(r),
-            Target::Scope(s) => Location::Scope(s),
-            Target::Item(i) => Location::Item(i),
-            Target::Point(item, index) => Location::Point(Part { item, index }),
-            Target::Event(item, index) => Location::Event(Part { item, index }),
-            Target::Link(item, index) => Location::Link(Part { item, index }),
-            Target::Body(i) => Location::Body(i),
-        }
-    }
+/// Which attribute lists a bulk read or a scan covers (and whether log bodies are read too).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Selection {
+    pub(crate) resources: bool,
+    pub(crate) scopes: bool,
+    pub(crate) items: bool,
+    pub(crate) points: bool,
+    pub(crate) events: bool,
+    pub(crate) links: bool,
+    pub(crate) bodies: bool,
+}
+
+/// The kind of a value in a bulk read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ValueKind {
+    Str,
+    Bytes,
+    Boolean,
+    Int,
+    Double,
+    Json,
+}
+
+/// One value of a bulk read: where, its key and its value, as ranges of the read's byte buffer (a
+/// number's bits in `number`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub(crate) at: Target,
+    pub(crate) key_start: u32,
+    pub(crate) key_len: u32,
+    pub(crate) kind: ValueKind,
+    pub(crate) start: u32,
+    pub(crate) len: u32,
+    pub(crate) number: u64,
+}
+
+/// One change of a bulk edit: set `key` at `at` to `value`, or remove it (`None`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Edit {
+    pub(crate) at: Target,
+    pub(crate) key: String,
+    pub(crate) value: Option<AnyValue>,
+}
+
+/// Strings in one buffer, each ending where `ends` says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct StringList {
+    pub(crate) data: String,
+    pub(crate) ends: Vec<u32>,
+}
+
+/// What a pattern set found: where, under which key (empty for a body), by which rule, and the byte
+/// range in the value's text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Match {
+    pub(crate) at: Target,
+    pub(crate) key: String,
+    pub(crate) rule: Rule,
+    pub(crate) start: u32,
+    pub(crate) end: u32,
+}
+
+/// How [`BatchState::redact`] rewrites what was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Redaction {
+    /// Attributes go; a body is masked with `****`.
+    Remove,
+    /// The matched text becomes this.
+    Mask(String),
+    /// The matched text becomes its salted hash.
+    Hash(String),
 }
 
 impl BatchState {
-    /// The attribute list of a target, read-only.
-    fn attrs(&self, t: Target) -> Option<&[KeyValue]> {
-        match t {
-            Target::Resource(res) => {
-                let res = res as usize;
-                let resource = match &self.payload {
-                    Payload::Traces(r) => r.resource_spans.get(res)?.resource.as_ref(),
-                    Payload::Metrics(r) => r.resource_metrics.get(res)?.resource.as_ref(),
-                    Payload::Logs(r) => r.resource_logs.get(res)?.resource.as_ref(),
-                    Payload::Profiles(r) => r.resource_profiles.get(res)?.resource.as_ref(),
-                };
-                Some(resource.map_or(&[][..], |r| &r.attributes))
-            }
-            Target::Scope(s) => {
-                let (ri, si) = *self.scopes.get(s as usize)?;
-                let (ri, si) = (ri as usize, si as usize);
-                let scope = match &self.payload {
-                    Payload::Traces(r) => r.resource_spans[ri].scope_spans[si].scope.as_ref(),
-                    Payload::Metrics(r) => r.resource_metrics[ri].scope_metrics[si].scope.as_ref(),
-                    Payload::Logs(r) => r.resource_logs[ri].scope_logs[si].scope.as_ref(),
-                    Payload::Profiles(r) => {
-                        r.resource_profiles[ri].scope_profiles[si].scope.as_ref()
-                    }
-                };
-                Some(scope.map_or(&[][..], |s| &s.attributes))
-            }
-            Target::Item(i) => match self.signal() {
-                Signal::Traces => self.span(i).ok()?.map(|s| &s.attributes[..]),
-                Signal::Logs => self.log(i).ok()?.map(|l| &l.attributes[..]),
-                Signal::Metrics => self.metric(i).ok()?.map(super::first_point_attrs),
-                Signal::Profiles => None,
-            },
-            Target::Point(i, p) => point_attrs(self.metric(i).ok()??, p as usize),
-            Target::Event(i, e) => self
-                .span(i)
-                .ok()??
-                .events
-                .get(e as usize)
-                .map(|e| &e.attributes[..]),
-            Target::Link(i, l) => self
-                .span(i)
-                .ok()??
-                .links
-                .get(l as usize)
-                .map(|l| &l.attributes[..]),
-            Target::Body(_) => None,
-        }
-    }
-
-    /// The target a location names, checked: a location that does not exist is bad output.
-    fn target(&self, at: &Location) -> R<Target> {
-        let bad = |what, index| Err(BadIndex { what, index });
-        let t = match *at {
-            Location::Resource(r) => {
-                self.check_resource(r)?;
-                Target::Resource(r)
-            }
-            Location::Scope(s) => {
-                if s as usize >= self.scopes.len() {
-                    return bad("scope", s);
-                }
-                Target::Scope(s)
-            }
-            Location::Item(i) => {
-                self.item(i)?;
-                Target::Item(i)
-            }
-            Location::Point(Part { item, index }) => {
-                if index >= self.point_count(item)? {
-                    return bad("point", index);
-                }
-                Target::Point(item, index)
-            }
-            Location::Event(Part { item, index }) => self.sub_target(item, false, index)?,
-            Location::Link(Part { item, index }) => self.sub_target(item, true, index)?,
-            Location::Body(i) => {
-                if self.log(i)?.is_none() {
-                    return bad("log record", i);
-                }
-                Target::Body(i)
-            }
-        };
-        Ok(t)
-    }
-
     /// Calls `f` with every attribute list `lists` selects, in batch order.
-    fn visit(&self, lists: Lists, mut f: impl FnMut(Target, &[KeyValue])) {
-        if lists.contains(Lists::RESOURCES) {
+    fn visit(&self, lists: Selection, mut f: impl FnMut(Target, &[KeyValue])) {
+        if lists.resources {
             for r in 0..self.resource_count() as u32 {
                 if let Some(a) = self.attrs(Target::Resource(r)) {
                     f(Target::Resource(r), a);
                 }
             }
         }
-        if lists.contains(Lists::SCOPES) {
+        if lists.scopes {
             for s in 0..self.scopes.len() as u32 {
                 if let Some(a) = self.attrs(Target::Scope(s)) {
                     f(Target::Scope(s), a);
@@ -161,29 +130,29 @@ impl BatchState {
                     let Ok(Some(span)) = self.span(i) else {
                         continue;
                     };
-                    if lists.contains(Lists::ITEMS) {
+                    if lists.items {
                         f(Target::Item(i), &span.attributes);
                     }
-                    if lists.contains(Lists::EVENTS) {
+                    if lists.events {
                         for (e, ev) in span.events.iter().enumerate() {
                             f(Target::Event(i, e as u32), &ev.attributes);
                         }
                     }
-                    if lists.contains(Lists::LINKS) {
+                    if lists.links {
                         for (l, link) in span.links.iter().enumerate() {
                             f(Target::Link(i, l as u32), &link.attributes);
                         }
                     }
                 }
             }
-            Payload::Logs(_) if lists.contains(Lists::ITEMS) => {
+            Payload::Logs(_) if lists.items => {
                 for i in 0..n {
                     if let Ok(Some(l)) = self.log(i) {
                         f(Target::Item(i), &l.attributes);
                     }
                 }
             }
-            Payload::Metrics(_) if lists.contains(Lists::POINTS) => {
+            Payload::Metrics(_) if lists.points => {
                 for i in 0..n {
                     let Ok(Some(m)) = self.metric(i) else {
                         continue;
@@ -200,8 +169,8 @@ impl BatchState {
     }
 
     /// Calls `f` with every string log body, when `lists` selects bodies.
-    fn visit_bodies(&self, lists: Lists, mut f: impl FnMut(u32, &AnyValue, &str)) {
-        if !lists.contains(Lists::BODIES) || self.signal() != Signal::Logs {
+    fn visit_bodies(&self, lists: Selection, mut f: impl FnMut(u32, &AnyValue, &str)) {
+        if !lists.bodies || self.signal() != Signal::Logs {
             return;
         }
         for i in 0..self.items.len() as u32 {
@@ -217,46 +186,8 @@ impl BatchState {
         }
     }
 
-    pub(crate) fn scope_count(&self) -> u32 {
-        self.scopes.len() as u32
-    }
-
-    pub(crate) fn item_scope(&self, item: u32) -> R<u32> {
-        Ok(self.item(item)?.global_scope)
-    }
-
-    pub(crate) fn item_resources(&self) -> Vec<u32> {
-        self.items.iter().map(|i| i.resource).collect()
-    }
-
-    pub(crate) fn scope_resource(&self, scope: u32) -> R<u32> {
-        self.scopes
-            .get(scope as usize)
-            .map(|(r, _)| *r)
-            .ok_or(BadIndex {
-                what: "scope",
-                index: scope,
-            })
-    }
-
-    pub(crate) fn scope_info(&self, scope: u32) -> R<(String, String)> {
-        let &(ri, si) = self.scopes.get(scope as usize).ok_or(BadIndex {
-            what: "scope",
-            index: scope,
-        })?;
-        let (ri, si) = (ri as usize, si as usize);
-        let s = match &self.payload {
-            Payload::Traces(t) => t.resource_spans[ri].scope_spans[si].scope.as_ref(),
-            Payload::Metrics(m) => m.resource_metrics[ri].scope_metrics[si].scope.as_ref(),
-            Payload::Logs(l) => l.resource_logs[ri].scope_logs[si].scope.as_ref(),
-            Payload::Profiles(p) => p.resource_profiles[ri].scope_profiles[si].scope.as_ref(),
-        };
-        Ok(s.map(|s| (s.name.clone(), s.version.clone()))
-            .unwrap_or_default())
-    }
-
     /// One attribute (or the body) at a location.
-    pub(crate) fn get(&self, at: &Location, key: &str) -> R<Option<AnyValue>> {
+    pub(crate) fn get(&self, at: Target, key: &str) -> R<Option<AnyValue>> {
         let t = self.target(at)?;
         if let Target::Body(i) = t {
             return Ok(self.log(i)?.and_then(|l| l.body.clone()));
@@ -267,15 +198,20 @@ impl BatchState {
             .and_then(|kv| kv.value.clone()))
     }
 
-    /// Every attribute of the selected lists (only `key`, when given) in one table.
-    pub(crate) fn read(&self, lists: Lists, key: Option<&str>) -> AttributeTable {
+    /// Every attribute of the selected lists (only `key`, when given) in one table: the byte buffer,
+    /// and an entry for each value, made by `E::from` (the interface's entry type, without a copy).
+    pub(crate) fn read<E: From<Entry>>(
+        &self,
+        lists: Selection,
+        key: Option<&str>,
+    ) -> (Vec<u8>, Vec<E>) {
         let mut data = Vec::new();
         let mut entries = Vec::new();
         let mut push = |at: Target, k: &str, v: Option<&AnyValue>| {
             let key_start = data.len() as u32;
             data.extend_from_slice(k.as_bytes());
-            let mut entry = AttributeEntry {
-                at: at.into(),
+            let mut entry = Entry {
+                at,
                 key_start,
                 key_len: k.len() as u32,
                 kind: ValueKind::Str,
@@ -310,7 +246,7 @@ impl BatchState {
                 }
                 None => {}
             }
-            entries.push(entry);
+            entries.push(E::from(entry));
         };
         self.visit(lists, |at, attrs| {
             for kv in attrs {
@@ -322,26 +258,7 @@ impl BatchState {
         if key.is_none_or(str::is_empty) {
             self.visit_bodies(lists, |i, body, _| push(Target::Body(i), "", Some(body)));
         }
-        AttributeTable { data, entries }
-    }
-
-    /// Creates the resource or scope a write needs, when the request left it out.
-    fn ensure_list(&mut self, t: Target) {
-        match t {
-            Target::Resource(r) => self.ensure_resource(r),
-            Target::Scope(s) => {
-                let (ri, si) = self.scopes[s as usize];
-                let (ri, si) = (ri as usize, si as usize);
-                let slot = match &mut self.payload {
-                    Payload::Traces(r) => &mut r.resource_spans[ri].scope_spans[si].scope,
-                    Payload::Metrics(r) => &mut r.resource_metrics[ri].scope_metrics[si].scope,
-                    Payload::Logs(r) => &mut r.resource_logs[ri].scope_logs[si].scope,
-                    Payload::Profiles(r) => &mut r.resource_profiles[ri].scope_profiles[si].scope,
-                };
-                slot.get_or_insert_with(Default::default);
-            }
-            _ => {}
-        }
+        (data, entries)
     }
 
     /// Sets a value at a checked target: a body, every point of a metric item, or one list.
@@ -396,12 +313,12 @@ impl BatchState {
     }
 
     /// Applies edits in order; the first bad location stops them (bad output).
-    pub(crate) fn edit(&mut self, edits: Vec<AttributeEdit>) -> R<()> {
+    pub(crate) fn edit(&mut self, edits: impl IntoIterator<Item = Edit>) -> R<()> {
         for e in edits {
-            let t = self.target(&e.at)?;
-            match e.op {
-                EditOp::Set(v) => self.set_at(t, &e.key, from_wit(v.into()))?,
-                EditOp::Remove => {
+            let t = self.target(e.at)?;
+            match e.value {
+                Some(v) => self.set_at(t, &e.key, v)?,
+                None => {
                     self.remove_at(t, &e.key)?;
                 }
             }
@@ -413,8 +330,8 @@ impl BatchState {
         items.iter().try_for_each(|i| self.drop_item(*i))
     }
 
-    pub(crate) fn trace_states(&self) -> t2::StringList {
-        let mut list = t2::StringList {
+    pub(crate) fn trace_states(&self) -> StringList {
+        let mut list = StringList {
             data: String::new(),
             ends: Vec::new(),
         };
@@ -447,9 +364,10 @@ impl BatchState {
         Ok(())
     }
 
-    /// Every match of `set` in the selected lists, in batch order. Values that match nothing never leave
-    /// the host; a key rule covers its whole value.
-    pub(crate) fn scan(&self, set: &PatternSet, lists: Lists) -> Vec<k2::PatternMatch> {
+    /// Every match of `set` in the selected lists, in batch order, each made by `M::from` (the
+    /// interface's match type). Values that match nothing never leave the host; a key rule covers its
+    /// whole value.
+    pub(crate) fn scan<M: From<Match>>(&self, set: &PatternSet, lists: Selection) -> Vec<M> {
         let mut out = Vec::new();
         let mut found: Vec<Found> = Vec::new();
         let key_rules = set.has_key_rules();
@@ -491,16 +409,16 @@ impl BatchState {
     /// the guest's own code.
     pub(crate) fn redact(
         &mut self,
-        matches: &[k2::PatternMatch],
-        how: &k2::Rewrite,
+        matches: &[Match],
+        how: &Redaction,
         out_of_time: &mut dyn FnMut() -> bool,
     ) -> R<Option<u32>> {
         let mut groups: Vec<Group<'_>> = Vec::new();
         let mut index: std::collections::HashMap<(Target, &str), usize> =
             std::collections::HashMap::new();
         for m in matches {
-            let t = self.target(&m.at)?;
-            let whole = from_rule(m.rule).is_key_rule();
+            let t = self.target(m.at)?;
+            let whole = m.rule.is_key_rule();
             match index.entry((t, m.key.as_str())) {
                 std::collections::hash_map::Entry::Occupied(e) => {
                     let g = &mut groups[*e.get()];
@@ -533,15 +451,15 @@ impl BatchState {
             let is_json = !matches!(current.value, Some(any_value::Value::StringValue(_)) | None)
                 && text.is_some();
             let rewrite = match how {
-                k2::Rewrite::Remove if !matches!(t, Target::Body(_)) => {
+                Redaction::Remove if !matches!(t, Target::Body(_)) => {
                     if self.remove_at(t, key)? {
                         changed += 1;
                     }
                     continue;
                 }
-                k2::Rewrite::Remove => mask("****"),
-                k2::Rewrite::Mask(m) => mask(m),
-                k2::Rewrite::Hash(salt) => Rewrite::Hash(salt.clone()),
+                Redaction::Remove => mask("****"),
+                Redaction::Mask(m) => mask(m),
+                Redaction::Hash(salt) => Rewrite::Hash(salt.clone()),
             };
             let original = text.unwrap_or_default();
             let new = if whole {
@@ -556,7 +474,7 @@ impl BatchState {
                 continue;
             }
             let value = if is_json && !whole {
-                from_wit(super::Value::Json(new))
+                from_json(new)
             } else {
                 AnyValue {
                     value: Some(any_value::Value::StringValue(new)),
@@ -572,60 +490,12 @@ impl BatchState {
 /// The matches in one value: where, its key, whether a key rule covers it whole, and the ranges.
 type Group<'a> = (Target, &'a str, bool, Vec<(u32, u32)>);
 
-fn pattern_match(at: Target, key: &str, rule: Rule, start: u32, end: u32) -> k2::PatternMatch {
-    k2::PatternMatch {
-        at: at.into(),
+fn pattern_match<M: From<Match>>(at: Target, key: &str, rule: Rule, start: u32, end: u32) -> M {
+    M::from(Match {
+        at,
         key: key.to_string(),
-        rule: to_rule(rule),
+        rule,
         start,
         end,
-    }
-}
-
-/// Kernel detector to WIT detector.
-pub(crate) fn to_detector(d: weir_kernels::Detector) -> k2::Detector {
-    use weir_kernels::Detector as D;
-    match d {
-        D::Email => k2::Detector::Email,
-        D::CreditCard => k2::Detector::CreditCard,
-        D::Ipv4 => k2::Detector::Ipv4,
-        D::Ipv6 => k2::Detector::Ipv6,
-        D::Bearer => k2::Detector::Bearer,
-        D::Jwt => k2::Detector::Jwt,
-        D::UrlSecret => k2::Detector::UrlSecret,
-    }
-}
-
-/// WIT detector to kernel detector.
-pub(crate) fn from_detector(d: k2::Detector) -> weir_kernels::Detector {
-    use weir_kernels::Detector as D;
-    match d {
-        k2::Detector::Email => D::Email,
-        k2::Detector::CreditCard => D::CreditCard,
-        k2::Detector::Ipv4 => D::Ipv4,
-        k2::Detector::Ipv6 => D::Ipv6,
-        k2::Detector::Bearer => D::Bearer,
-        k2::Detector::Jwt => D::Jwt,
-        k2::Detector::UrlSecret => D::UrlSecret,
-    }
-}
-
-pub(crate) fn to_rule(r: Rule) -> k2::Rule {
-    match r {
-        Rule::Detector(d) => k2::Rule::Detector(to_detector(d)),
-        Rule::ValuePattern(i) => k2::Rule::ValuePattern(i),
-        Rule::KeyName(i) => k2::Rule::KeyName(i),
-        Rule::KeyPattern(i) => k2::Rule::KeyPattern(i),
-        Rule::NotAllowed => k2::Rule::NotAllowed,
-    }
-}
-
-fn from_rule(r: k2::Rule) -> Rule {
-    match r {
-        k2::Rule::Detector(d) => Rule::Detector(from_detector(d)),
-        k2::Rule::ValuePattern(i) => Rule::ValuePattern(i),
-        k2::Rule::KeyName(i) => Rule::KeyName(i),
-        k2::Rule::KeyPattern(i) => Rule::KeyPattern(i),
-        k2::Rule::NotAllowed => Rule::NotAllowed,
-    }
+    })
 }

@@ -1,34 +1,26 @@
 //! The host side of the WIT `batch` resource: a decoded request lent to filters, read and changed in
-//! place through an item index, with an undo journal so that a failing filter's partial changes can be
-//! rolled back (`fail-open` means "the batch passes unchanged").
+//! place. This file holds [`BatchState`] and its surface; its parts each have a file:
+//!
+//! - `index`: how items and scopes are numbered and found in the payload;
+//! - `journal`: the undo journal, so that a failing filter's partial changes can be rolled back
+//!   (`fail-open` means "the batch passes unchanged");
+//! - `convert`: the conversions between these plain types and each interface version's generated ones
+//!   (macros, instantiated beside each `bindgen!` site: the batch knows no WIT type);
+//! - `bulk`: what interface 0.2 adds (any attribute list by location, bulk reads and edits, the kernels).
 
 use std::net::SocketAddr;
 
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::logs::v1::LogRecord;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::{Metric, metric::Data};
-use opentelemetry_proto::tonic::trace::v1::Span;
 
-use super::bindings::v0_1::weir::filter::types::{
-    Attribute, MetricKind, Signal as WitSignal, StatusCode, TraceId, Value,
-};
+use index::ItemRef;
+use journal::Undo;
 pub use weir_core::Routing;
 use weir_core::{Payload, Signal};
 
-/// Where an item lives in the payload.
-#[derive(Debug, Clone, Copy)]
-struct ItemRef {
-    resource: u32,
-    /// Its scope's index within the resource.
-    scope: u32,
-    index: u32,
-    /// Its scope's index within the batch (scopes are numbered across resources).
-    global_scope: u32,
-}
-
 /// One attribute list (or a log body) that a read or a change addresses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-enum Target {
+pub(crate) enum Target {
     Resource(u32),
     /// A scope, by its index within the batch.
     Scope(u32),
@@ -40,20 +32,31 @@ enum Target {
     Body(u32),
 }
 
-/// How to undo one change.
-#[derive(Debug)]
-enum Undo {
-    /// The attribute at `pos` was replaced; it was `old`.
-    Replaced(Target, usize, Option<AnyValue>),
-    /// An attribute was appended.
-    Appended(Target),
-    /// The attribute at `pos` was removed.
-    Removed(Target, usize, KeyValue),
-    Dropped(u32),
-    SpanName(u32, String),
-    TraceState(u32, String),
-    Body(u32, Option<AnyValue>),
-    Route(u32, u32),
+/// A trace id as two big-endian halves; zero when the item has none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TraceId {
+    pub(crate) high: u64,
+    pub(crate) low: u64,
+}
+
+/// A span's status code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StatusCode {
+    Unset,
+    Ok,
+    Error,
+}
+
+/// What kind of data a metric holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MetricKind {
+    Gauge,
+    Sum,
+    Histogram,
+    ExponentialHistogram,
+    Summary,
+    /// No data.
+    Empty,
 }
 
 /// No route label: the item goes to the pipeline's exporters.
@@ -93,105 +96,12 @@ pub struct BadIndex {
     index: u32,
 }
 
-type R<T> = Result<T, BadIndex>;
+pub(crate) type R<T> = Result<T, BadIndex>;
 
 impl BatchState {
-    /// Indexes `payload` for filters.
-    pub fn new(
-        payload: Payload,
-        headers: impl Into<std::sync::Arc<http::HeaderMap>>,
-        peer: Option<SocketAddr>,
-    ) -> Self {
-        let headers = headers.into();
-        let mut items = Vec::new();
-        let mut scopes = Vec::new();
-        let mut push = |resource: usize, scope: usize, n: usize| {
-            let global_scope = scopes.len() as u32;
-            scopes.push((resource as u32, scope as u32));
-            for index in 0..n {
-                items.push(ItemRef {
-                    resource: resource as u32,
-                    scope: scope as u32,
-                    index: index as u32,
-                    global_scope,
-                });
-            }
-        };
-        match &payload {
-            Payload::Traces(r) => {
-                for (ri, rs) in r.resource_spans.iter().enumerate() {
-                    for (si, ss) in rs.scope_spans.iter().enumerate() {
-                        push(ri, si, ss.spans.len());
-                    }
-                }
-            }
-            Payload::Metrics(r) => {
-                for (ri, rm) in r.resource_metrics.iter().enumerate() {
-                    for (si, sm) in rm.scope_metrics.iter().enumerate() {
-                        push(ri, si, sm.metrics.len());
-                    }
-                }
-            }
-            Payload::Logs(r) => {
-                for (ri, rl) in r.resource_logs.iter().enumerate() {
-                    for (si, sl) in rl.scope_logs.iter().enumerate() {
-                        push(ri, si, sl.log_records.len());
-                    }
-                }
-            }
-            Payload::Profiles(r) => {
-                for (ri, rp) in r.resource_profiles.iter().enumerate() {
-                    for (si, sp) in rp.scope_profiles.iter().enumerate() {
-                        push(ri, si, sp.profiles.len());
-                    }
-                }
-            }
-        }
-        let n = items.len();
-        let resources = payload.resource_count();
-        let mut resource_start = Vec::with_capacity(resources + 1);
-        for (i, it) in items.iter().enumerate() {
-            while resource_start.len() <= it.resource as usize {
-                resource_start.push(i as u32);
-            }
-        }
-        while resource_start.len() <= resources {
-            resource_start.push(n as u32);
-        }
-        Self {
-            payload,
-            items,
-            dropped: Vec::new(),
-            dropped_count: 0,
-            modified: Vec::new(),
-            headers,
-            peer,
-            tenant: None,
-            memory: None,
-            routes: Vec::new(),
-            route_sets: Vec::new(),
-            resource_start,
-            scopes,
-            journal: Vec::new(),
-            changed: false,
-        }
-    }
-
     /// The signal.
     pub fn signal(&self) -> Signal {
         self.payload.signal()
-    }
-
-    /// Starts a filter call: changes from here on can be undone.
-    pub fn begin(&mut self) {
-        self.journal.clear();
-    }
-
-    /// Undoes every change since [`BatchState::begin`].
-    pub fn rollback(&mut self) {
-        while let Some(u) = self.journal.pop() {
-            self.undo(u);
-        }
     }
 
     /// Items dropped so far.
@@ -247,270 +157,13 @@ impl BatchState {
         }
         (payload, routing, self.changed)
     }
-
-    fn item(&self, item: u32) -> R<ItemRef> {
-        self.items.get(item as usize).copied().ok_or(BadIndex {
-            what: "item",
-            index: item,
-        })
-    }
-
-    fn check_resource(&self, res: u32) -> R<()> {
-        if (res as usize) < self.payload.resource_count() {
-            Ok(())
-        } else {
-            Err(BadIndex {
-                what: "resource",
-                index: res,
-            })
-        }
-    }
-
-    fn span(&self, item: u32) -> R<Option<&Span>> {
-        let r = self.item(item)?;
-        Ok(match &self.payload {
-            Payload::Traces(t) => Some(
-                &t.resource_spans[r.resource as usize].scope_spans[r.scope as usize].spans
-                    [r.index as usize],
-            ),
-            _ => None,
-        })
-    }
-
-    fn span_mut(&mut self, item: u32) -> R<Option<&mut Span>> {
-        let r = self.item(item)?;
-        Ok(match &mut self.payload {
-            Payload::Traces(t) => Some(
-                &mut t.resource_spans[r.resource as usize].scope_spans[r.scope as usize].spans
-                    [r.index as usize],
-            ),
-            _ => None,
-        })
-    }
-
-    fn log(&self, item: u32) -> R<Option<&LogRecord>> {
-        let r = self.item(item)?;
-        Ok(match &self.payload {
-            Payload::Logs(l) => Some(
-                &l.resource_logs[r.resource as usize].scope_logs[r.scope as usize].log_records
-                    [r.index as usize],
-            ),
-            _ => None,
-        })
-    }
-
-    fn log_mut(&mut self, item: u32) -> R<Option<&mut LogRecord>> {
-        let r = self.item(item)?;
-        Ok(match &mut self.payload {
-            Payload::Logs(l) => Some(
-                &mut l.resource_logs[r.resource as usize].scope_logs[r.scope as usize].log_records
-                    [r.index as usize],
-            ),
-            _ => None,
-        })
-    }
-
-    fn metric(&self, item: u32) -> R<Option<&Metric>> {
-        let r = self.item(item)?;
-        Ok(match &self.payload {
-            Payload::Metrics(m) => Some(
-                &m.resource_metrics[r.resource as usize].scope_metrics[r.scope as usize].metrics
-                    [r.index as usize],
-            ),
-            _ => None,
-        })
-    }
-
-    fn metric_mut(&mut self, item: u32) -> R<Option<&mut Metric>> {
-        let r = self.item(item)?;
-        Ok(match &mut self.payload {
-            Payload::Metrics(m) => Some(
-                &mut m.resource_metrics[r.resource as usize].scope_metrics[r.scope as usize]
-                    .metrics[r.index as usize],
-            ),
-            _ => None,
-        })
-    }
-
-    /// The attribute list of a target.
-    fn attrs_mut(&mut self, t: Target) -> Option<&mut Vec<KeyValue>> {
-        match t {
-            Target::Scope(s) => {
-                let (ri, si) = *self.scopes.get(s as usize)?;
-                let (ri, si) = (ri as usize, si as usize);
-                let scope = match &mut self.payload {
-                    Payload::Traces(r) => r.resource_spans[ri].scope_spans[si].scope.as_mut(),
-                    Payload::Metrics(r) => r.resource_metrics[ri].scope_metrics[si].scope.as_mut(),
-                    Payload::Logs(r) => r.resource_logs[ri].scope_logs[si].scope.as_mut(),
-                    Payload::Profiles(r) => {
-                        r.resource_profiles[ri].scope_profiles[si].scope.as_mut()
-                    }
-                };
-                scope.map(|s| &mut s.attributes)
-            }
-            Target::Body(_) => None,
-            Target::Resource(res) => {
-                let res = res as usize;
-                let resource = match &mut self.payload {
-                    Payload::Traces(r) => r.resource_spans.get_mut(res)?.resource.as_mut(),
-                    Payload::Metrics(r) => r.resource_metrics.get_mut(res)?.resource.as_mut(),
-                    Payload::Logs(r) => r.resource_logs.get_mut(res)?.resource.as_mut(),
-                    Payload::Profiles(r) => r.resource_profiles.get_mut(res)?.resource.as_mut(),
-                };
-                resource.map(|r| &mut r.attributes)
-            }
-            Target::Item(item) => match self.signal() {
-                Signal::Traces => self.span_mut(item).ok()?.map(|s| &mut s.attributes),
-                Signal::Logs => self.log_mut(item).ok()?.map(|l| &mut l.attributes),
-                // A profile's attributes are indices into the request's dictionary.
-                Signal::Metrics | Signal::Profiles => None,
-            },
-            Target::Point(item, point) => {
-                let m = self.metric_mut(item).ok()??;
-                point_attrs_mut(m, point as usize)
-            }
-            Target::Event(item, event) => self
-                .span_mut(item)
-                .ok()??
-                .events
-                .get_mut(event as usize)
-                .map(|e| &mut e.attributes),
-            Target::Link(item, link) => self
-                .span_mut(item)
-                .ok()??
-                .links
-                .get_mut(link as usize)
-                .map(|l| &mut l.attributes),
-        }
-    }
-
-    fn ensure_resource(&mut self, res: u32) {
-        let res = res as usize;
-        let slot = match &mut self.payload {
-            Payload::Traces(r) => &mut r.resource_spans[res].resource,
-            Payload::Metrics(r) => &mut r.resource_metrics[res].resource,
-            Payload::Logs(r) => &mut r.resource_logs[res].resource,
-            Payload::Profiles(r) => &mut r.resource_profiles[res].resource,
-        };
-        slot.get_or_insert_with(Default::default);
-    }
-
-    fn set_attr(&mut self, t: Target, key: &str, value: AnyValue) {
-        let Some(attrs) = self.attrs_mut(t) else {
-            return;
-        };
-        let undo = match attrs.iter().position(|kv| kv.key == key) {
-            Some(pos) => {
-                let old = attrs[pos].value.replace(value);
-                Undo::Replaced(t, pos, old)
-            }
-            None => {
-                attrs.push(KeyValue {
-                    key: key.to_string(),
-                    value: Some(value),
-                    ..Default::default()
-                });
-                Undo::Appended(t)
-            }
-        };
-        self.journal.push(undo);
-        self.changed = true;
-        self.mark_modified(t);
-    }
-
-    fn remove_attr(&mut self, t: Target, key: &str) -> bool {
-        let Some(attrs) = self.attrs_mut(t) else {
-            return false;
-        };
-        let Some(pos) = attrs.iter().position(|kv| kv.key == key) else {
-            return false;
-        };
-        let kv = attrs.remove(pos);
-        self.journal.push(Undo::Removed(t, pos, kv));
-        self.changed = true;
-        self.mark_modified(t);
-        true
-    }
-
-    /// Marks an item changed; the per-item marks exist only once a filter changes something.
-    fn set_modified(&mut self, item: u32) {
-        if self.modified.is_empty() {
-            self.modified = vec![false; self.items.len()];
-        }
-        if let Some(m) = self.modified.get_mut(item as usize) {
-            *m = true;
-        }
-    }
-
-    fn mark_modified(&mut self, t: Target) {
-        match t {
-            Target::Item(i)
-            | Target::Point(i, _)
-            | Target::Event(i, _)
-            | Target::Link(i, _)
-            | Target::Body(i) => {
-                self.set_modified(i);
-            }
-            Target::Resource(_) | Target::Scope(_) => {}
-        }
-    }
-
-    fn undo(&mut self, u: Undo) {
-        match u {
-            Undo::Replaced(t, pos, old) => {
-                if let Some(kv) = self.attrs_mut(t).and_then(|a| a.get_mut(pos)) {
-                    kv.value = old;
-                }
-            }
-            Undo::Appended(t) => {
-                if let Some(a) = self.attrs_mut(t) {
-                    a.pop();
-                }
-            }
-            Undo::Removed(t, pos, kv) => {
-                if let Some(a) = self.attrs_mut(t) {
-                    a.insert(pos.min(a.len()), kv);
-                }
-            }
-            Undo::Dropped(i) => {
-                self.dropped[i as usize] = false;
-                self.dropped_count -= 1;
-            }
-            Undo::SpanName(i, old) => {
-                if let Ok(Some(s)) = self.span_mut(i) {
-                    s.name = old;
-                }
-            }
-            Undo::TraceState(i, old) => {
-                if let Ok(Some(s)) = self.span_mut(i) {
-                    s.trace_state = old;
-                }
-            }
-            Undo::Body(i, old) => {
-                if let Ok(Some(l)) = self.log_mut(i) {
-                    l.body = old;
-                }
-            }
-            Undo::Route(i, old) => self.routes[i as usize] = old,
-        }
-    }
 }
 
-fn point_attrs_mut(m: &mut Metric, point: usize) -> Option<&mut Vec<KeyValue>> {
-    Some(match m.data.as_mut()? {
-        Data::Gauge(g) => &mut g.data_points.get_mut(point)?.attributes,
-        Data::Sum(s) => &mut s.data_points.get_mut(point)?.attributes,
-        Data::Histogram(h) => &mut h.data_points.get_mut(point)?.attributes,
-        Data::ExponentialHistogram(h) => &mut h.data_points.get_mut(point)?.attributes,
-        Data::Summary(s) => &mut s.data_points.get_mut(point)?.attributes,
-    })
-}
-
-fn point_count(m: &Metric) -> usize {
+pub(super) fn point_count(m: &Metric) -> usize {
     weir_wire::data_points(m.data.as_ref())
 }
 
-fn first_point_attrs(m: &Metric) -> &[KeyValue] {
+pub(super) fn first_point_attrs(m: &Metric) -> &[KeyValue] {
     match m.data.as_ref() {
         Some(Data::Gauge(g)) => g.data_points.first().map(|p| &p.attributes[..]),
         Some(Data::Sum(s)) => s.data_points.first().map(|p| &p.attributes[..]),
@@ -522,53 +175,11 @@ fn first_point_attrs(m: &Metric) -> &[KeyValue] {
     .unwrap_or(&[])
 }
 
-/// OTLP value to WIT value. Arrays and maps travel as their OTLP/JSON text.
-pub fn to_wit(v: &AnyValue) -> Value {
-    match &v.value {
-        Some(any_value::Value::StringValue(s)) => Value::Str(s.clone()),
-        Some(any_value::Value::BoolValue(b)) => Value::Boolean(*b),
-        Some(any_value::Value::IntValue(i)) => Value::Int(*i),
-        Some(any_value::Value::DoubleValue(d)) => Value::Double(*d),
-        Some(any_value::Value::BytesValue(b)) => Value::Bytes(b.clone()),
-        Some(_) => Value::Json(serde_json::to_string(v).unwrap_or_default()),
-        None => Value::Str(String::new()),
-    }
-}
-
-/// WIT value to OTLP value. JSON that is not an OTLP `AnyValue` is kept as a string.
-pub fn from_wit(v: Value) -> AnyValue {
-    let value = match v {
-        Value::Str(s) => any_value::Value::StringValue(s),
-        Value::Boolean(b) => any_value::Value::BoolValue(b),
-        Value::Int(i) => any_value::Value::IntValue(i),
-        Value::Double(d) => any_value::Value::DoubleValue(d),
-        Value::Bytes(b) => any_value::Value::BytesValue(b),
-        Value::Json(s) => match serde_json::from_str::<AnyValue>(&s) {
-            Ok(v) => return v,
-            Err(_) => any_value::Value::StringValue(s),
-        },
-    };
-    AnyValue { value: Some(value) }
-}
-
-fn attributes(kvs: &[KeyValue]) -> Vec<Attribute> {
-    kvs.iter()
-        .map(|kv| Attribute {
-            key: kv.key.clone(),
-            value: kv
-                .value
-                .as_ref()
-                .map(to_wit)
-                .unwrap_or(Value::Str(String::new())),
-        })
-        .collect()
-}
-
-fn find(kvs: &[KeyValue], key: &str) -> Option<Value> {
+/// The attribute named `key`.
+fn find<'a>(kvs: &'a [KeyValue], key: &str) -> Option<&'a AnyValue> {
     kvs.iter()
         .find(|kv| kv.key == key)
         .and_then(|kv| kv.value.as_ref())
-        .map(to_wit)
 }
 
 fn trace_id(bytes: &[u8]) -> TraceId {
@@ -589,20 +200,9 @@ fn span_id(bytes: &[u8]) -> u64 {
     <[u8; 8]>::try_from(bytes).map_or(0, u64::from_be_bytes)
 }
 
-/// The accessors behind the WIT `batch` resource, on plain Rust types so that they are testable without
-/// a Wasm guest. `super::instance` forwards the generated trait's methods here.
+/// The accessors behind the WIT `batch` resource, on plain Rust and OTLP types so that they are testable
+/// without a Wasm guest; the host's implementation of each interface version converts (`convert`).
 impl BatchState {
-    /// The signal as interfaces 0.1 and 0.2 name it; `None` for profiles, which they do not know
-    /// (no such filter is called with a profiles batch).
-    pub(super) fn wit_signal(&self) -> Option<WitSignal> {
-        match self.signal() {
-            Signal::Traces => Some(WitSignal::Traces),
-            Signal::Metrics => Some(WitSignal::Metrics),
-            Signal::Logs => Some(WitSignal::Logs),
-            Signal::Profiles => None,
-        }
-    }
-
     pub(super) fn header(&self, name: &str) -> Option<String> {
         self.headers
             .get(name)
@@ -637,25 +237,25 @@ impl BatchState {
         self.tenant.as_deref().map(str::to_string)
     }
 
-    pub(super) fn resource_attributes(&mut self, res: u32) -> R<Vec<Attribute>> {
+    pub(super) fn resource_attributes(&mut self, res: u32) -> R<&[KeyValue]> {
         self.check_resource(res)?;
         Ok(self
             .attrs_mut(Target::Resource(res))
-            .map(|a| attributes(a))
+            .map(|a| &a[..])
             .unwrap_or_default())
     }
 
-    pub(super) fn resource_attribute(&mut self, res: u32, key: &str) -> R<Option<Value>> {
+    pub(super) fn resource_attribute(&mut self, res: u32, key: &str) -> R<Option<&AnyValue>> {
         self.check_resource(res)?;
         Ok(self
             .attrs_mut(Target::Resource(res))
             .and_then(|a| find(a, key)))
     }
 
-    pub(super) fn set_resource_attribute(&mut self, res: u32, key: &str, value: Value) -> R<()> {
+    pub(super) fn set_resource_attribute(&mut self, res: u32, key: &str, value: AnyValue) -> R<()> {
         self.check_resource(res)?;
         self.ensure_resource(res);
-        self.set_attr(Target::Resource(res), key, from_wit(value));
+        self.set_attr(Target::Resource(res), key, value);
         Ok(())
     }
 
@@ -697,38 +297,11 @@ impl BatchState {
         }
     }
 
-    fn label(&mut self, item: u32, id: u32) {
-        if self.routes.is_empty() {
-            // Per-item labels exist only once a filter routes.
-            self.routes = vec![NO_ROUTE; self.items.len()];
-        }
-        let old = std::mem::replace(&mut self.routes[item as usize], id);
-        if old != id {
-            self.journal.push(Undo::Route(item, old));
-        }
-    }
-
-    pub(super) fn item_resource(&self, item: u32) -> R<u32> {
-        Ok(self.item(item)?.resource)
-    }
-
-    pub(super) fn scope_name(&self, item: u32) -> R<String> {
-        let r = self.item(item)?;
-        let (ri, si) = (r.resource as usize, r.scope as usize);
-        let scope = match &self.payload {
-            Payload::Traces(t) => t.resource_spans[ri].scope_spans[si].scope.as_ref(),
-            Payload::Metrics(m) => m.resource_metrics[ri].scope_metrics[si].scope.as_ref(),
-            Payload::Logs(l) => l.resource_logs[ri].scope_logs[si].scope.as_ref(),
-            Payload::Profiles(p) => p.resource_profiles[ri].scope_profiles[si].scope.as_ref(),
-        };
-        Ok(scope.map(|s| s.name.clone()).unwrap_or_default())
-    }
-
-    pub(super) fn attributes(&self, item: u32) -> R<Vec<Attribute>> {
+    pub(super) fn attributes(&self, item: u32) -> R<&[KeyValue]> {
         Ok(match self.signal() {
-            Signal::Traces => self.span(item)?.map(|s| attributes(&s.attributes)),
-            Signal::Logs => self.log(item)?.map(|l| attributes(&l.attributes)),
-            Signal::Metrics => self.metric(item)?.map(|m| attributes(first_point_attrs(m))),
+            Signal::Traces => self.span(item)?.map(|s| &s.attributes[..]),
+            Signal::Logs => self.log(item)?.map(|l| &l.attributes[..]),
+            Signal::Metrics => self.metric(item)?.map(first_point_attrs),
             Signal::Profiles => {
                 self.item(item)?;
                 None
@@ -737,7 +310,7 @@ impl BatchState {
         .unwrap_or_default())
     }
 
-    pub(super) fn attribute(&self, item: u32, key: &str) -> R<Option<Value>> {
+    pub(super) fn attribute(&self, item: u32, key: &str) -> R<Option<&AnyValue>> {
         Ok(match self.signal() {
             Signal::Traces => self.span(item)?.and_then(|s| find(&s.attributes, key)),
             Signal::Logs => self.log(item)?.and_then(|l| find(&l.attributes, key)),
@@ -751,9 +324,8 @@ impl BatchState {
         })
     }
 
-    pub(super) fn set_attribute(&mut self, item: u32, key: &str, value: Value) -> R<()> {
+    pub(super) fn set_attribute(&mut self, item: u32, key: &str, value: AnyValue) -> R<()> {
         self.item(item)?;
-        let value = from_wit(value);
         if self.signal() == Signal::Metrics {
             let n = self.metric(item)?.map_or(0, point_count);
             for p in 0..n {
@@ -903,11 +475,11 @@ impl BatchState {
             .unwrap_or_default())
     }
 
-    pub(super) fn event_attributes(&self, item: u32, event: u32) -> R<Vec<Attribute>> {
+    pub(super) fn event_attributes(&self, item: u32, event: u32) -> R<&[KeyValue]> {
         Ok(self
             .span(item)?
             .and_then(|s| s.events.get(event as usize))
-            .map(|e| attributes(&e.attributes))
+            .map(|e| &e.attributes[..])
             .unwrap_or_default())
     }
 
@@ -915,11 +487,11 @@ impl BatchState {
         Ok(self.span(item)?.map_or(0, |s| s.links.len() as u32))
     }
 
-    pub(super) fn link_attributes(&self, item: u32, link: u32) -> R<Vec<Attribute>> {
+    pub(super) fn link_attributes(&self, item: u32, link: u32) -> R<&[KeyValue]> {
         Ok(self
             .span(item)?
             .and_then(|s| s.links.get(link as usize))
-            .map(|l| attributes(&l.attributes))
+            .map(|l| &l.attributes[..])
             .unwrap_or_default())
     }
 
@@ -930,10 +502,10 @@ impl BatchState {
         link: bool,
         index: u32,
         key: &str,
-        value: Value,
+        value: AnyValue,
     ) -> R<()> {
         let t = self.sub_target(item, link, index)?;
-        self.set_attr(t, key, from_wit(value));
+        self.set_attr(t, key, value);
         Ok(())
     }
 
@@ -949,25 +521,6 @@ impl BatchState {
         Ok(self.remove_attr(t, key))
     }
 
-    fn sub_target(&self, item: u32, link: bool, index: u32) -> R<Target> {
-        let n = if link {
-            self.link_count(item)?
-        } else {
-            self.event_count(item)?
-        };
-        if index >= n {
-            return Err(BadIndex {
-                what: if link { "link" } else { "event" },
-                index,
-            });
-        }
-        Ok(if link {
-            Target::Link(item, index)
-        } else {
-            Target::Event(item, index)
-        })
-    }
-
     pub(super) fn severity(&self, item: u32) -> R<(u8, String)> {
         Ok(self.log(item)?.map_or((0, String::new()), |l| {
             (
@@ -977,13 +530,13 @@ impl BatchState {
         }))
     }
 
-    pub(super) fn body(&self, item: u32) -> R<Option<Value>> {
-        Ok(self.log(item)?.and_then(|l| l.body.as_ref()).map(to_wit))
+    pub(super) fn body(&self, item: u32) -> R<Option<&AnyValue>> {
+        Ok(self.log(item)?.and_then(|l| l.body.as_ref()))
     }
 
-    pub(super) fn set_body(&mut self, item: u32, value: Value) -> R<()> {
+    pub(super) fn set_body(&mut self, item: u32, value: AnyValue) -> R<()> {
         if let Some(l) = self.log_mut(item)? {
-            let old = l.body.replace(from_wit(value));
+            let old = l.body.replace(value);
             self.journal.push(Undo::Body(item, old));
             self.changed = true;
             self.set_modified(item);
@@ -1039,5 +592,8 @@ impl BatchState {
 }
 
 pub(crate) mod bulk;
+pub(crate) mod convert;
+mod index;
+mod journal;
 #[cfg(test)]
 mod tests;

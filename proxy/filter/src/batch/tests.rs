@@ -1,4 +1,6 @@
 use super::*;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
 
 fn example(name: &str, signal: Signal) -> Payload {
     let path = format!(
@@ -12,8 +14,11 @@ fn batch(name: &str, signal: Signal) -> BatchState {
     BatchState::new(example(name, signal), http::HeaderMap::new(), None)
 }
 
-fn s(v: &str) -> Value {
-    Value::Str(v.into())
+/// A string value.
+fn s(v: &str) -> AnyValue {
+    AnyValue {
+        value: Some(any_value::Value::StringValue(v.into())),
+    }
 }
 
 #[test]
@@ -33,7 +38,7 @@ fn reads_span_fields_without_copying_attributes() {
 #[test]
 fn set_and_remove_attributes_then_roll_back() {
     let mut b = batch("trace.json", Signal::Traces);
-    let before = b.attributes(0).unwrap();
+    let before = b.attributes(0).unwrap().to_vec();
     b.begin();
     b.set_attribute(0, "edge.zone", s("eu")).unwrap();
     b.set_attribute(0, "my.span.attr", s("changed")).unwrap();
@@ -42,14 +47,14 @@ fn set_and_remove_attributes_then_roll_back() {
     b.set_resource_attribute(0, "service.name", s("renamed"))
         .unwrap();
     b.drop_item(0).unwrap();
-    assert_eq!(b.attribute(0, "edge.zone").unwrap(), Some(s("eu")));
+    assert_eq!(b.attribute(0, "edge.zone").unwrap(), Some(&s("eu")));
     assert_eq!(b.modified_count(), 1);
     b.rollback();
     assert_eq!(b.attributes(0).unwrap(), before);
     assert!(!b.is_dropped(0).unwrap());
     assert_eq!(
         b.resource_attribute(0, "service.name").unwrap(),
-        Some(s("my.service"))
+        Some(&s("my.service"))
     );
     assert_eq!(b.finish().0, example("trace.json", Signal::Traces));
 }
@@ -72,7 +77,10 @@ fn metric_attributes_apply_to_every_point() {
     assert_eq!(b.metric_kind(0).unwrap(), MetricKind::Sum);
     let n = b.point_count(0).unwrap();
     assert!(n >= 1);
-    b.set_attribute(0, "k", Value::Int(7)).unwrap();
+    let seven = AnyValue {
+        value: Some(any_value::Value::IntValue(7)),
+    };
+    b.set_attribute(0, "k", seven).unwrap();
     let Payload::Metrics(m) = b.finish().0 else {
         panic!()
     };
@@ -95,11 +103,12 @@ fn values_round_trip_including_arrays_as_json() {
             },
         )),
     };
-    let w = to_wit(&arr);
+    use crate::bindings::v0_1::weir::filter::types::Value;
+    let w = Value::from(&arr);
     assert!(matches!(&w, Value::Json(j) if j.contains("arrayValue")));
-    assert_eq!(from_wit(w), arr);
+    assert_eq!(AnyValue::from(w), arr);
     assert_eq!(
-        from_wit(Value::Json("not json".into())),
+        AnyValue::from(Value::Json("not json".into())),
         AnyValue {
             value: Some(any_value::Value::StringValue("not json".into()))
         }
@@ -205,15 +214,12 @@ fn event_and_link_attributes_are_read_changed_and_rolled_back() {
     assert_eq!(b.event_name(0, 0).unwrap(), "exception");
     assert_eq!(
         b.event_attributes(0, 0).unwrap(),
-        vec![Attribute {
-            key: "exception.message".into(),
-            value: s("boom")
-        }]
+        vec![kv("exception.message", "boom")]
     );
     b.begin();
     b.set_sub_attribute(0, false, 0, "exception.message", s("****"))
         .unwrap();
-    assert_eq!(b.event_attributes(0, 0).unwrap()[0].value, s("****"));
+    assert_eq!(b.event_attributes(0, 0).unwrap()[0].value, Some(s("****")));
     assert!(b.remove_sub_attribute(0, true, 0, "peer").unwrap());
     assert!(b.link_attributes(0, 0).unwrap().is_empty());
     assert!(b.set_sub_attribute(0, false, 1, "k", s("v")).is_err());
@@ -226,11 +232,31 @@ fn event_and_link_attributes_are_read_changed_and_rolled_back() {
 mod v0_2 {
     //! The accessors `weir:filter@0.2.0` adds.
 
+    //! They are read and written through interface 0.2's types, as its filters do.
+
     use super::*;
+    use crate::batch::bulk::{Edit, Match};
     use crate::bindings::v0_2::weir::filter::kernels as k2;
     use crate::bindings::v0_2::weir::filter::types as t2;
     use t2::{AttributeEdit, EditOp, Lists, Location, Part, ValueKind};
     use weir_kernels::{Detector, PatternSet, PatternSpec};
+
+    /// A bulk read as the interface returns it.
+    fn read(b: &BatchState, lists: Lists, key: Option<&str>) -> t2::AttributeTable {
+        let (data, entries) = b.read(lists.into(), key);
+        t2::AttributeTable { data, entries }
+    }
+
+    /// Redacts what a scan found, as the interface hands it over.
+    fn redact(
+        b: &mut BatchState,
+        found: &[k2::PatternMatch],
+        how: k2::Rewrite,
+        out_of_time: &mut dyn FnMut() -> bool,
+    ) -> R<Option<u32>> {
+        let found: Vec<Match> = found.iter().cloned().map(Match::from).collect();
+        b.redact(&found, &how.into(), out_of_time)
+    }
 
     fn entries(t: &t2::AttributeTable) -> Vec<(Location, String, ValueKind, String)> {
         t.entries
@@ -265,7 +291,11 @@ mod v0_2 {
     #[test]
     fn one_read_returns_every_list_and_one_key_across_items() {
         let b = batch("metrics.json", Signal::Metrics);
-        let all = entries(&b.read(Lists::RESOURCES | Lists::SCOPES | Lists::POINTS, None));
+        let all = entries(&read(
+            &b,
+            Lists::RESOURCES | Lists::SCOPES | Lists::POINTS,
+            None,
+        ));
         assert_eq!(
             all[0],
             (
@@ -284,8 +314,8 @@ mod v0_2 {
             "{all:?}"
         );
         // Items of a metrics batch have no attributes of their own: points do.
-        assert!(b.read(Lists::ITEMS, None).entries.is_empty());
-        let column = entries(&b.read(Lists::POINTS, Some("my.counter.attr")));
+        assert!(read(&b, Lists::ITEMS, None).entries.is_empty());
+        let column = entries(&read(&b, Lists::POINTS, Some("my.counter.attr")));
         assert!(column.iter().all(|e| e.1 == "my.counter.attr"));
         assert!(!column.is_empty());
     }
@@ -294,7 +324,7 @@ mod v0_2 {
     fn edits_reach_scopes_and_single_points_and_roll_back() {
         let mut b = batch("metrics.json", Signal::Metrics);
         b.begin();
-        b.edit(vec![
+        let edits = vec![
             AttributeEdit {
                 at: Location::Scope(0),
                 key: "edge.zone".into(),
@@ -305,26 +335,26 @@ mod v0_2 {
                 key: "my.counter.attr".into(),
                 op: EditOp::Remove,
             },
-        ])
-        .unwrap();
-        let scope = b.get(&Location::Scope(0), "edge.zone").unwrap();
-        assert_eq!(scope.map(|v| to_wit(&v)), Some(s("eu")));
+        ];
+        b.edit(edits.into_iter().map(Edit::from)).unwrap();
+        let scope = b.get(Location::Scope(0).into(), "edge.zone").unwrap();
+        assert_eq!(scope, Some(s("eu")));
         assert_eq!(
             b.get(
-                &Location::Point(Part { item: 0, index: 0 }),
+                Location::Point(Part { item: 0, index: 0 }).into(),
                 "my.counter.attr"
             )
             .unwrap(),
             None
         );
         // A location that does not exist is bad output, not a silent no-op.
-        let bad = b.edit(vec![AttributeEdit {
+        let bad = b.edit([Edit::from(AttributeEdit {
             at: Location::Point(Part { item: 0, index: 99 }),
             key: "k".into(),
             op: EditOp::Remove,
-        }]);
+        })]);
         assert!(bad.is_err());
-        assert!(b.get(&Location::Scope(7), "k").is_err());
+        assert!(b.get(Location::Scope(7).into(), "k").is_err());
         b.rollback();
         assert_eq!(b.finish().0, example("metrics.json", Signal::Metrics));
     }
@@ -352,7 +382,7 @@ mod v0_2 {
         use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
         let kv = |k: &str, v: &str| KeyValue {
             key: k.into(),
-            value: Some(from_wit(Value::Str(v.into()))),
+            value: Some(s(v)),
             ..Default::default()
         };
         let payload = Payload::Logs(ExportLogsServiceRequest {
@@ -364,7 +394,7 @@ mod v0_2 {
                     }),
                     log_records: vec![LogRecord {
                         attributes: attrs.iter().map(|(k, v)| kv(k, v)).collect(),
-                        body: Some(from_wit(Value::Str(body.into()))),
+                        body: Some(s(body)),
                         ..Default::default()
                     }],
                     ..Default::default()
@@ -396,7 +426,7 @@ mod v0_2 {
             ..Default::default()
         });
         let all = Lists::RESOURCES | Lists::SCOPES | Lists::ITEMS | Lists::BODIES;
-        let found = b.scan(&patterns, all);
+        let found: Vec<k2::PatternMatch> = b.scan(&patterns, all.into());
         let keys: Vec<(&Location, &str)> = found.iter().map(|m| (&m.at, m.key.as_str())).collect();
         assert_eq!(
             keys,
@@ -410,13 +440,16 @@ mod v0_2 {
         );
         assert_eq!(found[1].rule, k2::Rule::KeyName(0));
         b.begin();
-        let changed = b
-            .redact(&found, &k2::Rewrite::Mask("****".into()), &mut || false)
-            .unwrap()
-            .unwrap();
+        let changed = redact(
+            &mut b,
+            &found,
+            k2::Rewrite::Mask("****".into()),
+            &mut || false,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(changed, 4, "four values, five matches");
-        let get =
-            |b: &BatchState, at: Location, k: &str| b.get(&at, k).unwrap().map(|v| to_wit(&v));
+        let get = |b: &BatchState, at: Location, k: &str| b.get(at.into(), k).unwrap();
         assert_eq!(get(&b, Location::Item(0), "password"), Some(s("****")));
         assert_eq!(
             get(&b, Location::Item(0), "client"),
@@ -431,8 +464,7 @@ mod v0_2 {
             Some(s("from 10.1.2.3 and 10.1.2.4"))
         );
         // Removing: attributes go, the body is masked.
-        let changed = b
-            .redact(&found, &k2::Rewrite::Remove, &mut || false)
+        let changed = redact(&mut b, &found, k2::Rewrite::Remove, &mut || false)
             .unwrap()
             .unwrap();
         assert_eq!(changed, 4);
@@ -440,10 +472,15 @@ mod v0_2 {
         assert_eq!(get(&b, Location::Body(0), ""), Some(s("mail ****")));
         // Hashing is salted and keeps equal values equal.
         let mut h = logs_with(vec![("a", "x@y.io"), ("b", "x@y.io")], "");
-        let found = h.scan(&patterns, Lists::ITEMS);
-        h.redact(&found, &k2::Rewrite::Hash("pepper".into()), &mut || false)
-            .unwrap()
-            .unwrap();
+        let found: Vec<k2::PatternMatch> = h.scan(&patterns, Lists::ITEMS.into());
+        redact(
+            &mut h,
+            &found,
+            k2::Rewrite::Hash("pepper".into()),
+            &mut || false,
+        )
+        .unwrap()
+        .unwrap();
         let a = get(&h, Location::Item(0), "a");
         assert_eq!(a, get(&h, Location::Item(0), "b"));
         assert_eq!(a, Some(s(&weir_kernels::salted_hash("pepper", "x@y.io"))));
@@ -466,28 +503,36 @@ mod v0_2 {
             detectors: vec![Detector::Email],
             ..Default::default()
         });
-        let found = b.scan(&patterns, Lists::ITEMS);
+        let found: Vec<k2::PatternMatch> = b.scan(&patterns, Lists::ITEMS.into());
         assert_eq!(found.len(), 1000);
         b.begin();
         let mut asked = 0;
-        let r = b
-            .redact(&found, &k2::Rewrite::Mask("****".into()), &mut || {
+        let r = redact(
+            &mut b,
+            &found,
+            k2::Rewrite::Mask("****".into()),
+            &mut || {
                 asked += 1;
                 asked > 2
-            })
-            .unwrap();
+            },
+        )
+        .unwrap();
         assert_eq!(r, None, "stopped once out of time");
         assert!(
             (3..=1000 / 64).contains(&asked),
             "asked every 64 values: {asked}"
         );
         b.rollback();
-        let v = b.get(&Location::Item(0), "k0").unwrap().map(|v| to_wit(&v));
+        let v = b.get(Location::Item(0).into(), "k0").unwrap();
         assert_eq!(v, Some(s("mail a0@example.com")));
         // With time, every value changes: matches are grouped by value, one group each.
-        let all = b
-            .redact(&found, &k2::Rewrite::Mask("****".into()), &mut || false)
-            .unwrap();
+        let all = redact(
+            &mut b,
+            &found,
+            k2::Rewrite::Mask("****".into()),
+            &mut || false,
+        )
+        .unwrap();
         assert_eq!(all, Some(1000));
     }
 
@@ -506,9 +551,12 @@ mod v0_2 {
             ..Default::default()
         });
         assert!(
-            b.scan(&patterns, Lists::ITEMS | Lists::BODIES | Lists::SCOPES)
-                .iter()
-                .all(|m| m.at == Location::Scope(0)),
+            b.scan::<k2::PatternMatch>(
+                &patterns,
+                (Lists::ITEMS | Lists::BODIES | Lists::SCOPES).into()
+            )
+            .iter()
+            .all(|m| m.at == Location::Scope(0)),
             "only the scope's e-mail address matches"
         );
         let (_, _, changed) = b.finish();

@@ -1,12 +1,14 @@
 //! The host side of the filter interface: what a wasmtime store holds for one filter instance
 //! ([`StoreState`]), the memory cap, and the imports filters call, for every released version of
-//! `weir:filter` (`v0_1`, `v0_2`). Both versions share the [`BatchState`] they are lent and the host
-//! functions below; each version's module only maps its generated types onto them.
+//! `weir:filter` (`v0_1`, `v0_2`). Every version shares the [`BatchState`] it is lent and the host
+//! functions below; the methods of its generated traits are written once, as macros over a version's
+//! generated modules (`batch`), and each version's module invokes those its interface has.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
 use wasmtime::ResourceLimiter;
 use wasmtime::component::{Resource, ResourceTable};
 
@@ -17,8 +19,15 @@ use weir_core::telemetry::Metrics;
 use weir_core::{MemoryBudget, Signal};
 use weir_kernels::PatternCache;
 
+mod batch;
 mod v0_1;
 mod v0_2;
+
+/// A batch lent to a guest, as the generated traits take it.
+type H = Resource<BatchState>;
+/// A guest's pattern set, as the generated traits take it.
+type P = Resource<crate::kernels::PatternSetHandle>;
+type WResult<T> = wasmtime::Result<T>;
 
 /// What a store holds: the resource table the batch is lent through, the memory cap, and who to blame.
 pub struct StoreState {
@@ -111,6 +120,16 @@ pub(crate) struct CpuBudget {
     pub(crate) limit: std::time::Duration,
     /// What it had used when it was stopped.
     pub(crate) used_at_stop: Option<std::time::Duration>,
+}
+
+/// Attributes as an interface version's type.
+pub(crate) fn attributes<A: for<'a> From<&'a KeyValue>>(kvs: &[KeyValue]) -> Vec<A> {
+    kvs.iter().map(A::from).collect()
+}
+
+/// A value as an interface version's type.
+pub(crate) fn value<V: for<'a> From<&'a AnyValue>>(v: Option<&AnyValue>) -> Option<V> {
+    v.map(V::from)
 }
 
 /// CPU time the calling thread has used.
@@ -279,18 +298,19 @@ impl StoreState {
     }
 }
 
-/// Forwards a read-only accessor that can fail on a bad index.
+/// Forwards a read-only accessor that can fail on a bad index; `=> f` converts what it returns (while
+/// the batch is borrowed) into the interface's type.
 macro_rules! read {
-    ($self:ident, $h:ident, $method:ident ( $($arg:expr),* )) => {{
-        let r = $self.batch(&$h)?.$method($($arg),*);
+    ($self:ident, $h:ident, $method:ident ( $($arg:expr),* ) $(=> $map:expr)?) => {{
+        let r = $self.batch(&$h)?.$method($($arg),*)$(.map($map))?;
         $self.bad(r)
     }};
 }
 
-/// Forwards a mutator that can fail on a bad index.
+/// Forwards a mutator that can fail on a bad index; `=> f` as for [`read!`].
 macro_rules! write {
-    ($self:ident, $h:ident, $method:ident ( $($arg:expr),* )) => {{
-        let r = $self.batch_mut(&$h)?.$method($($arg),*);
+    ($self:ident, $h:ident, $method:ident ( $($arg:expr),* ) $(=> $map:expr)?) => {{
+        let r = $self.batch_mut(&$h)?.$method($($arg),*)$(.map($map))?;
         $self.bad(r)
     }};
 }

@@ -1,24 +1,32 @@
 //! A loaded filter: its `InstancePre`, a pool of initialized instances reused across calls (a filter
-//! keeps state between batches), per-call limits (epoch deadline, memory cap), fault classification and
-//! the host functions filters import.
+//! keeps state between batches), per-call limits (epoch deadline, memory cap) and fault classification.
+//!
+//! - `pool`: the instance pool;
+//! - `faults`: the fault window, quarantine and its retries, and the limit on fault log lines.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
 
-use crossbeam_queue::ArrayQueue;
 use wasmtime::component::{Resource, ResourceTable};
 use wasmtime::{Store, Trap, UpdateDeadline};
 
+use super::QuarantineSender;
+use super::allowance::LineLimit;
 use super::batch::BatchState;
 use super::bindings::{v0_1, v0_2};
 use super::host::{CpuBudget, MemoryCap, StoreState};
 use super::runtime::{Module, Runtime};
 use super::shared::Shared;
 use super::{FilterError, FilterSpec, OnError};
-use super::{QuarantineSender, Quarantined};
+use faults::{FAULT_LINES_PER_SECOND, FaultWindow};
+pub use faults::{FAULT_WINDOW, FAULT_WINDOW_QUARANTINE, QUARANTINE_AFTER, QUARANTINE_RETRY_MAX};
+use pool::{Pool, Slot};
 use weir_core::telemetry::{FilterMetrics, Metrics};
 use weir_core::{Fault, FaultClass, Payload, Signal};
+
+mod faults;
+mod pool;
 
 /// The outcome of one filter call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,189 +111,13 @@ pub enum CallError {
     Overloaded(String),
 }
 
-/// A filter's instances: the idle ones, how many are alive, and a way to sleep until one comes back.
-///
-/// Checkout and checkin are lock-free (a bounded queue of idle instances and an atomic count of live
-/// ones), so calls on many threads do not contend on one lock. The mutex and condition variable are used
-/// only by a call that finds every instance busy and sleeps: it registers as a waiter under the mutex and
-/// looks again before sleeping, and a checkin that sees a waiter takes the mutex before notifying, so a
-/// wakeup cannot fall between the look and the sleep.
-struct Pool<T = Instance> {
-    idle: ArrayQueue<T>,
-    live: AtomicUsize,
-    capacity: usize,
-    waiters: AtomicUsize,
-    sleep: Mutex<()>,
-    freed: Condvar,
-}
-
-/// What a checkout got: an idle instance, or the right to create one.
-enum Slot<T = Instance> {
-    Idle(T),
-    New,
-}
-
-impl<T> Pool<T> {
-    fn new(capacity: usize) -> Self {
-        let capacity = capacity.max(1);
-        Self {
-            idle: ArrayQueue::new(capacity),
-            live: AtomicUsize::new(0),
-            capacity,
-            waiters: AtomicUsize::new(0),
-            sleep: Mutex::new(()),
-            freed: Condvar::new(),
-        }
-    }
-
-    /// Counts one more live instance, unless `capacity` are alive.
-    fn reserve(&self) -> bool {
-        self.live
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                (n < self.capacity).then_some(n + 1)
-            })
-            .is_ok()
-    }
-
-    fn try_checkout(&self) -> Option<Slot<T>> {
-        if let Some(i) = self.idle.pop() {
-            return Some(Slot::Idle(i));
-        }
-        self.reserve().then_some(Slot::New)
-    }
-
-    /// An idle instance or a new slot, waiting up to `wait` for one when all are busy.
-    fn checkout(&self, wait: std::time::Duration) -> Option<Slot<T>> {
-        if let Some(slot) = self.try_checkout() {
-            return Some(slot);
-        }
-        let until = Instant::now() + wait;
-        // Nothing the lock guards can be left half-done by a panic: it guards no data.
-        let mut guard = self.sleep.lock().unwrap_or_else(|p| p.into_inner());
-        loop {
-            self.waiters.fetch_add(1, Ordering::SeqCst);
-            if let Some(slot) = self.try_checkout() {
-                self.waiters.fetch_sub(1, Ordering::SeqCst);
-                return Some(slot);
-            }
-            let now = Instant::now();
-            if now >= until {
-                self.waiters.fetch_sub(1, Ordering::SeqCst);
-                return None;
-            }
-            guard = self
-                .freed
-                .wait_timeout(guard, until - now)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-            self.waiters.fetch_sub(1, Ordering::SeqCst);
-        }
-    }
-
-    fn checkin(&self, instance: T) {
-        // At most `capacity` are alive, so the queue has room; if it ever had not, the instance goes.
-        if self.idle.push(instance).is_err() {
-            self.live.fetch_sub(1, Ordering::SeqCst);
-        }
-        self.wake();
-    }
-
-    /// An instance is gone (it faulted, or could not be made): room for a new one.
-    fn discard(&self) {
-        self.live.fetch_sub(1, Ordering::SeqCst);
-        self.wake();
-    }
-
-    fn wake(&self) {
-        if self.waiters.load(Ordering::SeqCst) > 0 {
-            drop(self.sleep.lock().unwrap_or_else(|p| p.into_inner()));
-            self.freed.notify_one();
-        }
-    }
-
-    fn live(&self) -> usize {
-        self.live.load(Ordering::SeqCst)
-    }
-}
-
 /// `init` may use this many times a call's deadline (it compiles what the filter needs).
 pub const INIT_DEADLINE_FACTOR: u32 = 10;
 /// ... and at least this much CPU time.
 pub const MIN_INIT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// A quarantined filter's wait before it is tried again (`limits.quarantine_retry`) doubles with each
-/// failed retry, up to this.
-pub const QUARANTINE_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(300);
-
 /// Where [`LoadedFilter::id`]s come from.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-
-/// Consecutive faults after which a filter is quarantined.
-pub const QUARANTINE_AFTER: u32 = 5;
-/// The calls a filter's fault rate is taken over ...
-pub const FAULT_WINDOW: u32 = 20;
-/// ... and the faults among them that quarantine it (half: a filter that fails every other call,
-/// which a fresh instance after each trap makes look healthy half the time, is broken).
-pub const FAULT_WINDOW_QUARANTINE: u32 = 10;
-
-/// The outcomes of a filter's last [`FAULT_WINDOW`] calls, one bit each (1: a fault), lock-free.
-#[derive(Debug, Default)]
-struct FaultWindow {
-    /// Newest outcome in the lowest bit.
-    bits: AtomicU64,
-    /// Calls recorded, up to the window.
-    calls: AtomicU32,
-}
-
-impl FaultWindow {
-    fn clear(&self) {
-        self.bits.store(0, Ordering::Relaxed);
-        self.calls.store(0, Ordering::Relaxed);
-    }
-
-    /// Records one call; returns the faults among the last [`FAULT_WINDOW`] calls and how many calls
-    /// that window holds.
-    fn record(&self, fault: bool) -> (u32, u32) {
-        let mask = (1u64 << FAULT_WINDOW) - 1;
-        let before = self
-            .bits
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
-                Some(((b << 1) | u64::from(fault)) & mask)
-            })
-            .unwrap_or(0);
-        let bits = ((before << 1) | u64::from(fault)) & mask;
-        let calls = self
-            .calls
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
-                Some((c + 1).min(FAULT_WINDOW))
-            })
-            .map_or(FAULT_WINDOW, |c| (c + 1).min(FAULT_WINDOW));
-        (bits.count_ones(), calls)
-    }
-}
-
-/// At most one log line a second for a filter's faults, with a count of those not logged.
-#[derive(Debug, Default)]
-struct LogLimit {
-    last_ms: AtomicU64,
-    suppressed: AtomicU64,
-}
-
-impl LogLimit {
-    /// `Some(suppressed since the last line)` when a line may be logged now.
-    fn allow(&self, epoch: Instant) -> Option<u64> {
-        let now = epoch.elapsed().as_millis() as u64 + 1;
-        let last = self.last_ms.load(Ordering::Relaxed);
-        if last != 0 && now < last + 1000 {
-            self.suppressed.fetch_add(1, Ordering::Relaxed);
-            return None;
-        }
-        self.last_ms
-            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-            .ok()?;
-        Some(self.suppressed.swap(0, Ordering::Relaxed))
-    }
-}
 
 /// A filter ready to run.
 pub struct LoadedFilter {
@@ -307,7 +139,8 @@ pub struct LoadedFilter {
     call_metrics: FilterMetrics,
     consecutive_faults: AtomicU32,
     window: FaultWindow,
-    fault_log: LogLimit,
+    /// At most [`FAULT_LINES_PER_SECOND`] fault log lines.
+    fault_log: LineLimit,
     loaded_at: Instant,
     quarantined: AtomicBool,
     /// While quarantined: when (ms after `loaded_at`) calls are let through again to try the filter.
@@ -333,15 +166,24 @@ impl std::fmt::Debug for LoadedFilter {
 const SAMPLES: [(Signal, &[u8]); 3] = [
     (
         Signal::Traces,
-        include_bytes!("../../../tests/data/otlp-examples/trace.json"),
+        include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/data/otlp-examples/trace.json"
+        )),
     ),
     (
         Signal::Metrics,
-        include_bytes!("../../../tests/data/otlp-examples/metrics.json"),
+        include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/data/otlp-examples/metrics.json"
+        )),
     ),
     (
         Signal::Logs,
-        include_bytes!("../../../tests/data/otlp-examples/logs.json"),
+        include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/data/otlp-examples/logs.json"
+        )),
     ),
 ];
 
@@ -397,7 +239,7 @@ impl LoadedFilter {
             call_metrics,
             consecutive_faults: AtomicU32::new(0),
             window: FaultWindow::default(),
-            fault_log: LogLimit::default(),
+            fault_log: LineLimit::new(FAULT_LINES_PER_SECOND),
             loaded_at: Instant::now(),
             quarantined: AtomicBool::new(false),
             retry_at_ms: AtomicU64::new(0),
@@ -460,77 +302,9 @@ impl LoadedFilter {
         &self.spec.name
     }
 
-    /// True once the filter failed [`QUARANTINE_AFTER`] times in a row, or [`FAULT_WINDOW_QUARANTINE`]
-    /// of its last [`FAULT_WINDOW`] calls.
-    pub fn is_quarantined(&self) -> bool {
-        self.quarantined.load(Ordering::Relaxed)
-    }
-
-    /// Whether calls skip the filter now: quarantined, and its retry not due yet. Once the retry is
-    /// due, calls go through: the first success ends the quarantine, the first fault starts the next
-    /// wait, twice as long (up to [`QUARANTINE_RETRY_MAX`]).
-    pub fn skips_calls(&self) -> bool {
-        self.is_quarantined() && self.now_ms() < self.retry_at_ms.load(Ordering::Relaxed)
-    }
-
-    /// While quarantined, how long until the filter is tried again (zero: calls go through now).
-    pub fn retry_in(&self) -> Option<std::time::Duration> {
-        self.is_quarantined().then(|| {
-            std::time::Duration::from_millis(
-                self.retry_at_ms
-                    .load(Ordering::Relaxed)
-                    .saturating_sub(self.now_ms()),
-            )
-        })
-    }
-
-    fn now_ms(&self) -> u64 {
-        self.loaded_at.elapsed().as_millis() as u64
-    }
-
-    /// The wait before the next retry: `quarantine_retry`, doubled for each quarantine since the
-    /// filter last succeeded, up to [`QUARANTINE_RETRY_MAX`].
-    fn next_wait(&self) -> std::time::Duration {
-        let k = self.quarantines.load(Ordering::Relaxed).min(16);
-        let first = self.spec.limits.quarantine_retry;
-        first
-            .saturating_mul(2u32.pow(k))
-            .min(QUARANTINE_RETRY_MAX.max(first))
-    }
-
-    /// Whether a call that began at `start` (ms, with the retry time then) is a retry of a
-    /// quarantined filter: it began once the retry was due. A call that began before the quarantine
-    /// says nothing about the filter now, and neither ends the quarantine nor moves its retry.
-    fn is_probe(start: (u64, u64)) -> bool {
-        let (now, retry_at) = start;
-        retry_at != 0 && now >= retry_at
-    }
-
-    /// Ends a quarantine (a retry succeeded, or an operator made the version active again).
-    fn end_quarantine(&self) -> bool {
-        // It starts afresh: the faults that quarantined it do not count toward the next one.
-        self.window.clear();
-        self.quarantines.store(0, Ordering::Relaxed);
-        self.retry_at_ms.store(0, Ordering::Relaxed);
-        let was = self.quarantined.swap(false, Ordering::Relaxed);
-        if was {
-            self.metrics
-                .filter_quarantine_state(self.signal, &self.name, false);
-        }
-        was
-    }
-
     /// Unique in this process: tells two loads of the same module and config apart.
     pub fn id(&self) -> u64 {
         self.id
-    }
-
-    /// Gives a quarantined filter a fresh start (an operator made it active again): called again,
-    /// its fault counts from zero.
-    pub fn clear_quarantine(&self) {
-        self.consecutive_faults.store(0, Ordering::Relaxed);
-        self.window.clear();
-        self.end_quarantine();
     }
 
     fn new_store(&self) -> Store<StoreState> {
@@ -698,16 +472,7 @@ impl LoadedFilter {
         let elapsed = started.elapsed();
         match &result {
             Ok(verdict) => {
-                self.consecutive_faults.store(0, Ordering::Relaxed);
-                self.window.record(false);
-                if Self::is_probe(start) && self.is_quarantined() && self.end_quarantine() {
-                    tracing::warn!(
-                        filter = %self.name, sha256 = %self.module.sha256,
-                        "quarantined filter tried again and succeeded: it is active again"
-                    );
-                } else if !self.is_quarantined() {
-                    self.quarantines.store(0, Ordering::Relaxed);
-                }
+                self.record_success(start);
                 let dropped = batch.dropped_count() - dropped_before;
                 let modified = batch.modified_count().saturating_sub(modified_before);
                 self.stats
@@ -738,70 +503,7 @@ impl LoadedFilter {
                     self.metrics
                         .filter_items_out(self.signal, &self.name, items);
                 }
-                let n = self.consecutive_faults.fetch_add(1, Ordering::Relaxed) + 1;
-                let (faults, window) = self.window.record(true);
-                // A filter failing on every call would log every call: one line a second at most.
-                if let Some(suppressed) = self.fault_log.allow(self.loaded_at) {
-                    tracing::warn!(
-                        filter = %self.name, sha256 = %self.module.sha256, class = %fault.class,
-                        consecutive = n, recent_faults = faults, recent_calls = window,
-                        suppressed, error = %fault.message, policy = ?self.spec.on_error,
-                        "filter failed"
-                    );
-                }
-                let by_rate = window >= FAULT_WINDOW && faults >= FAULT_WINDOW_QUARANTINE;
-                if self.is_quarantined() {
-                    // A retry after a quarantine failed: the next one waits twice as long. Of
-                    // concurrent retries failing, one moves the wait.
-                    if Self::is_probe(start) {
-                        let wait = self.next_wait();
-                        let moved = self.retry_at_ms.compare_exchange(
-                            start.1,
-                            self.now_ms() + wait.as_millis() as u64,
-                            Ordering::Relaxed,
-                            Ordering::Relaxed,
-                        );
-                        if moved.is_ok() {
-                            self.quarantines.fetch_add(1, Ordering::Relaxed);
-                            tracing::error!(
-                                filter = %self.name, sha256 = %self.module.sha256,
-                                retry_in = ?wait, error = %fault.message,
-                                "quarantined filter tried again and failed: still quarantined"
-                            );
-                        }
-                    }
-                } else if (n >= QUARANTINE_AFTER || by_rate)
-                    && !self.quarantined.load(Ordering::Relaxed)
-                {
-                    // Its retry is set before the quarantine shows, so that a concurrent fault
-                    // never sees a quarantine without its wait.
-                    let wait = self.next_wait();
-                    self.retry_at_ms
-                        .store(self.now_ms() + wait.as_millis() as u64, Ordering::Relaxed);
-                    if self.quarantined.swap(true, Ordering::Relaxed) {
-                        // Another call quarantined it meanwhile: its notice is sent.
-                        return (batch, result.map_err(CallError::Fault));
-                    }
-                    self.quarantines.fetch_add(1, Ordering::Relaxed);
-                    self.metrics
-                        .filter_quarantine_state(self.signal, &self.name, true);
-                    tracing::error!(
-                        filter = %self.name, sha256 = %self.module.sha256, consecutive = n,
-                        recent_faults = faults, recent_calls = window, retry_in = ?wait,
-                        "filter quarantined: {n} consecutive failures, {faults} of its last {window} calls; \
-                         rolled back to its previous version if it has one, else tried again after the wait"
-                    );
-                    self.metrics.filter_quarantined(self.signal, &self.name);
-                    if let Some(tx) = &self.quarantine {
-                        // The manager may be gone at shutdown; then there is nobody to roll back.
-                        let _ = tx.send(Quarantined {
-                            signal: self.signal,
-                            name: self.spec.name.clone(),
-                            sha256: self.module.sha256.clone(),
-                            id: self.id,
-                        });
-                    }
-                }
+                self.record_fault(start, fault);
             }
         }
         (batch, result.map_err(CallError::Fault))
@@ -916,94 +618,6 @@ fn classify(store: &Store<StoreState>, e: wasmtime::Error) -> Fault {
 mod tests {
     use super::*;
     use crate::runtime::PoolSizing;
-    use std::time::Duration;
-
-    /// Many threads checking out and in: never more than `capacity` alive or held, no instance lost or
-    /// handed to two threads at once, and every waiter woken (a lost wakeup would leave a thread asleep
-    /// for the whole minute and fail it as busy).
-    #[test]
-    fn pool_bounds_instances_and_wakes_every_waiter() {
-        const THREADS: usize = 8;
-        const ROUNDS: usize = 2_000;
-        let pool = Arc::new(Pool::<usize>::new(2));
-        let held = Arc::new(AtomicUsize::new(0));
-        let peak = Arc::new(AtomicUsize::new(0));
-        let made = Arc::new(AtomicUsize::new(0));
-        let threads: Vec<_> = (0..THREADS)
-            .map(|_| {
-                let (pool, held, peak, made) =
-                    (pool.clone(), held.clone(), peak.clone(), made.clone());
-                std::thread::spawn(move || {
-                    for round in 0..ROUNDS {
-                        let instance = match pool.checkout(Duration::from_secs(60)) {
-                            Some(Slot::Idle(i)) => i,
-                            Some(Slot::New) => made.fetch_add(1, Ordering::SeqCst),
-                            None => panic!("a waiter was not woken"),
-                        };
-                        let now = held.fetch_add(1, Ordering::SeqCst) + 1;
-                        peak.fetch_max(now, Ordering::SeqCst);
-                        std::thread::yield_now();
-                        held.fetch_sub(1, Ordering::SeqCst);
-                        // Now and then an instance faults and is discarded instead.
-                        if round % 97 == 0 {
-                            pool.discard();
-                        } else {
-                            pool.checkin(instance);
-                        }
-                    }
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
-        assert!(peak.load(Ordering::SeqCst) <= 2, "more than 2 held at once");
-        assert!(pool.live() <= 2);
-        assert_eq!(pool.idle.len(), pool.live(), "every live instance is back");
-        // Discarded ones were replaced: more than two were made, each counted once.
-        assert!(made.load(Ordering::SeqCst) > 2);
-    }
-
-    #[test]
-    fn pool_refuses_when_busy_for_the_whole_wait() {
-        let pool = Pool::<u8>::new(1);
-        assert!(matches!(pool.checkout(Duration::ZERO), Some(Slot::New)));
-        assert!(pool.checkout(Duration::from_millis(1)).is_none());
-        pool.checkin(7);
-        assert!(matches!(pool.checkout(Duration::ZERO), Some(Slot::Idle(7))));
-    }
-
-    #[test]
-    fn the_fault_window_counts_the_last_twenty_calls() {
-        let w = FaultWindow::default();
-        let mut last = (0, 0);
-        for i in 0..40 {
-            last = w.record(i % 2 == 1);
-        }
-        assert_eq!(
-            last,
-            (10, FAULT_WINDOW),
-            "every other call: half of the window"
-        );
-        for _ in 0..FAULT_WINDOW {
-            last = w.record(false);
-        }
-        assert_eq!(last, (0, FAULT_WINDOW), "old faults leave the window");
-        assert_eq!(FaultWindow::default().record(true), (1, 1));
-    }
-
-    #[test]
-    fn fault_lines_are_limited_to_one_a_second_with_a_count_of_the_rest() {
-        let limit = LogLimit::default();
-        let epoch = Instant::now();
-        assert_eq!(limit.allow(epoch), Some(0));
-        assert_eq!(limit.allow(epoch), None);
-        assert_eq!(limit.allow(epoch), None);
-        // A second later the next line reports the two it did not log.
-        let earlier = epoch - std::time::Duration::from_secs(2);
-        limit.last_ms.store(1, Ordering::Relaxed);
-        assert_eq!(limit.allow(earlier), Some(2));
-    }
 
     #[test]
     fn a_filter_built_against_0_2_0_links_to_the_0_2_1_host_and_says_so() {
