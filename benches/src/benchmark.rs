@@ -14,6 +14,11 @@
 //! (`.json`), and a chart (`.svg`) drawn from this run's figures. It exits non-zero when a cell failed
 //! its delivery check (a span acknowledged but missing at the sink) or could not run.
 //!
+//! `--baseline-weir PATH` runs a second weir (say, built from the commit before a change) in every
+//! passthrough cell, right after the current one in each round, so that both meet the same load and
+//! the same moments of the shared machine; the report adds its rows and weir/baseline ratios of CPU
+//! per span and peak RSS. The filter chain and durable cells run the current weir only.
+//!
 //! `--smoke` runs every kind of cell once, briefly, at 100 spans per request, into a temporary
 //! directory: CI uses it to keep the command working. Its figures mean nothing.
 
@@ -29,6 +34,7 @@ const BEGIN: &str = "<!-- benchmark:begin -->";
 const END: &str = "<!-- benchmark:end -->";
 const COMPRESSION_BEGIN: &str = "<!-- compression:begin -->";
 const COMPRESSION_END: &str = "<!-- compression:end -->";
+const BASELINE_LABEL: &str = "weir (baseline)";
 
 #[path = "payload.rs"]
 #[allow(dead_code)]
@@ -47,9 +53,18 @@ struct Args {
     /// `rotel-agent` [default: on PATH, else installed with pip into target/bench-tools/rotel].
     #[arg(long, value_name = "PATH")]
     rotel_bin: Option<PathBuf>,
-    /// Leave Rotel out (no ratios then).
+    /// Leave Rotel out (no weir/Rotel ratios then).
     #[arg(long)]
     no_rotel: bool,
+    /// A second weir to compare with, e.g. one built from the commit before a change. It runs every
+    /// passthrough cell (weir without filters: each size and compression, and the paced latency runs)
+    /// with the same load, in the same rounds as the others; the report adds its rows and weir/baseline
+    /// ratios of CPU per span and peak RSS. The filter chain and durable cells run the current weir only.
+    #[arg(long, value_name = "PATH")]
+    baseline_weir: Option<PathBuf>,
+    /// What the report calls the baseline; name its commit here, e.g. "weir at 1a2b3c4".
+    #[arg(long, value_name = "TEXT", default_value = BASELINE_LABEL, requires = "baseline_weir")]
+    baseline_label: String,
     /// Measured seconds per cell.
     #[arg(long, default_value_t = 12.0)]
     duration: f64,
@@ -95,18 +110,30 @@ enum Setup {
     Batched,
     /// Rotel with its defaults.
     Rotel,
+    /// The baseline weir (`--baseline-weir`), no filters: weir's cells again with another binary.
+    Baseline,
 }
 
 impl Setup {
-    fn label(self) -> &'static str {
+    /// The name in progress lines, the report, the raw JSON and the chart; the baseline's is its
+    /// `--baseline-label`.
+    fn label(self, baseline: Option<&Baseline>) -> &str {
         match self {
             Setup::Direct => "sink alone",
             Setup::Weir => "weir",
             Setup::Chain => "weir + edge chain",
             Setup::Batched => "weir, durable + 50 ms batches",
             Setup::Rotel => "Rotel",
+            Setup::Baseline => baseline.map_or(BASELINE_LABEL, |b| &b.label),
         }
     }
+}
+
+/// The second weir of `--baseline-weir`, run beside the current one in its passthrough cells.
+#[derive(Debug, Clone)]
+struct Baseline {
+    bin: PathBuf,
+    label: String,
 }
 
 /// One measured cell.
@@ -196,6 +223,19 @@ fn run(args: &Args) -> Result<bool> {
             );
         }
     }
+    let baseline = args.baseline_weir.as_ref().map(|bin| Baseline {
+        bin: bin.clone(),
+        label: args.baseline_label.clone(),
+    });
+    if let Some(b) = &baseline
+        && !b.bin.is_file()
+    {
+        bail!(
+            "the baseline weir is not at {} (build weir at the older commit and pass its binary)",
+            b.bin.display()
+        );
+    }
+    let baseline = baseline.as_ref();
     let rotel = if args.no_rotel {
         None
     } else {
@@ -219,11 +259,17 @@ fn run(args: &Args) -> Result<bool> {
     let chain_config = Path::new(env!("CARGO_MANIFEST_DIR")).join("edge-chain.yaml");
     let batched_config = Path::new(env!("CARGO_MANIFEST_DIR")).join("batched.yaml");
 
+    // weir without filters, and the baseline right after it in each round when there is one.
+    let passthrough: &[Setup] = if baseline.is_some() {
+        &[Setup::Weir, Setup::Baseline]
+    } else {
+        &[Setup::Weir]
+    };
     let mut plan: Vec<(Setup, u32, &'static str)> = Vec::new();
     for &n in &spans {
         plan.push((Setup::Direct, n, "none"));
         for compression in ["gzip", "none"] {
-            plan.push((Setup::Weir, n, compression));
+            plan.extend(passthrough.iter().map(|&setup| (setup, n, compression)));
             plan.push((Setup::Chain, n, compression));
             // Batching is for small requests; at 1000 spans per request weir acknowledging on write
             // takes data faster than the sink on these shared cores drains it, and within the window
@@ -235,11 +281,12 @@ fn run(args: &Args) -> Result<bool> {
                 plan.push((Setup::Rotel, n, compression));
             }
         }
-        plan.push((Setup::Weir, n, "zstd"));
+        plan.extend(passthrough.iter().map(|&setup| (setup, n, "zstd")));
     }
     let runner = Runner {
         loadgen: &loadgen,
         weir: &weir,
+        baseline: baseline.map(|b| b.bin.as_path()),
         rotel: rotel.as_deref(),
         chain_config: &chain_config,
         batched_config: &batched_config,
@@ -250,7 +297,9 @@ fn run(args: &Args) -> Result<bool> {
     };
     let repeat = if args.smoke { 1 } else { args.repeat.max(1) };
     let mut failures = Vec::new();
-    let total = (plan.len() + 4) * repeat;
+    // The latency runs below saturation, for gzip and none.
+    let paced_setups: Vec<Setup> = passthrough.iter().copied().chain([Setup::Direct]).collect();
+    let total = (plan.len() + 2 * paced_setups.len()) * repeat;
     let mut step = 0;
     // Rounds over the whole plan rather than one cell N times in a row, so that a slow minute of the
     // shared machine spreads over every setup instead of falling on one; each cell keeps its median run.
@@ -260,20 +309,23 @@ fn run(args: &Args) -> Result<bool> {
             step += 1;
             eprintln!(
                 "benchmark: [{step}/{total}] {} at {n} spans/request, upstream compression {compression}",
-                setup.label()
+                setup.label(baseline)
             );
             match runner.cell(setup, n, compression, None) {
                 Ok(c) => {
                     if !c.passed() {
                         failures.push(format!(
                             "{} {n} {compression}: {}",
-                            setup.label(),
+                            setup.label(baseline),
                             c.json["problems"]
                         ));
                     }
                     runs[i].push(c);
                 }
-                Err(e) => failures.push(format!("{} {n} {compression}: {e:#}", setup.label())),
+                Err(e) => failures.push(format!(
+                    "{} {n} {compression}: {e:#}",
+                    setup.label(baseline)
+                )),
             }
         }
     }
@@ -295,30 +347,35 @@ fn run(args: &Args) -> Result<bool> {
             continue;
         };
         let rate = (peak / 2.0).max(1.0);
-        for setup in [Setup::Weir, Setup::Direct] {
-            let mut paced = Vec::new();
-            for _ in 0..repeat {
+        // In rounds too, so that a slow minute falls on weir and the sink alike.
+        let mut paced: Vec<Vec<Cell>> = vec![Vec::new(); paced_setups.len()];
+        for _ in 0..repeat {
+            for (i, &setup) in paced_setups.iter().enumerate() {
                 step += 1;
                 eprintln!(
                     "benchmark: [{step}/{total}] {} paced at {rate:.0} requests/s, {n} spans/request, {compression}",
-                    setup.label()
+                    setup.label(baseline)
                 );
                 match runner.cell(setup, n, compression, Some(rate)) {
                     Ok(c) => {
                         if !c.passed() {
                             failures.push(format!(
                                 "{} paced: {}",
-                                setup.label(),
+                                setup.label(baseline),
                                 c.json["problems"]
                             ));
                         }
-                        paced.push(c);
+                        paced[i].push(c);
                     }
-                    Err(e) => failures.push(format!("{} paced: {e:#}", setup.label())),
+                    Err(e) => failures.push(format!("{} paced: {e:#}", setup.label(baseline))),
                 }
             }
-            cells.extend(median_by(paced, |c| c.latency_ms("p99")));
         }
+        cells.extend(
+            paced
+                .into_iter()
+                .filter_map(|runs| median_by(runs, |c| c.latency_ms("p99"))),
+        );
     }
 
     let report = render(
@@ -328,9 +385,10 @@ fn run(args: &Args) -> Result<bool> {
         duration,
         repeat,
         rotel.is_some(),
+        baseline,
     );
     print!("{report}");
-    write_outputs(&out, &report, &cells)?;
+    write_outputs(&out, &report, &cells, baseline)?;
     eprintln!("benchmark: wrote {}", out.display());
     if failures.is_empty() {
         eprintln!("benchmark: every span acknowledged in every cell arrived at the sink");
@@ -346,6 +404,7 @@ fn run(args: &Args) -> Result<bool> {
 struct Runner<'a> {
     loadgen: &'a Path,
     weir: &'a Path,
+    baseline: Option<&'a Path>,
     rotel: Option<&'a Path>,
     chain_config: &'a Path,
     batched_config: &'a Path,
@@ -363,6 +422,10 @@ impl Runner<'_> {
         compression: &'static str,
         rate: Option<f64>,
     ) -> Result<Cell> {
+        let weir = match setup {
+            Setup::Baseline => self.baseline.context("no baseline weir")?,
+            _ => self.weir,
+        };
         let mut cmd = Command::new(self.loadgen);
         cmd.arg("--json")
             .args(["--sink-decode", "count"])
@@ -372,7 +435,7 @@ impl Runner<'_> {
             .args(["--duration", &self.duration.to_string()])
             .args(["--warmup", &self.warmup.to_string()])
             .arg("--weir-bin")
-            .arg(self.weir);
+            .arg(weir);
         if let Some(r) = rate {
             cmd.args(["--rate", &format!("{r:.1}")]);
         }
@@ -380,7 +443,7 @@ impl Runner<'_> {
             Setup::Direct => {
                 cmd.arg("--direct");
             }
-            Setup::Weir => {
+            Setup::Weir | Setup::Baseline => {
                 cmd.args(["--upstream-compression", compression]);
             }
             Setup::Chain => {
@@ -482,6 +545,19 @@ fn fmt_opt(v: Option<f64>, digits: usize) -> String {
     v.map_or("-".into(), |v| format!("{v:.digits$}"))
 }
 
+/// `a / b`, when both are known and `b` is positive.
+fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
+    }
+}
+
+/// A factor: `2.70x`, or `-` when unknown.
+fn times(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.2}x"))
+}
+
 fn thousands(v: f64) -> String {
     let s = format!("{:.0}", v);
     let mut out = String::new();
@@ -531,6 +607,7 @@ fn render(
     duration: f64,
     repeat: usize,
     rotel: bool,
+    baseline: Option<&Baseline>,
 ) -> String {
     let mut s = String::new();
     let date = Command::new("date")
@@ -551,6 +628,16 @@ fn render(
         machine(),
         fmt_opt(span_bytes, 0)
     );
+    if let Some(b) = baseline {
+        let _ = writeln!(
+            s,
+            "Baseline: **{}** (`{}`), another weir binary, runs weir's passthrough cells (no filters: \
+             every size and compression, and the paced latency runs) with the same load, right after \
+             weir in each round. The edge chain and durable cells run the current weir only.\n",
+            b.label,
+            b.bin.display()
+        );
+    }
     let find = |setup: Setup, n: u32, comp: &str| {
         cells
             .iter()
@@ -570,15 +657,22 @@ fn render(
         let _ = writeln!(s, "| --- | --- | --- | --- | --- | --- | --- |");
         for &n in spans {
             let setups: &[Setup] = match comp {
-                "zstd" => &[Setup::Weir],
+                "zstd" => &[Setup::Weir, Setup::Baseline],
                 "none" => &[
                     Setup::Direct,
                     Setup::Weir,
+                    Setup::Baseline,
                     Setup::Batched,
                     Setup::Chain,
                     Setup::Rotel,
                 ],
-                _ => &[Setup::Weir, Setup::Batched, Setup::Chain, Setup::Rotel],
+                _ => &[
+                    Setup::Weir,
+                    Setup::Baseline,
+                    Setup::Batched,
+                    Setup::Chain,
+                    Setup::Rotel,
+                ],
             };
             for &setup in setups {
                 let cell = match setup {
@@ -589,7 +683,7 @@ fn render(
                 let _ = writeln!(
                     s,
                     "| {n} | {} | {} | {} | {} / {} / {} | {} | {} |",
-                    setup.label(),
+                    setup.label(baseline),
                     c.f("acked_spans_per_s").map_or("-".into(), thousands),
                     fmt_opt(c.cpu_per_million(), 2),
                     fmt_opt(c.latency_ms("p50"), 2),
@@ -605,36 +699,73 @@ fn render(
         }
         let _ = writeln!(s);
     }
-    if rotel {
-        let _ = writeln!(s, "### weir against Rotel (same run)\n");
-        let _ = writeln!(
-            s,
-            "CPU ratio is weir's CPU per span over Rotel's (target at most 0.4); efficiency is its inverse.\n"
-        );
-        let _ = writeln!(
-            s,
-            "| spans/request | compression | weir / Rotel CPU | weir efficiency | durable + batches / Rotel CPU | weir + chain / Rotel CPU | chain efficiency vs weir alone |"
-        );
-        let _ = writeln!(s, "| --- | --- | --- | --- | --- | --- | --- |");
+    if rotel || baseline.is_some() {
+        let against = match baseline {
+            Some(b) if rotel => format!("Rotel and {}", b.label),
+            Some(b) => b.label.clone(),
+            None => "Rotel".into(),
+        };
+        let _ = writeln!(s, "### weir against {against} (same run)\n");
+        if rotel {
+            let _ = writeln!(
+                s,
+                "CPU ratio is weir's CPU per span over Rotel's (target at most 0.4); efficiency is its inverse.\n"
+            );
+        }
+        if let Some(b) = baseline {
+            let _ = writeln!(
+                s,
+                "weir / baseline is this weir's CPU per span, and its peak RSS, over those of {} in the \
+                 same cell: below 1 is better than the baseline, above 1 worse.\n",
+                b.label
+            );
+        }
+        let mut header = vec!["spans/request", "compression"];
+        if rotel {
+            header.extend(["weir / Rotel CPU", "weir efficiency"]);
+        }
+        if baseline.is_some() {
+            header.extend(["weir / baseline CPU", "weir / baseline peak RSS"]);
+        }
+        if rotel {
+            header.extend([
+                "durable + batches / Rotel CPU",
+                "weir + chain / Rotel CPU",
+                "chain efficiency vs weir alone",
+            ]);
+        }
+        let _ = writeln!(s, "| {} |", header.join(" | "));
+        let _ = writeln!(s, "|{}", " --- |".repeat(header.len()));
+        // zstd has no Rotel cell, but the baseline runs it.
+        let comps: &[&str] = if baseline.is_some() {
+            &["gzip", "none", "zstd"]
+        } else {
+            &["gzip", "none"]
+        };
         for &n in spans {
-            for comp in ["gzip", "none"] {
-                let w = find(Setup::Weir, n, comp).and_then(Cell::cpu_per_million);
-                let ch = find(Setup::Chain, n, comp).and_then(Cell::cpu_per_million);
-                let b = find(Setup::Batched, n, comp).and_then(Cell::cpu_per_million);
-                let r = find(Setup::Rotel, n, comp).and_then(Cell::cpu_per_million);
-                let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
-                    (Some(a), Some(b)) if b > 0.0 => Some(a / b),
-                    _ => None,
-                };
-                let _ = writeln!(
-                    s,
-                    "| {n} | {comp} | {} | {}x | {} | {} | {}x |",
-                    fmt_opt(ratio(w, r), 2),
-                    fmt_opt(ratio(r, w), 2),
-                    fmt_opt(ratio(b, r), 2),
-                    fmt_opt(ratio(ch, r), 2),
-                    fmt_opt(ratio(w, ch), 2),
-                );
+            for &comp in comps {
+                let cpu = |setup| find(setup, n, comp).and_then(Cell::cpu_per_million);
+                let rss = |setup| find(setup, n, comp).and_then(|c| c.f("weir_peak_rss_mib"));
+                let (w, r) = (cpu(Setup::Weir), cpu(Setup::Rotel));
+                let mut row = vec![n.to_string(), comp.to_string()];
+                if rotel {
+                    row.extend([fmt_opt(ratio(w, r), 2), times(ratio(r, w))]);
+                }
+                if baseline.is_some() {
+                    row.extend([
+                        fmt_opt(ratio(w, cpu(Setup::Baseline)), 2),
+                        fmt_opt(ratio(rss(Setup::Weir), rss(Setup::Baseline)), 2),
+                    ]);
+                }
+                if rotel {
+                    let ch = cpu(Setup::Chain);
+                    row.extend([
+                        fmt_opt(ratio(cpu(Setup::Batched), r), 2),
+                        fmt_opt(ratio(ch, r), 2),
+                        times(ratio(w, ch)),
+                    ]);
+                }
+                let _ = writeln!(s, "| {} |", row.join(" | "));
             }
         }
         let _ = writeln!(s);
@@ -644,30 +775,39 @@ fn render(
         let _ = writeln!(s, "### Latency below saturation\n");
         let _ = writeln!(
             s,
-            "weir paced at half of its peak request rate from the table above, and the sink alone at the same rate; \
-             added = weir's percentile minus the sink's.\n"
+            "weir paced at half of its peak request rate from the table above, {}the sink alone at the \
+             same rate; added = the proxy's percentile minus the sink's.\n",
+            if baseline.is_some() {
+                "the baseline and "
+            } else {
+                "and "
+            }
         );
         let _ = writeln!(
             s,
-            "| spans/request | compression | requests/s | weir p50 / p99 / p99.9 ms | sink alone p99 ms | p99 added ms | weir peak RSS MiB |"
+            "| spans/request | compression | setup | requests/s | p50 / p99 / p99.9 ms | sink alone p99 ms | p99 added ms | peak RSS MiB |"
         );
-        let _ = writeln!(s, "| --- | --- | --- | --- | --- | --- | --- |");
+        let _ = writeln!(s, "|{}", " --- |".repeat(8));
         for comp in ["gzip", "none"] {
-            let w = paced
-                .iter()
-                .find(|c| c.setup == Setup::Weir && c.compression == comp);
-            let d = paced
-                .iter()
-                .find(|c| c.setup == Setup::Direct && c.compression == comp);
-            if let (Some(w), Some(d)) = (w, d) {
+            let find = |setup: Setup| {
+                paced
+                    .iter()
+                    .find(|c| c.setup == setup && c.compression == comp)
+            };
+            let Some(d) = find(Setup::Direct) else {
+                continue;
+            };
+            for setup in [Setup::Weir, Setup::Baseline] {
+                let Some(w) = find(setup) else { continue };
                 let added = match (w.latency_ms("p99"), d.latency_ms("p99")) {
                     (Some(a), Some(b)) => Some(a - b),
                     _ => None,
                 };
                 let _ = writeln!(
                     s,
-                    "| {} | {comp} | {} | {} / {} / {} | {} | {} | {} |",
+                    "| {} | {comp} | {} | {} | {} / {} / {} | {} | {} | {} |",
                     w.spans,
+                    setup.label(baseline),
                     fmt_opt(w.rate, 0),
                     fmt_opt(w.latency_ms("p50"), 2),
                     fmt_opt(w.latency_ms("p99"), 2),
@@ -774,13 +914,18 @@ fn compression_table(smoke: bool) -> String {
     s
 }
 
-fn write_outputs(out: &Path, report: &str, cells: &[Cell]) -> Result<()> {
+fn write_outputs(
+    out: &Path,
+    report: &str,
+    cells: &[Cell],
+    baseline: Option<&Baseline>,
+) -> Result<()> {
     replace_between(out, BEGIN, END, report)?;
     let raw: Vec<Value> = cells
         .iter()
         .map(|c| {
             let mut v = c.json.clone();
-            v["benchmark_setup"] = Value::from(c.setup.label());
+            v["benchmark_setup"] = Value::from(c.setup.label(baseline));
             v
         })
         .collect();
@@ -788,12 +933,12 @@ fn write_outputs(out: &Path, report: &str, cells: &[Cell]) -> Result<()> {
         out.with_extension("json"),
         serde_json::to_string_pretty(&raw)?,
     )?;
-    chart(&out.with_extension("svg"), cells)?;
+    chart(&out.with_extension("svg"), cells, baseline)?;
     Ok(())
 }
 
 /// Grouped bars: CPU-seconds per million spans for each spans/request and compression, one bar per setup.
-fn chart(path: &Path, cells: &[Cell]) -> Result<()> {
+fn chart(path: &Path, cells: &[Cell], baseline: Option<&Baseline>) -> Result<()> {
     use plotters::prelude::*;
     let groups: Vec<(u32, &str)> = {
         let mut g: Vec<(u32, &str)> = cells
@@ -805,13 +950,6 @@ fn chart(path: &Path, cells: &[Cell]) -> Result<()> {
         g.dedup();
         g
     };
-    let setups = [Setup::Weir, Setup::Batched, Setup::Chain, Setup::Rotel];
-    let colors = [
-        RGBColor(31, 119, 180),
-        RGBColor(148, 103, 189),
-        RGBColor(255, 127, 14),
-        RGBColor(44, 160, 44),
-    ];
     let value = |setup: Setup, g: (u32, &str)| {
         cells
             .iter()
@@ -820,9 +958,20 @@ fn chart(path: &Path, cells: &[Cell]) -> Result<()> {
             })
             .and_then(Cell::cpu_per_million)
     };
+    // One series per setup that ran, so that the bars of a group fill its width.
+    let series: Vec<(Setup, RGBColor)> = [
+        (Setup::Weir, RGBColor(31, 119, 180)),
+        (Setup::Baseline, RGBColor(127, 127, 127)),
+        (Setup::Batched, RGBColor(148, 103, 189)),
+        (Setup::Chain, RGBColor(255, 127, 14)),
+        (Setup::Rotel, RGBColor(44, 160, 44)),
+    ]
+    .into_iter()
+    .filter(|&(setup, _)| groups.iter().any(|&g| value(setup, g).is_some()))
+    .collect();
     let max = groups
         .iter()
-        .flat_map(|g| setups.iter().filter_map(move |s| value(*s, *g)))
+        .flat_map(|g| series.iter().filter_map(move |(s, _)| value(*s, *g)))
         .fold(1.0f64, f64::max);
     let root = SVGBackend::new(path, (960, 480)).into_drawing_area();
     root.fill(&WHITE)?;
@@ -854,14 +1003,13 @@ fn chart(path: &Path, cells: &[Cell]) -> Result<()> {
         })
         .y_desc("CPU-s per million spans")
         .draw()?;
-    let width = 0.8 / setups.len() as f64;
-    for (k, setup) in setups.iter().enumerate() {
-        let color = colors[k];
+    let width = 0.8 / series.len().max(1) as f64;
+    for (k, &(setup, color)) in series.iter().enumerate() {
         let bars: Vec<_> = groups
             .iter()
             .enumerate()
             .filter_map(|(i, g)| {
-                let v = value(*setup, *g)?;
+                let v = value(setup, *g)?;
                 let x0 = i as f64 + 0.1 + k as f64 * width;
                 Some(Rectangle::new(
                     [(x0, 0.0), (x0 + width * 0.95, v)],
@@ -869,12 +1017,9 @@ fn chart(path: &Path, cells: &[Cell]) -> Result<()> {
                 ))
             })
             .collect();
-        if bars.is_empty() {
-            continue;
-        }
         chart
             .draw_series(bars)?
-            .label(setup.label())
+            .label(setup.label(baseline))
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
     }
     chart
@@ -898,6 +1043,154 @@ mod tests {
     }
 
     #[test]
+    fn a_baseline_label_needs_a_baseline() {
+        let a = Args::try_parse_from([
+            "benchmark",
+            "--baseline-weir",
+            "/tmp/weir-before",
+            "--baseline-label",
+            "weir at c7e1cde",
+        ])
+        .unwrap();
+        assert_eq!(
+            a.baseline_weir.as_deref(),
+            Some(Path::new("/tmp/weir-before"))
+        );
+        assert_eq!(a.baseline_label, "weir at c7e1cde");
+        let a = Args::try_parse_from(["benchmark"]).unwrap();
+        assert_eq!(a.baseline_weir, None);
+        assert_eq!(a.baseline_label, BASELINE_LABEL);
+        assert!(Args::try_parse_from(["benchmark", "--baseline-label", "x"]).is_err());
+    }
+
+    /// A cell of a million acknowledged spans, so that its CPU-seconds are its CPU per million spans.
+    fn cell(setup: Setup, compression: &'static str, cpu_s: f64, rss_mib: f64) -> Cell {
+        Cell {
+            setup,
+            spans: 100,
+            compression,
+            rate: None,
+            json: serde_json::json!({
+                "passed": true,
+                "spans_acked": 1e6,
+                "acked_spans_per_s": 250_000.0,
+                "mean_request_bytes": 53_000.0,
+                "weir_cpu_s": cpu_s,
+                "loadgen_sink_cpu_s": cpu_s,
+                "weir_peak_rss_mib": rss_mib,
+                "latency_us": { "p50": 1000.0, "p99": 2500.0, "p999": 3000.0 },
+            }),
+        }
+    }
+
+    fn paced(setup: Setup, p99_us: f64) -> Cell {
+        let mut c = cell(setup, "gzip", 1.0, 16.0);
+        c.rate = Some(1200.0);
+        c.json["latency_us"]["p99"] = p99_us.into();
+        c
+    }
+
+    /// The lines of `report` from the heading `from` up to the next heading.
+    fn section<'a>(report: &'a str, from: &str) -> &'a str {
+        let start = report.find(from).unwrap();
+        let end = report[start + 3..]
+            .find("\n### ")
+            .map_or(report.len(), |e| start + 3 + e + 1);
+        &report[start..end]
+    }
+
+    #[test]
+    fn the_report_compares_weir_with_its_baseline() {
+        let cells = [
+            cell(Setup::Direct, "none", 0.5, 0.0),
+            cell(Setup::Weir, "gzip", 4.0, 16.0),
+            cell(Setup::Baseline, "gzip", 5.0, 20.0),
+            cell(Setup::Batched, "gzip", 3.6, 21.0),
+            cell(Setup::Chain, "gzip", 12.0, 60.0),
+            cell(Setup::Rotel, "gzip", 12.0, 184.0),
+            cell(Setup::Weir, "none", 2.5, 15.0),
+            cell(Setup::Baseline, "none", 2.5, 15.0),
+            cell(Setup::Rotel, "none", 12.5, 206.0),
+            cell(Setup::Weir, "zstd", 3.9, 17.0),
+            cell(Setup::Baseline, "zstd", 3.0, 17.0),
+            paced(Setup::Weir, 2500.0),
+            paced(Setup::Baseline, 3000.0),
+            paced(Setup::Direct, 500.0),
+        ];
+        let baseline = Baseline {
+            bin: PathBuf::from("/tmp/weir-before"),
+            label: "weir at c7e1cde".into(),
+        };
+        let report = render(&cells, &[100], 4, 12.0, 3, true, Some(&baseline));
+        assert!(report.contains("Baseline: **weir at c7e1cde** (`/tmp/weir-before`)"));
+        assert!(report.contains("The edge chain and durable cells run the current weir only."));
+        assert!(report.contains(
+            "| 100 | weir at c7e1cde | 250,000 | 5.00 | 1.00 / 2.50 / 3.00 | 20.0 | all |"
+        ));
+        assert!(report.contains(
+            "| 100 | weir at c7e1cde | 250,000 | 3.00 | 1.00 / 2.50 / 3.00 | 17.0 | all |"
+        ));
+        assert_eq!(
+            section(&report, "### weir against"),
+            "\
+### weir against Rotel and weir at c7e1cde (same run)
+
+CPU ratio is weir's CPU per span over Rotel's (target at most 0.4); efficiency is its inverse.
+
+weir / baseline is this weir's CPU per span, and its peak RSS, over those of weir at c7e1cde in the same cell: below 1 is better than the baseline, above 1 worse.
+
+| spans/request | compression | weir / Rotel CPU | weir efficiency | weir / baseline CPU | weir / baseline peak RSS | durable + batches / Rotel CPU | weir + chain / Rotel CPU | chain efficiency vs weir alone |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- |
+| 100 | gzip | 0.33 | 3.00x | 0.80 | 0.80 | 0.30 | 1.00 | 0.33x |
+| 100 | none | 0.20 | 5.00x | 1.00 | 1.00 | - | - | - |
+| 100 | zstd | - | - | 1.30 | 1.00 | - | - | - |
+
+"
+        );
+        assert_eq!(
+            section(&report, "### Latency"),
+            "\
+### Latency below saturation
+
+weir paced at half of its peak request rate from the table above, the baseline and the sink alone at the same rate; added = the proxy's percentile minus the sink's.
+
+| spans/request | compression | setup | requests/s | p50 / p99 / p99.9 ms | sink alone p99 ms | p99 added ms | peak RSS MiB |
+| --- | --- | --- | --- | --- | --- | --- | --- |
+| 100 | gzip | weir | 1200 | 1.00 / 2.50 / 3.00 | 0.50 | 2.00 | 16.0 |
+| 100 | gzip | weir at c7e1cde | 1200 | 1.00 / 3.00 / 3.00 | 0.50 | 2.50 | 16.0 |
+
+![CPU-seconds per million spans, by setup](benchmarks.svg)
+
+Raw figures of every cell: `benchmarks.json`.
+"
+        );
+        // The chart has the baseline as a series of its own, and the raw JSON names it.
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("b.md");
+        write_outputs(&out, &report, &cells, Some(&baseline)).unwrap();
+        let svg = std::fs::read_to_string(out.with_extension("svg")).unwrap();
+        assert!(svg.contains("weir at c7e1cde"));
+        let json = std::fs::read_to_string(out.with_extension("json")).unwrap();
+        assert!(json.contains(r#""benchmark_setup": "weir at c7e1cde""#));
+        // Without Rotel, the table holds weir against its baseline alone.
+        let report = render(&cells, &[100], 4, 12.0, 3, false, Some(&baseline));
+        assert!(report.contains(
+            "| spans/request | compression | weir / baseline CPU | weir / baseline peak RSS |\n\
+             | --- | --- | --- | --- |\n\
+             | 100 | gzip | 0.80 | 0.80 |\n"
+        ));
+        // Without a baseline, the table is weir against Rotel as before.
+        let cells: Vec<Cell> = cells
+            .into_iter()
+            .filter(|c| c.setup != Setup::Baseline)
+            .collect();
+        let report = render(&cells, &[100], 4, 12.0, 3, true, None);
+        assert!(report.contains("### weir against Rotel (same run)"));
+        assert!(!report.contains("baseline"));
+        assert!(report.contains("| 100 | none | 0.20 | 5.00x | - | - | - |\n\n"));
+    }
+
+    #[test]
     fn thousands_groups_digits() {
         assert_eq!(thousands(1234567.4), "1,234,567");
         assert_eq!(thousands(999.0), "999");
@@ -912,7 +1205,7 @@ mod tests {
             format!("# T\n\nhand\n\n{BEGIN}\nold\n{END}\n\nafter\n"),
         )
         .unwrap();
-        write_outputs(&out, "new\n", &[]).unwrap();
+        write_outputs(&out, "new\n", &[], None).unwrap();
         let text = std::fs::read_to_string(&out).unwrap();
         assert_eq!(
             text,
