@@ -3,8 +3,8 @@
 //! A filter is a type that implements [`Filter`]; [`export_filter!`] turns it into the exports weir calls.
 //! weir lends the filter one batch of one signal at a time through a [`Batch`] handle: reading a trace id
 //! does not copy attributes, and changes are made in place on weir's side. [`Batch::spans`],
-//! [`Batch::log_records`] and [`Batch::metric_views`] give typed views ([`SpanView`], [`LogView`],
-//! [`MetricView`]); the index-based methods of [`Batch`] are the same calls without the view, and
+//! [`Batch::log_records`], [`Batch::metric_views`] and [`Batch::profile_views`] give typed views
+//! ([`SpanView`], [`LogView`], [`MetricView`], [`ProfileView`]); the index-based methods of [`Batch`] are the same calls without the view, and
 //! [`Batch::trace_ids`] reads every trace id in one call.
 //!
 //! ```ignore
@@ -50,8 +50,8 @@
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit/0.2.1",
-        world: "filter",
+        path: "../wit/0.3.0",
+        world: "profiles-filter",
         pub_export_macro: true,
         export_macro_name: "__export_filter_world",
         default_bindings_module: "weir_guest_sdk::bindings",
@@ -115,6 +115,13 @@ pub trait Filter: Sized + 'static {
 
     /// A batch of log records.
     fn logs(&mut self, batch: &Batch) -> Verdict {
+        let _ = batch;
+        Verdict::Continue
+    }
+
+    /// A batch of profiles (alpha: OTLP `v1development`). Its items are profiles: read their sample
+    /// count and type ([`ProfileView`]), set resource and scope attributes, drop or route them.
+    fn profiles(&mut self, batch: &Batch) -> Verdict {
         let _ = batch;
         Verdict::Continue
     }
@@ -288,6 +295,58 @@ impl Batch {
     pub fn metric_views(&self) -> impl Iterator<Item = MetricView<'_>> {
         self.items()
             .map(move |index| MetricView { batch: self, index })
+    }
+
+    /// The profiles of a profiles batch, as typed views.
+    pub fn profile_views(&self) -> impl Iterator<Item = ProfileView<'_>> {
+        self.items()
+            .map(move |index| ProfileView { batch: self, index })
+    }
+}
+
+/// One profile of a profiles batch. Its own attributes are indices into the request's dictionary and
+/// are not offered; its resource's and scope's attributes are (`Batch::resource_attribute`,
+/// [`Location::Scope`]).
+#[derive(Clone, Copy)]
+pub struct ProfileView<'a> {
+    batch: &'a Batch,
+    index: u32,
+}
+
+impl ProfileView<'_> {
+    /// The profile's index in the batch.
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// The index of the profile's resource.
+    pub fn resource(&self) -> u32 {
+        self.batch.item_resource(self.index)
+    }
+
+    /// The index of the profile's scope.
+    pub fn scope(&self) -> u32 {
+        self.batch.item_scope(self.index)
+    }
+
+    /// The number of samples.
+    pub fn sample_count(&self) -> u32 {
+        self.batch.profile_sample_count(self.index)
+    }
+
+    /// The sample type and its unit, such as (`cpu`, `nanoseconds`); empty when not set.
+    pub fn sample_type(&self) -> (String, String) {
+        self.batch.profile_sample_type(self.index)
+    }
+
+    /// Drops the profile: it is not forwarded.
+    pub fn drop_item(&self) {
+        self.batch.drop_item(self.index);
+    }
+
+    /// Routes the profile to these exporters only (replaces earlier labels).
+    pub fn route_to(&self, exporters: &[String]) {
+        self.batch.set_item_route(self.index, exporters);
     }
 }
 
@@ -616,6 +675,7 @@ pub mod __private {
                 Signal::Traces => f.traces(batch),
                 Signal::Metrics => f.metrics(batch),
                 Signal::Logs => f.logs(batch),
+                Signal::Profiles => f.profiles(batch),
             }
         })
     }
@@ -640,6 +700,9 @@ macro_rules! export_filter {
             }
             fn process_logs(batch: &$crate::Batch) -> $crate::Verdict {
                 $crate::__private::process::<$filter>($crate::Signal::Logs, batch)
+            }
+            fn process_profiles(batch: &$crate::Batch) -> $crate::Verdict {
+                $crate::__private::process::<$filter>($crate::Signal::Profiles, batch)
             }
         }
 

@@ -299,3 +299,307 @@ exporters:
         "{accepted} requests for {N} profiles"
     );
 }
+
+/// A resource attribute's string value in every profiles request `payloads` hold.
+fn resource_values(payloads: &[Payload], key: &str) -> Vec<Option<String>> {
+    payloads
+        .iter()
+        .filter_map(|p| match p {
+            Payload::Profiles(r) => Some(r),
+            _ => None,
+        })
+        .flat_map(|r| &r.resource_profiles)
+        .map(|rp| {
+            rp.resource
+                .as_ref()
+                .and_then(|r| attr_text(&r.attributes, key))
+        })
+        .collect()
+}
+
+/// The frozen 0.2.0 build of `set-attribute` (`tests/data/filters-v0.2.0/`).
+fn set_attribute_v02() -> String {
+    format!(
+        "{}/../tests/data/filters-v0.2.0/set_attribute.wasm",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_0_2_module_passes_profiles_by_and_a_0_3_module_sees_them_in_one_chain() {
+    let (upstream, url) = Recorder::grpc().await;
+    let weir = Weir::with_config(&format!(
+        r#"
+exporters:
+  up: {{ otlp: {{ endpoint: "{url}" }} }}
+pipelines:
+  profiles:
+    exporters: [up]
+    filters:
+      - {{ name: old, module: "{old}", config: {{ key: v02, value: "yes" }} }}
+      - {{ name: new, module: "{new}", config: {{ key: v03, value: "yes", drop_if_sample_type: alloc }} }}
+"#,
+        old = set_attribute_v02(),
+        new = crate::filters::wasm("set-attribute"),
+    ));
+    // Two profiles: the example's (cpu, 3 samples) and one of type `alloc` (dropped by the filter).
+    let mut r = example_request();
+    let mut alloc = r.resource_profiles[0].scope_profiles[0].profiles[0].clone();
+    let d = r.dictionary.as_mut().unwrap();
+    d.string_table.push("alloc".into());
+    alloc.sample_type.as_mut().unwrap().type_strindex = (d.string_table.len() - 1) as i32;
+    alloc.samples.truncate(1);
+    r.resource_profiles[0].scope_profiles[0]
+        .profiles
+        .push(alloc);
+    let (status, _, body) = post(
+        &weir.http_url(Signal::Profiles),
+        &[("content-type", "application/x-protobuf")],
+        r.encode_to_vec(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body:?}");
+    let got = upstream.wait_for_items(3).await;
+    let Payload::Profiles(out) = &got[0] else {
+        panic!("not profiles")
+    };
+    let profiles = &out.resource_profiles[0].scope_profiles[0].profiles;
+    assert_eq!(profiles.len(), 1, "the alloc profile was dropped");
+    assert_eq!(profiles[0].samples.len(), 3);
+    assert_eq!(resource_values(&got, "v03"), [Some("yes".to_string())]);
+    assert_eq!(
+        resource_values(&got, "v02"),
+        [None],
+        "0.2 filters pass profiles by"
+    );
+    assert_eq!(
+        weir.metric(r#"weir_filter_counter_total{signal="profiles",filter="new",name="samples"}"#)
+            .await,
+        3.0,
+        "the 0.3 filter read the kept profile's sample count"
+    );
+    // Both are loaded, each at its own interface version.
+    let (status, _, body) = get(&format!("http://{}/v1/filters", weir.admin)).await;
+    assert_eq!(status, 200);
+    let list: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let versions: Vec<String> = list["filters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            f["stats"]["interface"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        versions.contains(&"0.2.0".to_string()) && versions.contains(&"0.3.0".to_string()),
+        "{versions:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_router_routes_profiles_by_resource_attribute_and_by_tenant() {
+    let (a, a_url) = Recorder::grpc().await;
+    let (b, b_url) = Recorder::grpc().await;
+    let weir = Weir::with_config(&format!(
+        r#"
+receivers:
+  otlp:
+    grpc: {{ endpoint: 127.0.0.1:0 }}
+    http:
+      endpoint: 127.0.0.1:0
+      auth:
+        tokens: [{{ token: alpha-token, tenant: team-a }}, {{ token: bravo-token, tenant: team-b }}]
+exporters:
+  a: {{ otlp: {{ endpoint: "{a_url}" }} }}
+  b: {{ otlp: {{ endpoint: "{b_url}" }} }}
+pipelines:
+  profiles:
+    exporters: [a, b]
+    filters:
+      - name: route
+        module: "{router}"
+        config:
+          routes:
+            - {{ from: resource_attribute, key: service.name, exact: checkout, exporters: [a] }}
+            - {{ from: tenant, exact: team-b, exporters: [b] }}
+          default: [a]
+"#,
+        router = crate::filters::wasm("router"),
+    ));
+    let send = |service: &str, token: &str| {
+        let mut r = example_request();
+        r.resource_profiles[0].resource.as_mut().unwrap().attributes =
+            vec![kv("service.name", service)];
+        let url = weir.http_url(Signal::Profiles);
+        let auth = format!("Bearer {token}");
+        async move {
+            post(
+                &url,
+                &[
+                    ("content-type", "application/x-protobuf"),
+                    ("authorization", &auth),
+                ],
+                r.encode_to_vec(),
+            )
+            .await
+            .0
+        }
+    };
+    // By resource attribute, whatever the tenant: to a.
+    assert_eq!(send("checkout", "bravo-token").await, 200);
+    a.wait_for_items(3).await;
+    assert_eq!(b.items(), 0);
+    // Another service of team-b: by tenant, to b.
+    assert_eq!(send("billing", "bravo-token").await, 200);
+    let got = b.wait_for_items(3).await;
+    assert_eq!(
+        resource_values(&got, "service.name"),
+        [Some("billing".to_string())]
+    );
+    // Another service of team-a: no rule matches, the default.
+    assert_eq!(send("billing", "alpha-token").await, 200);
+    a.wait_for_items(6).await;
+    assert_eq!(b.items(), 3);
+    assert_eq!(
+        weir.metric(
+            r#"weir_filter_counter_total{signal="profiles",filter="route",name="matched"}"#
+        )
+        .await,
+        2.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_redactor_masks_secrets_in_profiles_resource_and_scope_attributes() {
+    let (upstream, url) = Recorder::grpc().await;
+    let weir = Weir::with_config(&format!(
+        r#"
+exporters:
+  up: {{ otlp: {{ endpoint: "{url}" }} }}
+pipelines:
+  profiles:
+    exporters: [up]
+    filters:
+      - {{ name: redact, module: "{redactor}" }}
+"#,
+        redactor = crate::filters::wasm("redactor"),
+    ));
+    let mut r = example_request();
+    r.resource_profiles[0]
+        .resource
+        .as_mut()
+        .unwrap()
+        .attributes
+        .push(kv("owner", "alice@example.com"));
+    r.resource_profiles[0].scope_profiles[0]
+        .scope
+        .as_mut()
+        .unwrap()
+        .attributes
+        .push(kv("note", "card 4111 1111 1111 1111"));
+    let (status, _, _) = post(
+        &weir.http_url(Signal::Profiles),
+        &[("content-type", "application/x-protobuf")],
+        r.encode_to_vec(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let got = upstream.wait_for_items(3).await;
+    let owner = resource_values(&got, "owner");
+    assert_eq!(owner.len(), 1);
+    let owner = owner[0].clone().unwrap();
+    assert!(!owner.contains("alice@example.com"), "{owner}");
+    let Payload::Profiles(out) = &got[0] else {
+        unreachable!()
+    };
+    let note = attr_text(
+        &out.resource_profiles[0].scope_profiles[0]
+            .scope
+            .as_ref()
+            .unwrap()
+            .attributes,
+        "note",
+    )
+    .unwrap();
+    assert!(!note.contains("4111 1111 1111 1111"), "{note}");
+    // The dictionary's strings are not attributes a filter sees: they pass as they came.
+    assert_eq!(out.dictionary, r.dictionary);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_0_3_filter_without_process_profiles_passes_profiles_by() {
+    let (upstream, url) = Recorder::grpc().await;
+    let module = crate::filters::wasm("no-profiles");
+    let weir = Weir::with_config(&format!(
+        r#"
+exporters:
+  up: {{ otlp: {{ endpoint: "{url}" }} }}
+pipelines:
+  traces:
+    exporters: [up]
+    filters: [{{ name: tag, module: "{module}" }}]
+  profiles:
+    exporters: [up]
+    filters: [{{ name: tag, module: "{module}" }}]
+"#
+    ));
+    for (signal, file) in [
+        (Signal::Profiles, "profiles.json"),
+        (Signal::Traces, "trace.json"),
+    ] {
+        let (status, _, _) = post(
+            &weir.http_url(signal),
+            &[("content-type", "application/json")],
+            example(file),
+        )
+        .await;
+        assert_eq!(status, 200, "{signal}");
+    }
+    let got = upstream.wait_for_items(4).await;
+    assert_eq!(
+        resource_values(&got, "no-profiles.seen"),
+        [None],
+        "profiles passed by"
+    );
+    let Some(Payload::Traces(t)) = got.iter().find(|p| p.signal() == Signal::Traces) else {
+        panic!("no traces")
+    };
+    let res = &t.resource_spans[0].resource.as_ref().unwrap().attributes;
+    assert_eq!(
+        attr_text(res, "no-profiles.seen").as_deref(),
+        Some("true"),
+        "it sees traces"
+    );
+}
+
+#[test]
+fn filter_test_runs_a_filter_on_profiles_offline() {
+    let input = format!(
+        "{}/../tests/data/otlp-examples/profiles.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args([
+            "filter",
+            "test",
+            &crate::filters::wasm("set-attribute"),
+            "--input",
+            &input,
+        ])
+        .args(["--signal", "profiles", "--config"])
+        .arg(r#"{"key":"edge.zone","value":"lab","drop_if_sample_type":"samples"}"#)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["verdict"], "continue");
+    // Items are profiles: the example's one, of sample type `samples`, dropped.
+    assert_eq!(report["items_in"], 1);
+    assert_eq!(report["items_dropped"], 1);
+    let out_payload =
+        Payload::decode_json(Signal::Profiles, report["output"].to_string().as_bytes()).unwrap();
+    assert_eq!(out_payload.item_count(), 0, "{report}");
+}

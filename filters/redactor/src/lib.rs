@@ -1,6 +1,7 @@
 //! The redactor filter: removes secrets and personal data from resource, scope, span, span event, span
-//! link, log record and metric data point attributes and from log bodies, before they leave the edge
-//! (the collector's `redaction` processor counterpart).
+//! link, log record and metric data point attributes (for profiles: resource and scope attributes)
+//! and from log bodies, before they leave the edge (the collector's `redaction` processor
+//! counterpart).
 //!
 //! The matching runs in weir, natively (`weir:filter/kernels`): the filter compiles its rules into a
 //! pattern set once, at `init`, and per batch receives only what matched, so a value that matches nothing
@@ -242,6 +243,12 @@ impl Filter for Redactor {
             lists = lists | Lists::BODIES;
         }
         self.run(batch, lists)
+    }
+
+    /// Profiles: their resource and scope attributes (a profile's own attributes, and its strings,
+    /// live in the request's dictionary, which filters do not see).
+    fn profiles(&mut self, batch: &Batch) -> Verdict {
+        self.run(batch, Lists::RESOURCES | Lists::SCOPES)
     }
 }
 

@@ -244,6 +244,13 @@ impl Filter for RouterFilter {
         self.route(batch);
         Verdict::Continue
     }
+
+    /// Profiles route by resource attribute, header and tenant; a profile's own attributes are
+    /// dictionary indices, so `from: attribute` rules see none and such profiles take the default.
+    fn profiles(&mut self, batch: &Batch) -> Verdict {
+        self.route(batch);
+        Verdict::Continue
+    }
 }
 
 export_filter!(RouterFilter);

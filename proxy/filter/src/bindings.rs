@@ -50,3 +50,42 @@ pub mod v0_2 {
         conversions_since_0_2!(types, kernels);
     }
 }
+
+/// `weir:filter@0.3.0`: 0.2.1 and profiles. A filter built against world `profiles-filter` exports
+/// `process-profiles`; one built against world `filter` ([`v0_3::without_profiles`]) does not, and
+/// passes profiles by. Both import the same interfaces, implemented once.
+pub mod v0_3 {
+    wasmtime::component::bindgen!({
+        path: "../../wit/0.3.0",
+        world: "profiles-filter",
+        imports: { default: trappable },
+        additional_derives: [PartialEq],
+        with: {
+            "weir:filter/types.batch": crate::batch::BatchState,
+            "weir:filter/kernels.pattern-set": crate::kernels::PatternSetHandle,
+        },
+    });
+
+    /// Its types to and from the batch's.
+    mod convert {
+        use super::weir::filter::{kernels, types};
+        use crate::batch::convert::{conversions_since_0_2, core_conversions};
+
+        core_conversions!(types; signals: Traces, Metrics, Logs, Profiles);
+        conversions_since_0_2!(types, kernels);
+    }
+
+    /// World `filter` of 0.3.0: the same imports, without `process-profiles`.
+    pub mod without_profiles {
+        wasmtime::component::bindgen!({
+            path: "../../wit/0.3.0",
+            world: "filter",
+            imports: { default: trappable },
+            with: {
+                "weir:filter/types": super::weir::filter::types,
+                "weir:filter/kernels": super::weir::filter::kernels,
+                "weir:filter/host": super::weir::filter::host,
+            },
+        });
+    }
+}

@@ -15,7 +15,7 @@ use weir_core::{Payload, Signal};
 pub struct TestReport {
     /// `continue`, `reject: ...` or `error: ...`.
     pub verdict: String,
-    /// Items in the input.
+    /// Items in the input (spans, metrics, log records or profiles: what a filter drops).
     pub items_in: usize,
     /// Items the filter dropped.
     pub items_dropped: usize,
@@ -53,8 +53,9 @@ pub fn run(
         Arc::new(Metrics::new()),
         None,
     )?;
-    let items_in = payload.item_count();
     let batch = BatchState::new(payload, http::HeaderMap::new(), None);
+    // What a filter drops and changes are items of the batch: profiles, not their samples.
+    let items_in = batch.len();
     let (batch, result) = filter.call(batch);
     let items_dropped = batch.dropped_count();
     let items_modified = batch.modified_count();

@@ -242,6 +242,12 @@ impl Runtime {
             |s| s,
         )
         .map_err(|e| FilterError::Setup(format!("linker (0.2.0): {e}")))?;
+        // 0.3's two worlds import the same interfaces: linking the larger one links both.
+        bindings::v0_3::ProfilesFilter::add_to_linker::<
+            StoreState,
+            wasmtime::component::HasSelf<StoreState>,
+        >(&mut linker, |s| s)
+        .map_err(|e| FilterError::Setup(format!("linker (0.3.0): {e}")))?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         let stop = ticker_stop.clone();
@@ -410,7 +416,8 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            err.to_string().contains("weir:filter@0.2.0 or @0.1.0"),
+            err.to_string()
+                .contains("weir:filter@0.3.0, @0.2 or @0.1.0"),
             "{err}"
         );
     }

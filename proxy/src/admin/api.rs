@@ -87,7 +87,7 @@ pub struct FilterStatsInfo {
     /// Instances alive now.
     #[serde(default)]
     pub instances: usize,
-    /// The interface version the module implements (`0.1.0`, `0.2.0`).
+    /// The interface version the module implements (`0.1.0`, `0.2.0`, `0.2.1`, `0.3.0`).
     #[serde(default)]
     pub interface: String,
 }

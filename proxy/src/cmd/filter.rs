@@ -173,7 +173,7 @@ fn filter_command(cmd: FilterCommand) -> anyhow::Result<()> {
             let input =
                 std::fs::read(&input).with_context(|| format!("reading {}", input.display()))?;
             let signal = weir::control::parse_signal(&signal)
-                .context("--signal: traces, metrics or logs")?;
+                .context("--signal: traces, metrics, logs or profiles")?;
             let config = match read_config_arg(config.as_deref())? {
                 None => String::new(),
                 Some(serde_json::Value::String(s)) => s,

@@ -4,6 +4,7 @@
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::metrics::v1::{Metric, metric::Data};
+use opentelemetry_proto::tonic::profiles::v1development::{Profile, ProfilesDictionary};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use std::net::SocketAddr;
 
@@ -161,6 +162,19 @@ impl BatchState {
                 &mut l.resource_logs[r.resource as usize].scope_logs[r.scope as usize].log_records
                     [r.index as usize],
             ),
+            _ => None,
+        })
+    }
+
+    /// The profile `item` is, in a profiles batch, and the request's dictionary.
+    pub(super) fn profile(&self, item: u32) -> R<Option<(&Profile, Option<&ProfilesDictionary>)>> {
+        let r = self.item(item)?;
+        Ok(match &self.payload {
+            Payload::Profiles(p) => Some((
+                &p.resource_profiles[r.resource as usize].scope_profiles[r.scope as usize].profiles
+                    [r.index as usize],
+                p.dictionary.as_ref(),
+            )),
             _ => None,
         })
     }

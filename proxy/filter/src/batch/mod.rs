@@ -576,6 +576,30 @@ impl BatchState {
         Ok(self.metric(item)?.map_or(0, |m| point_count(m) as u32))
     }
 
+    /// Profiles: the number of samples (0 for other signals).
+    pub(crate) fn profile_sample_count(&self, item: u32) -> R<u32> {
+        Ok(self.profile(item)?.map_or(0, |(p, _)| {
+            u32::try_from(p.samples.len()).unwrap_or(u32::MAX)
+        }))
+    }
+
+    /// Profiles: the sample type and unit, resolved from the dictionary's string table (empty when
+    /// not set, or for other signals).
+    pub(crate) fn profile_sample_type(&self, item: u32) -> R<(String, String)> {
+        Ok(self
+            .profile(item)?
+            .and_then(|(p, d)| {
+                let t = p.sample_type?;
+                let s = |i: i32| {
+                    d.and_then(|d| d.string_table.get(usize::try_from(i).ok()?))
+                        .cloned()
+                        .unwrap_or_default()
+                };
+                Some((s(t.type_strindex), s(t.unit_strindex)))
+            })
+            .unwrap_or_default())
+    }
+
     pub(super) fn point_value(&self, item: u32, point: u32) -> R<Option<f64>> {
         use opentelemetry_proto::tonic::metrics::v1::number_data_point::Value as N;
         let m = self.metric(item)?;

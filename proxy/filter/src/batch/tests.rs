@@ -563,3 +563,36 @@ mod v0_2 {
         assert!(!changed);
     }
 }
+
+#[test]
+fn profiles_are_items_with_a_sample_count_and_type_and_resource_attributes() {
+    let mut b = batch("profiles.json", Signal::Profiles);
+    assert_eq!(b.len(), 1, "one profile, whatever its samples");
+    assert_eq!(b.profile_sample_count(0).unwrap(), 3);
+    assert_eq!(
+        b.profile_sample_type(0).unwrap(),
+        ("samples".to_string(), "count".to_string())
+    );
+    assert!(
+        b.profile_sample_count(1).is_err(),
+        "index past the end is an error"
+    );
+    // A profile's own attributes are dictionary indices: none to read.
+    assert!(b.attributes(0).unwrap().is_empty());
+    // Other signals have no profiles.
+    let t = batch("trace.json", Signal::Traces);
+    assert_eq!(t.profile_sample_count(0).unwrap(), 0);
+    assert_eq!(t.profile_sample_type(0).unwrap(), Default::default());
+    // Resource attributes are set, and a dropped profile leaves the batch with its dictionary.
+    b.set_resource_attribute(0, "edge.zone", s("lab")).unwrap();
+    b.drop_item(0).unwrap();
+    let (payload, _, _) = b.finish();
+    let Payload::Profiles(r) = payload else {
+        panic!("not profiles")
+    };
+    assert!(
+        r.resource_profiles.is_empty(),
+        "the only profile was dropped"
+    );
+    assert!(r.dictionary.is_some());
+}

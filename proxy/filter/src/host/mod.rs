@@ -22,6 +22,7 @@ use weir_kernels::PatternCache;
 mod batch;
 mod v0_1;
 mod v0_2;
+mod v0_3;
 
 /// A batch lent to a guest, as the generated traits take it.
 type H = Resource<BatchState>;

@@ -14,7 +14,7 @@ use wasmtime::{Store, Trap, UpdateDeadline};
 use super::QuarantineSender;
 use super::allowance::LineLimit;
 use super::batch::BatchState;
-use super::bindings::{v0_1, v0_2};
+use super::bindings::{v0_1, v0_2, v0_3};
 use super::host::{CpuBudget, MemoryCap, StoreState};
 use super::runtime::{Module, Runtime};
 use super::shared::Shared;
@@ -37,8 +37,9 @@ pub enum Verdict {
     Reject(String),
 }
 
-/// The `weir:filter` 0.2 version a component was built against (`0.2.0` or `0.2.1`), read from the
-/// name of the `types` interface it imports: both link to the same bindings.
+/// The `weir:filter` version of 0.2 or later a component was built against (`0.2.0`, `0.2.1`,
+/// `0.3.0`), read from the name of the `types` interface it imports (0.2.0 and 0.2.1 link to the same
+/// bindings).
 fn exported_version(
     engine: &wasmtime::Engine,
     component: &wasmtime::component::Component,
@@ -48,6 +49,7 @@ fn exported_version(
         if let Some(version) = name.strip_prefix("weir:filter/types@") {
             return match version {
                 "0.2.0" => "0.2.0",
+                "0.3.0" => "0.3.0",
                 _ => "0.2.1",
             };
         }
@@ -55,16 +57,29 @@ fn exported_version(
     "0.2.1"
 }
 
+fn v03_verdict(v: v0_3::weir::filter::types::Verdict) -> Verdict {
+    match v {
+        v0_3::weir::filter::types::Verdict::Continue => Verdict::Continue,
+        v0_3::weir::filter::types::Verdict::Reject(r) => Verdict::Reject(r),
+    }
+}
+
 /// A component's exports, by the interface version it was built against.
 enum Bindings {
     V01(v0_1::Filter),
     V02(v0_2::Filter),
+    /// 0.3, world `profiles-filter`: sees profiles.
+    V03(v0_3::ProfilesFilter),
+    /// 0.3, world `filter`: passes profiles by.
+    V03NoProfiles(v0_3::without_profiles::Filter),
 }
 
 /// A linked component, ready to instantiate, by interface version.
 enum Pre {
     V01(v0_1::FilterPre<StoreState>),
     V02(v0_2::FilterPre<StoreState>),
+    V03(v0_3::ProfilesFilterPre<StoreState>),
+    V03NoProfiles(v0_3::without_profiles::FilterPre<StoreState>),
 }
 
 struct Instance {
@@ -162,8 +177,9 @@ impl std::fmt::Debug for LoadedFilter {
     }
 }
 
-/// Sample batches every filter must accept before it is activated (the OTLP specification's examples).
-const SAMPLES: [(Signal, &[u8]); 3] = [
+/// Sample batches every filter must accept before it is activated (the OTLP specification's examples,
+/// and weir's profiles example built from the specification's text).
+const SAMPLES: [(Signal, &[u8]); Signal::ALL.len()] = [
     (
         Signal::Traces,
         include_bytes!(concat!(
@@ -183,6 +199,13 @@ const SAMPLES: [(Signal, &[u8]); 3] = [
         include_bytes!(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../../tests/data/otlp-examples/logs.json"
+        )),
+    ),
+    (
+        Signal::Profiles,
+        include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/data/otlp-examples/profiles.json"
         )),
     ),
 ];
@@ -213,15 +236,23 @@ impl LoadedFilter {
             .instantiate_pre(&module.component)
             .map_err(|e| FilterError::Link(format!("{e:#}")))?;
         // The exports say which version a component implements: try the newest first.
-        let (pre, interface) = match v0_2::FilterPre::new(linked.clone()) {
-            Ok(p) => (
-                Pre::V02(p),
-                exported_version(runtime.engine(), &module.component),
-            ),
-            Err(e2) => match v0_1::FilterPre::new(linked) {
-                Ok(p) => (Pre::V01(p), "0.1.0"),
-                Err(_) => return Err(FilterError::Link(format!("{e2:#}"))),
-            },
+        let version = exported_version(runtime.engine(), &module.component);
+        let (pre, interface) = if version == "0.3.0" {
+            match v0_3::ProfilesFilterPre::new(linked.clone()) {
+                Ok(p) => (Pre::V03(p), version),
+                Err(with_profiles) => match v0_3::without_profiles::FilterPre::new(linked) {
+                    Ok(p) => (Pre::V03NoProfiles(p), version),
+                    Err(_) => return Err(FilterError::Link(format!("{with_profiles:#}"))),
+                },
+            }
+        } else {
+            match v0_2::FilterPre::new(linked.clone()) {
+                Ok(p) => (Pre::V02(p), version),
+                Err(e2) => match v0_1::FilterPre::new(linked) {
+                    Ok(p) => (Pre::V01(p), "0.1.0"),
+                    Err(_) => return Err(FilterError::Link(format!("{e2:#}"))),
+                },
+            }
         };
         let call_metrics = metrics.filter_metrics(signal, &name);
         let pool = Pool::new(spec.limits.concurrency);
@@ -389,6 +420,8 @@ impl LoadedFilter {
         let bindings = match &self.pre {
             Pre::V01(p) => p.instantiate(&mut store).map(Bindings::V01),
             Pre::V02(p) => p.instantiate(&mut store).map(Bindings::V02),
+            Pre::V03(p) => p.instantiate(&mut store).map(Bindings::V03),
+            Pre::V03NoProfiles(p) => p.instantiate(&mut store).map(Bindings::V03NoProfiles),
         }
         .map_err(|e| {
             if e.chain()
@@ -404,6 +437,8 @@ impl LoadedFilter {
         let init = match &bindings {
             Bindings::V01(b) => b.call_init(&mut store, &self.spec.config),
             Bindings::V02(b) => b.call_init(&mut store, &self.spec.config),
+            Bindings::V03(b) => b.call_init(&mut store, &self.spec.config),
+            Bindings::V03NoProfiles(b) => b.call_init(&mut store, &self.spec.config),
         };
         match init {
             Ok(Ok(())) => Ok(Instance { store, bindings }),
@@ -557,6 +592,21 @@ impl LoadedFilter {
                 v0_2::weir::filter::types::Verdict::Continue => Verdict::Continue,
                 v0_2::weir::filter::types::Verdict::Reject(r) => Verdict::Reject(r),
             }),
+            Bindings::V03(b) => match signal {
+                Signal::Traces => b.call_process_traces(&mut *store, borrowed),
+                Signal::Metrics => b.call_process_metrics(&mut *store, borrowed),
+                Signal::Logs => b.call_process_logs(&mut *store, borrowed),
+                Signal::Profiles => b.call_process_profiles(&mut *store, borrowed),
+            }
+            .map(v03_verdict),
+            Bindings::V03NoProfiles(b) => match signal {
+                Signal::Traces => b.call_process_traces(&mut *store, borrowed),
+                Signal::Metrics => b.call_process_metrics(&mut *store, borrowed),
+                Signal::Logs => b.call_process_logs(&mut *store, borrowed),
+                // Built against world `filter`: no `process-profiles`, so profiles pass by.
+                Signal::Profiles => Ok(v0_3::weir::filter::types::Verdict::Continue),
+            }
+            .map(v03_verdict),
         };
         // The rest of what the call handed the host is charged too; refused at the very end, the
         // call's work stands (it is less than a charge chunk).
