@@ -46,6 +46,42 @@ admin: { endpoint: 127.0.0.1:9901 }
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("WEIR_UNSET_VARIABLE"));
 
+    // Valid, with warnings on stderr: an alpha signal's pipeline, and a queue where weir 0.1 kept it.
+    let out = validate(
+        &good
+            .replace(
+                "  logs: { exporters: [backend] }",
+                "  logs: { exporters: [backend] }\n  profiles: { exporters: [backend] }",
+            )
+            .replace(
+                "protocol: grpc }",
+                "protocol: grpc, queue: { max_batches: 10 } }",
+            ),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning: pipelines.profiles: profiles are alpha")
+            && err.contains("v1development"),
+        "{err}"
+    );
+    assert!(
+        err.contains("warning: exporters.backend.otlp.queue"),
+        "{err}"
+    );
+    assert!(
+        !validate(good).stderr.windows(7).any(|w| w == b"warning"),
+        "no warning without them"
+    );
+
+    let out = validate(&good.replace("{ otlp: {", "{ kafka: {"));
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown exporter kind `kafka` (known: otlp, debug)"),
+        "{err}"
+    );
+
     // validate binds nothing: a config for a port in use still validates.
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = busy.local_addr().unwrap().port();
