@@ -118,6 +118,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 
 /// [`start`], with [`StartOptions`].
 pub async fn start_with(config: Config, options: StartOptions) -> Result<Running, StartError> {
+    // What `weir validate` warns about, on the file as written (the quick start's pipelines are not).
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
     let config = config.resolved();
     config.validate()?;
     crate::exporter::registry::check(&config)?;

@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
-use weir_core::{Encoded, Signal};
+use weir_core::{Encoded, ExportError, Signal};
 use weir_wire::codec::{self, Encoding};
 
 /// What an exporter sends for one upstream request: the chunks, in order, and how they are encoded.
@@ -27,10 +27,14 @@ pub struct Prepared {
 const COMPRESS_OFF_WORKER: usize = 256 << 10;
 
 impl Prepared {
-    /// [`Prepared::new`], with large bodies compressed on the blocking pool.
-    pub async fn prepare(parts: &[Encoded], compression: Option<(Encoding, i32)>) -> Self {
+    /// [`Prepared::new`], with large bodies compressed, and profiles parts merged, on the blocking
+    /// pool.
+    pub async fn prepare(
+        parts: &[Encoded],
+        compression: Option<(Encoding, i32)>,
+    ) -> Result<Self, ExportError> {
         let len: usize = parts.iter().map(Encoded::len).sum();
-        if compression.is_none() || len < COMPRESS_OFF_WORKER {
+        if !decodes_to_merge(parts) && (compression.is_none() || len < COMPRESS_OFF_WORKER) {
             return Self::new(parts, compression);
         }
         let owned = parts.to_vec();
@@ -43,9 +47,12 @@ impl Prepared {
 
     /// The parts' protobuf concatenated (merged, for profiles: see [`join`]), compressed with
     /// `compression` (encoding, level) when set.
-    pub fn new(parts: &[Encoded], compression: Option<(Encoding, i32)>) -> Self {
-        let raw = join(parts);
-        match compression {
+    pub fn new(
+        parts: &[Encoded],
+        compression: Option<(Encoding, i32)>,
+    ) -> Result<Self, ExportError> {
+        let raw = join(parts)?;
+        Ok(match compression {
             None => {
                 let len = raw.iter().map(Bytes::len).sum();
                 Self {
@@ -62,6 +69,15 @@ impl Prepared {
                     encoding: Some(encoding),
                 }
             }
+        })
+    }
+
+    /// No body, for a kind that does not send one ([`crate::kind::Export::sends_body`]).
+    pub fn none() -> Self {
+        Self {
+            chunks: Vec::new(),
+            len: 0,
+            encoding: None,
         }
     }
 
@@ -103,22 +119,28 @@ impl Prepared {
 /// become one request by concatenation, without decoding. A profiles request also carries a
 /// dictionary that its profiles index into, which concatenation would merge without moving the
 /// indices: several profiles parts are decoded and merged by [`weir_wire::profiles::merge`].
-pub fn join(parts: &[Encoded]) -> Vec<Bytes> {
-    let raw = parts.iter().map(|p| p.bytes().clone());
-    if parts.len() < 2 || parts[0].signal() != Signal::Profiles {
-        return raw.collect();
+pub fn join(parts: &[Encoded]) -> Result<Vec<Bytes>, ExportError> {
+    if !decodes_to_merge(parts) {
+        return Ok(parts.iter().map(|p| p.bytes().clone()).collect());
     }
-    match weir_wire::profiles::merge(parts.iter().map(|p| &p.bytes()[..])) {
-        Ok(merged) => vec![Bytes::from(merged)],
-        // Every part was walked at intake (or written by weir and checksummed), so it decodes: the
-        // walk refuses what prost refuses. Were one not to, the parts go as they are, one after
-        // another: the upstream gets every profile, but those after the first part with their
-        // indices pointing into the first part's tables; the error says so.
-        Err(e) => {
-            tracing::error!(error = %e, "profiles parts did not decode to be merged");
-            raw.collect()
-        }
-    }
+    // Every part was walked at intake (or written by weir and checksummed), so it decodes: the walk
+    // refuses what prost refuses. Were one not to, sending the parts concatenated would point the
+    // later parts' indices at the first's entries: the request fails for good instead (a durable
+    // queue keeps it aside as dead letters).
+    weir_wire::profiles::merge(parts.iter().map(|p| &p.bytes()[..]))
+        .map(|merged| vec![Bytes::from(merged)])
+        .map_err(|e| ExportError {
+            retryable: false,
+            retry_after: None,
+            grpc_code: tonic::Code::Internal,
+            http_status: http::StatusCode::INTERNAL_SERVER_ERROR,
+            message: format!("profiles parts did not decode to be merged: {e}"),
+        })
+}
+
+/// Whether `parts` are merged by decoding them (several profiles parts) rather than concatenated.
+fn decodes_to_merge(parts: &[Encoded]) -> bool {
+    parts.len() > 1 && parts[0].signal() == Signal::Profiles
 }
 
 /// An HTTP body of chunks already in memory, each sent as its own frame.
@@ -174,7 +196,7 @@ mod tests {
     #[tokio::test]
     async fn parts_go_out_as_they_are_or_compressed_once() {
         let parts = [part(1), part(2)];
-        let plain = Prepared::new(&parts, None);
+        let plain = Prepared::new(&parts, None).unwrap();
         assert_eq!(plain.len(), 200);
         let bytes = plain.body().collect().await.unwrap().to_bytes();
         assert_eq!(&bytes[..100], &[1; 100][..]);
@@ -182,7 +204,7 @@ mod tests {
         let grpc = plain.grpc_message().collect().await.unwrap().to_bytes();
         assert_eq!(&grpc[..5], &[0, 0, 0, 0, 200]);
         for e in [Encoding::Gzip, Encoding::Zstd] {
-            let c = Prepared::new(&parts, Some((e, 1)));
+            let c = Prepared::new(&parts, Some((e, 1))).unwrap();
             assert_eq!(c.encoding(), Some(e));
             let framed = c.grpc_message().collect().await.unwrap().to_bytes();
             assert_eq!(framed[0], 1);
@@ -202,7 +224,7 @@ mod tests {
             )
             .unwrap(),
         );
-        let p = Prepared::new(&[a.clone(), a], None);
+        let p = Prepared::new(&[a.clone(), a], None).unwrap();
         let whole: Vec<u8> = p.chunks.iter().flat_map(|c| c.to_vec()).collect();
         let merged = Payload::decode_protobuf(Signal::Logs, &whole).unwrap();
         assert_eq!(merged.item_count(), 2);
@@ -221,7 +243,7 @@ mod tests {
             );
             Encoded::encode(&Payload::decode_json(Signal::Profiles, json.as_bytes()).unwrap())
         };
-        let p = Prepared::new(&[request("cpu"), request("alloc")], None);
+        let p = Prepared::new(&[request("cpu"), request("alloc")], None).unwrap();
         assert_eq!(p.chunks.len(), 1, "one merged request, not two parts");
         let Payload::Profiles(merged) =
             Payload::decode_protobuf(Signal::Profiles, &p.chunks[0]).unwrap()
@@ -240,7 +262,9 @@ mod tests {
         // One part goes as it is.
         let one = request("cpu");
         assert_eq!(
-            Prepared::new(std::slice::from_ref(&one), None).chunks,
+            Prepared::new(std::slice::from_ref(&one), None)
+                .unwrap()
+                .chunks,
             [one.bytes().clone()]
         );
     }

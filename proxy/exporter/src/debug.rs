@@ -45,6 +45,10 @@ pub struct DebugExporter {
 }
 
 impl Export for DebugExporter {
+    fn sends_body(&self) -> bool {
+        false
+    }
+
     fn attempt<'a>(
         &'a self,
         request: &'a ExportRequest<'a>,

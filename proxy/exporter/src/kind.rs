@@ -41,6 +41,13 @@ pub trait Export: fmt::Debug + Send + Sync {
         None
     }
 
+    /// Whether this kind sends the prepared body (merged and compressed, with retries); `false` for
+    /// a kind that only looks at the parts and cannot fail (`debug`): it is called once, with an
+    /// empty body.
+    fn sends_body(&self) -> bool {
+        true
+    }
+
     /// The header a request's tenant is sent upstream in, if this kind sends it. Requests of different
     /// tenants are then never merged.
     fn tenant_header(&self) -> Option<&http::HeaderName> {

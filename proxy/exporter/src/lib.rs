@@ -143,7 +143,12 @@ impl Exporter {
             }
             tracing::debug!(exporter = name, error = %e, ?delay, "retrying export");
         };
-        let body = body::Prepared::prepare(request.parts, self.kind.compression()).await;
+        if !self.kind.sends_body() {
+            let none = body::Prepared::none();
+            let left = weir_core::remaining(request.deadline);
+            return self.kind.attempt(request, &none, left).await;
+        }
+        let body = body::Prepared::prepare(request.parts, self.kind.compression()).await?;
         metrics.export_sent_bytes(name, request.len(), body.len());
         retry::with_retries(&self.retry, request.deadline, on_retry, |timeout| {
             self.kind.attempt(request, &body, timeout)

@@ -21,6 +21,7 @@ use std::sync::LazyLock;
 
 use base64::Engine as _;
 use opentelemetry_proto::tonic::collector::profiles::v1development::ExportProfilesServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::profiles::v1development::{
     Function, KeyValueAndUnit, Location, Mapping, ProfilesDictionary, Stack, ValueType,
 };
@@ -35,10 +36,12 @@ pub const PROTO_VERSION: &str = "opentelemetry-proto v1.10.0, profiles v1develop
 const REQUEST: &str =
     "opentelemetry.proto.collector.profiles.v1development.ExportProfilesServiceRequest";
 
-/// How many times [`crate::walk::json_decoded_bound`] a profiles JSON body is charged: decoding holds
-/// a JSON value tree, the descriptor-driven message and prost's structs, each within the bound, at
-/// once.
-pub const JSON_DECODE_COPIES: usize = 3;
+/// How many times [`crate::walk::json_decoded_bound`] a profiles JSON body is charged. Decoding holds
+/// a JSON value tree (32 bytes a value, with its vectors' growth), the descriptor-driven message
+/// (about 56 bytes a value) and then prost's structs and the protobuf between them, where the bound
+/// counts 8 bytes a number three times over: a body of numbers (`"values":[1,1,...]`) peaks at about
+/// four and a half bounds (the `hostile_body` corpus's `json-profiles-long-values`).
+pub const JSON_DECODE_COPIES: usize = 6;
 
 /// JSON keys whose string values are hex ids in OTLP/JSON (and base64 in the proto3 mapping).
 const HEX_IDS: [&str; 3] = ["profileId", "traceId", "spanId"];
@@ -209,7 +212,13 @@ fn append(merged: &mut ExportProfilesServiceRequest, mut part: ExportProfilesSer
     append_rest(&mut into.attribute_table, dict.attribute_table);
     append_rest(&mut into.stack_table, dict.stack_table);
     for rp in &mut part.resource_profiles {
+        if let Some(r) = &mut rp.resource {
+            shift_attributes(&mut r.attributes, s.string);
+        }
         for sp in &mut rp.scope_profiles {
+            if let Some(scope) = &mut sp.scope {
+                shift_attributes(&mut scope.attributes, s.string);
+            }
             for p in &mut sp.profiles {
                 let value_type = |v: &mut Option<ValueType>| {
                     if let Some(v) = v {
@@ -229,6 +238,30 @@ fn append(merged: &mut ExportProfilesServiceRequest, mut part: ExportProfilesSer
         }
     }
     merged.resource_profiles.append(&mut part.resource_profiles);
+}
+
+/// In a profiles request an attribute's key and a string value may be indices into the string table
+/// (`key_strindex`, `string_value_strindex`), in arrays and maps too.
+fn shift_attributes(attributes: &mut [KeyValue], strings: Shift) {
+    for kv in attributes {
+        kv.key_strindex = strings.apply(kv.key_strindex);
+        if let Some(v) = &mut kv.value {
+            shift_value(v, strings);
+        }
+    }
+}
+
+fn shift_value(v: &mut AnyValue, strings: Shift) {
+    match &mut v.value {
+        Some(any_value::Value::StringValueStrindex(i)) => *i = strings.apply(*i),
+        Some(any_value::Value::ArrayValue(a)) => {
+            for v in &mut a.values {
+                shift_value(v, strings);
+            }
+        }
+        Some(any_value::Value::KvlistValue(l)) => shift_attributes(&mut l.values, strings),
+        _ => {}
+    }
 }
 
 /// Appends `from`'s entries after its zero value to `into`.
@@ -272,12 +305,15 @@ fn shift_dictionary(d: &mut ProfilesDictionary, s: &Shifts) {
     }
     for KeyValueAndUnit {
         key_strindex,
+        value,
         unit_strindex,
-        ..
     } in &mut d.attribute_table
     {
         *key_strindex = s.string.apply(*key_strindex);
         *unit_strindex = s.string.apply(*unit_strindex);
+        if let Some(v) = value {
+            shift_value(v, s.string);
+        }
     }
     for Stack { location_indices } in &mut d.stack_table {
         s.location.all(location_indices);

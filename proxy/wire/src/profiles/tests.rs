@@ -221,3 +221,88 @@ fn the_walk_refuses_a_profile_id_or_link_id_of_the_wrong_length() {
         })
     ));
 }
+
+#[test]
+fn merging_shifts_attribute_keys_and_values_that_index_the_string_table() {
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, KeyValue, any_value};
+    // A resource attribute whose key and (nested) value are string-table indices, and a
+    // dictionary attribute whose value is one.
+    let tagged = |key: &str, value: &str| {
+        let mut r = example();
+        let d = r.dictionary.as_mut().unwrap();
+        d.string_table.push(key.into());
+        d.string_table.push(value.into());
+        let (k, v) = (
+            (d.string_table.len() - 2) as i32,
+            (d.string_table.len() - 1) as i32,
+        );
+        d.attribute_table[1].value = Some(AnyValue {
+            value: Some(any_value::Value::StringValueStrindex(v)),
+        });
+        r.resource_profiles[0]
+            .resource
+            .as_mut()
+            .unwrap()
+            .attributes
+            .push(KeyValue {
+                key: String::new(),
+                value: Some(AnyValue {
+                    value: Some(any_value::Value::ArrayValue(ArrayValue {
+                        values: vec![AnyValue {
+                            value: Some(any_value::Value::StringValueStrindex(v)),
+                        }],
+                    })),
+                }),
+                key_strindex: k,
+            });
+        r
+    };
+    let resolve = |r: &ExportProfilesServiceRequest| -> Vec<(String, String, String)> {
+        let d = r.dictionary.as_ref().unwrap();
+        let s = |i: i32| d.string_table[i as usize].clone();
+        r.resource_profiles
+            .iter()
+            .map(|rp| {
+                let kv = rp.resource.as_ref().unwrap().attributes.last().unwrap();
+                let Some(any_value::Value::ArrayValue(a)) = &kv.value.as_ref().unwrap().value
+                else {
+                    panic!()
+                };
+                let Some(any_value::Value::StringValueStrindex(v)) = a.values[0].value else {
+                    panic!()
+                };
+                let attr = rp.scope_profiles[0].profiles[0].attribute_indices[0];
+                let Some(any_value::Value::StringValueStrindex(dv)) = d.attribute_table
+                    [attr as usize]
+                    .value
+                    .as_ref()
+                    .unwrap()
+                    .value
+                else {
+                    panic!()
+                };
+                (s(kv.key_strindex), s(v), s(dv))
+            })
+            .collect()
+    };
+    let (a, b) = (tagged("team", "alpha"), tagged("owner", "bravo"));
+    let merged = merge(
+        [a.encode_to_vec(), b.encode_to_vec()]
+            .iter()
+            .map(Vec::as_slice),
+    )
+    .unwrap();
+    let merged = ExportProfilesServiceRequest::decode(&merged[..]).unwrap();
+    assert_eq!(
+        resolve(&merged),
+        [
+            ("team".to_string(), "alpha".to_string(), "alpha".to_string()),
+            (
+                "owner".to_string(),
+                "bravo".to_string(),
+                "bravo".to_string()
+            )
+        ]
+    );
+    assert!(walk::walk(Signal::Profiles, &merged.encode_to_vec()).is_ok());
+}

@@ -86,6 +86,13 @@ pub enum WalkError {
         /// Its length.
         got: u64,
     },
+    /// The first entry of a profiles dictionary table is not its zero value (an empty message, or
+    /// `""` for the string table), as the specification requires: index 0 means "not set".
+    #[error("invalid {table}: its first entry must be the zero value")]
+    FirstEntryNotZero {
+        /// The table's field name.
+        table: &'static str,
+    },
     /// A profile points past the end of one of its dictionary's tables, or at a negative index.
     /// Merging requests shifts indices (see [`crate::profiles::merge`]): one that points nowhere
     /// in its own request would point into another client's entries.

@@ -30,8 +30,10 @@ pub(super) enum Kind {
     /// fixed64, sfixed64, double.
     Fixed64,
     Bytes,
-    /// A string, singular or repeated: UTF-8 checked.
+    /// A singular string: UTF-8 checked (its `String` is part of its message's struct).
     Str,
+    /// A repeated string: UTF-8 checked, and each occurrence charged its `String` as well as its bytes.
+    RepStr,
     Msg(&'static Msg),
     /// Repeated fixed64 or double, packed or not.
     RepFixed64,
@@ -133,7 +135,8 @@ pub(super) const fn variant(tag: u32, msg: &'static Msg) -> Field {
 }
 
 use Kind::{
-    Bytes, Fixed32, Fixed64, Id, Index, Msg as M, RepFixed64, RepIndex, RepVarint, Str, Varint,
+    Bytes, Fixed32, Fixed64, Id, Index, Msg as M, RepFixed64, RepIndex, RepStr, RepVarint, Str,
+    Varint,
 };
 use opentelemetry_proto::tonic::{common::v1 as c, logs::v1 as l, metrics::v1 as m};
 use opentelemetry_proto::tonic::{resource::v1 as r, trace::v1 as t};
@@ -169,7 +172,7 @@ pub(super) static SCOPE: Msg = msg(
 );
 pub(super) static ENTITY_REF: Msg = msg(
     z::<c::EntityRef>(),
-    &[f(1, Str), f(2, Str), f(3, Str), f(4, Str)],
+    &[f(1, Str), f(2, Str), f(3, RepStr), f(4, RepStr)],
 );
 // opentelemetry.proto.resource.v1
 pub(super) static RESOURCE: Msg = msg(
@@ -391,18 +394,48 @@ pub(super) static DICTIONARY: Msg = msg(
         entry(2, M(&LOCATION), LOCATIONS),
         entry(3, M(&FUNCTION), FUNCTIONS),
         entry(4, M(&PROFILE_LINK), LINKS),
-        entry(5, Str, STRINGS),
+        entry(5, RepStr, STRINGS),
         entry(6, M(&KEY_VALUE_AND_UNIT), ATTRIBUTES),
         entry(7, M(&STACK), STACKS),
     ],
 );
+// In a profiles request an attribute's key and a string value may be indices into the dictionary's
+// string table (`KeyValue.key_strindex`, `AnyValue.string_value_strindex`): the common messages again,
+// with those two fields as indices, wherever profiles use them.
+pub(super) static P_ANY_VALUE: Msg = msg(
+    z::<c::AnyValue>(),
+    &[
+        f(1, Str),
+        f(2, Varint),
+        f(3, Varint),
+        f(4, Fixed64),
+        f(5, M(&P_ARRAY_VALUE)),
+        f(6, M(&P_KEY_VALUE_LIST)),
+        f(7, Bytes),
+        f(8, Index(STRINGS)),
+    ],
+);
+pub(super) static P_ARRAY_VALUE: Msg = msg(z::<c::ArrayValue>(), &[f(1, M(&P_ANY_VALUE))]);
+pub(super) static P_KEY_VALUE_LIST: Msg = msg(z::<c::KeyValueList>(), &[f(1, M(&P_KEY_VALUE))]);
+pub(super) static P_KEY_VALUE: Msg = msg(
+    z::<c::KeyValue>(),
+    &[f(1, Str), f(2, M(&P_ANY_VALUE)), f(3, Index(STRINGS))],
+);
+pub(super) static P_SCOPE: Msg = msg(
+    z::<c::InstrumentationScope>(),
+    &[f(1, Str), f(2, Str), f(3, M(&P_KEY_VALUE)), f(4, Varint)],
+);
+pub(super) static P_RESOURCE: Msg = msg(
+    z::<r::Resource>(),
+    &[f(1, M(&P_KEY_VALUE)), f(2, Varint), f(3, M(&ENTITY_REF))],
+);
 pub(super) static RESOURCE_PROFILES: Msg = msg(
     z::<p::ResourceProfiles>(),
-    &[f(1, M(&RESOURCE)), f(2, M(&SCOPE_PROFILES)), f(3, Str)],
+    &[f(1, M(&P_RESOURCE)), f(2, M(&SCOPE_PROFILES)), f(3, Str)],
 );
 pub(super) static SCOPE_PROFILES: Msg = msg(
     z::<p::ScopeProfiles>(),
-    &[f(1, M(&SCOPE)), f(2, M(&PROFILE)), f(3, Str)],
+    &[f(1, M(&P_SCOPE)), f(2, M(&PROFILE)), f(3, Str)],
 );
 pub(super) static PROFILE: Msg = msg(
     z::<p::Profile>(),
@@ -472,7 +505,7 @@ pub(super) static KEY_VALUE_AND_UNIT: Msg = msg(
     z::<p::KeyValueAndUnit>(),
     &[
         f(1, Index(STRINGS)),
-        f(2, M(&ANY_VALUE)),
+        f(2, M(&P_ANY_VALUE)),
         f(3, Index(STRINGS)),
     ],
 );

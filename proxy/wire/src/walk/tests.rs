@@ -309,3 +309,87 @@ fn nesting_stops_where_prost_stops() {
     assert_eq!(verdicts.first(), Some(&true));
     assert_eq!(verdicts.last(), Some(&false));
 }
+
+#[test]
+fn a_repeated_string_is_charged_its_string_as_well_as_its_bytes() {
+    // A dictionary of 10,000 empty strings: two bytes each on the wire, a `String` each decoded.
+    let entries = [0x2a, 0x00].repeat(10_000);
+    let mut bytes = vec![0x12];
+    varint(entries.len() as u64, &mut bytes);
+    bytes.extend_from_slice(&entries);
+    let counts = walk(Signal::Profiles, &bytes).unwrap();
+    assert!(
+        counts.decoded_bytes >= 10_000 * z::<String>(),
+        "{} bytes charged",
+        counts.decoded_bytes
+    );
+}
+
+#[test]
+fn profiles_attribute_keys_and_values_may_index_the_string_table_and_are_checked() {
+    use opentelemetry_proto::tonic::collector::profiles::v1development::ExportProfilesServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    use opentelemetry_proto::tonic::profiles::v1development::{
+        ProfilesDictionary, ResourceProfiles,
+    };
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use prost::Message;
+    let request = |key: i32, value: i32| {
+        ExportProfilesServiceRequest {
+            resource_profiles: vec![ResourceProfiles {
+                resource: Some(Resource {
+                    attributes: vec![KeyValue {
+                        key: String::new(),
+                        value: Some(AnyValue {
+                            value: Some(any_value::Value::StringValueStrindex(value)),
+                        }),
+                        key_strindex: key,
+                    }],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            dictionary: Some(ProfilesDictionary {
+                string_table: vec![String::new(), "k".into(), "v".into()],
+                ..Default::default()
+            }),
+        }
+        .encode_to_vec()
+    };
+    assert!(walk(Signal::Profiles, &request(1, 2)).is_ok());
+    assert!(matches!(
+        walk(Signal::Profiles, &request(3, 2)),
+        Err(WalkError::InvalidIndex {
+            table: "string_table",
+            index: 3,
+            len: 3
+        })
+    ));
+    assert!(matches!(
+        walk(Signal::Profiles, &request(1, 7)),
+        Err(WalkError::InvalidIndex {
+            table: "string_table",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn the_first_entry_of_a_dictionary_table_must_be_its_zero_value() {
+    // string_table ["x"]: its first entry is not "".
+    let bytes = [0x12, 0x03, 0x2a, 0x01, b'x'];
+    assert!(matches!(
+        walk(Signal::Profiles, &bytes),
+        Err(WalkError::FirstEntryNotZero {
+            table: "string_table"
+        })
+    ));
+    // ["", "x"] is fine.
+    assert!(
+        walk(
+            Signal::Profiles,
+            &[0x12, 0x05, 0x2a, 0x00, 0x2a, 0x01, b'x']
+        )
+        .is_ok()
+    );
+}

@@ -162,11 +162,24 @@ impl Walker<'_> {
                 }
                 continue;
             }
+            let start = self.pos;
             let inner_items = self.field(field, tag, wire, end, ctx)?;
             match field.count {
                 Count::Inner => items += inner_items,
                 Count::Item => items += 1,
-                Count::Entry(table) => self.entries[usize::from(table)] += 1,
+                Count::Entry(table) => {
+                    let n = &mut self.entries[usize::from(table)];
+                    // The first entry is what index 0, "not set", points at: it must be the zero
+                    // value (an empty message or string: its length prefix alone), or a merged
+                    // request would lend one client's first entry to every other client's unset
+                    // indices.
+                    if *n == 0 && self.pos - start > 1 {
+                        return Err(WalkError::FirstEntryNotZero {
+                            table: TABLES[usize::from(table)],
+                        });
+                    }
+                    *n += 1;
+                }
                 Count::Variant => {
                     // Decoding replaces the oneof when another variant arrives, and merges into it
                     // (appending points) when the same one arrives again.
@@ -252,6 +265,11 @@ impl Walker<'_> {
             Kind::Str => {
                 expect(LEN)?;
                 self.string(end)?;
+            }
+            Kind::RepStr => {
+                expect(LEN)?;
+                self.string(end)?;
+                self.heap += GROWTH * std::mem::size_of::<String>() as u64;
             }
             Kind::RepFixed64 => {
                 if wire == LEN {
