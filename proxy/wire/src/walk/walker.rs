@@ -233,12 +233,17 @@ impl Walker<'_> {
                 self.take(n, end)?;
                 self.heap += n;
             }
-            Kind::Id(want, what) => {
+            Kind::Id(id) => {
+                let want = id.len();
                 expect(LEN)?;
                 let n = self.varint(end)?;
                 self.take(n, end)?;
                 if n != 0 && n != u64::from(want) {
-                    return Err(WalkError::InvalidId { what, want, got: n });
+                    return Err(WalkError::InvalidId {
+                        what: id.name(),
+                        want,
+                        got: n,
+                    });
                 }
                 self.heap += n;
             }
