@@ -115,8 +115,8 @@ impl Prepared {
 
 /// The parts of one upstream request as the chunks of one export request of their signal.
 ///
-/// Protobuf merges a repeated field's occurrences by appending, so the requests of three signals
-/// become one request by concatenation, without decoding. A profiles request also carries a
+/// Protobuf merges a repeated field's occurrences by appending, so the requests of the three stable
+/// signals become one request by concatenation, without decoding. A profiles request also carries a
 /// dictionary that its profiles index into, which concatenation would merge without moving the
 /// indices: several profiles parts are decoded and merged by [`weir_wire::profiles::merge`].
 pub fn join(parts: &[Encoded]) -> Result<Vec<Bytes>, ExportError> {

@@ -35,7 +35,7 @@ use super::{Busy, Ingest, Origin, Reading};
 use weir_core::telemetry::{RefuseReason, Transport};
 use weir_core::{Refusal, Signal};
 
-/// The three OTLP gRPC `Export` methods over one [`Ingest`].
+/// The OTLP gRPC `Export` methods of every signal over one [`Ingest`].
 #[derive(Debug, Clone)]
 pub struct GrpcReceiver {
     ingest: Arc<Ingest>,

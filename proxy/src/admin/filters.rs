@@ -59,7 +59,7 @@ fn signal(s: &str) -> Result<Signal, Box<Response>> {
     parse_signal(s).ok_or_else(|| {
         Box::new(error(
             StatusCode::NOT_FOUND,
-            format!("unknown pipeline `{s}`: traces, metrics or logs"),
+            format!("unknown pipeline `{s}`: traces, metrics, logs or profiles"),
         ))
     })
 }
