@@ -211,6 +211,11 @@ const SAMPLES: [(Signal, &[u8]); Signal::ALL.len()] = [
 ];
 
 impl LoadedFilter {
+    /// Whether the component exports `process-profiles` (interface 0.3, world `profiles-filter`).
+    fn sees_profiles(&self) -> bool {
+        matches!(self.pre, Pre::V03(_))
+    }
+
     /// Prepares `module` with `spec`: links it, creates one instance, runs `init` with the config, and a
     /// dry run on a sample batch of the signal the filter will see. Any failure refuses the filter.
     pub fn load(
@@ -465,6 +470,11 @@ impl LoadedFilter {
     /// Runs the filter on `batch`. On a fault the batch comes back with the filter's partial changes
     /// undone, and the instance is discarded (its state may be corrupt).
     pub fn call(&self, mut batch: BatchState) -> (BatchState, Result<Verdict, CallError>) {
+        if batch.signal() == Signal::Profiles && !self.sees_profiles() {
+            // No `process-profiles` export (interface 0.1, 0.2, or 0.3's world `filter`): the
+            // profiles pass by without an instance being taken, and nothing is counted.
+            return (batch, Ok(Verdict::Continue));
+        }
         let started = Instant::now();
         let start = (self.now_ms(), self.retry_at_ms.load(Ordering::Relaxed));
         let items = batch.len();
@@ -574,7 +584,7 @@ impl LoadedFilter {
                 Signal::Traces => b.call_process_traces(&mut *store, borrowed),
                 Signal::Metrics => b.call_process_metrics(&mut *store, borrowed),
                 Signal::Logs => b.call_process_logs(&mut *store, borrowed),
-                // Interface 0.1 has no profiles: its filters pass them by.
+                // No `process-profiles`: `call` passes profiles by before an instance is taken.
                 Signal::Profiles => Ok(v0_1::weir::filter::types::Verdict::Continue),
             }
             .map(|v| match v {
@@ -585,7 +595,7 @@ impl LoadedFilter {
                 Signal::Traces => b.call_process_traces(&mut *store, borrowed),
                 Signal::Metrics => b.call_process_metrics(&mut *store, borrowed),
                 Signal::Logs => b.call_process_logs(&mut *store, borrowed),
-                // Interface 0.2 has no profiles: its filters pass them by.
+                // No `process-profiles`: `call` passes profiles by before an instance is taken.
                 Signal::Profiles => Ok(v0_2::weir::filter::types::Verdict::Continue),
             }
             .map(|v| match v {
@@ -603,7 +613,7 @@ impl LoadedFilter {
                 Signal::Traces => b.call_process_traces(&mut *store, borrowed),
                 Signal::Metrics => b.call_process_metrics(&mut *store, borrowed),
                 Signal::Logs => b.call_process_logs(&mut *store, borrowed),
-                // Built against world `filter`: no `process-profiles`, so profiles pass by.
+                // No `process-profiles`: `call` passes profiles by before an instance is taken.
                 Signal::Profiles => Ok(v0_3::weir::filter::types::Verdict::Continue),
             }
             .map(v03_verdict),
