@@ -40,6 +40,19 @@ async fn unavailable_upstream_is_retried_until_the_data_arrives() {
             3.0,
             "{url}"
         );
+        // The otlp kind's own family: every attempt, by the upstream's answer.
+        let (protocol, down, up) = if url.starts_with("grpc://") {
+            ("grpc", "UNAVAILABLE", "OK")
+        } else {
+            ("http", "503", "200")
+        };
+        let answered = |status: &str| {
+            format!(
+                r#"weir_otlp_exporter_responses_total{{exporter="upstream",protocol="{protocol}",status="{status}"}}"#
+            )
+        };
+        assert_eq!(weir.metric(&answered(down)).await, 3.0, "{url}");
+        assert_eq!(weir.metric(&answered(up)).await, 1.0, "{url}");
     }
 }
 
@@ -129,4 +142,6 @@ async fn unreachable_upstream_is_unavailable_not_an_error() {
     )
     .await;
     assert_eq!(status, 503);
+    let unanswered = r#"weir_otlp_exporter_responses_total{exporter="upstream",protocol="grpc",status="unanswered"}"#;
+    assert!(weir.metric(unanswered).await >= 1.0);
 }

@@ -18,6 +18,9 @@ use crate::body::Prepared;
 pub struct BuildContext<'a> {
     /// Certificates and keys, re-read when they change: a kind with TLS registers its files here.
     pub reloader: &'a weir_tls::Reloader,
+    /// weir's metrics: a kind registers its own family here (`Metrics::kind_family`), beside the
+    /// `weir_exporter_*` families every exporter is counted in.
+    pub metrics: &'a weir_core::telemetry::Metrics,
 }
 
 /// A kind's configuration section (the map under its key, `exporters.NAME.KIND`), parsed by serde.

@@ -98,10 +98,11 @@ impl Exporter {
         config: &ExporterConfig,
         base: Option<&Path>,
         reloader: &weir_tls::Reloader,
+        metrics: &weir_core::telemetry::Metrics,
     ) -> Result<Self, BuildError> {
         let section = registry::parse(name, config, base)?;
         let kind = section
-            .build(name, &kind::BuildContext { reloader })
+            .build(name, &kind::BuildContext { reloader, metrics })
             .map_err(|message| BuildError::Build {
                 name: name.to_string(),
                 message,

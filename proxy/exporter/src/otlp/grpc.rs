@@ -15,8 +15,10 @@ use tonic::{Code, Status};
 
 use super::OtlpExporterConfig;
 use super::connect::Connector;
+use super::metrics::{Answer, OtlpMetrics};
 use super::upstream::Upstream;
 use crate::body::{Chunks, Prepared};
+use crate::kind::BuildContext;
 use weir_core::{ExportError, PartialSuccess, Signal};
 use weir_wire::codec::{self, Encoding};
 use weir_wire::response::ExportResponse;
@@ -33,6 +35,8 @@ pub struct GrpcExporter {
     /// The configured headers and the gRPC ones.
     headers: HeaderMap,
     upstream: Upstream,
+    name: String,
+    metrics: OtlpMetrics,
 }
 
 impl GrpcExporter {
@@ -40,7 +44,7 @@ impl GrpcExporter {
     pub fn new(
         name: &str,
         config: &OtlpExporterConfig,
-        reloader: &weir_tls::Reloader,
+        ctx: &BuildContext<'_>,
     ) -> Result<Self, String> {
         let uri = config.uri()?;
         let base = uri.to_string().trim_end_matches('/').to_string();
@@ -63,7 +67,7 @@ impl GrpcExporter {
             .http2_keep_alive_interval(Duration::from_secs(30))
             .http2_keep_alive_timeout(Duration::from_secs(10))
             .pool_idle_timeout(Duration::from_secs(90))
-            .build(Connector::new(name, config, true, reloader)?);
+            .build(Connector::new(name, config, true, ctx.reloader)?);
         let mut headers = upstream.headers.clone();
         headers.insert(
             header::CONTENT_TYPE,
@@ -82,6 +86,8 @@ impl GrpcExporter {
             uris,
             headers,
             upstream,
+            name: name.to_string(),
+            metrics: OtlpMetrics::of(ctx.metrics),
         })
     }
 
@@ -100,12 +106,14 @@ impl GrpcExporter {
         *req.headers_mut() = self.upstream.headers_for(&self.headers, tenant);
         req.headers_mut()
             .insert("grpc-timeout", grpc_timeout(timeout));
+        let answer = Answer::new();
         let call = async {
             let resp = self.client.request(req).await.map_err(|e| {
                 ExportError::unavailable(format!("upstream unreachable: {}", chain(&e)))
             })?;
             let (parts, body) = resp.into_parts();
             if parts.status != StatusCode::OK {
+                answer.set(http_to_grpc(parts.status) as i32);
                 return Err(ExportError::from_grpc(&Status::new(
                     http_to_grpc(parts.status),
                     format!("upstream answered HTTP {}", parts.status),
@@ -113,6 +121,7 @@ impl GrpcExporter {
             }
             // A trailers-only response carries its status in the headers.
             if let Some(status) = Status::from_header_map(&parts.headers) {
+                answer.set(status.code() as i32);
                 return match status.code() {
                     Code::Ok => Ok(PartialSuccess::default()),
                     _ => Err(ExportError::from_grpc(&status)),
@@ -130,6 +139,7 @@ impl GrpcExporter {
                 .ok_or_else(|| {
                     ExportError::unavailable("the upstream's response ended without a grpc-status")
                 })?;
+            answer.set(status.code() as i32);
             if status.code() != Code::Ok {
                 return Err(ExportError::from_grpc(&status));
             }
@@ -142,12 +152,14 @@ impl GrpcExporter {
                 .map(PartialSuccess::from)
                 .unwrap_or_default())
         };
-        match tokio::time::timeout(timeout, call).await {
+        let result = match tokio::time::timeout(timeout, call).await {
             Err(_) => Err(ExportError::unavailable(format!(
                 "no answer within {timeout:?}"
             ))),
             Ok(r) => r,
-        }
+        };
+        answer.count(&self.metrics, &self.name, "grpc");
+        result
     }
 }
 

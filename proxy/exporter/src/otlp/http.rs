@@ -10,8 +10,10 @@ use hyper_util::rt::TokioExecutor;
 
 use super::OtlpExporterConfig;
 use super::connect::Connector;
+use super::metrics::{Answer, OtlpMetrics};
 use super::upstream::Upstream;
 use crate::body::{Chunks, Prepared};
+use crate::kind::BuildContext;
 use weir_core::ExportError;
 use weir_core::{PartialSuccess, Signal};
 use weir_wire::response::ExportResponse;
@@ -27,6 +29,8 @@ pub struct HttpExporter {
     /// The configured headers and the OTLP/HTTP ones.
     headers: HeaderMap,
     upstream: Upstream,
+    name: String,
+    metrics: OtlpMetrics,
 }
 
 impl HttpExporter {
@@ -34,13 +38,13 @@ impl HttpExporter {
     pub fn new(
         name: &str,
         config: &OtlpExporterConfig,
-        reloader: &weir_tls::Reloader,
+        ctx: &BuildContext<'_>,
     ) -> Result<Self, String> {
         let uri = config.uri()?;
         let upstream = Upstream::new(config)?;
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
-            .build(Connector::new(name, config, false, reloader)?);
+            .build(Connector::new(name, config, false, ctx.reloader)?);
         let mut headers = upstream.headers.clone();
         headers.insert(
             header::CONTENT_TYPE,
@@ -57,6 +61,8 @@ impl HttpExporter {
             base: uri.to_string().trim_end_matches('/').to_string(),
             headers,
             upstream,
+            name: name.to_string(),
+            metrics: OtlpMetrics::of(ctx.metrics),
         })
     }
 
@@ -73,6 +79,7 @@ impl HttpExporter {
             .body(body.body())
             .map_err(|e| ExportError::unavailable(format!("bad request: {e}")))?;
         *req.headers_mut() = self.upstream.headers_for(&self.headers, tenant);
+        let answer = Answer::new();
         let call = async {
             let resp = self
                 .client
@@ -80,6 +87,7 @@ impl HttpExporter {
                 .await
                 .map_err(|e| ExportError::unavailable(format!("upstream unreachable: {e}")))?;
             let status = resp.status();
+            answer.set(i32::from(status.as_u16()));
             let retry_after = resp
                 .headers()
                 .get(header::RETRY_AFTER)
@@ -101,12 +109,14 @@ impl HttpExporter {
                 ))
             }
         };
-        match tokio::time::timeout(timeout, call).await {
+        let result = match tokio::time::timeout(timeout, call).await {
             Err(_) => Err(ExportError::unavailable(format!(
                 "no answer within {timeout:?}"
             ))),
             Ok(r) => r,
-        }
+        };
+        answer.count(&self.metrics, &self.name, "http");
+        result
     }
 }
 

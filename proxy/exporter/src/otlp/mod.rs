@@ -6,6 +6,7 @@
 mod connect;
 mod grpc;
 mod http;
+pub mod metrics;
 mod upstream;
 
 use std::collections::BTreeMap;
@@ -185,8 +186,8 @@ impl ExporterKind for OtlpExporterConfig {
 
     fn build(&self, name: &str, ctx: &BuildContext<'_>) -> Result<Box<dyn Export>, String> {
         Ok(match self.protocol {
-            OtlpProtocol::Grpc => Box::new(GrpcExporter::new(name, self, ctx.reloader)?),
-            OtlpProtocol::Http => Box::new(HttpExporter::new(name, self, ctx.reloader)?),
+            OtlpProtocol::Grpc => Box::new(GrpcExporter::new(name, self, ctx)?),
+            OtlpProtocol::Http => Box::new(HttpExporter::new(name, self, ctx)?),
         })
     }
 }

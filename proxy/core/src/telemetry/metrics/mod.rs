@@ -11,7 +11,14 @@
 //! filters' run-time metrics. Callers record through the methods on [`Metrics`]
 //! (`metrics.export_retried(..)`), which delegate to the component
 //! (`metrics.exporter.retried(..)`).
+//!
+//! Those are the families every receiver, exporter and filter has. A component kind's own family
+//! (the `otlp` exporter's upstream answers by status) lives beside the kind's code and is registered
+//! through [`Metrics::kind_family`] when the first component of that kind is built; it renders after
+//! the shared families.
 
+use std::any::Any;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use prometheus_client::metrics::gauge::Gauge;
@@ -63,6 +70,15 @@ pub struct Metrics {
     pub filter_control: FilterControlMetrics,
     /// The counters and gauges filters keep.
     pub guest: GuestMetrics,
+    /// Component kinds' own families, in the order they were first asked for.
+    kinds: Mutex<Vec<KindFamily>>,
+}
+
+/// One component kind's own families: its registry, and the handle its components share.
+struct KindFamily {
+    kind: &'static str,
+    registry: Registry,
+    handle: Box<dyn Any + Send + Sync>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -102,7 +118,35 @@ impl Metrics {
             upstream,
             filter_control,
             guest,
+            kinds: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Component kind `kind`'s own families: registered by `register` (into a registry with weir's
+    /// prefix) the first time a component of that kind asks, and the same handle (`T`, cheap to
+    /// clone: families share their series) for every later one. A kind always asks with the same
+    /// `T`; another type for the same kind is a programming error and panics.
+    pub fn kind_family<T: Clone + Send + Sync + 'static>(
+        &self,
+        kind: &'static str,
+        register: impl FnOnce(&mut Registry) -> T,
+    ) -> T {
+        let mut kinds = self.kinds.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(k) = kinds.iter().find(|k| k.kind == kind) {
+            return k
+                .handle
+                .downcast_ref::<T>()
+                .unwrap_or_else(|| panic!("kind `{kind}` asked for its metrics as another type"))
+                .clone();
+        }
+        let mut registry = Registry::with_prefix("weir");
+        let handle = register(&mut registry);
+        kinds.push(KindFamily {
+            kind,
+            registry,
+            handle: Box::new(handle.clone()),
+        });
+        handle
     }
 
     /// The registry, to render or to register more families.
@@ -112,9 +156,14 @@ impl Metrics {
 
     /// Renders the Prometheus text exposition format.
     pub fn render(&self) -> String {
+        use prometheus_client::encoding::text::{encode_eof, encode_registry};
         let mut out = String::new();
         // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        let _ = encode_registry(&mut out, &self.registry);
+        for k in self.kinds.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            let _ = encode_registry(&mut out, &k.registry);
+        }
+        let _ = encode_eof(&mut out);
         out
     }
 }
