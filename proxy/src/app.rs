@@ -6,26 +6,25 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::Signal;
 use crate::admin::{self, AdminState};
 use crate::config::{Config, ConfigError, FilterConfig, parse_addr};
-use crate::config::{IngressAuthConfig, ServerTlsConfig};
 use crate::control::Manager;
 use crate::exporter::{BuildError, Exporter, ExporterQueue};
 use crate::filter::{
     Chain, FilterError, FilterSpec, LoadedFilter, PoolSizing, QuarantineSender, Runtime,
 };
 use crate::pipeline::{Exporters, Pipeline, Pipelines};
-use crate::receiver::auth::Authenticator;
+use crate::receiver::Ingest;
+use crate::receiver::kind::{Bound, ReceiverError, StartContext};
 use crate::receiver::listen::{self, Listener};
-use crate::receiver::{Ingest, grpc, http};
+use crate::receiver::serving::{bind_quiet, server_tls};
 use crate::signing::Trust;
 use crate::telemetry::Metrics;
-use weir_tls::{Reload, Reloader, Reloading};
+use weir_tls::Reloader;
 
 /// Starting weir failed.
 #[derive(Debug, thiserror::Error)]
@@ -61,33 +60,16 @@ pub enum StartError {
         /// Why.
         source: crate::signing::SigningError,
     },
-    /// A listener's or an exporter's TLS settings, or a receiver's token file, could not be loaded.
-    #[error("{what}: {message}")]
-    Tls {
-        /// The listener or exporter.
-        what: String,
-        /// Why.
-        message: String,
-    },
-    /// A listener could not bind.
-    #[error("cannot bind {listener} on {addr}: {source}")]
-    Bind {
-        /// Which listener.
-        listener: &'static str,
-        /// Where.
-        addr: SocketAddr,
-        /// Why.
-        source: std::io::Error,
-    },
+    /// A receiver or the admin API could not listen: an address, a bind, TLS files or a token file.
+    #[error(transparent)]
+    Listener(#[from] ReceiverError),
 }
 
 /// A running weir.
 #[derive(Debug)]
 pub struct Running {
-    /// The OTLP/gRPC address, when enabled.
-    pub grpc_addr: Option<SocketAddr>,
-    /// The OTLP/HTTP address, when enabled.
-    pub http_addr: Option<SocketAddr>,
+    /// Every receiver's listeners, as they bound (`otlp-grpc` on `127.0.0.1:4317`).
+    pub listeners: Vec<Bound>,
     /// The admin address.
     pub admin_addr: SocketAddr,
     stop: watch::Sender<bool>,
@@ -124,6 +106,7 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
     }
     let config = config.resolved();
     config.validate()?;
+    let receiver_kinds = crate::receiver::registry::parse_all(&config)?;
     crate::exporter::registry::check(&config)?;
     let metrics = Arc::new(Metrics::new());
     // Certificates, keys, CA bundles and token files, re-read when they change.
@@ -131,7 +114,7 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
 
     let mut exporters = Exporters::new();
     for (name, c) in &config.exporters {
-        let exporter = Exporter::build(name, c, config.base_dir.as_deref(), &reloader)?;
+        let exporter = Exporter::build(name, c, config.base_dir.as_deref(), &reloader, &metrics)?;
         let queue = c.queue.clone();
         let dir = config
             .state_dir
@@ -240,65 +223,18 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
 
     let (stop, stopped) = watch::channel(false);
     let mut receivers = JoinSet::new();
-    let otlp = &config.receivers.otlp;
-
-    let grpc_addr = match &otlp.grpc {
-        None => None,
-        Some(l) => {
-            let listener = bind("otlp-grpc", &l.endpoint).await?;
-            let addr = listener.local_addr().ok();
-            let limits = config.limits.connections.clone();
-            let mut listener = Listener::new(listener, "otlp-grpc", &limits, metrics.clone());
-            if let Some(tls) =
-                server_tls("otlp-grpc", l.tls.as_ref(), weir_tls::ALPN_H2, &reloader)?
-            {
-                listener = listener.with_tls(tls);
-            }
-            let incoming = listener.incoming();
-            let auth = listener_auth("otlp-grpc", l.auth.as_ref(), &reloader)?;
-            let routes = grpc::GrpcReceiver::new(ingest.clone())
-                .with_auth(auth)
-                .routes();
-            let shutdown = wait_for(stopped.clone());
-            receivers.spawn(async move {
-                let mut server = tonic::transport::Server::builder()
-                    .max_concurrent_streams(limits.http2_max_concurrent_streams)
-                    .http2_keepalive_interval(Some(limits.http2_keepalive_interval))
-                    .http2_keepalive_timeout(Some(limits.http2_keepalive_timeout));
-                if let Some(age) = limits.max_connection_age {
-                    server = server.max_connection_age(age);
-                }
-                let served = server
-                    .add_routes(routes)
-                    .serve_with_incoming_shutdown(incoming, shutdown)
-                    .await;
-                if let Err(e) = served {
-                    tracing::error!(error = %e, "OTLP/gRPC server failed");
-                }
-            });
-            addr
-        }
-    };
-
-    let http_addr = match &otlp.http {
-        None => None,
-        Some(l) => {
-            let listener = bind("otlp-http", &l.endpoint).await?;
-            let addr = listener.local_addr().ok();
-            let limits = config.limits.connections.clone();
-            let mut listener = Listener::new(listener, "otlp-http", &limits, metrics.clone());
-            if let Some(tls) =
-                server_tls("otlp-http", l.tls.as_ref(), weir_tls::ALPN_HTTP, &reloader)?
-            {
-                listener = listener.with_tls(tls);
-            }
-            let auth = listener_auth("otlp-http", l.auth.as_ref(), &reloader)?;
-            let app = http::router(ingest.clone(), auth);
-            let shutdown = wait_for(stopped.clone());
-            receivers.spawn(listen::serve_http(listener, app, limits, shutdown));
-            addr
-        }
-    };
+    let mut listeners = Vec::new();
+    for (key, receiver) in &receiver_kinds {
+        let ctx = StartContext {
+            ingest: &ingest,
+            metrics: &metrics,
+            reloader: &reloader,
+            connections: &config.limits.connections,
+            stop: stopped.clone(),
+            tasks: &mut receivers,
+        };
+        listeners.extend(receiver.start(key, ctx).await?);
+    }
 
     let admin_metrics = metrics.clone();
     // Announced ("listening") once the token is published, so that a client that waits for the
@@ -306,8 +242,8 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
     let admin_listener = bind_quiet("admin", &config.admin.endpoint).await?;
     let admin_addr = admin_listener
         .local_addr()
-        .map_err(|source| StartError::Bind {
-            listener: "admin",
+        .map_err(|source| ReceiverError::Bind {
+            listener: "admin".into(),
             addr: parse_addr(&config.admin.endpoint).unwrap_or(([0, 0, 0, 0], 0).into()),
             source,
         })?;
@@ -359,8 +295,7 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
     admin_state.ready.store(true, Ordering::SeqCst);
 
     Ok(Running {
-        grpc_addr,
-        http_addr,
+        listeners,
         admin_addr,
         stop,
         ingest,
@@ -452,55 +387,19 @@ impl Running {
     }
 }
 
-/// The reloading server configuration of `listener`'s `tls`, registered with `reloader`.
-fn server_tls(
-    listener: &'static str,
-    tls: Option<&ServerTlsConfig>,
-    alpn: &'static [&'static [u8]],
-    reloader: &Reloader,
-) -> Result<Option<Arc<Reloading<weir_tls::rustls::ServerConfig>>>, StartError> {
-    let Some(tls) = tls else { return Ok(None) };
-    let c = tls.clone();
-    let config = Reloading::new(listener, weir_tls::server_files(tls), move || {
-        weir_tls::server_config(&c, alpn).map_err(|e| e.to_string())
-    })
-    .map_err(|message| StartError::Tls {
-        what: format!("{listener} tls"),
-        message,
-    })?;
-    reloader.add(config.clone());
-    tracing::info!(
-        listener,
-        mtls = tls.client_ca.is_some(),
-        "TLS on; certificates are re-read when they change"
-    );
-    Ok(Some(config))
+/// Checks `config` as [`start`] does before it builds anything: the file's own rules, then every
+/// receiver's and exporter's kind section, read by its kind.
+pub fn check_config(config: &Config) -> Result<(), ConfigError> {
+    config.validate()?;
+    crate::receiver::registry::check(config)?;
+    crate::exporter::registry::check(config)
 }
 
-/// The credentials of `listener`'s `auth`, its token file registered with `reloader`.
-fn listener_auth(
-    listener: &'static str,
-    auth: Option<&IngressAuthConfig>,
-    reloader: &Reloader,
-) -> Result<Option<Arc<Authenticator>>, StartError> {
-    let Some(auth) = auth else { return Ok(None) };
-    let (authenticator, file) =
-        Authenticator::new(auth, listener).map_err(|message| StartError::Tls {
-            what: format!("{listener} auth"),
-            message,
-        })?;
-    if let Some(file) = file {
-        reloader.add(file as Arc<dyn Reload>);
-    }
-    Ok(Some(Arc::new(authenticator)))
-}
-
-/// Reads every exporter's kind section, and loads every configured filter as [`start`] would (compile, link, `init` with the configured exporter
+/// Reads every receiver's and exporter's kind section, and loads every configured filter as [`start`] would (compile, link, `init` with the configured exporter
 /// names, dry run) without serving anything: `weir validate`. Returns how many there are.
 pub fn check_filters(config: &Config) -> Result<usize, StartError> {
     let config = config.clone().resolved();
-    config.validate()?;
-    crate::exporter::registry::check(&config)?;
+    check_config(&config)?;
     let p = config.pipelines.clone().unwrap_or_default();
     let filters: Vec<_> = p
         .by_signal()
@@ -573,29 +472,4 @@ pub fn load_filter(
         signed_by = signer.as_deref().unwrap_or("-"), elapsed = ?started.elapsed(), "filter loaded"
     );
     Ok((filter, signer))
-}
-
-async fn bind(listener: &'static str, endpoint: &str) -> Result<TcpListener, StartError> {
-    let l = bind_quiet(listener, endpoint).await?;
-    if let Ok(bound) = l.local_addr() {
-        tracing::info!(listener, addr = %bound, "listening");
-    }
-    Ok(l)
-}
-
-async fn bind_quiet(listener: &'static str, endpoint: &str) -> Result<TcpListener, StartError> {
-    let addr =
-        parse_addr(endpoint).map_err(|m| ConfigError::Invalid(format!("{listener}: {m}")))?;
-    let l = TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Bind {
-            listener,
-            addr,
-            source,
-        })?;
-    Ok(l)
-}
-
-async fn wait_for(mut stopped: watch::Receiver<bool>) {
-    let _ = stopped.wait_for(|s| *s).await;
 }

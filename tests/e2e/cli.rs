@@ -82,11 +82,43 @@ admin: { endpoint: 127.0.0.1:9901 }
         "{err}"
     );
 
+    // A receiver's section is read by its kind, with the key's full path.
+    let out = validate(&good.replace("grpc: { endpoint", "grpc: { endpont"));
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("receivers.otlp.grpc.endpont"), "{err}");
+    let out = validate(&good.replace("  otlp:\n    grpc", "  nats/in:\n    grpc"));
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("receivers.nats/in: unknown receiver kind `nats` (known: otlp)"),
+        "{err}"
+    );
+
     // validate binds nothing: a config for a port in use still validates.
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = busy.local_addr().unwrap().port();
     let out = validate(&good.replace("127.0.0.1:4317", &format!("127.0.0.1:{port}")));
     assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
+fn run_refuses_a_bad_receiver_section_as_a_usage_error_before_binding() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    std::fs::write(
+        &path,
+        "receivers:\n  otlp: { http: { endpoint: nowhere } }\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["run", "--admin", "127.0.0.1:0", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("receivers.otlp: http.endpoint"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

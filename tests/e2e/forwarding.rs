@@ -243,3 +243,40 @@ pipelines:
     assert_eq!(bh["x-tenant"], "blue");
     assert_eq!(bh["content-encoding"], "gzip");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_otlp_receiver_listens_on_its_own_and_feeds_the_same_pipelines() {
+    let (upstream, url) = Recorder::grpc().await;
+    // The harness's --otlp-grpc/--otlp-http add the receiver `otlp` beside the file's `otlp/internal`.
+    let weir = Weir::with_config(&format!(
+        r#"
+receivers:
+  otlp/internal:
+    http: {{ endpoint: "127.0.0.1:0" }}
+exporters:
+  up: {{ otlp: {{ endpoint: "{url}" }} }}
+"#
+    ));
+    let internal = weir
+        .listener("otlp/internal-http")
+        .expect("the named receiver's listener is announced");
+    assert_ne!(internal, weir.http);
+    assert!(
+        weir.listener("otlp/internal-grpc").is_none(),
+        "grpc was left off"
+    );
+    let payload = Payload::decode_json(Signal::Traces, &example("trace.json")).unwrap();
+    let body = payload.encode_protobuf();
+    let ct = [("content-type", "application/x-protobuf")];
+    for addr in [internal, weir.http] {
+        let url = format!("http://{addr}{}", Signal::Traces.http_path());
+        let (status, _, resp) = post(&url, &ct, body.clone()).await;
+        assert_eq!(status, 200, "{addr}: {resp:?}");
+    }
+    let got = upstream.wait_for_items(2 * payload.item_count()).await;
+    assert_eq!(got, vec![payload.clone(), payload]);
+    // Each listener counts its own connections.
+    let accepted = |l: &str| format!(r#"weir_connections_accepted_total{{listener="{l}"}}"#);
+    assert_eq!(weir.metric(&accepted("otlp/internal-http")).await, 1.0);
+    assert_eq!(weir.metric(&accepted("otlp-http")).await, 1.0);
+}

@@ -252,6 +252,17 @@ impl Weir {
         );
     }
 
+    /// Where listener `name` (`otlp/internal-http`) bound, as weir logged it. Every receiver's
+    /// listener is announced before the admin listener, which `Weir` waits for.
+    pub fn listener(&self, name: &str) -> Option<SocketAddr> {
+        self.logs.lock().unwrap().iter().find_map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).ok()?;
+            let f = &v["fields"];
+            (f["message"] == "listening" && f["listener"] == name)
+                .then(|| f["addr"].as_str()?.parse().ok())?
+        })
+    }
+
     /// Whether a line weir logged so far satisfies `line`.
     pub fn logged(&self, line: impl Fn(&str) -> bool) -> bool {
         self.logs.lock().unwrap().iter().any(|l| line(l))

@@ -1,7 +1,9 @@
-//! OTLP receivers: gRPC ([`grpc`]) and HTTP ([`http`]) decode requests within the configured limits,
-//! hand a [`Batch`] to whatever processes them (a [`Dispatch`]: the pipelines) through [`Ingest`], and
-//! turn the outcome into the status code the OTLP specification prescribes. [`listen`] accepts and
-//! serves their connections (and the admin API's) within `limits.connections`.
+//! Receivers: one seam for every kind ([`kind`]: `otlp`, named in [`registry`]). The `otlp` kind's
+//! gRPC ([`grpc`]) and HTTP ([`http`]) servers decode requests within the configured limits, hand a
+//! [`Batch`] to whatever processes them (a [`Dispatch`]: the pipelines) through [`Ingest`], and turn
+//! the outcome into the status code the OTLP specification prescribes. [`listen`] accepts and serves
+//! their connections (and the admin API's) within `limits.connections`; [`serving`] binds them with
+//! their TLS and credentials.
 // One exception, allowed where it is: `malloc_trim` in `memory`.
 #![deny(unsafe_code)]
 
@@ -11,8 +13,12 @@ pub mod decode;
 pub mod grpc;
 pub mod grpc_body;
 pub mod http;
+pub mod kind;
 pub mod listen;
 pub mod memory;
+pub mod otlp;
+pub mod registry;
+pub mod serving;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

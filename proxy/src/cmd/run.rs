@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use weir::config::{Compression, Config, ExporterConfig, ListenerConfig, LogFormat};
+use weir::config::{Compression, Config, ExporterConfig, LogFormat};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct RunArgs {
@@ -59,19 +59,12 @@ fn build_config(args: &RunArgs) -> anyhow::Result<Config> {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
+    // The address changes; the file's TLS and auth settings for the listener stay.
     if let Some(a) = &args.otlp_grpc {
-        // The address changes; the file's TLS and auth settings for the listener stay.
-        match &mut config.receivers.otlp.grpc {
-            Some(l) => l.endpoint = a.clone(),
-            None => config.receivers.otlp.grpc = Some(ListenerConfig::new(a.clone())),
-        }
+        weir::receiver::otlp::set_endpoint(&mut config, "grpc", a);
     }
     if let Some(a) = &args.otlp_http {
-        // The address changes; the file's TLS and auth settings for the listener stay.
-        match &mut config.receivers.otlp.http {
-            Some(l) => l.endpoint = a.clone(),
-            None => config.receivers.otlp.http = Some(ListenerConfig::new(a.clone())),
-        }
+        weir::receiver::otlp::set_endpoint(&mut config, "http", a);
     }
     if let Some(url) = &args.upstream {
         // The upstream replaces the file's exporters; pipelines keep their filters. An exporter of the
@@ -101,7 +94,8 @@ fn build_config(args: &RunArgs) -> anyhow::Result<Config> {
         config.logs.format = f;
     }
     let config = config.resolved();
-    config.validate().context("invalid configuration")?;
+    // Receivers' and exporters' sections too, so that a mistake in one exits as a usage error.
+    weir::app::check_config(&config).context("invalid configuration")?;
     Ok(config)
 }
 

@@ -5,9 +5,9 @@
 //! and [`Config::from_yaml`] reports the full path of a key it does not know (`receivers.otlp.grpc.endpont`).
 //! `${env:VAR}` (or `${env:VAR:-default}`) is substituted in the raw text before parsing.
 //!
-//! An exporter's kind section (`otlp`, `debug`) is kept as written here and read by the kind's own
-//! configuration type in `weir-exporter` (see [`ExporterConfig`]): the bottom layer does not know the
-//! kinds.
+//! A receiver's or an exporter's kind section (`otlp`, `debug`) is kept as written here and read by
+//! the kind's own configuration type in `weir-receiver` or `weir-exporter` (see [`ReceiversConfig`]
+//! and [`ExporterConfig`]): the bottom layer does not know the kinds.
 
 mod admin;
 mod env;
@@ -37,7 +37,7 @@ pub use pipeline::{
 pub use queue::{
     CoalesceConfig, Compression, OnPermanentError, QueueConfig, RetryConfig, SyncPolicy,
 };
-pub use receiver::{ListenerConfig, OtlpReceiverConfig, ReceiversConfig};
+pub use receiver::ReceiversConfig;
 pub use security::{
     ClientAuth, ClientTlsConfig, IdentityConfig, IngressAuthConfig, ServerTlsConfig, TlsVersion,
     TokenConfig, check_tenant,
@@ -79,7 +79,7 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// Where weir accepts OTLP.
+    /// Where weir takes data in, by receiver (`otlp`, `otlp/NAME`).
     pub receivers: ReceiversConfig,
     /// Named upstreams. A pipeline names the exporters its data goes to.
     pub exporters: BTreeMap<String, ExporterConfig>,
@@ -211,15 +211,6 @@ impl Config {
     /// Makes relative filter module and key paths relative to `base` (the configuration file's
     /// directory).
     pub fn resolve_paths(&mut self, base: &Path) {
-        let otlp = &mut self.receivers.otlp;
-        for l in [&mut otlp.grpc, &mut otlp.http].into_iter().flatten() {
-            if let Some(tls) = &mut l.tls {
-                tls.resolve_paths(base);
-            }
-            if let Some(auth) = &mut l.auth {
-                auth.resolve_paths(base);
-            }
-        }
         if let Some(tls) = &mut self.admin.tls {
             tls.resolve_paths(base);
         }
@@ -263,26 +254,12 @@ impl Config {
         })
     }
 
-    /// Checks what the schema cannot: addresses parse, pipelines name known exporters. An exporter's
-    /// kind section is checked by its kind (`weir-exporter`'s registry), when it is built or by
-    /// `weir validate`.
+    /// Checks what the schema cannot: addresses parse, pipelines name known exporters. A receiver's
+    /// or an exporter's kind section is checked by its kind (the registries of `weir-receiver` and
+    /// `weir-exporter`), at start, and by `weir run` and `weir validate` before that.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
-        let otlp = &self.receivers.otlp;
-        for (name, l) in [("grpc", &otlp.grpc), ("http", &otlp.http)] {
-            if let Some(l) = l {
-                parse_addr(&l.endpoint).map_err(|e| {
-                    ConfigError::Invalid(format!("receivers.otlp.{name}.endpoint: {e}"))
-                })?;
-                if let Some(auth) = &l.auth {
-                    auth.validate(l.tls.as_ref())
-                        .map_err(|e| ConfigError::Invalid(format!("receivers.otlp.{name}.{e}")))?;
-                }
-            }
-        }
-        if otlp.grpc.is_none() && otlp.http.is_none() {
-            return invalid("receivers.otlp: enable at least one of grpc and http".into());
-        }
+        self.receivers.validate().map_err(ConfigError::Invalid)?;
         self.limits
             .connections
             .validate()
