@@ -1,11 +1,15 @@
 //! A filter's fault bookkeeping: its consecutive faults and the window of its last calls, which quarantine
-//! it; the quarantine's retries and their backoff; and the limit on its fault log lines.
+//! it; the quarantine's retries and their backoff; the limit on its fault log lines; and what class a
+//! fault is (`classify`).
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use wasmtime::{Store, Trap};
+
 use super::LoadedFilter;
 use crate::Quarantined;
-use weir_core::Fault;
+use crate::host::StoreState;
+use weir_core::{Fault, FaultClass};
 
 /// A quarantined filter's wait before it is tried again (`limits.quarantine_retry`) doubles with each
 /// failed retry, up to this.
@@ -210,6 +214,37 @@ impl LoadedFilter {
             }
         }
     }
+}
+
+/// Sorts a wasmtime error into the fault classes the policy and the metrics use.
+pub(super) fn classify(store: &Store<StoreState>, e: wasmtime::Error) -> Fault {
+    let data = store.data();
+    let class = if data.limits.exceeded {
+        FaultClass::Memory
+    } else if data.bad_output.is_some() {
+        FaultClass::BadOutput
+    } else if matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
+        FaultClass::Deadline
+    } else {
+        FaultClass::Trap
+    };
+    let message = match (&class, &data.bad_output) {
+        (FaultClass::BadOutput, Some(m)) => m.clone(),
+        (FaultClass::Memory, _) => match &data.limits.host_exceeded {
+            Some(why) => why.clone(),
+            None => format!("memory cap of {} bytes exceeded", data.limits.max),
+        },
+        (FaultClass::Deadline, _) => match data.budget.used_at_stop {
+            Some(used) => format!(
+                "deadline exceeded: stopped after {:.1} ms of CPU time (limit {:.1} ms)",
+                used.as_secs_f64() * 1e3,
+                data.budget.limit.as_secs_f64() * 1e3
+            ),
+            None => "deadline exceeded".to_string(),
+        },
+        _ => format!("{e:#}"),
+    };
+    Fault { class, message }
 }
 
 #[cfg(test)]

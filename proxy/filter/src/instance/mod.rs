@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
 
 use wasmtime::component::{Resource, ResourceTable};
-use wasmtime::{Store, Trap, UpdateDeadline};
+use wasmtime::{Store, UpdateDeadline};
 
 use super::QuarantineSender;
 use super::allowance::LineLimit;
@@ -19,7 +19,7 @@ use super::host::{CpuBudget, MemoryCap, StoreState};
 use super::runtime::{Module, Runtime};
 use super::shared::Shared;
 use super::{FilterError, FilterSpec, OnError};
-use faults::{FAULT_LINES_PER_SECOND, FaultWindow};
+use faults::{FAULT_LINES_PER_SECOND, FaultWindow, classify};
 pub use faults::{FAULT_WINDOW, FAULT_WINDOW_QUARANTINE, QUARANTINE_AFTER, QUARANTINE_RETRY_MAX};
 use pool::{Pool, Slot};
 use weir_core::telemetry::{FilterMetrics, Metrics};
@@ -643,97 +643,5 @@ impl LoadedFilter {
     }
 }
 
-/// Sorts a wasmtime error into the fault classes the policy and the metrics use.
-fn classify(store: &Store<StoreState>, e: wasmtime::Error) -> Fault {
-    let data = store.data();
-    let class = if data.limits.exceeded {
-        FaultClass::Memory
-    } else if data.bad_output.is_some() {
-        FaultClass::BadOutput
-    } else if matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
-        FaultClass::Deadline
-    } else {
-        FaultClass::Trap
-    };
-    let message = match (&class, &data.bad_output) {
-        (FaultClass::BadOutput, Some(m)) => m.clone(),
-        (FaultClass::Memory, _) => match &data.limits.host_exceeded {
-            Some(why) => why.clone(),
-            None => format!("memory cap of {} bytes exceeded", data.limits.max),
-        },
-        (FaultClass::Deadline, _) => match data.budget.used_at_stop {
-            Some(used) => format!(
-                "deadline exceeded: stopped after {:.1} ms of CPU time (limit {:.1} ms)",
-                used.as_secs_f64() * 1e3,
-                data.budget.limit.as_secs_f64() * 1e3
-            ),
-            None => "deadline exceeded".to_string(),
-        },
-        _ => format!("{e:#}"),
-    };
-    Fault { class, message }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::runtime::PoolSizing;
-
-    #[test]
-    fn a_filter_built_against_0_2_0_links_to_the_0_2_1_host_and_says_so() {
-        let runtime = Arc::new(Runtime::new(None).unwrap());
-        let bytes = std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../tests/data/filters-v0.2.0/set_attribute.wasm"
-        ))
-        .unwrap();
-        let module = runtime.compile(&bytes).unwrap();
-        let spec = FilterSpec {
-            name: "old".into(),
-            config: r#"{"key": "k", "value": "v"}"#.into(),
-            on_error: OnError::FailClosed,
-            limits: Default::default(),
-        };
-        let metrics = Arc::new(Metrics::new());
-        let filter =
-            LoadedFilter::load(runtime, spec, module, Signal::Traces, metrics, None).unwrap();
-        assert_eq!(filter.interface, "0.2.0");
-    }
-
-    #[test]
-    fn an_engine_without_a_free_slot_is_back_pressure_not_a_fault() {
-        let runtime = Arc::new(
-            Runtime::with_sizing(
-                None,
-                PoolSizing {
-                    instances: 1,
-                    memory: 64 << 20,
-                },
-            )
-            .unwrap(),
-        );
-        let bytes = std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../tests/data/filters-v0.1/noop.wasm"
-        ))
-        .unwrap();
-        let module = runtime.compile(&bytes).unwrap();
-        let spec = FilterSpec {
-            name: "noop".into(),
-            config: String::new(),
-            on_error: OnError::FailClosed,
-            limits: weir_core::config::FilterLimits {
-                concurrency: 2,
-                ..Default::default()
-            },
-        };
-        let metrics = Arc::new(Metrics::new());
-        let filter =
-            LoadedFilter::load(runtime, spec, module, Signal::Traces, metrics, None).unwrap();
-        // The filter may have two instances, but the engine has room for one, which it holds.
-        let err = filter.prewarm().unwrap_err();
-        assert!(matches!(err, CallError::Busy { concurrency: 2 }), "{err}");
-        assert_eq!(filter.instances(), 1);
-        assert_eq!(filter.stats.errors.load(Ordering::Relaxed), 0);
-    }
-}
+mod tests;
