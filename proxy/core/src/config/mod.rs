@@ -38,6 +38,8 @@ pub use queue::{
     CoalesceConfig, Compression, OnPermanentError, QueueConfig, RetryConfig, SyncPolicy,
 };
 pub use receiver::ReceiversConfig;
+
+pub mod kinds;
 pub use security::{
     ClientAuth, ClientTlsConfig, IdentityConfig, IngressAuthConfig, ServerTlsConfig, TlsVersion,
     TokenConfig, check_tenant,

@@ -2,11 +2,14 @@
 //! listener of its own with optional TLS and bearer-token auth. Its configuration section is
 //! `receivers.otlp` (or `receivers.otlp/NAME`, for a second set of listeners with other settings).
 
+use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::Deserialize;
 use weir_core::config::{Config, IngressAuthConfig, ServerTlsConfig, parse_addr};
 
+use crate::auth::Authenticator;
 use crate::kind::{Bound, ReceiverError, ReceiverKind, StartContext, Starting, stopped};
 use crate::listen::{self, Listener};
 use crate::serving::{bind, listener_auth, server_tls};
@@ -95,20 +98,34 @@ fn listener_name(receiver: &str, transport: &'static str) -> &'static str {
     }
 }
 
+/// Binds listener `name` of `l`, with its TLS (offering `alpn`) and its credentials.
+async fn listener(
+    name: &'static str,
+    l: &ListenerConfig,
+    alpn: &'static [&'static [u8]],
+    ctx: &StartContext<'_>,
+) -> Result<(Listener, Option<Arc<Authenticator>>, SocketAddr), ReceiverError> {
+    let socket = bind(name, &l.endpoint).await?;
+    let addr = socket.local_addr().map_err(|e| ReceiverError::Address {
+        listener: name.to_string(),
+        message: e.to_string(),
+    })?;
+    let mut listener = Listener::new(socket, name, ctx.connections, ctx.metrics.clone());
+    if let Some(tls) = server_tls(name, l.tls.as_ref(), alpn, ctx.reloader)? {
+        listener = listener.with_tls(tls);
+    }
+    let auth = listener_auth(name, l.auth.as_ref(), ctx.reloader)?;
+    Ok((listener, auth, addr))
+}
+
 async fn start_grpc(
     name: &'static str,
     l: &ListenerConfig,
     ctx: &mut StartContext<'_>,
 ) -> Result<Bound, ReceiverError> {
-    let socket = bind(name, &l.endpoint).await?;
-    let addr = local_addr(name, &socket)?;
+    let (listener, auth, addr) = listener(name, l, weir_tls::ALPN_H2, ctx).await?;
     let limits = ctx.connections.clone();
-    let mut listener = Listener::new(socket, name, &limits, ctx.metrics.clone());
-    if let Some(tls) = server_tls(name, l.tls.as_ref(), weir_tls::ALPN_H2, ctx.reloader)? {
-        listener = listener.with_tls(tls);
-    }
     let incoming = listener.incoming();
-    let auth = listener_auth(name, l.auth.as_ref(), ctx.reloader)?;
     let routes = grpc::GrpcReceiver::new(ctx.ingest.clone())
         .with_auth(auth)
         .routes();
@@ -139,14 +156,8 @@ async fn start_http(
     l: &ListenerConfig,
     ctx: &mut StartContext<'_>,
 ) -> Result<Bound, ReceiverError> {
-    let socket = bind(name, &l.endpoint).await?;
-    let addr = local_addr(name, &socket)?;
+    let (listener, auth, addr) = listener(name, l, weir_tls::ALPN_HTTP, ctx).await?;
     let limits = ctx.connections.clone();
-    let mut listener = Listener::new(socket, name, &limits, ctx.metrics.clone());
-    if let Some(tls) = server_tls(name, l.tls.as_ref(), weir_tls::ALPN_HTTP, ctx.reloader)? {
-        listener = listener.with_tls(tls);
-    }
-    let auth = listener_auth(name, l.auth.as_ref(), ctx.reloader)?;
     let app = http::router(ctx.ingest.clone(), auth);
     let shutdown = stopped(ctx.stop.clone());
     ctx.tasks
@@ -154,16 +165,6 @@ async fn start_http(
     Ok(Bound {
         listener: name,
         addr,
-    })
-}
-
-fn local_addr(
-    name: &'static str,
-    socket: &tokio::net::TcpListener,
-) -> Result<std::net::SocketAddr, ReceiverError> {
-    socket.local_addr().map_err(|e| ReceiverError::Address {
-        listener: name.to_string(),
-        message: e.to_string(),
     })
 }
 
