@@ -393,3 +393,38 @@ fn the_first_entry_of_a_dictionary_table_must_be_its_zero_value() {
         .is_ok()
     );
 }
+
+#[test]
+fn a_first_entry_whose_fields_are_all_zero_is_the_zero_value() {
+    // dictionary { string_table [""], attribute_table [E, {key_strindex: 0}] }.
+    let with_first = |entry: &[u8]| {
+        let mut dict = vec![0x2a, 0x00];
+        dict.push(0x32);
+        dict.push(entry.len() as u8);
+        dict.extend_from_slice(entry);
+        dict.extend_from_slice(&[0x32, 0x00]);
+        let mut bytes = vec![0x12, dict.len() as u8];
+        bytes.extend_from_slice(&dict);
+        walk(Signal::Profiles, &bytes)
+    };
+    // As the OpenTelemetry Collector writes it: `{value: {}}`, an empty AnyValue present.
+    assert!(with_first(&[0x12, 0x00]).is_ok());
+    // An explicit zero index and an empty value: still zero.
+    assert!(with_first(&[0x08, 0x00, 0x12, 0x00]).is_ok());
+    // A key index, or a value with something in it, is not.
+    for entry in [
+        &[0x08, 0x01][..],
+        &[0x12, 0x02, 0x18, 0x01][..],
+        &[0x12, 0x03, 0x0a, 0x01, b'x'][..],
+    ] {
+        assert!(
+            matches!(
+                with_first(entry),
+                Err(WalkError::FirstEntryNotZero {
+                    table: "attribute_table"
+                })
+            ),
+            "{entry:?}"
+        );
+    }
+}

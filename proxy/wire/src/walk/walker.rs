@@ -170,10 +170,13 @@ impl Walker<'_> {
                 Count::Entry(table) => {
                     let n = &mut self.entries[usize::from(table)];
                     // The first entry is what index 0, "not set", points at: it must be the zero
-                    // value (an empty message or string: its length prefix alone), or a merged
-                    // request would lend one client's first entry to every other client's unset
-                    // indices.
-                    if *n == 0 && self.pos - start > 1 {
+                    // value (an empty message or string, or one whose fields are all zero), or a
+                    // merged request would lend one client's first entry to every other client's
+                    // unset indices.
+                    if *n == 0
+                        && self.pos - start > 1
+                        && !zero_entry(field.kind, &self.buf[start..self.pos])
+                    {
                         return Err(WalkError::FirstEntryNotZero {
                             table: TABLES[usize::from(table)],
                         });
@@ -454,4 +457,58 @@ impl Walker<'_> {
         }
         Ok(())
     }
+}
+
+/// Whether a dictionary entry (a length prefix and the entry's bytes) is its table's zero value: every
+/// field in it zero, an empty string, or a message that is itself zero. The OpenTelemetry Collector
+/// writes the zero attribute as `{value: {}}`, an empty `AnyValue` present: as unset as no value.
+fn zero_entry(kind: Kind, mut bytes: &[u8]) -> bool {
+    let Ok(len) = prost::encoding::decode_varint(&mut bytes) else {
+        return false;
+    };
+    if usize::try_from(len).ok() != Some(bytes.len()) {
+        return false;
+    }
+    match kind {
+        Kind::Msg(msg) => zero_message(msg, bytes, RECURSION_LIMIT),
+        _ => bytes.is_empty(),
+    }
+}
+
+/// Whether every field in `bytes`, a `msg`, is zero (fields it does not know only when empty).
+fn zero_message(msg: &Msg, mut bytes: &[u8], depth: u32) -> bool {
+    use prost::encoding::decode_varint;
+    if depth == 0 {
+        return false;
+    }
+    while !bytes.is_empty() {
+        let Ok(key) = decode_varint(&mut bytes) else {
+            return false;
+        };
+        let (tag, wire) = (u32::try_from(key >> 3).unwrap_or(u32::MAX), key & 7);
+        let zero = match wire {
+            0 => decode_varint(&mut bytes) == Ok(0),
+            1 | 5 => {
+                let n = if wire == 1 { 8 } else { 4 };
+                let zero = bytes.len() >= n && bytes[..n].iter().all(|&b| b == 0);
+                bytes = bytes.get(n..).unwrap_or_default();
+                zero
+            }
+            2 => match decode_varint(&mut bytes).map(usize::try_from) {
+                Ok(Ok(n)) if n <= bytes.len() => {
+                    let (inner, rest) = bytes.split_at(n);
+                    bytes = rest;
+                    inner.is_empty()
+                        || matches!(msg.field(tag).map(|f| f.kind),
+                            Some(Kind::Msg(m)) if zero_message(m, inner, depth - 1))
+                }
+                _ => false,
+            },
+            _ => false,
+        };
+        if !zero {
+            return false;
+        }
+    }
+    true
 }
