@@ -15,7 +15,7 @@ use weir::Payload;
 use crate::harness::*;
 
 #[derive(Clone, Copy, Debug)]
-enum Via {
+pub(crate) enum Via {
     Grpc,
     Http,
 }
@@ -28,7 +28,11 @@ fn resource() -> Resource {
 }
 
 /// Emits 3 spans, one counter and 2 log records with the SDK; returns the span (trace id, span id).
-fn emit_with_sdk(via: Via, weir_grpc: String, weir_http: String) -> Vec<([u8; 16], [u8; 8])> {
+pub(crate) fn emit_with_sdk(
+    via: Via,
+    weir_grpc: String,
+    weir_http: String,
+) -> Vec<([u8; 16], [u8; 8])> {
     let spans = match via {
         Via::Grpc => opentelemetry_otlp::SpanExporter::builder()
             .with_tonic()

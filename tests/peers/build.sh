@@ -21,7 +21,8 @@
 # other peers and writes $CACHE/env without that peer, so tests can skip what
 # needs it); 1 when a build fails; 2 on bad usage.
 #
-# Builds run under `nice -n 19` (and Go with -p 1): the machine has 2 cores.
+# Builds run under `nice -n 19`, Go with -p 1 (WEIR_PEERS_GO_JOBS=N for more: .ci/run, which
+# builds nothing else meanwhile, uses 2): the machine has 2 cores.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -92,7 +93,7 @@ build_collector() {
   tmp="$(mktemp -d "$CACHE/.otelcol-build.XXXXXX")"
   # -mod=readonly: go.mod and go.sum are committed and must not change here.
   # -buildvcs=false: the binary does not need the repo's git state.
-  if ! (cd "$src" && nice -n 19 go build -mod=readonly -buildvcs=false -p 1 -trimpath -ldflags='-s -w' \
+  if ! (cd "$src" && nice -n 19 go build -mod=readonly -buildvcs=false -p "${WEIR_PEERS_GO_JOBS:-1}" -trimpath -ldflags='-s -w' \
           -o "$tmp/otelcol-weir" .); then
     rm -rf "$tmp"
     die "collector: go build failed"
