@@ -711,3 +711,63 @@ async fn the_nats_peer_starts_with_jetstream_on_loopback() {
         nats.process.output()
     );
 }
+
+/// Every input of the protobuf fuzz corpus (`fuzz/corpus/otlp_protobuf`: its first byte picks the
+/// signal, the rest is the request) that weir's walk accepts, which is what weir forwards as it came,
+/// the Collector's decoding accepts too.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_fuzz_corpus_request_weir_accepts_the_collector_accepts() {
+    let http = free_port();
+    let Some(collector) = Collector::start(|dir| {
+        collector_into_files(&[("http", "http", http)], None)
+            .replace("@DIR@", &dir.display().to_string())
+    }) else {
+        return;
+    };
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/otlp_protobuf");
+    let mut inputs: Vec<_> = std::fs::read_dir(&corpus)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    inputs.sort();
+    let (mut accepted, mut refused) = (0, Vec::new());
+    for path in inputs {
+        let data = std::fs::read(&path).unwrap();
+        let Some((&first, body)) = data.split_first() else {
+            continue;
+        };
+        let signal = if first & 0x80 != 0 {
+            Signal::Profiles
+        } else {
+            Signal::ALL[usize::from(first) % 3]
+        };
+        if weir_wire::walk::walk(signal, body).is_err() {
+            continue;
+        }
+        accepted += 1;
+        let (status, _, text) = post(
+            &format!("http://127.0.0.1:{http}{}", signal.http_path()),
+            &[("content-type", "application/x-protobuf")],
+            body.to_vec(),
+        )
+        .await;
+        if status != 200 {
+            let text = String::from_utf8_lossy(&text);
+            refused.push(format!(
+                "{} ({signal}): {status} {text}",
+                path.file_name().unwrap().to_string_lossy()
+            ));
+        }
+    }
+    assert!(
+        accepted > 100,
+        "only {accepted} accepted inputs in the corpus"
+    );
+    assert!(
+        refused.is_empty(),
+        "{} of {accepted} requests weir accepts the Collector refuses:\n{}\n{}",
+        refused.len(),
+        refused.join("\n"),
+        collector.process.output()
+    );
+}

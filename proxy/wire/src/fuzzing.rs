@@ -16,7 +16,7 @@ fn signal(b: u8) -> Signal {
 
 /// OTLP protobuf: the validating walk ([`crate::walk`], what weir runs on forwarded bytes) and prost
 /// agree on every input (same verdict, same resource and item counts), except that the walk also
-/// refuses trace, span and profile ids of the wrong length and profiles dictionary indices that
+/// refuses trace, span and profile ids of the wrong length, groups (wire type 3) and profiles dictionary indices that
 /// point nowhere (judging every occurrence of an index, where decoding keeps a singular field's
 /// last), and whatever decodes re-encodes to bytes that decode to the same request.
 pub fn otlp_protobuf(data: &[u8]) {
@@ -40,7 +40,8 @@ pub fn otlp_protobuf(data: &[u8]) {
             if matches!(
                 walked,
                 Err(crate::walk::WalkError::InvalidIndex { .. }
-                    | crate::walk::WalkError::FirstEntryNotZero { .. })
+                    | crate::walk::WalkError::FirstEntryNotZero { .. }
+                    | crate::walk::WalkError::Group { .. })
             ) => {}
         Ok(p) => {
             let counts = walked.expect("the walk refused what prost decodes");

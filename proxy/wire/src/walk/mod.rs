@@ -72,6 +72,13 @@ pub enum WalkError {
     /// An end-group key without its start, or with another field number.
     #[error("unexpected end group tag")]
     UnexpectedEndGroup,
+    /// A group (wire type 3), in a field no OTLP message declares: proto3 has no groups, prost skips
+    /// them, the OpenTelemetry Collector refuses them, and so does weir, at its edge.
+    #[error("field {tag} is a group (wire type 3), which no OTLP message has")]
+    Group {
+        /// The field number.
+        tag: u32,
+    },
     /// Messages nested deeper than the decoder allows.
     #[error("recursion limit reached")]
     RecursionLimit,

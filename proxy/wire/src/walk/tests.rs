@@ -1,4 +1,7 @@
-use super::walker::{END_GROUP, FIXED32, FIXED64, LEN, START_GROUP, VARINT};
+use super::walker::{FIXED32, FIXED64, LEN, START_GROUP, VARINT};
+
+/// The end-group wire type, which the walk never reads: it refuses the group before.
+const END_GROUP: u8 = 4;
 use super::*;
 use crate::Payload;
 use opentelemetry_proto::tonic::trace::v1 as t;
@@ -229,22 +232,31 @@ fn agrees_on_hand_made_edge_cases() {
     let req = |span: Vec<u8>| len_field(1, &len_field(2, &len_field(2, &span)));
     assert!(!agree(Signal::Traces, &req(span(&[0xff, 0xfe]))));
     assert!(agree(Signal::Traces, &req(span(b"ok"))));
-    // Unknown fields of every wire type are skipped, groups included; a stray end group is not.
+    // Unknown fields of every wire type but groups are skipped; a stray end group is not.
     let mut unknown = key(99, VARINT);
     unknown.push(5);
     unknown.extend(key(98, FIXED32));
     unknown.extend([1, 2, 3, 4]);
-    unknown.extend(key(97, START_GROUP));
     unknown.extend(key(96, FIXED64));
     unknown.extend([0; 8]);
-    unknown.extend(key(97, END_GROUP));
+    unknown.extend(key(95, LEN));
+    unknown.extend([2, 7, 7]);
     assert!(agree(Signal::Traces, &req(unknown.clone())));
     let mut stray = unknown.clone();
     stray.extend(key(95, END_GROUP));
     assert!(!agree(Signal::Traces, &req(stray)));
-    let mut wrong_end = key(97, START_GROUP);
-    wrong_end.extend(key(94, END_GROUP));
-    assert!(!agree(Signal::Traces, &req(wrong_end)));
+    // A group, even a well-formed one: prost skips it; the walk refuses it, as the OpenTelemetry
+    // Collector does (no OTLP message has one).
+    let mut group = unknown.clone();
+    group.extend(key(97, START_GROUP));
+    group.extend(key(96, FIXED64));
+    group.extend([0; 8]);
+    group.extend(key(97, END_GROUP));
+    assert!(Payload::decode_protobuf(Signal::Traces, &req(group.clone())).is_ok());
+    assert_eq!(
+        walk(Signal::Traces, &req(group)),
+        Err(WalkError::Group { tag: 97 })
+    );
     // A known field with the wrong wire type.
     let mut wrong = key(5, VARINT);
     wrong.push(1);
