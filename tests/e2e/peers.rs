@@ -47,8 +47,13 @@ pub fn peer(key: &str, which: &str) -> Option<PathBuf> {
         .map(PathBuf::from)
         .filter(|p| p.exists());
     if found.is_none() {
+        let needs = match which {
+            "collector" => "Go 1.26 or newer on PATH",
+            "kafka" => "Java 17 and Maven: apt-get install -y openjdk-17-jdk-headless maven",
+            _ => "apt-get install -y nats-server",
+        };
         let message = format!(
-            "{key} is not built on this machine: run `tests/peers/build.sh {which}` (see tests/peers/README.md)"
+            "{key} is not built on this machine: run `tests/peers/build.sh {which}` (it needs {needs}; see tests/peers/README.md)"
         );
         if std::env::var_os("WEIR_REQUIRE_PEERS").is_some() {
             panic!("{message}; WEIR_REQUIRE_PEERS is set, so the test cannot skip");
