@@ -12,8 +12,8 @@ use std::time::Duration;
 /// How the run was set up (echoed in the report).
 #[derive(Debug, Clone)]
 pub struct RunInfo {
-    /// `weir` or `rotel` (spawned child; the `weir_*` figures are then that proxy's), `target` (already
-    /// running) or `direct` (no proxy).
+    /// `weir`, `rotel`, `otelcol` or `otelcol-tuned` (spawned child; the `weir_*` figures are then that
+    /// proxy's), `target` (already running) or `direct` (no proxy).
     pub mode: &'static str,
     /// What the proxy was asked to compress its upstream requests with (`default`, `gzip`, ...).
     pub upstream_compression: &'static str,
@@ -195,7 +195,7 @@ impl Report {
         let info = &self.info;
         let m = &self.measured;
         let mode = match info.mode {
-            "weir" | "rotel" => format!(
+            "weir" | "rotel" | "otelcol" | "otelcol-tuned" => format!(
                 "through {} (pid {}), upstream compression {}",
                 info.mode,
                 info.weir_pid.map_or("?".to_owned(), |p| p.to_string()),
