@@ -513,6 +513,9 @@ fn run(args: &Args) -> Result<bool> {
         end.sink_total_spans = Some(spans);
         end.drain_wait = waited;
         end.sink_total_requests = Some(counters.requests());
+        // A proxy that acknowledges before it delivers (a batch processor, a durable queue) has worked
+        // on until now for what it acknowledged in the window.
+        end.weir_cpu_ticks_drained = weir_pid.and_then(|pid| procstat::cpu_ticks(pid).ok());
     }
     if let Some(pid) = weir_pid {
         end.weir_peak_rss_kib = procstat::peak_rss_kib(pid).ok();
