@@ -15,7 +15,7 @@
 //!
 //! The Collector is `otelcol-weir` (`--otelcol-bin`, or `$WEIR_OTELCOL`, or the `WEIR_OTELCOL` line of
 //! the peers' env file `${WEIR_PEERS_CACHE:-~/.cache/weir/peers}/env`); when the env file names none,
-//! it runs `tests/peers/build.sh collector` first (about 6 minutes once, then cached). `--no-collector`
+//! it runs `tests/peers/build.sh collector` first (a few minutes once, then cached). `--no-collector`
 //! leaves it out.
 //!
 //! Rotel, the Collector and weir's durable setup acknowledge a request once it is in their batch or
@@ -639,14 +639,14 @@ fn find_or_install_rotel() -> Result<PathBuf> {
 }
 
 /// The Collector of the peers' env file; when it names none, `tests/peers/build.sh collector` builds it
-/// first (once per machine: about 6 minutes on 2 cores, then cached).
+/// first (once per machine: a few minutes on 2 cores, then cached).
 fn find_or_build_otelcol() -> Result<PathBuf> {
     if let Some(bin) = otelcol::from_env_file() {
         return Ok(bin);
     }
     let env = otelcol::env_file().map_or("(no $HOME)".into(), |p| p.display().to_string());
     eprintln!(
-        "benchmark: no Collector in {env}: building it with `{}` (about 6 minutes the first time)",
+        "benchmark: no Collector in {env}: building it with `{}` (a few minutes the first time)",
         otelcol::BUILD_COMMAND
     );
     let status = Command::new("bash")
