@@ -1,18 +1,40 @@
-//! `benchmark`: the one command that compares weir with its peer on this machine, in one run.
+//! `benchmark`: the one command that compares weir with its peers on this machine, in one run.
 //!
 //! It drives the same pre-encoded load (`loadgen`, OTLP/gRPC in, a counting OTLP/gRPC sink out) through
-//! weir without filters, weir with the `benches/edge-chain.yaml` chain, and Rotel (`rotel-agent` from
-//! the PyPI wheel `rotel==0.0.1a15`, installed into `target/bench-tools/` when missing), at 10, 100 and
-//! 1000 spans per request, with gzip and without upstream compression (and zstd for weir alone), plus
-//! the sink alone (`--direct`) for reference. Each cell is its own `loadgen --json` process, so one
-//! cell cannot disturb the next. Then it paces weir at half of its peak request rate, and the sink alone
-//! at the same rate, to read the latency weir adds below saturation.
+//! weir without filters, weir with the `benches/edge-chain.yaml` chain, weir acknowledging on write with
+//! batches (`benches/batched.yaml`), Rotel (`rotel-agent` from the PyPI wheel `rotel==0.0.1a15`,
+//! installed into `target/bench-tools/` when missing), and the OpenTelemetry Collector twice: with its
+//! defaults (`benches/otelcol.yaml`: batch processor, the `otlp_grpc` exporter's own queue and retry) and
+//! tuned for a gateway as its documentation recommends (`benches/otelcol-tuned.yaml`: memory_limiter,
+//! bounded batches, more queue consumers, `GOMEMLIMIT`; the file cites its sources). They run at 10, 100
+//! and 1000 spans per request, with gzip and without upstream compression, and zstd for weir and the
+//! Collector (Rotel offers gzip or none), plus the sink alone (`--direct`) for reference. Each cell is its
+//! own `loadgen --json` process, so one cell cannot disturb the next. Then it paces weir at half of its
+//! peak request rate, and the sink alone at the same rate, to read the latency weir adds below
+//! saturation.
+//!
+//! The Collector is `otelcol-weir` (`--otelcol-bin`, or `$WEIR_OTELCOL`, or the `WEIR_OTELCOL` line of
+//! the peers' env file `${WEIR_PEERS_CACHE:-~/.cache/weir/peers}/env`); when the env file names none,
+//! it runs `tests/peers/build.sh collector` first (a few minutes once, then cached). `--no-collector`
+//! leaves it out.
+//!
+//! Rotel, the Collector and weir's durable setup acknowledge a request once it is in their batch or
+//! queue, before it reaches the sink, and can take in faster than they deliver. Every cell waits,
+//! bounded (loadgen's `--drain-timeout`: 10 s, 60 s for the Collector), for the sink to count every
+//! acknowledged span, and a proxy's CPU per span counts its CPU from the window's start until then
+//! (loadgen's `weir_cpu_per_million_delivered`). The tuned Collector's memory_limiter refuses requests
+//! (retryably) when its heap nears its limit; those cells run with `--allow-refusals` and the report
+//! counts the refusals.
 //!
 //! It prints a table, writes the figures between the `<!-- benchmark:begin -->` and
 //! `<!-- benchmark:end -->` markers of `--out` (default `docs/benchmarks.md`; text outside the markers
 //! is kept, so the method and profiles written by hand stay), the raw JSON of every cell next to it
-//! (`.json`), and a chart (`.svg`) drawn from this run's figures. It exits non-zero when a cell failed
-//! its delivery check (a span acknowledged but missing at the sink) or could not run.
+//! (`.json`), and a chart (`.svg`) drawn from this run's figures. The report has weir / Rotel and weir /
+//! Collector ratios of CPU per span (and of peak RSS for the Collector), and states issue 22's targets
+//! against the Collector (passthrough at most 0.4x its CPU per span, the edge chain below it, peak RSS
+//! below it), each against the better of the two Collector setups in the cell, with met or missed. It
+//! exits non-zero when a cell failed its delivery check (a span acknowledged but missing at the sink)
+//! or could not run; a missed target does not fail it.
 //!
 //! `--baseline-weir PATH` runs a second weir (say, built from the commit before a change) in every
 //! passthrough cell, right after the current one in each round, so that both meet the same load and
@@ -40,7 +62,12 @@ const BASELINE_LABEL: &str = "weir (baseline)";
 #[allow(dead_code)]
 mod payload;
 
-/// Runs weir, weir with the edge chain, and Rotel side by side and writes `docs/benchmarks.md`.
+#[path = "otelcol.rs"]
+#[allow(dead_code)]
+mod otelcol;
+
+/// Runs weir, weir with the edge chain, Rotel and the OpenTelemetry Collector side by side and writes
+/// `docs/benchmarks.md`.
 #[derive(Debug, Parser)]
 #[command(name = "benchmark", version)]
 struct Args {
@@ -56,6 +83,14 @@ struct Args {
     /// Leave Rotel out (no weir/Rotel ratios then).
     #[arg(long)]
     no_rotel: bool,
+    /// The OpenTelemetry Collector, `otelcol-weir` [default: $WEIR_OTELCOL, else the WEIR_OTELCOL of
+    /// the peers' env file (`${WEIR_PEERS_CACHE:-~/.cache/weir/peers}/env`), else built first with
+    /// `tests/peers/build.sh collector`].
+    #[arg(long, value_name = "PATH", env = "WEIR_OTELCOL")]
+    otelcol_bin: Option<PathBuf>,
+    /// Leave the Collector out (no weir/Collector ratios and targets then).
+    #[arg(long)]
+    no_collector: bool,
     /// A second weir to compare with, e.g. one built from the commit before a change. It runs every
     /// passthrough cell (weir without filters: each size and compression, and the paced latency runs)
     /// with the same load, in the same rounds as the others; the report adds its rows and weir/baseline
@@ -110,6 +145,12 @@ enum Setup {
     Batched,
     /// Rotel with its defaults.
     Rotel,
+    /// The OpenTelemetry Collector with its defaults (`benches/otelcol.yaml`: batch processor, the
+    /// exporter's own queue and retry).
+    Otelcol,
+    /// The Collector tuned for a gateway as its docs recommend (`benches/otelcol-tuned.yaml`:
+    /// memory_limiter, batch bounds, more queue consumers, `GOMEMLIMIT`).
+    OtelcolTuned,
     /// The baseline weir (`--baseline-weir`), no filters: weir's cells again with another binary.
     Baseline,
 }
@@ -124,6 +165,8 @@ impl Setup {
             Setup::Chain => "weir + edge chain",
             Setup::Batched => "weir, durable + 50 ms batches",
             Setup::Rotel => "Rotel",
+            Setup::Otelcol => "Collector",
+            Setup::OtelcolTuned => "Collector (tuned)",
             Setup::Baseline => baseline.map_or(BASELINE_LABEL, |b| &b.label),
         }
     }
@@ -164,14 +207,35 @@ impl Cell {
         self.json.get("passed").and_then(Value::as_bool) == Some(true)
     }
 
-    /// The proxy's CPU-seconds per million acknowledged spans (the sink's, for `Direct`).
+    /// The proxy's CPU-seconds per million acknowledged spans (the sink's, for `Direct`): loadgen's
+    /// `weir_cpu_per_million_delivered`, which counts the proxy's CPU until the sink had every span it
+    /// acknowledged in the window (a proxy that acknowledges before delivering, as Rotel, the Collector
+    /// and the durable setup do, may take in faster than it delivers); its CPU in the window per
+    /// acknowledged span where that figure is missing (older JSON, or the sink never caught up).
     fn cpu_per_million(&self) -> Option<f64> {
+        if self.setup != Setup::Direct
+            && let Some(v) = self.f("weir_cpu_per_million_delivered")
+        {
+            return Some(v);
+        }
         let spans = self.f("spans_acked")?;
         let cpu = match self.setup {
             Setup::Direct => self.f("loadgen_sink_cpu_s")?,
             _ => self.f("weir_cpu_s")?,
         };
         (spans > 0.0).then(|| cpu / spans * 1e6)
+    }
+
+    /// What the per-cell table says of delivery: `all`, with the retryable refusals if there were any
+    /// (the tuned Collector's memory_limiter refuses under pressure), or `**FAILED**`.
+    fn delivered(&self) -> String {
+        if !self.passed() {
+            return "**FAILED**".into();
+        }
+        match self.f("requests_refused") {
+            Some(r) if r > 0.0 => format!("all; {} requests refused (retryable)", thousands(r)),
+            _ => "all".into(),
+        }
     }
 }
 
@@ -244,6 +308,24 @@ fn run(args: &Args) -> Result<bool> {
             None => find_or_install_rotel()?,
         })
     };
+    let otelcol = if args.no_collector {
+        None
+    } else {
+        Some(match &args.otelcol_bin {
+            Some(p) if p.is_file() => p.clone(),
+            Some(p) => bail!(
+                "the Collector is not at {} (--otelcol-bin or $WEIR_OTELCOL); build it with `{}`, or pass --no-collector",
+                p.display(),
+                otelcol::BUILD_COMMAND
+            ),
+            None => find_or_build_otelcol()?,
+        })
+    };
+    let collector: &[Setup] = if otelcol.is_some() {
+        &[Setup::Otelcol, Setup::OtelcolTuned]
+    } else {
+        &[]
+    };
     let (duration, warmup, spans) = if args.smoke {
         (1.0, 0.5, vec![100])
     } else {
@@ -280,14 +362,18 @@ fn run(args: &Args) -> Result<bool> {
             if rotel.is_some() {
                 plan.push((Setup::Rotel, n, compression));
             }
+            plan.extend(collector.iter().map(|&setup| (setup, n, compression)));
         }
+        // zstd: weir and the Collector (Rotel offers gzip or none).
         plan.extend(passthrough.iter().map(|&setup| (setup, n, "zstd")));
+        plan.extend(collector.iter().map(|&setup| (setup, n, "zstd")));
     }
     let runner = Runner {
         loadgen: &loadgen,
         weir: &weir,
         baseline: baseline.map(|b| b.bin.as_path()),
         rotel: rotel.as_deref(),
+        otelcol: otelcol.as_deref(),
         chain_config: &chain_config,
         batched_config: &batched_config,
         duration,
@@ -378,13 +464,17 @@ fn run(args: &Args) -> Result<bool> {
         );
     }
 
+    let peers = Peers {
+        rotel: rotel.is_some(),
+        collector: otelcol.is_some(),
+    };
     let report = render(
         &cells,
         &spans,
         args.concurrency,
         duration,
         repeat,
-        rotel.is_some(),
+        peers,
         baseline,
     );
     print!("{report}");
@@ -406,6 +496,7 @@ struct Runner<'a> {
     weir: &'a Path,
     baseline: Option<&'a Path>,
     rotel: Option<&'a Path>,
+    otelcol: Option<&'a Path>,
     chain_config: &'a Path,
     batched_config: &'a Path,
     duration: f64,
@@ -468,6 +559,23 @@ impl Runner<'_> {
                     .arg("--rotel-bin")
                     .arg(bin);
             }
+            Setup::Otelcol | Setup::OtelcolTuned => {
+                let bin = self.otelcol.context("no Collector")?;
+                let proxy = if setup == Setup::Otelcol {
+                    "otelcol"
+                } else {
+                    "otelcol-tuned"
+                };
+                // The Collector acknowledges on receipt (batch processor) and can take in faster than
+                // it delivers, holding the rest in memory: loadgen waits, up to the drain timeout, for
+                // the sink to count every acknowledged span, and counts the Collector's CPU until then.
+                // The tuned one's memory_limiter refuses (retryably) when its heap nears the limit: that
+                // is its backpressure, reported, not a failure.
+                cmd.args(["--proxy", proxy, "--upstream-compression", compression])
+                    .args(["--drain-timeout", "60", "--allow-refusals"])
+                    .arg("--otelcol-bin")
+                    .arg(bin);
+            }
         }
         if self.verbose {
             cmd.stderr(Stdio::inherit());
@@ -528,6 +636,34 @@ fn find_or_install_rotel() -> Result<PathBuf> {
         }
     }
     Ok(bin)
+}
+
+/// The Collector of the peers' env file; when it names none, `tests/peers/build.sh collector` builds it
+/// first (once per machine: a few minutes on 2 cores, then cached).
+fn find_or_build_otelcol() -> Result<PathBuf> {
+    if let Some(bin) = otelcol::from_env_file() {
+        return Ok(bin);
+    }
+    let env = otelcol::env_file().map_or("(no $HOME)".into(), |p| p.display().to_string());
+    eprintln!(
+        "benchmark: no Collector in {env}: building it with `{}` (a few minutes the first time)",
+        otelcol::BUILD_COMMAND
+    );
+    let status = Command::new("bash")
+        .arg(otelcol::build_script())
+        .arg("collector")
+        // Its progress goes to our stderr; stdout is the report's.
+        .stdout(std::io::stderr())
+        .status()
+        .with_context(|| format!("running `{}`", otelcol::BUILD_COMMAND))?;
+    match otelcol::from_env_file() {
+        Some(bin) => Ok(bin),
+        None => bail!(
+            "`{}` did not build the Collector ({status}; its output is above): fix that, or pass \
+             --otelcol-bin PATH or --no-collector",
+            otelcol::BUILD_COMMAND
+        ),
+    }
 }
 
 /// The run whose `key` is the median of `runs` (the lower middle one for an even count).
@@ -598,17 +734,26 @@ fn machine() -> String {
     format!("{cpu}, {cores} cores, {mem}, Linux {kernel}")
 }
 
-/// The report between the markers: the setup, one table per compression, the ratios and the latency
-/// below saturation.
+/// The peers that ran beside weir.
+#[derive(Debug, Clone, Copy)]
+struct Peers {
+    rotel: bool,
+    /// Both Collector setups.
+    collector: bool,
+}
+
+/// The report between the markers: the setup, one table per compression, the ratios, the targets
+/// against the Collector and the latency below saturation.
 fn render(
     cells: &[Cell],
     spans: &[u32],
     concurrency: u32,
     duration: f64,
     repeat: usize,
-    rotel: bool,
+    peers: Peers,
     baseline: Option<&Baseline>,
 ) -> String {
+    let Peers { rotel, collector } = peers;
     let mut s = String::new();
     let date = Command::new("date")
         .arg("-u")
@@ -624,7 +769,10 @@ fn render(
         s,
         "Run of {date} on {}: {concurrency} concurrent OTLP/gRPC clients, {duration} s measured per cell \
          (each cell the median of {repeat} runs, taken in rounds over the whole plan), spans of about {} bytes with ten attributes, the counting sink decoding only the framing. \
-         CPU is the proxy's own (user + system, all threads), per million acknowledged spans; lower is better.\n",
+         CPU is the proxy's own (user + system, all threads) from the start of the measured window until the sink had received every span \
+         acknowledged by its end, per million spans delivered in that time (the window's, and any the warm-up had left); lower is better. \
+         A proxy that acknowledges before it delivers (Rotel, the Collector, weir's durable batches) can take in faster than it delivers: \
+         its work after the window is counted too.\n",
         machine(),
         fmt_opt(span_bytes, 0)
     );
@@ -645,8 +793,11 @@ fn render(
     };
     for comp in ["gzip", "none", "zstd"] {
         let title = match comp {
-            "gzip" => "gzip towards the upstream (both proxies' default)",
+            "gzip" => "gzip towards the upstream (the proxies' default)",
             "none" => "no upstream compression",
+            _ if collector => {
+                "zstd towards the upstream (weir and the Collector: Rotel offers gzip or none)"
+            }
             _ => "zstd towards the upstream (weir only: Rotel offers gzip or none)",
         };
         let _ = writeln!(s, "### {title}\n");
@@ -657,7 +808,12 @@ fn render(
         let _ = writeln!(s, "| --- | --- | --- | --- | --- | --- | --- |");
         for &n in spans {
             let setups: &[Setup] = match comp {
-                "zstd" => &[Setup::Weir, Setup::Baseline],
+                "zstd" => &[
+                    Setup::Weir,
+                    Setup::Baseline,
+                    Setup::Otelcol,
+                    Setup::OtelcolTuned,
+                ],
                 "none" => &[
                     Setup::Direct,
                     Setup::Weir,
@@ -665,6 +821,8 @@ fn render(
                     Setup::Batched,
                     Setup::Chain,
                     Setup::Rotel,
+                    Setup::Otelcol,
+                    Setup::OtelcolTuned,
                 ],
                 _ => &[
                     Setup::Weir,
@@ -672,6 +830,8 @@ fn render(
                     Setup::Batched,
                     Setup::Chain,
                     Setup::Rotel,
+                    Setup::Otelcol,
+                    Setup::OtelcolTuned,
                 ],
             };
             for &setup in setups {
@@ -693,23 +853,41 @@ fn render(
                         Setup::Direct => "-".into(),
                         _ => fmt_opt(c.f("weir_peak_rss_mib"), 1),
                     },
-                    if c.passed() { "all" } else { "**FAILED**" }
+                    c.delivered()
                 );
             }
         }
         let _ = writeln!(s);
     }
-    if rotel || baseline.is_some() {
-        let against = match baseline {
-            Some(b) if rotel => format!("Rotel and {}", b.label),
-            Some(b) => b.label.clone(),
-            None => "Rotel".into(),
+    if rotel || collector || baseline.is_some() {
+        let mut against = Vec::new();
+        if rotel {
+            against.push("Rotel".to_string());
+        }
+        if collector {
+            against.push("the Collector".to_string());
+        }
+        if let Some(b) = baseline {
+            against.push(b.label.clone());
+        }
+        let against = match against.split_last() {
+            Some((last, [])) => last.clone(),
+            Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+            None => String::new(),
         };
         let _ = writeln!(s, "### weir against {against} (same run)\n");
         if rotel {
             let _ = writeln!(
                 s,
                 "CPU ratio is weir's CPU per span over Rotel's (target at most 0.4); efficiency is its inverse.\n"
+            );
+        }
+        if collector {
+            let _ = writeln!(
+                s,
+                "weir / Collector is weir's CPU per span, and its peak RSS, over those of the Collector with \
+                 its defaults and of the Collector tuned for a gateway, in the same cell (targets below: at \
+                 most 0.4 of the CPU, a peak RSS below, against the better of the two).\n"
             );
         }
         if let Some(b) = baseline {
@@ -724,6 +902,14 @@ fn render(
         if rotel {
             header.extend(["weir / Rotel CPU", "weir efficiency"]);
         }
+        if collector {
+            header.extend([
+                "weir / Collector CPU",
+                "weir / Collector (tuned) CPU",
+                "weir / Collector peak RSS",
+                "weir / Collector (tuned) peak RSS",
+            ]);
+        }
         if baseline.is_some() {
             header.extend(["weir / baseline CPU", "weir / baseline peak RSS"]);
         }
@@ -736,8 +922,8 @@ fn render(
         }
         let _ = writeln!(s, "| {} |", header.join(" | "));
         let _ = writeln!(s, "|{}", " --- |".repeat(header.len()));
-        // zstd has no Rotel cell, but the baseline runs it.
-        let comps: &[&str] = if baseline.is_some() {
+        // zstd has no Rotel cell, but the Collector and the baseline run it.
+        let comps: &[&str] = if collector || baseline.is_some() {
             &["gzip", "none", "zstd"]
         } else {
             &["gzip", "none"]
@@ -750,6 +936,14 @@ fn render(
                 let mut row = vec![n.to_string(), comp.to_string()];
                 if rotel {
                     row.extend([fmt_opt(ratio(w, r), 2), times(ratio(r, w))]);
+                }
+                if collector {
+                    row.extend([
+                        fmt_opt(ratio(w, cpu(Setup::Otelcol)), 2),
+                        fmt_opt(ratio(w, cpu(Setup::OtelcolTuned)), 2),
+                        fmt_opt(ratio(rss(Setup::Weir), rss(Setup::Otelcol)), 2),
+                        fmt_opt(ratio(rss(Setup::Weir), rss(Setup::OtelcolTuned)), 2),
+                    ]);
                 }
                 if baseline.is_some() {
                     row.extend([
@@ -769,6 +963,9 @@ fn render(
             }
         }
         let _ = writeln!(s);
+    }
+    if collector {
+        collector_targets(&mut s, cells, spans);
     }
     let paced: Vec<&Cell> = cells.iter().filter(|c| c.rate.is_some()).collect();
     if !paced.is_empty() {
@@ -825,6 +1022,194 @@ fn render(
         "![CPU-seconds per million spans, by setup](benchmarks.svg)\n\nRaw figures of every cell: `benchmarks.json`."
     );
     s
+}
+
+/// One target of issue 22: a figure per cell, each against a bound.
+struct Target {
+    what: String,
+    /// The figure of each cell, in order; `None` where a cell is missing.
+    values: Vec<Option<f64>>,
+    /// How the values are shown (default: joined with " / ").
+    shown: Option<String>,
+    met: fn(f64) -> bool,
+}
+
+impl Target {
+    /// `met`, `**missed**` (any value out of bounds), or why it cannot say.
+    fn verdict(&self) -> &'static str {
+        if self.values.is_empty() {
+            "-"
+        } else if self.values.iter().flatten().any(|&v| !(self.met)(v)) {
+            "**missed**"
+        } else if self.values.iter().all(Option::is_some) {
+            "met"
+        } else {
+            "incomplete: a cell is missing"
+        }
+    }
+
+    fn measured(&self) -> String {
+        if self.values.is_empty() {
+            return "not in this run".into();
+        }
+        self.shown.clone().unwrap_or_else(|| {
+            self.values
+                .iter()
+                .map(|v| fmt_opt(*v, 2))
+                .collect::<Vec<_>>()
+                .join(" / ")
+        })
+    }
+}
+
+/// The targets of issue 22 against the Collector, each figure against the better of the two Collector
+/// setups in its cell: the lower CPU per span for the CPU targets, the lower peak RSS for memory.
+fn collector_targets(s: &mut String, cells: &[Cell], spans: &[u32]) {
+    let find = |setup: Setup, n: u32, comp: &str| {
+        cells
+            .iter()
+            .find(|c| c.setup == setup && c.spans == n && c.compression == comp && c.rate.is_none())
+    };
+    let cpu = |setup, n, comp| find(setup, n, comp).and_then(Cell::cpu_per_million);
+    let rss = |setup, n, comp| find(setup, n, comp).and_then(|c| c.f("weir_peak_rss_mib"));
+    let lower = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let collector_cpu = |n, comp| {
+        lower(
+            cpu(Setup::Otelcol, n, comp),
+            cpu(Setup::OtelcolTuned, n, comp),
+        )
+    };
+    let collector_rss = |n, comp| {
+        lower(
+            rss(Setup::Otelcol, n, comp),
+            rss(Setup::OtelcolTuned, n, comp),
+        )
+    };
+    // The sizes of a target that this run measured.
+    let sizes =
+        |of: &[u32]| -> Vec<u32> { of.iter().copied().filter(|n| spans.contains(n)).collect() };
+    let label = |sizes: &[u32]| {
+        sizes
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(" / ")
+    };
+    let mut targets = Vec::new();
+    let passthrough = sizes(&[10, 100, 1000]);
+    let chain = sizes(&[100, 1000]);
+    for (comp, first) in [("gzip", true), ("none", false)] {
+        targets.push(Target {
+            what: format!(
+                "{}, {}, {} spans per request",
+                if first {
+                    "weir (no filters) at most 0.4x the Collector's CPU per span"
+                } else {
+                    "the same"
+                },
+                if comp == "gzip" {
+                    "gzip"
+                } else {
+                    "no compression"
+                },
+                label(&passthrough)
+            ),
+            values: passthrough
+                .iter()
+                .map(|&n| ratio(cpu(Setup::Weir, n, comp), collector_cpu(n, comp)))
+                .collect(),
+            shown: None,
+            met: |v| v <= 0.4,
+        });
+    }
+    for (comp, first) in [("gzip", true), ("none", false)] {
+        targets.push(Target {
+            what: format!(
+                "{}, {}, {} spans per request",
+                if first {
+                    "weir + edge chain below the Collector's CPU per span (under 1.00x)"
+                } else {
+                    "the same"
+                },
+                if comp == "gzip" {
+                    "gzip"
+                } else {
+                    "no compression"
+                },
+                label(&chain)
+            ),
+            values: chain
+                .iter()
+                .map(|&n| ratio(cpu(Setup::Chain, n, comp), collector_cpu(n, comp)))
+                .collect(),
+            shown: None,
+            met: |v| v < 1.0,
+        });
+    }
+    // Peak RSS at every load: every size of the run, every compression both ran.
+    let mut values = Vec::new();
+    let mut shown = Vec::new();
+    for comp in ["gzip", "none", "zstd"] {
+        let v: Vec<Option<f64>> = spans
+            .iter()
+            .map(|&n| ratio(rss(Setup::Weir, n, comp), collector_rss(n, comp)))
+            .collect();
+        shown.push(format!(
+            "{comp} {}",
+            v.iter()
+                .map(|v| fmt_opt(*v, 2))
+                .collect::<Vec<_>>()
+                .join(" / ")
+        ));
+        values.extend(v);
+    }
+    targets.push(Target {
+        what: format!(
+            "weir's peak RSS below the Collector's at every load (weir / Collector, under 1.00x), {} spans per request",
+            label(spans)
+        ),
+        values,
+        shown: Some(shown.join("; ")),
+        met: |v| v < 1.0,
+    });
+    // Which Collector setup was the better by CPU, over the cells where both ran.
+    let (mut tuned, mut both) = (0, 0);
+    for &n in spans {
+        for comp in ["gzip", "none", "zstd"] {
+            if let (Some(d), Some(t)) = (
+                cpu(Setup::Otelcol, n, comp),
+                cpu(Setup::OtelcolTuned, n, comp),
+            ) {
+                both += 1;
+                tuned += usize::from(t < d);
+            }
+        }
+    }
+    let _ = writeln!(
+        s,
+        "### Targets against the OpenTelemetry Collector (issue 22)\n"
+    );
+    let which = match (tuned, both) {
+        (_, 0) => String::new(),
+        (0, _) => " (the defaults in every cell)".into(),
+        (t, b) if t == b => " (the tuned one in every cell)".into(),
+        (t, b) => format!(" (the tuned one in {t} of {b} cells, the defaults in the others)"),
+    };
+    let _ = writeln!(
+        s,
+        "Each ratio is weir's figure over that of the better of the two Collector setups in the same cell: \
+         the one with the lower CPU per span for the CPU targets{which}, the lower peak RSS for the memory \
+         target.\n"
+    );
+    let _ = writeln!(s, "| target | measured | |");
+    let _ = writeln!(s, "| --- | --- | --- |");
+    for t in &targets {
+        let _ = writeln!(s, "| {} | {} | {} |", t.what, t.measured(), t.verdict());
+    }
+    let _ = writeln!(s);
 }
 
 /// Writes `text` between the `begin` and `end` markers of `out`, keeping the rest of the file (or
@@ -965,6 +1350,8 @@ fn chart(path: &Path, cells: &[Cell], baseline: Option<&Baseline>) -> Result<()>
         (Setup::Batched, RGBColor(148, 103, 189)),
         (Setup::Chain, RGBColor(255, 127, 14)),
         (Setup::Rotel, RGBColor(44, 160, 44)),
+        (Setup::Otelcol, RGBColor(214, 39, 40)),
+        (Setup::OtelcolTuned, RGBColor(140, 86, 75)),
     ]
     .into_iter()
     .filter(|&(setup, _)| groups.iter().any(|&g| value(setup, g).is_some()))
@@ -1063,11 +1450,31 @@ mod tests {
         assert!(Args::try_parse_from(["benchmark", "--baseline-label", "x"]).is_err());
     }
 
+    const ROTEL: Peers = Peers {
+        rotel: true,
+        collector: false,
+    };
+    const NO_PEER: Peers = Peers {
+        rotel: false,
+        collector: false,
+    };
+
     /// A cell of a million acknowledged spans, so that its CPU-seconds are its CPU per million spans.
     fn cell(setup: Setup, compression: &'static str, cpu_s: f64, rss_mib: f64) -> Cell {
+        cell_at(setup, 100, compression, cpu_s, rss_mib)
+    }
+
+    /// The same at `spans` spans per request.
+    fn cell_at(
+        setup: Setup,
+        spans: u32,
+        compression: &'static str,
+        cpu_s: f64,
+        rss_mib: f64,
+    ) -> Cell {
         Cell {
             setup,
-            spans: 100,
+            spans,
             compression,
             rate: None,
             json: serde_json::json!({
@@ -1121,7 +1528,7 @@ mod tests {
             bin: PathBuf::from("/tmp/weir-before"),
             label: "weir at c7e1cde".into(),
         };
-        let report = render(&cells, &[100], 4, 12.0, 3, true, Some(&baseline));
+        let report = render(&cells, &[100], 4, 12.0, 3, ROTEL, Some(&baseline));
         assert!(report.contains("Baseline: **weir at c7e1cde** (`/tmp/weir-before`)"));
         assert!(report.contains("The edge chain and durable cells run the current weir only."));
         assert!(report.contains(
@@ -1173,7 +1580,7 @@ Raw figures of every cell: `benchmarks.json`.
         let json = std::fs::read_to_string(out.with_extension("json")).unwrap();
         assert!(json.contains(r#""benchmark_setup": "weir at c7e1cde""#));
         // Without Rotel, the table holds weir against its baseline alone.
-        let report = render(&cells, &[100], 4, 12.0, 3, false, Some(&baseline));
+        let report = render(&cells, &[100], 4, 12.0, 3, NO_PEER, Some(&baseline));
         assert!(report.contains(
             "| spans/request | compression | weir / baseline CPU | weir / baseline peak RSS |\n\
              | --- | --- | --- | --- |\n\
@@ -1184,10 +1591,175 @@ Raw figures of every cell: `benchmarks.json`.
             .into_iter()
             .filter(|c| c.setup != Setup::Baseline)
             .collect();
-        let report = render(&cells, &[100], 4, 12.0, 3, true, None);
+        let report = render(&cells, &[100], 4, 12.0, 3, ROTEL, None);
         assert!(report.contains("### weir against Rotel (same run)"));
         assert!(!report.contains("baseline"));
         assert!(report.contains("| 100 | none | 0.20 | 5.00x | - | - | - |\n\n"));
+    }
+
+    #[test]
+    fn the_collector_has_flags_of_its_own() {
+        let a = Args::try_parse_from(["benchmark", "--otelcol-bin", "/opt/otelcol-weir"]).unwrap();
+        assert_eq!(
+            a.otelcol_bin.as_deref(),
+            Some(Path::new("/opt/otelcol-weir"))
+        );
+        assert!(!a.no_collector);
+        let a = Args::try_parse_from(["benchmark", "--no-collector", "--no-rotel"]).unwrap();
+        assert!(a.no_collector && a.no_rotel);
+    }
+
+    /// weir and both Collector setups at 10, 100 and 1000 spans per request, every compression, and the
+    /// edge chain at 100 and 1000; CPU-s per million spans and peak RSS MiB.
+    fn collector_cells() -> Vec<Cell> {
+        // (spans, compression, weir, Collector, Collector (tuned))
+        let cpu = [
+            (10, "gzip", 16.0, 30.0, 32.0),
+            (10, "none", 11.0, 40.0, 36.0),
+            (10, "zstd", 15.0, 30.0, 31.0),
+            (100, "gzip", 4.0, 12.0, 10.0),
+            (100, "none", 2.5, 12.5, 10.0),
+            (100, "zstd", 3.5, 11.0, 11.5),
+            (1000, "gzip", 3.0, 10.0, 9.0),
+            (1000, "none", 1.2, 10.0, 8.0),
+            (1000, "zstd", 2.4, 9.0, 9.5),
+        ];
+        let mut cells = Vec::new();
+        for (n, comp, w, d, t) in cpu {
+            // weir's peak RSS: below both Collectors' except at 1000 spans with zstd, where the tuned
+            // Collector's is lower than weir's.
+            let (rw, rd, rt) = match (n, comp) {
+                (1000, "zstd") => (60.0, 240.0, 50.0),
+                _ => (16.0, 230.0, 240.0),
+            };
+            cells.push(cell_at(Setup::Weir, n, comp, w, rw));
+            cells.push(cell_at(Setup::Otelcol, n, comp, d, rd));
+            let mut tuned = cell_at(Setup::OtelcolTuned, n, comp, t, rt);
+            if (n, comp) == (1000, "gzip") {
+                // It took in faster than it delivered: 7 CPU-s in the window, 9 per million spans
+                // with the work after it; and its memory_limiter refused some requests.
+                tuned.json["weir_cpu_s"] = 7.0.into();
+                tuned.json["weir_cpu_per_million_delivered"] = t.into();
+                tuned.json["requests_refused"] = 340.into();
+            }
+            cells.push(tuned);
+        }
+        for (n, comp, ch) in [
+            (100, "gzip", 12.0),
+            (100, "none", 9.0),
+            (1000, "gzip", 8.0),
+            (1000, "none", 7.0),
+        ] {
+            cells.push(cell_at(Setup::Chain, n, comp, ch, 60.0));
+        }
+        cells.push(paced(Setup::Weir, 2500.0));
+        cells.push(paced(Setup::Direct, 500.0));
+        cells
+    }
+
+    #[test]
+    fn the_report_compares_weir_with_the_collector_and_states_its_targets() {
+        let cells = collector_cells();
+        let peers = Peers {
+            rotel: false,
+            collector: true,
+        };
+        let report = render(&cells, &[10, 100, 1000], 4, 12.0, 3, peers, None);
+        // Both Collector setups have rows of their own, zstd included.
+        assert!(report.contains(
+            "### zstd towards the upstream (weir and the Collector: Rotel offers gzip or none)"
+        ));
+        assert!(
+            report.contains(
+                "| 100 | Collector | 250,000 | 11.00 | 1.00 / 2.50 / 3.00 | 230.0 | all |"
+            )
+        );
+        assert!(report.contains(
+            "| 1000 | Collector (tuned) | 250,000 | 9.50 | 1.00 / 2.50 / 3.00 | 50.0 | all |"
+        ));
+        assert!(report.contains(
+            "| 1000 | Collector (tuned) | 250,000 | 9.00 | 1.00 / 2.50 / 3.00 | 240.0 | all; 340 requests refused (retryable) |"
+        ));
+        assert_eq!(
+            section(&report, "### weir against"),
+            "\
+### weir against the Collector (same run)
+
+weir / Collector is weir's CPU per span, and its peak RSS, over those of the Collector with its defaults and of the Collector tuned for a gateway, in the same cell (targets below: at most 0.4 of the CPU, a peak RSS below, against the better of the two).
+
+| spans/request | compression | weir / Collector CPU | weir / Collector (tuned) CPU | weir / Collector peak RSS | weir / Collector (tuned) peak RSS |
+| --- | --- | --- | --- | --- | --- |
+| 10 | gzip | 0.53 | 0.50 | 0.07 | 0.07 |
+| 10 | none | 0.28 | 0.31 | 0.07 | 0.07 |
+| 10 | zstd | 0.50 | 0.48 | 0.07 | 0.07 |
+| 100 | gzip | 0.33 | 0.40 | 0.07 | 0.07 |
+| 100 | none | 0.20 | 0.25 | 0.07 | 0.07 |
+| 100 | zstd | 0.32 | 0.30 | 0.07 | 0.07 |
+| 1000 | gzip | 0.30 | 0.33 | 0.07 | 0.07 |
+| 1000 | none | 0.12 | 0.15 | 0.07 | 0.07 |
+| 1000 | zstd | 0.27 | 0.25 | 0.25 | 1.20 |
+
+"
+        );
+        // Against the better Collector of each cell: the lower CPU (30 of the defaults at 10 spans gzip,
+        // 10 of the tuned at 100), the lower peak RSS (the tuned one's 50 MiB at 1000 spans zstd).
+        assert_eq!(
+            section(&report, "### Targets against"),
+            "\
+### Targets against the OpenTelemetry Collector (issue 22)
+
+Each ratio is weir's figure over that of the better of the two Collector setups in the same cell: the one with the lower CPU per span for the CPU targets (the tuned one in 5 of 9 cells, the defaults in the others), the lower peak RSS for the memory target.
+
+| target | measured | |
+| --- | --- | --- |
+| weir (no filters) at most 0.4x the Collector's CPU per span, gzip, 10 / 100 / 1000 spans per request | 0.53 / 0.40 / 0.33 | **missed** |
+| the same, no compression, 10 / 100 / 1000 spans per request | 0.31 / 0.25 / 0.15 | met |
+| weir + edge chain below the Collector's CPU per span (under 1.00x), gzip, 100 / 1000 spans per request | 1.20 / 0.89 | **missed** |
+| the same, no compression, 100 / 1000 spans per request | 0.90 / 0.88 | met |
+| weir's peak RSS below the Collector's at every load (weir / Collector, under 1.00x), 10 / 100 / 1000 spans per request | gzip 0.07 / 0.07 / 0.07; none 0.07 / 0.07 / 0.07; zstd 0.07 / 0.07 / 1.20 | **missed** |
+
+"
+        );
+        // The chart draws both Collector setups, and the raw JSON names them.
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("b.md");
+        write_outputs(&out, &report, &cells, None).unwrap();
+        let svg = std::fs::read_to_string(out.with_extension("svg")).unwrap();
+        assert!(svg.contains("\nCollector\n") && svg.contains("\nCollector (tuned)\n"));
+        let json = std::fs::read_to_string(out.with_extension("json")).unwrap();
+        assert!(json.contains(r#""benchmark_setup": "Collector (tuned)""#));
+
+        // A run of 100 spans per request alone (the smoke) states what it measured, and a missing cell
+        // is neither met nor missed.
+        let cells: Vec<Cell> = cells
+            .into_iter()
+            .filter(|c| c.spans == 100 && !(c.setup == Setup::Chain && c.compression == "none"))
+            .collect();
+        let report = render(&cells, &[100], 4, 12.0, 3, peers, None);
+        let targets = section(&report, "### Targets against");
+        assert!(targets.contains(
+            "| weir (no filters) at most 0.4x the Collector's CPU per span, gzip, 100 spans per request | 0.40 | met |"
+        ));
+        assert!(targets.contains(
+            "| the same, no compression, 100 spans per request | - | incomplete: a cell is missing |"
+        ));
+        // Without the Collector (--no-collector), no ratios against it and no targets.
+        let report = render(&cells, &[100], 4, 12.0, 3, NO_PEER, None);
+        assert!(!report.contains("weir / Collector") && !report.contains("### Targets"));
+    }
+
+    #[test]
+    fn a_target_needs_its_sizes_in_the_run() {
+        let t = Target {
+            what: "x".into(),
+            values: vec![],
+            shown: None,
+            met: |v| v < 1.0,
+        };
+        assert_eq!(
+            (t.measured().as_str(), t.verdict()),
+            ("not in this run", "-")
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 mod client;
 mod load;
+mod otelcol;
 mod payload;
 mod procstat;
 mod report;
@@ -51,14 +52,19 @@ impl Protocol {
 enum ProxyKind {
     /// weir (`--weir-bin`).
     Weir,
-    /// Rotel's `rotel-agent` (`--rotel-bin`), with its defaults, as the peer to compare against.
+    /// Rotel's `rotel-agent` (`--rotel-bin`), with its defaults, as a peer to compare against.
     Rotel,
+    /// The OpenTelemetry Collector (`--otelcol-bin`) with its defaults (`benches/otelcol.yaml`).
+    Otelcol,
+    /// The OpenTelemetry Collector tuned for a gateway as its docs recommend
+    /// (`benches/otelcol-tuned.yaml`, and `GOMEMLIMIT`).
+    OtelcolTuned,
 }
 
 /// Compression of what the proxy sends to the sink.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum UpstreamCompression {
-    /// The proxy's own default (gzip for weir and Rotel).
+    /// The proxy's own default (gzip for weir, Rotel and the Collector).
     Default,
     Gzip,
     Zstd,
@@ -86,7 +92,8 @@ struct Args {
     #[arg(long, value_name = "PATH")]
     weir_bin: Option<PathBuf>,
 
-    /// The proxy to measure: weir, or Rotel (`rotel-agent`) for comparison.
+    /// The proxy to measure: weir, or for comparison Rotel (`rotel-agent`) or the OpenTelemetry
+    /// Collector with its defaults (`otelcol`) or tuned for a gateway (`otelcol-tuned`).
     #[arg(long, value_enum, default_value_t = ProxyKind::Weir)]
     proxy: ProxyKind,
 
@@ -94,9 +101,15 @@ struct Args {
     #[arg(long, value_name = "PATH")]
     rotel_bin: Option<PathBuf>,
 
+    /// The Collector (`otelcol-weir`) for `--proxy otelcol|otelcol-tuned` [default: $WEIR_OTELCOL, else
+    /// the WEIR_OTELCOL of the peers' env file, written by `tests/peers/build.sh collector`].
+    #[arg(long, value_name = "PATH", env = "WEIR_OTELCOL")]
+    otelcol_bin: Option<PathBuf>,
+
     /// Compression of the proxy's requests to the sink (weir: `--upstream-compression`; Rotel:
-    /// `--otlp-exporter-compression`). `default` passes nothing. With `--direct`, the client compresses
-    /// its requests to the sink this way (gRPC only).
+    /// `--otlp-exporter-compression`; the Collector: its exporter's `compression`). `default` passes
+    /// nothing (the Collector: gzip, its default). With `--direct`, the client compresses its requests
+    /// to the sink this way (gRPC only).
     #[arg(long, value_enum, default_value_t = UpstreamCompression::Default)]
     upstream_compression: UpstreamCompression,
 
@@ -235,6 +248,8 @@ impl Args {
         match self.proxy {
             ProxyKind::Weir => "weir",
             ProxyKind::Rotel => "rotel",
+            ProxyKind::Otelcol => "otelcol",
+            ProxyKind::OtelcolTuned => "otelcol-tuned",
         }
     }
 }
@@ -358,10 +373,44 @@ fn run(args: &Args) -> Result<bool> {
                     )?;
                     (bin, process)
                 }
+                ProxyKind::Otelcol | ProxyKind::OtelcolTuned => {
+                    let bin = match &args.otelcol_bin {
+                        Some(bin) => bin.clone(),
+                        None => otelcol::from_env_file().with_context(|| {
+                            format!(
+                                "no Collector: pass --otelcol-bin, or build it with `{}`",
+                                otelcol::BUILD_COMMAND
+                            )
+                        })?,
+                    };
+                    eprintln!("loadgen: starting {}", bin.display());
+                    let compression = match args.upstream_compression {
+                        UpstreamCompression::Default => "gzip",
+                        c => c.as_str(),
+                    };
+                    let (config, env): (_, &[(&str, &str)]) = match args.proxy {
+                        ProxyKind::OtelcolTuned => (
+                            otelcol::TUNED_CONFIG,
+                            &[("GOMEMLIMIT", otelcol::TUNED_GOMEMLIMIT)],
+                        ),
+                        _ => (otelcol::DEFAULT_CONFIG, &[]),
+                    };
+                    let process = WeirProcess::spawn_otelcol(
+                        &bin,
+                        config,
+                        env,
+                        sink.addr(),
+                        compression,
+                        args.verbose,
+                        args.startup_timeout,
+                    )?;
+                    (bin, process)
+                }
             };
             let listeners = process.listeners();
             eprintln!(
-                "loadgen: weir (pid {}) listening: otlp-grpc {}, otlp-http {}{}",
+                "loadgen: {} (pid {}) listening: otlp-grpc {}, otlp-http {}{}",
+                args.proxy_mode(),
                 process.pid(),
                 listeners.otlp_grpc,
                 listeners.otlp_http,
@@ -464,6 +513,9 @@ fn run(args: &Args) -> Result<bool> {
         end.sink_total_spans = Some(spans);
         end.drain_wait = waited;
         end.sink_total_requests = Some(counters.requests());
+        // A proxy that acknowledges before it delivers (a batch processor, a durable queue) has worked
+        // on until now for what it acknowledged in the window.
+        end.weir_cpu_ticks_drained = weir_pid.and_then(|pid| procstat::cpu_ticks(pid).ok());
     }
     if let Some(pid) = weir_pid {
         end.weir_peak_rss_kib = procstat::peak_rss_kib(pid).ok();
@@ -479,7 +531,7 @@ fn run(args: &Args) -> Result<bool> {
         }
         match process.stop(Duration::from_secs(10)) {
             Ok(status) if end.weir_exited_early.is_none() => {
-                eprintln!("loadgen: weir stopped ({status})")
+                eprintln!("loadgen: {} stopped ({status})", args.proxy_mode())
             }
             Ok(_) => {}
             Err(e) => eprintln!("loadgen: stopping weir: {e:#}"),
@@ -600,5 +652,30 @@ mod tests {
         .expect("parses");
         assert_eq!(args.weir_arg, ["--config", "weir.yaml"]);
         assert_eq!(args.duration, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn the_collector_is_a_proxy_in_two_setups() {
+        for (value, kind, mode) in [
+            ("otelcol", ProxyKind::Otelcol, "otelcol"),
+            ("otelcol-tuned", ProxyKind::OtelcolTuned, "otelcol-tuned"),
+        ] {
+            let args = Args::try_parse_from([
+                "loadgen",
+                "--proxy",
+                value,
+                "--otelcol-bin",
+                "/opt/otelcol-weir",
+                "--upstream-compression",
+                "zstd",
+            ])
+            .expect("parses");
+            assert_eq!(args.proxy, kind);
+            assert_eq!(args.proxy_mode(), mode);
+            assert_eq!(
+                args.otelcol_bin.as_deref(),
+                Some(std::path::Path::new("/opt/otelcol-weir"))
+            );
+        }
     }
 }

@@ -12,8 +12,8 @@ use std::time::Duration;
 /// How the run was set up (echoed in the report).
 #[derive(Debug, Clone)]
 pub struct RunInfo {
-    /// `weir` or `rotel` (spawned child; the `weir_*` figures are then that proxy's), `target` (already
-    /// running) or `direct` (no proxy).
+    /// `weir`, `rotel`, `otelcol` or `otelcol-tuned` (spawned child; the `weir_*` figures are then that
+    /// proxy's), `target` (already running) or `direct` (no proxy).
     pub mode: &'static str,
     /// What the proxy was asked to compress its upstream requests with (`default`, `gzip`, ...).
     pub upstream_compression: &'static str,
@@ -45,6 +45,8 @@ pub struct EndState {
     pub sink_total_requests: Option<u64>,
     /// How long we waited for the sink to catch up with the acknowledged spans.
     pub drain_wait: Duration,
+    /// weir's CPU time once the sink had caught up (or the wait gave up), in clock ticks.
+    pub weir_cpu_ticks_drained: Option<u64>,
     pub weir_peak_rss_kib: Option<u64>,
     pub weir_rss_kib: Option<u64>,
     /// Set if weir had exited before the end of the run.
@@ -61,7 +63,12 @@ pub struct Report {
     measured: PhaseStats,
     latency_us: LatencyFigures,
     sink_window_spans: Option<u64>,
+    /// Spans acknowledged before the window that had not reached the sink when it opened: work the
+    /// proxy still had to do for the warm-up.
+    backlog_spans: Option<u64>,
     weir_cpu_s: Option<f64>,
+    /// weir's CPU from the window's end until the sink had caught up.
+    weir_cpu_drain_s: Option<f64>,
     loadgen_cpu_s: Option<f64>,
     client_cpu_s: f64,
     sink_cpu_s: f64,
@@ -103,7 +110,11 @@ impl Report {
                 (Some(b), Some(a)) => Some(a.saturating_sub(b)),
                 _ => None,
             },
+            backlog_spans: before
+                .sink_spans
+                .map(|sink| outcome.warmup.spans_acked.saturating_sub(sink)),
             weir_cpu_s: ticks_delta(before.weir_cpu_ticks, after.weir_cpu_ticks),
+            weir_cpu_drain_s: ticks_delta(after.weir_cpu_ticks, end.weir_cpu_ticks_drained),
             loadgen_cpu_s: ticks_delta(before.self_cpu_ticks, after.self_cpu_ticks),
             client_cpu_s: procstat::ticks_to_duration(
                 after
@@ -138,6 +149,23 @@ impl Report {
 
     fn acked_total(&self) -> u64 {
         self.warmup.spans_acked + self.measured.spans_acked
+    }
+
+    /// weir's CPU-seconds per million spans, counting all the work for what it acknowledged in the
+    /// window: its CPU from the window's start until the sink had received everything acknowledged by
+    /// the window's end, over the spans delivered in that time (those acknowledged in the window, and
+    /// the warm-up's backlog). For a proxy that answers after delivering, as weir does by default, the
+    /// drain and the backlog are nil and this is its CPU in the window per acknowledged span; one that
+    /// acknowledges first (a batch processor, a durable queue) may take in faster than it delivers, and
+    /// then its window alone would leave part of its work out.
+    fn cpu_per_million_delivered(&self) -> Option<f64> {
+        let cpu = self.weir_cpu_s? + self.weir_cpu_drain_s?;
+        // Only when the sink did catch up: otherwise the work is not all done.
+        if self.end.sink_total_spans? < self.acked_total() {
+            return None;
+        }
+        let spans = self.measured.spans_acked + self.backlog_spans?;
+        (spans > 0).then(|| cpu / spans as f64 * 1e6)
     }
 
     fn spans_per_weir_cpu_s(&self) -> Option<f64> {
@@ -195,7 +223,7 @@ impl Report {
         let info = &self.info;
         let m = &self.measured;
         let mode = match info.mode {
-            "weir" | "rotel" => format!(
+            "weir" | "rotel" | "otelcol" | "otelcol-tuned" => format!(
                 "through {} (pid {}), upstream compression {}",
                 info.mode,
                 info.weir_pid.map_or("?".to_owned(), |p| p.to_string()),
@@ -297,11 +325,15 @@ impl Report {
         );
         let delivery = match self.end.sink_total_spans {
             Some(sink) => format!(
-                "sink total {} spans in {} requests vs acked total {} (warm-up included; waited {:.2} s)",
+                "sink total {} spans in {} requests vs acked total {} (warm-up included; waited {:.2} s{})",
                 group(sink),
                 self.end.sink_total_requests.map_or("?".to_owned(), group),
                 group(self.acked_total()),
-                self.end.drain_wait.as_secs_f64()
+                self.end.drain_wait.as_secs_f64(),
+                match self.weir_cpu_drain_s {
+                    Some(cpu) if cpu > 0.0 => format!(", weir using {cpu:.2} s of CPU meanwhile"),
+                    _ => String::new(),
+                }
             ),
             None => "not checked (no sink)".to_owned(),
         };
@@ -312,6 +344,16 @@ impl Report {
             group(self.warmup.failed)
         );
         let _ = writeln!(out, "  delivery   {delivery}");
+        if let (Some(backlog), Some(per_million)) =
+            (self.backlog_spans, self.cpu_per_million_delivered())
+        {
+            let _ = writeln!(
+                out,
+                "  through    {per_million:.2} CPU-s per million spans from the window's start until the sink \
+                 had them all ({} not yet delivered from the warm-up when the window opened)",
+                group(backlog)
+            );
+        }
         write_errors(&mut out, "errors", &m.errors);
         if !self.warmup.errors.is_empty() {
             write_errors(&mut out, "warm-up errors", &self.warmup.errors);
@@ -377,6 +419,9 @@ impl Report {
         });
         let resources = json!({
             "weir_cpu_s": self.weir_cpu_s,
+            "weir_cpu_drain_s": self.weir_cpu_drain_s,
+            "backlog_spans_at_window_start": self.backlog_spans,
+            "weir_cpu_per_million_delivered": self.cpu_per_million_delivered(),
             "weir_cpu_cores": self.weir_cpu_s.map(|c| self.per_s_f64(c)),
             "spans_per_weir_cpu_s": self.spans_per_weir_cpu_s(),
             "weir_peak_rss_mib": rss_mib(self.end.weir_peak_rss_kib),
@@ -447,7 +492,89 @@ fn group(n: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::group;
+    use super::*;
+    use crate::load::{LoadOutcome, Sample, StopReason};
+
+    fn sample(weir_cpu_s: f64, sink_spans: u64) -> Sample {
+        Sample {
+            weir_cpu_ticks: Some((weir_cpu_s * procstat::clock_ticks_per_sec() as f64) as u64),
+            self_cpu_ticks: Some(0),
+            client_cpu_ticks: 0,
+            sink_cpu_ticks: 0,
+            sink_spans: Some(sink_spans),
+        }
+    }
+
+    fn phase(ok: u64, spans_acked: u64) -> PhaseStats {
+        PhaseStats {
+            ok,
+            spans_sent: spans_acked,
+            spans_acked,
+            ..PhaseStats::default()
+        }
+    }
+
+    /// A proxy that acknowledges before it delivers: 100,000 spans acknowledged in the warm-up, 60,000
+    /// of them at the sink when the window opens; 800,000 acknowledged in the window, 500,000 delivered
+    /// in it; 8 CPU-s in the window and 2 more until the sink has all 900,000.
+    fn report(sink_total: u64) -> Report {
+        let outcome = LoadOutcome {
+            warmup: phase(100, 100_000),
+            measured: phase(800, 800_000),
+            latency: hdrhistogram::Histogram::new(3).unwrap(),
+            window: Duration::from_secs(10),
+            stop_reason: StopReason::Duration,
+            before: sample(1.0, 60_000),
+            after: sample(9.0, 560_000),
+        };
+        let end = EndState {
+            sink_total_spans: Some(sink_total),
+            sink_total_requests: Some(900),
+            drain_wait: Duration::from_secs(3),
+            weir_cpu_ticks_drained: sample(11.0, 0).weir_cpu_ticks,
+            ..EndState::default()
+        };
+        let info = RunInfo {
+            mode: "otelcol",
+            upstream_compression: "gzip",
+            rate: None,
+            protocol: "grpc",
+            target: "127.0.0.1:4317".parse().unwrap(),
+            weir_pid: Some(1),
+            weir_bin: None,
+            concurrency: 4,
+            connections: 4,
+            spans_per_request: 1000,
+            variants: 16,
+            mean_body_bytes: 530_000.0,
+            warmup: Duration::from_secs(2),
+            duration: Duration::from_secs(10),
+            max_requests: 10_000_000,
+            allow_loss: false,
+            allow_refusals: false,
+        };
+        Report::new(info, outcome, end)
+    }
+
+    #[test]
+    fn cpu_per_span_counts_the_work_after_the_window_for_what_it_acknowledged() {
+        let r = report(900_000);
+        let json = r.json();
+        assert_eq!(json["weir_cpu_s"], 8.0);
+        assert_eq!(json["weir_cpu_drain_s"], 2.0);
+        assert_eq!(json["backlog_spans_at_window_start"], 40_000);
+        // (8 + 2) CPU-s over the 800,000 spans of the window and the 40,000 the warm-up had left.
+        let per_million = json["weir_cpu_per_million_delivered"].as_f64().unwrap();
+        assert!(
+            (per_million - 10.0 / 840_000.0 * 1e6).abs() < 1e-9,
+            "{per_million}"
+        );
+        assert!(r.human().contains("weir using 2.00 s of CPU meanwhile"));
+        // A sink that never caught up: the work is not all done, no such figure (and the run fails).
+        let r = report(850_000);
+        assert!(r.json()["weir_cpu_per_million_delivered"].is_null());
+        assert!(!r.problems().is_empty());
+    }
 
     #[test]
     fn groups_thousands() {

@@ -1,5 +1,6 @@
-//! The proxy child process (weir, or Rotel's `rotel-agent` to compare against):
-//! spawning it, learning its listen addresses, draining its output, and stopping it.
+//! The proxy child process (weir, or a peer to compare against: Rotel's `rotel-agent`, the
+//! OpenTelemetry Collector): spawning it, learning its listen addresses, draining its output, and
+//! stopping it.
 //!
 //! weir is started with every listener on port 0 and `--log-format json`; it
 //! announces each bound socket with a log line whose fields are
@@ -38,12 +39,19 @@ pub struct WeirProcess {
     listeners: Listeners,
     log: Arc<Mutex<VecDeque<String>>>,
     exit: Option<ExitStatus>,
+    /// Files the child reads (the Collector's config), removed after it.
+    _scratch: Option<tempfile::TempDir>,
 }
 
 enum OutputEvent {
     Listening(String, SocketAddr),
+    /// A line with the ready marker the reader was given.
+    Ready,
     Closed,
 }
+
+/// The Collector's line, on stderr, once every receiver listens.
+const OTELCOL_READY: &str = "Everything is ready. Begin running and processing data.";
 
 impl WeirProcess {
     /// Spawns `bin run ...` with all listeners on port 0, forwarding to
@@ -85,11 +93,18 @@ impl WeirProcess {
         let (tx, rx) = mpsc::channel();
         let mut streams = 0;
         if let Some(stderr) = child.stderr.take() {
-            spawn_reader("weir-stderr", stderr, tx.clone(), Arc::clone(&log), verbose)?;
+            spawn_reader(
+                "weir-stderr",
+                stderr,
+                tx.clone(),
+                Arc::clone(&log),
+                verbose,
+                None,
+            )?;
             streams += 1;
         }
         if let Some(stdout) = child.stdout.take() {
-            spawn_reader("weir-stdout", stdout, tx, Arc::clone(&log), verbose)?;
+            spawn_reader("weir-stdout", stdout, tx, Arc::clone(&log), verbose, None)?;
             streams += 1;
         }
 
@@ -103,6 +118,7 @@ impl WeirProcess {
             },
             log,
             exit: None,
+            _scratch: None,
         };
         // On error, dropping `process` stops the child.
         process.listeners = process.wait_for_listeners(&rx, streams, startup_timeout)?;
@@ -143,7 +159,7 @@ impl WeirProcess {
                     _ => {}
                 },
                 Ok(OutputEvent::Closed) => open_streams = open_streams.saturating_sub(1),
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Ok(OutputEvent::Ready) | Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => open_streams = 0,
             }
             if let Some(status) = self.child.try_wait().context("polling weir")? {
@@ -203,10 +219,11 @@ impl WeirProcess {
                 tx.clone(),
                 Arc::clone(&log),
                 verbose,
+                None,
             )?;
         }
         if let Some(stdout) = child.stdout.take() {
-            spawn_reader("rotel-stdout", stdout, tx, Arc::clone(&log), verbose)?;
+            spawn_reader("rotel-stdout", stdout, tx, Arc::clone(&log), verbose, None)?;
         }
         let mut process = Self {
             child,
@@ -217,6 +234,7 @@ impl WeirProcess {
             },
             log,
             exit: None,
+            _scratch: None,
         };
         let deadline = Instant::now() + startup_timeout;
         for addr in [grpc, http] {
@@ -240,6 +258,106 @@ impl WeirProcess {
             }
         }
         Ok(process)
+    }
+
+    /// Spawns the OpenTelemetry Collector (`otelcol-weir --config=FILE`) with `config` (one of
+    /// `otelcol.rs`'s, whose `${env:...}` variables this sets: two free loopback ports for its OTLP
+    /// receiver, `upstream` for its `otlp_grpc` exporter, `compression` of it), and the environment
+    /// `env` (added to this process's, without `GOMEMLIMIT` and `GOGC` unless `env` sets them), and
+    /// waits up to `startup_timeout` for its ready line. Like Rotel, it cannot announce a port 0, so the
+    /// ports are picked by binding and releasing them first.
+    pub fn spawn_otelcol(
+        bin: &Path,
+        config: &str,
+        env: &[(&str, &str)],
+        upstream: SocketAddr,
+        compression: &str,
+        verbose: bool,
+        startup_timeout: Duration,
+    ) -> Result<Self> {
+        let (grpc, http) = (free_port()?, free_port()?);
+        let scratch = tempfile::Builder::new()
+            .prefix("loadgen-otelcol-")
+            .tempdir()
+            .context("creating the Collector's scratch directory")?;
+        let config_path = scratch.path().join("otelcol.yaml");
+        std::fs::write(&config_path, config).context("writing the Collector's config")?;
+        let mut command = Command::new(bin);
+        command
+            .arg(format!("--config={}", config_path.display()))
+            .env_remove("GOMEMLIMIT")
+            .env_remove("GOGC")
+            .env("WEIR_BENCH_OTLP_GRPC", grpc.to_string())
+            .env("WEIR_BENCH_OTLP_HTTP", http.to_string())
+            .env("WEIR_BENCH_SINK_ADDR", upstream.to_string())
+            .env("WEIR_BENCH_COMPRESSION", compression);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("spawning {}", bin.display()))?;
+        let log = Arc::new(Mutex::new(VecDeque::with_capacity(KEPT_LINES)));
+        let (tx, rx) = mpsc::channel();
+        if let Some(stderr) = child.stderr.take() {
+            spawn_reader(
+                "otelcol-stderr",
+                stderr,
+                tx.clone(),
+                Arc::clone(&log),
+                verbose,
+                Some(OTELCOL_READY),
+            )?;
+        }
+        if let Some(stdout) = child.stdout.take() {
+            spawn_reader(
+                "otelcol-stdout",
+                stdout,
+                tx,
+                Arc::clone(&log),
+                verbose,
+                None,
+            )?;
+        }
+        let mut process = Self {
+            child,
+            listeners: Listeners {
+                otlp_grpc: grpc,
+                otlp_http: http,
+                admin: None,
+            },
+            log,
+            exit: None,
+            _scratch: Some(scratch),
+        };
+        let deadline = Instant::now() + startup_timeout;
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                bail!(
+                    "the Collector did not log its ready line within {startup_timeout:.0?}; its output:\n{}",
+                    process.recent_output()
+                );
+            }
+            match rx.recv_timeout((deadline - now).min(Duration::from_millis(100))) {
+                Ok(OutputEvent::Ready) => return Ok(process),
+                Ok(_) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+                // Both streams closed: it has exited or is about to.
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    thread::sleep(Duration::from_millis(50))
+                }
+            }
+            if let Some(status) = process.exited() {
+                thread::sleep(Duration::from_millis(100));
+                bail!(
+                    "the Collector exited during startup ({status}); its output:\n{}",
+                    process.recent_output()
+                );
+            }
+        }
     }
 
     /// The process id.
@@ -324,12 +442,15 @@ fn free_port() -> Result<SocketAddr> {
     listener.local_addr().context("picking a free port")
 }
 
+/// Reads `stream` line by line until it closes, keeping the last lines in `log`, and reports weir's
+/// `listening` lines and any line containing `ready_marker` on `events`.
 fn spawn_reader(
     name: &str,
     stream: impl Read + Send + 'static,
     events: mpsc::Sender<OutputEvent>,
     log: Arc<Mutex<VecDeque<String>>>,
     verbose: bool,
+    ready_marker: Option<&'static str>,
 ) -> Result<()> {
     thread::Builder::new()
         .name(name.to_owned())
@@ -348,6 +469,9 @@ fn spawn_reader(
                 }
                 if let Some((listener, addr)) = parse_listening(&line) {
                     let _ = events.send(OutputEvent::Listening(listener, addr));
+                }
+                if ready_marker.is_some_and(|m| line.contains(m)) {
+                    let _ = events.send(OutputEvent::Ready);
                 }
                 if let Ok(mut lines) = log.lock() {
                     if lines.len() == KEPT_LINES {
