@@ -66,6 +66,8 @@ mod payload;
 #[allow(dead_code)]
 mod otelcol;
 
+mod redaction;
+
 /// Runs weir, weir with the edge chain, Rotel and the OpenTelemetry Collector side by side and writes
 /// `docs/benchmarks.md`.
 #[derive(Debug, Parser)]
@@ -125,6 +127,12 @@ struct Args {
     /// Echo each loadgen's output.
     #[arg(long)]
     verbose: bool,
+    /// Instead of the passthrough plan: the edge chain on secret-dense and secret-free spans at 10, 100,
+    /// 1000 and 8,192 spans per request, beside weir without filters and the Collector redacting the
+    /// same (`benches/otelcol-redaction.yaml`); every planted secret must be masked at the sink.
+    /// Written between `<!-- redaction:begin -->` and `<!-- redaction:end -->`.
+    #[arg(long, conflicts_with = "compression_table")]
+    redaction: bool,
     /// Instead of the proxies: measure gzip and zstd at each level on the load's requests (CPU per
     /// byte against ratio, in this process) and write that table to `--out`.
     #[arg(long)]
@@ -151,6 +159,9 @@ enum Setup {
     /// The Collector tuned for a gateway as its docs recommend (`benches/otelcol-tuned.yaml`:
     /// memory_limiter, batch bounds, more queue consumers, `GOMEMLIMIT`).
     OtelcolTuned,
+    /// The Collector with its defaults and its `redaction` processor masking what the edge chain's
+    /// redactor masks (`benches/otelcol-redaction.yaml`): `--redaction` only.
+    OtelcolRedaction,
     /// The baseline weir (`--baseline-weir`), no filters: weir's cells again with another binary.
     Baseline,
 }
@@ -167,6 +178,7 @@ impl Setup {
             Setup::Rotel => "Rotel",
             Setup::Otelcol => "Collector",
             Setup::OtelcolTuned => "Collector (tuned)",
+            Setup::OtelcolRedaction => "Collector + redaction",
             Setup::Baseline => baseline.map_or(BASELINE_LABEL, |b| &b.label),
         }
     }
@@ -380,7 +392,18 @@ fn run(args: &Args) -> Result<bool> {
         warmup,
         concurrency: args.concurrency,
         verbose: args.verbose,
+        mix: payload::Mix::Plain,
+        sink_decode: "count",
     };
+    if args.redaction {
+        let out = if args.smoke {
+            std::env::temp_dir().join(format!("weir-redaction-{}.md", std::process::id()))
+        } else {
+            args.out.clone()
+        };
+        let repeat = if args.smoke { 1 } else { args.repeat.max(1) };
+        return redaction::run(&runner, otelcol.is_some(), args.smoke, repeat, &out);
+    }
     let repeat = if args.smoke { 1 } else { args.repeat.max(1) };
     let mut failures = Vec::new();
     // The latency runs below saturation, for gzip and none.
@@ -491,6 +514,7 @@ fn run(args: &Args) -> Result<bool> {
     }
 }
 
+#[derive(Clone, Copy)]
 struct Runner<'a> {
     loadgen: &'a Path,
     weir: &'a Path,
@@ -503,6 +527,10 @@ struct Runner<'a> {
     warmup: f64,
     concurrency: u32,
     verbose: bool,
+    /// What the spans carry.
+    mix: payload::Mix,
+    /// How the sink decodes (`count`: framing only; `full`, which also counts leaked secrets).
+    sink_decode: &'static str,
 }
 
 impl Runner<'_> {
@@ -519,7 +547,8 @@ impl Runner<'_> {
         };
         let mut cmd = Command::new(self.loadgen);
         cmd.arg("--json")
-            .args(["--sink-decode", "count"])
+            .args(["--sink-decode", self.sink_decode])
+            .args(["--mix", self.mix.as_str()])
             .args(["--concurrency", &self.concurrency.to_string()])
             .args(["--connections", &self.concurrency.to_string()])
             .args(["--spans-per-request", &spans.to_string()])
@@ -559,12 +588,12 @@ impl Runner<'_> {
                     .arg("--rotel-bin")
                     .arg(bin);
             }
-            Setup::Otelcol | Setup::OtelcolTuned => {
+            Setup::Otelcol | Setup::OtelcolTuned | Setup::OtelcolRedaction => {
                 let bin = self.otelcol.context("no Collector")?;
-                let proxy = if setup == Setup::Otelcol {
-                    "otelcol"
-                } else {
-                    "otelcol-tuned"
+                let proxy = match setup {
+                    Setup::Otelcol => "otelcol",
+                    Setup::OtelcolTuned => "otelcol-tuned",
+                    _ => "otelcol-redaction",
                 };
                 // The Collector acknowledges on receipt (batch processor) and can take in faster than
                 // it delivers, holding the rest in memory: loadgen waits, up to the drain timeout, for
@@ -1257,7 +1286,7 @@ fn compression_table(smoke: bool) -> String {
     let requests: Vec<Vec<bytes::Bytes>> = sizes
         .iter()
         .map(|&n| {
-            payload::build(8, n, 3)
+            payload::build_mix(payload::Mix::Plain, 8, n, 3)
                 .into_iter()
                 .map(|p| p.body)
                 .collect()

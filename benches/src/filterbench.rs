@@ -7,7 +7,7 @@
 //! initialize an instance; and the time from push to active (compile, validate, swap). Filters come
 //! from `target/wasm` (`bash filters/build.sh`).
 //!
-//! `cargo run --release -p weir-bench --bin filterbench -- [--spans 100] [--iterations 2000]`
+//! `cargo run --release -p weir-bench --bin filterbench -- [--spans 100] [--iterations 2000] [--mix secrets]`
 
 #[allow(dead_code)]
 #[path = "payload.rs"]
@@ -44,6 +44,10 @@ struct Args {
     /// Folder of the built filters.
     #[arg(long, default_value = "target/wasm")]
     wasm: PathBuf,
+    /// What the spans carry: `plain` (few secrets) or `secrets` (seven of ten attributes are
+    /// secrets the redactor masks).
+    #[arg(long, value_enum, default_value_t = payload::Mix::Plain)]
+    mix: payload::Mix,
 }
 
 struct Bench {
@@ -143,7 +147,7 @@ fn per_batch_all(
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let payloads: Vec<Payload> = payload::build(16, args.spans, 7)
+    let payloads: Vec<Payload> = payload::build_mix(args.mix, 16, args.spans, 7)
         .into_iter()
         .map(|p| Payload::decode_protobuf(Signal::Traces, &p.body))
         .collect::<Result<_, _>>()?;

@@ -59,6 +59,9 @@ enum ProxyKind {
     /// The OpenTelemetry Collector tuned for a gateway as its docs recommend
     /// (`benches/otelcol-tuned.yaml`, and `GOMEMLIMIT`).
     OtelcolTuned,
+    /// The OpenTelemetry Collector with its defaults and its `redaction` processor masking what weir's
+    /// redactor masks (`benches/otelcol-redaction.yaml`).
+    OtelcolRedaction,
 }
 
 /// Compression of what the proxy sends to the sink.
@@ -189,6 +192,11 @@ struct Args {
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     client_threads: u32,
 
+    /// What the spans carry: `plain`, or `secrets` (seven of ten attributes are secrets, which the
+    /// sink counts if they arrive unmasked: needs `--sink-decode full`).
+    #[arg(long, value_enum, default_value_t = payload::Mix::Plain)]
+    mix: payload::Mix,
+
     /// How the sink decodes requests: `full` decodes every span into Rust types
     /// (like a real collector); `count` decodes only the framing down to each
     /// span, which costs far less CPU.
@@ -250,6 +258,7 @@ impl Args {
             ProxyKind::Rotel => "rotel",
             ProxyKind::Otelcol => "otelcol",
             ProxyKind::OtelcolTuned => "otelcol-tuned",
+            ProxyKind::OtelcolRedaction => "otelcol-redaction",
         }
     }
 }
@@ -299,7 +308,14 @@ fn run(args: &Args) -> Result<bool> {
     let concurrency = args.concurrency as usize;
     let connections = args.connections as usize;
 
-    let payloads = payload::build(
+    if args.mix == payload::Mix::Secrets
+        && args.sink_decode != SinkDecode::Full
+        && args.target.is_none()
+    {
+        bail!("--mix secrets counts leaks at the sink, which needs --sink-decode full");
+    }
+    let payloads = payload::build_mix(
+        args.mix,
         args.variants as usize,
         args.spans_per_request as usize,
         args.seed,
@@ -373,7 +389,7 @@ fn run(args: &Args) -> Result<bool> {
                     )?;
                     (bin, process)
                 }
-                ProxyKind::Otelcol | ProxyKind::OtelcolTuned => {
+                ProxyKind::Otelcol | ProxyKind::OtelcolTuned | ProxyKind::OtelcolRedaction => {
                     let bin = match &args.otelcol_bin {
                         Some(bin) => bin.clone(),
                         None => otelcol::from_env_file().with_context(|| {
@@ -393,6 +409,7 @@ fn run(args: &Args) -> Result<bool> {
                             otelcol::TUNED_CONFIG,
                             &[("GOMEMLIMIT", otelcol::TUNED_GOMEMLIMIT)],
                         ),
+                        ProxyKind::OtelcolRedaction => (otelcol::REDACTION_CONFIG, &[]),
                         _ => (otelcol::DEFAULT_CONFIG, &[]),
                     };
                     let process = WeirProcess::spawn_otelcol(
@@ -513,6 +530,7 @@ fn run(args: &Args) -> Result<bool> {
         end.sink_total_spans = Some(spans);
         end.drain_wait = waited;
         end.sink_total_requests = Some(counters.requests());
+        end.sink_leaks = (args.sink_decode == SinkDecode::Full).then(|| counters.leaks());
         // A proxy that acknowledges before it delivers (a batch processor, a durable queue) has worked
         // on until now for what it acknowledged in the window.
         end.weir_cpu_ticks_drained = weir_pid.and_then(|pid| procstat::cpu_ticks(pid).ok());
@@ -555,6 +573,7 @@ fn run(args: &Args) -> Result<bool> {
         spans_per_request: args.spans_per_request as usize,
         variants: args.variants as usize,
         mean_body_bytes,
+        mix: args.mix.as_str(),
         warmup: args.warmup,
         duration: args.duration,
         max_requests: args.max_requests,
@@ -659,6 +678,11 @@ mod tests {
         for (value, kind, mode) in [
             ("otelcol", ProxyKind::Otelcol, "otelcol"),
             ("otelcol-tuned", ProxyKind::OtelcolTuned, "otelcol-tuned"),
+            (
+                "otelcol-redaction",
+                ProxyKind::OtelcolRedaction,
+                "otelcol-redaction",
+            ),
         ] {
             let args = Args::try_parse_from([
                 "loadgen",

@@ -12,6 +12,10 @@ pub const DEFAULT_CONFIG: &str = include_str!("../otelcol.yaml");
 /// The Collector tuned as its documentation recommends for a gateway (sources in the file).
 pub const TUNED_CONFIG: &str = include_str!("../otelcol-tuned.yaml");
 
+/// The Collector with its defaults and the `redaction` processor masking what weir's redactor masks
+/// (the edge chain's counterpart on secret-dense spans).
+pub const REDACTION_CONFIG: &str = include_str!("../otelcol-redaction.yaml");
+
 /// `GOMEMLIMIT` of the tuned setup: its `memory_limiter` hard limit (see `benches/otelcol-tuned.yaml`).
 pub const TUNED_GOMEMLIMIT: &str = "800MiB";
 
@@ -70,7 +74,7 @@ mod tests {
 
     #[test]
     fn the_configs_name_their_variables_and_the_tuned_one_its_sources() {
-        for config in [DEFAULT_CONFIG, TUNED_CONFIG] {
+        for config in [DEFAULT_CONFIG, TUNED_CONFIG, REDACTION_CONFIG] {
             for var in [
                 "WEIR_BENCH_OTLP_GRPC",
                 "WEIR_BENCH_OTLP_HTTP",

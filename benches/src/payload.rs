@@ -28,8 +28,44 @@ pub struct Payload {
     pub spans: u64,
 }
 
-/// Builds `variants` distinct requests of `spans_per_request` spans each.
-pub fn build(variants: usize, spans_per_request: usize, seed: u64) -> Vec<Payload> {
+/// What the spans' attributes carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Mix {
+    /// About 533-byte spans with ten attributes of mixed types and few secrets: the default, and
+    /// the secret-free row of the redaction benchmark.
+    #[default]
+    Plain,
+    /// About 850-byte spans whose ten attributes are seven secrets (an e-mail address, a card number,
+    /// a token in a URL, SQL with an e-mail address, a client IPv4 and IPv6 address, a bearer JWT)
+    /// and three ordinary values (a user agent, a route, a status code): the data a redactor is for.
+    /// Every secret carries one of [`LEAK_MARKERS`], so a sink can count what got through.
+    Secrets,
+}
+
+impl Mix {
+    /// Its name in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mix::Plain => "plain",
+            Mix::Secrets => "secrets",
+        }
+    }
+}
+
+/// A piece of every secret [`Mix::Secrets`] plants, in no other value it sends: a string value that
+/// still holds one after redaction is a leak. (The redactor masks a whole match, so none survives.)
+pub const LEAK_MARKERS: &[&str] = &[
+    "@mail.example",
+    "tok_",
+    "eyJhbGci",
+    "2001:db8:",
+    "172.16.",
+    // With its space: a card is written in groups, and an order id in a URL may hold the digits.
+    "4539 ",
+];
+
+/// Builds `variants` distinct requests of `spans_per_request` spans each, their attributes of `mix`.
+pub fn build_mix(mix: Mix, variants: usize, spans_per_request: usize, seed: u64) -> Vec<Payload> {
     let mut rng = SplitMix64(seed);
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -37,7 +73,7 @@ pub fn build(variants: usize, spans_per_request: usize, seed: u64) -> Vec<Payloa
         .unwrap_or(0);
     (0..variants)
         .map(|variant| {
-            let request = request(&mut rng, variant, spans_per_request, now);
+            let request = request(&mut rng, mix, variant, spans_per_request, now);
             Payload {
                 body: Bytes::from(request.encode_to_vec()),
                 spans: spans_per_request as u64,
@@ -85,6 +121,7 @@ const STATUS_CODES: &[i64] = &[200, 200, 200, 200, 200, 200, 201, 204, 304, 404,
 
 fn request(
     rng: &mut SplitMix64,
+    mix: Mix,
     variant: usize,
     spans_per_request: usize,
     now_nanos: u64,
@@ -116,7 +153,7 @@ fn request(
     let mut spans = Vec::with_capacity(spans_per_request);
     while spans.len() < spans_per_request {
         let trace_len = (1 + rng.below(8) as usize).min(spans_per_request - spans.len());
-        push_trace(rng, trace_len, now_nanos, &mut spans);
+        push_trace(rng, mix, trace_len, now_nanos, &mut spans);
     }
 
     ExportTraceServiceRequest {
@@ -133,7 +170,7 @@ fn request(
 }
 
 /// Appends one trace: a SERVER root span followed by `len - 1` CLIENT children.
-fn push_trace(rng: &mut SplitMix64, len: usize, now_nanos: u64, spans: &mut Vec<Span>) {
+fn push_trace(rng: &mut SplitMix64, mix: Mix, len: usize, now_nanos: u64, spans: &mut Vec<Span>) {
     let trace_id = rng.bytes::<16>().to_vec();
     let root_id = rng.bytes::<8>().to_vec();
     let root_start = now_nanos.saturating_sub(rng.below(60_000_000_000));
@@ -195,7 +232,10 @@ fn push_trace(rng: &mut SplitMix64, len: usize, now_nanos: u64, spans: &mut Vec<
             kind: kind as i32,
             start_time_unix_nano: start,
             end_time_unix_nano: end,
-            attributes: attributes(rng, method, route, status_code),
+            attributes: match mix {
+                Mix::Plain => attributes(rng, method, route, status_code),
+                Mix::Secrets => secret_attributes(rng, route, status_code),
+            },
             events,
             status: Some(if failed {
                 Status {
@@ -234,6 +274,107 @@ fn attributes(rng: &mut SplitMix64, method: &str, route: &str, status: i64) -> V
         kv_double("app.queue.wait_ms", rng.below(50_000) as f64 / 1000.0),
         kv_str("app.request.fingerprint", &fingerprint),
     ]
+}
+
+const FIRST_NAMES: &[&str] = &["ada", "grace", "alan", "edsger", "barbara", "ken", "radia"];
+const LAST_NAMES: &[&str] = &[
+    "lovelace", "hopper", "turing", "dijkstra", "liskov", "thompson",
+];
+
+/// Seven secrets and three ordinary values, each secret with one of [`LEAK_MARKERS`].
+fn secret_attributes(rng: &mut SplitMix64, route: &str, status: i64) -> Vec<KeyValue> {
+    let first = FIRST_NAMES[rng.below(FIRST_NAMES.len() as u64) as usize];
+    let last = LAST_NAMES[rng.below(LAST_NAMES.len() as u64) as usize];
+    let email = format!("{first}.{last}{}@mail.example", rng.below(10_000));
+    let hex = |rng: &mut SplitMix64, n: usize| -> String {
+        (0..n)
+            .map(|_| char::from(b"0123456789abcdef"[rng.below(16) as usize]))
+            .collect()
+    };
+    let id = rng.below(1_000_000);
+    let url = format!(
+        "https://shop.example.com/api/v1/orders/{id}?lang=en&token=tok_{}&page=2",
+        hex(rng, 24)
+    );
+    let sql = format!(
+        "SELECT id, status FROM orders WHERE customer_email = '{}.{}@mail.example' AND region = 'eu' LIMIT 50",
+        last,
+        rng.below(10_000)
+    );
+    let ipv4 = format!("172.16.{}.{}", rng.below(256), 1 + rng.below(254));
+    let ipv6 = format!(
+        "2001:db8:{:x}:{:x}::{:x}",
+        rng.below(0xffff),
+        rng.below(0xffff),
+        1 + rng.below(0xfffe)
+    );
+    // A JWT: a fixed header ("alg":"HS256") and random base64url-ish payload and signature.
+    let jwt = format!(
+        "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOi{}.{}",
+        hex(rng, 20),
+        hex(rng, 32)
+    );
+    let agent = USER_AGENTS[rng.below(USER_AGENTS.len() as u64) as usize];
+    vec![
+        kv_str("user.email", &email),
+        kv_str("payment.card.number", &card(rng)),
+        kv_str("url.full", &url),
+        kv_str("db.query.text", &sql),
+        kv_str("client.address", &ipv4),
+        kv_str("network.peer.address", &ipv6),
+        kv_str("http.request.header.x_forwarded_auth", &jwt),
+        kv_str("user_agent.original", agent),
+        kv_str("http.route", route),
+        kv_int("http.response.status_code", status),
+    ]
+}
+
+/// A Visa-like card number with a valid Luhn check digit, in four groups: `4539 NNNN NNNN NNNC`.
+fn card(rng: &mut SplitMix64) -> String {
+    let mut digits = vec![4u8, 5, 3, 9];
+    digits.extend((0..11).map(|_| rng.below(10) as u8));
+    // The check digit makes the Luhn sum of all 16 a multiple of ten.
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &d)| {
+            let d = u32::from(d);
+            if i % 2 == 0 {
+                let dd = d * 2;
+                if dd > 9 { dd - 9 } else { dd }
+            } else {
+                d
+            }
+        })
+        .sum();
+    digits.push(((10 - sum % 10) % 10) as u8);
+    digits
+        .chunks(4)
+        .map(|g| g.iter().map(|d| char::from(b'0' + d)).collect::<String>())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The string values of `request` that still hold a planted secret (a [`LEAK_MARKERS`] entry).
+pub fn leaks(request: &ExportTraceServiceRequest) -> u64 {
+    let mut n = 0;
+    for rs in &request.resource_spans {
+        for ss in &rs.scope_spans {
+            for span in &ss.spans {
+                for kv in &span.attributes {
+                    if let Some(AnyValue {
+                        value: Some(Value::StringValue(v)),
+                    }) = &kv.value
+                        && LEAK_MARKERS.iter().any(|m| v.contains(m))
+                    {
+                        n += 1;
+                    }
+                }
+            }
+        }
+    }
+    n
 }
 
 fn kv(key: &str, value: Value) -> KeyValue {
@@ -298,7 +439,7 @@ mod tests {
 
     #[test]
     fn builds_requested_shape() {
-        let payloads = build(3, 100, 7);
+        let payloads = build_mix(Mix::Plain, 3, 100, 7);
         assert_eq!(payloads.len(), 3);
         for p in &payloads {
             let req = ExportTraceServiceRequest::decode(p.body.clone()).expect("decodes");
@@ -310,6 +451,75 @@ mod tests {
                     .all(|s| s.trace_id.len() == 16 && s.span_id.len() == 8)
             );
             assert!(spans.iter().all(|s| s.attributes.len() == 10));
+            assert_eq!(leaks(&req), 0, "the plain mix plants no secrets");
+        }
+    }
+
+    #[test]
+    fn the_secret_mix_plants_seven_secrets_per_span_that_the_detectors_find() {
+        let payloads = build_mix(Mix::Secrets, 4, 100, 7);
+        let set = weir_kernels::PatternSet::compile(&weir_kernels::PatternSpec {
+            detectors: weir_kernels::Detector::ALL.to_vec(),
+            ..Default::default()
+        })
+        .unwrap();
+        let mut bytes = 0;
+        for p in &payloads {
+            let req = ExportTraceServiceRequest::decode(p.body.clone()).expect("decodes");
+            let spans = &req.resource_spans[0].scope_spans[0].spans;
+            assert_eq!(spans.len(), 100);
+            assert_eq!(leaks(&req), 7 * 100);
+            bytes += p.body.len();
+            for span in spans {
+                let values = span.attributes.iter().filter_map(|kv| match &kv.value {
+                    Some(AnyValue {
+                        value: Some(Value::StringValue(v)),
+                    }) => Some(v.as_str()),
+                    _ => None,
+                });
+                let mut found = 0;
+                for v in values {
+                    let mut hits = Vec::new();
+                    set.find_values(v, &mut hits);
+                    if LEAK_MARKERS.iter().any(|m| v.contains(m)) {
+                        assert!(!hits.is_empty(), "no detector finds the secret in {v:?}");
+                        found += 1;
+                    } else {
+                        assert!(
+                            hits.is_empty(),
+                            "{v:?} is not meant to be a secret: {hits:?}"
+                        );
+                    }
+                }
+                assert_eq!(found, 7);
+            }
+        }
+        let per_span = bytes / 400;
+        assert!((700..1000).contains(&per_span), "{per_span} bytes per span");
+    }
+
+    #[test]
+    fn card_numbers_pass_the_luhn_check() {
+        let mut rng = SplitMix64(3);
+        for _ in 0..100 {
+            let c: Vec<u32> = card(&mut rng)
+                .chars()
+                .filter_map(|c| c.to_digit(10))
+                .collect();
+            assert_eq!(c.len(), 16);
+            let sum: u32 = c
+                .iter()
+                .rev()
+                .enumerate()
+                .map(|(i, &d)| {
+                    if i % 2 == 1 {
+                        if d * 2 > 9 { d * 2 - 9 } else { d * 2 }
+                    } else {
+                        d
+                    }
+                })
+                .sum();
+            assert_eq!(sum % 10, 0);
         }
     }
 }

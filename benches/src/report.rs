@@ -29,6 +29,8 @@ pub struct RunInfo {
     pub spans_per_request: usize,
     pub variants: usize,
     pub mean_body_bytes: f64,
+    /// What the spans carry (`plain`, `secrets`).
+    pub mix: &'static str,
     pub warmup: Duration,
     pub duration: Duration,
     pub max_requests: u64,
@@ -51,6 +53,14 @@ pub struct EndState {
     pub weir_rss_kib: Option<u64>,
     /// Set if weir had exited before the end of the run.
     pub weir_exited_early: Option<String>,
+    /// String values the sink received with a planted secret still in them (`--mix secrets`, a
+    /// decoding sink).
+    pub sink_leaks: Option<u64>,
+}
+
+/// Whether a mix plants secrets, so that leaks are worth a line.
+fn info_mix_plants(mix: &str) -> bool {
+    mix == "secrets"
 }
 
 /// Every figure of a run.
@@ -223,7 +233,7 @@ impl Report {
         let info = &self.info;
         let m = &self.measured;
         let mode = match info.mode {
-            "weir" | "rotel" | "otelcol" | "otelcol-tuned" => format!(
+            "weir" | "rotel" | "otelcol" | "otelcol-tuned" | "otelcol-redaction" => format!(
                 "through {} (pid {}), upstream compression {}",
                 info.mode,
                 info.weir_pid.map_or("?".to_owned(), |p| p.to_string()),
@@ -248,10 +258,11 @@ impl Report {
         };
         let _ = writeln!(
             out,
-            "  load       {} concurrent requests over {connections}, {} spans/request, \
+            "  load       {} concurrent requests over {connections}, {} spans/request ({} mix), \
              {} variants of {:.1} KiB on average",
             info.concurrency,
             info.spans_per_request,
+            info.mix,
             info.variants,
             info.mean_body_bytes / 1024.0
         );
@@ -344,6 +355,15 @@ impl Report {
             group(self.warmup.failed)
         );
         let _ = writeln!(out, "  delivery   {delivery}");
+        if let Some(leaks) = self.end.sink_leaks
+            && info_mix_plants(self.info.mix)
+        {
+            let _ = writeln!(
+                out,
+                "  leaks      {} string values reached the sink with a planted secret in them",
+                group(leaks)
+            );
+        }
         if let (Some(backlog), Some(per_million)) =
             (self.backlog_spans, self.cpu_per_million_delivered())
         {
@@ -393,6 +413,7 @@ impl Report {
             "spans_per_request": info.spans_per_request,
             "variants": info.variants,
             "mean_request_bytes": info.mean_body_bytes,
+            "mix": info.mix,
             "warmup_s": info.warmup.as_secs_f64(),
             "duration_s": info.duration.as_secs_f64(),
             "max_requests": info.max_requests,
@@ -438,6 +459,7 @@ impl Report {
             "acked_spans_total": self.acked_total(),
             "sink_spans_total": self.end.sink_total_spans,
             "sink_requests_total": self.end.sink_total_requests,
+            "sink_leaks": self.end.sink_leaks,
             "drain_wait_s": self.end.drain_wait.as_secs_f64(),
             "errors": errors(&m.errors),
             "warmup_errors": errors(&self.warmup.errors),
@@ -547,6 +569,7 @@ mod tests {
             spans_per_request: 1000,
             variants: 16,
             mean_body_bytes: 530_000.0,
+            mix: "plain",
             warmup: Duration::from_secs(2),
             duration: Duration::from_secs(10),
             max_requests: 10_000_000,

@@ -71,6 +71,7 @@ impl SinkDecode {
 pub struct SinkCounters {
     spans: AtomicU64,
     requests: AtomicU64,
+    leaks: AtomicU64,
 }
 
 impl SinkCounters {
@@ -82,6 +83,12 @@ impl SinkCounters {
     /// Export requests received so far.
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// String values received so far that still hold a secret the load planted
+    /// ([`crate::payload::LEAK_MARKERS`]); counted only when the sink decodes (`full`).
+    pub fn leaks(&self) -> u64 {
+        self.leaks.load(Ordering::Relaxed)
     }
 }
 
@@ -103,6 +110,10 @@ impl TraceService for CountingService {
             .flat_map(|rs| &rs.scope_spans)
             .map(|ss| ss.spans.len())
             .sum();
+        let leaks = crate::payload::leaks(request.get_ref());
+        if leaks > 0 {
+            self.counters.leaks.fetch_add(leaks, Ordering::Relaxed);
+        }
         if !self.delay.is_zero() {
             tokio::time::sleep(self.delay).await;
         }
