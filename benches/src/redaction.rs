@@ -168,10 +168,15 @@ fn report(cells: &[(Mix, Cell)], collector: bool, sizes: &[u32]) -> String {
                     out,
                     "| {n} | {} | {} | {} | {versus} | {} | {} | {} |",
                     setup.label(None),
-                    fmt_opt(c.f("spans_per_s"), 0),
+                    c.f("acked_spans_per_s")
+                        .map_or("-".into(), crate::thousands),
                     fmt_opt(c.cpu_per_million(), 2),
-                    fmt_opt(c.f("weir_peak_rss_kib").map(|k| k / 1024.0), 1),
-                    fmt_opt(c.f("sink_leaks"), 0),
+                    fmt_opt(c.f("weir_peak_rss_mib"), 1),
+                    if redacts(setup) {
+                        fmt_opt(c.f("sink_leaks"), 0)
+                    } else {
+                        "(passes them)".into()
+                    },
                     c.delivered(),
                 );
             }
