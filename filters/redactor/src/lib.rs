@@ -163,15 +163,28 @@ pub fn summary_entry(at: &Location, key: &str) -> Option<(u32, String)> {
     }
 }
 
-/// The distinct values the matches touch (a value with several matches counts once).
+/// The distinct values the matches touch (a value with several matches counts once), in the order of
+/// their first match. Linear: a batch of 1000 secret-dense spans has 7000 matches, and comparing each
+/// with every value kept so far took 70% of the redactor's time there.
 pub fn distinct(found: &[PatternMatch]) -> Vec<&PatternMatch> {
-    let mut out: Vec<&PatternMatch> = Vec::new();
-    for m in found {
-        if !out.iter().any(|o| o.at == m.at && o.key == m.key) {
-            out.push(m);
-        }
+    let mut seen = std::collections::HashSet::with_capacity(found.len());
+    found
+        .iter()
+        .filter(|m| seen.insert((location_key(&m.at), m.key.as_str())))
+        .collect()
+}
+
+/// A location as something to hash: its kind, item and index.
+fn location_key(at: &Location) -> (u8, u32, u32) {
+    match at {
+        Location::Resource(i) => (0, *i, 0),
+        Location::Scope(i) => (1, *i, 0),
+        Location::Item(i) => (2, *i, 0),
+        Location::Point(p) => (3, p.item, p.index),
+        Location::Event(p) => (4, p.item, p.index),
+        Location::Link(p) => (5, p.item, p.index),
+        Location::Body(i) => (6, *i, 0),
     }
-    out
 }
 
 impl Redactor {
@@ -284,6 +297,49 @@ mod tests {
         );
         assert!(parse_config::<Config>(r#"{"builtins": ["phone"]}"#).is_err());
         assert!(parse_config::<Config>(r#"{"blok_keys": []}"#).is_err());
+    }
+
+    #[test]
+    fn distinct_keeps_the_first_match_of_each_value_in_order() {
+        use weir_guest_sdk::Part;
+        let m = |at: Location, key: &str, start: u32| PatternMatch {
+            at,
+            key: key.into(),
+            rule: weir_guest_sdk::kernels::Rule::Detector(Detector::Email),
+            start,
+            end: start + 1,
+        };
+        let part = |item, index| Part { item, index };
+        let found = vec![
+            m(Location::Item(0), "a", 0),
+            m(Location::Item(0), "a", 5),
+            m(Location::Item(0), "b", 0),
+            m(Location::Event(part(0, 1)), "a", 0),
+            m(Location::Event(part(0, 2)), "a", 0),
+            m(Location::Item(1), "a", 0),
+            m(Location::Event(part(0, 1)), "a", 9),
+            m(Location::Resource(0), "a", 0),
+        ];
+        let kept: Vec<_> = distinct(&found)
+            .iter()
+            .map(|m| (m.at, m.key.as_str(), m.start))
+            .collect();
+        assert_eq!(
+            kept,
+            vec![
+                (Location::Item(0), "a", 0),
+                (Location::Item(0), "b", 0),
+                (Location::Event(part(0, 1)), "a", 0),
+                (Location::Event(part(0, 2)), "a", 0),
+                (Location::Item(1), "a", 0),
+                (Location::Resource(0), "a", 0),
+            ]
+        );
+        // Twenty thousand values, each matched once, stay twenty thousand.
+        let many: Vec<_> = (0..20_000)
+            .map(|i| m(Location::Point(part(i / 10, i % 10)), "k", 0))
+            .collect();
+        assert_eq!(distinct(&many).len(), 20_000);
     }
 
     #[test]
