@@ -268,21 +268,15 @@ pub(crate) fn find_ipv4(re: &Regex, text: &str, out: &mut Vec<Found>) {
 pub(crate) fn find_rule(rule: Rule, re: &Regex, text: &str, out: &mut Vec<Found>) {
     let mut at = 0;
     while at <= text.len() {
-        // Only a URL secret needs its groups; finding without them is several times faster.
-        let (m, prefix_end) = if rule == Rule::Detector(Detector::UrlSecret) {
-            let Some(c) = re.captures_at(text, at) else {
-                break;
-            };
-            (
-                c.get(0).expect("group 0 is the match"),
-                c.get(1).map(|p| p.end()),
-            )
-        } else {
-            let Some(m) = re.find_at(text, at) else {
-                break;
-            };
-            (m, None)
+        let Some(m) = re.find_at(text, at) else {
+            break;
         };
+        // A URL secret's range is what follows its `?name=`: the match's first `=` ends that prefix
+        // (no parameter name the pattern knows has one), found without asking the regex for its
+        // groups, which takes a slower engine and cost three times the search.
+        let prefix_end = (rule == Rule::Detector(Detector::UrlSecret))
+            .then(|| memchr::memchr(b'=', m.as_str().as_bytes()).map(|i| m.start() + i + 1))
+            .flatten();
         let (start, end) = (m.start(), m.end());
         let ok = match rule {
             Rule::Detector(d) => d.accept(text, start, end),
