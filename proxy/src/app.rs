@@ -79,6 +79,8 @@ pub struct Running {
     admin_task: tokio::task::JoinHandle<()>,
     reload_task: tokio::task::JoinHandle<()>,
     published_token: Option<std::path::PathBuf>,
+    /// The compile cache of a weir without a state_dir: removed when weir exits.
+    _private_cache: Option<tempfile::TempDir>,
     shutdown_timeout: std::time::Duration,
     drain_delay: std::time::Duration,
 }
@@ -128,15 +130,29 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
     let exporters = Arc::new(exporters);
     let (quarantine_tx, quarantine_rx) = tokio::sync::mpsc::unbounded_channel();
     let (instances, memory) = config.filter_pool();
-    let mut runtime = Runtime::with_sizing(
-        config
-            .state_dir
-            .as_ref()
-            .map(|d| d.join("cache"))
-            .as_deref(),
-        PoolSizing { instances, memory },
-    )?
-    .with_exporters(exporters.keys().cloned());
+    // Without a state_dir, filters still compile in the helper process, into a private temporary
+    // cache (mode 0700, removed when weir exits), so the compiler's code and memory never stay in
+    // weir: the quick start is as small as a weir with a state_dir.
+    let private_cache = match (&config.state_dir, &options.compile_helper) {
+        (None, Some(_)) => Some(
+            tempfile::Builder::new()
+                .prefix("weir-compile-cache-")
+                .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+                .tempdir()
+                .map_err(|e| StartError::State(format!("a private compile cache: {e}")))?,
+        ),
+        _ => None,
+    };
+    if let Some(dir) = &private_cache {
+        tracing::info!(dir = %dir.path().display(), "no state_dir: filters compile into a private cache, removed at exit");
+    }
+    let cache_dir = match (&config.state_dir, &private_cache) {
+        (Some(d), _) => Some(d.join("cache")),
+        (None, Some(t)) => Some(t.path().to_path_buf()),
+        (None, None) => None,
+    };
+    let mut runtime = Runtime::with_sizing(cache_dir.as_deref(), PoolSizing { instances, memory })?
+        .with_exporters(exporters.keys().cloned());
     if let Some(program) = options.compile_helper {
         runtime = runtime.with_compile_helper(program);
     }
@@ -304,6 +320,7 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
         admin_task,
         reload_task,
         published_token,
+        _private_cache: private_cache,
         shutdown_timeout: config.limits.shutdown_timeout,
         drain_delay: config.limits.shutdown_drain_delay,
     })

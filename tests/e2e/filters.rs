@@ -183,6 +183,38 @@ async fn filters_compile_in_a_helper_process_into_the_cache() {
     }
 }
 
+/// Without a `state_dir` (the quick start), filters compile in the helper process too, into a private
+/// cache (mode 0700) that weir removes when it exits: the serving process never holds the compiler.
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_state_dir_filters_compile_in_a_helper_into_a_private_cache_removed_at_exit() {
+    use std::os::unix::fs::PermissionsExt;
+    let (upstream, url) = Recorder::grpc().await;
+    let mut weir = Weir::with_config(&one_filter(
+        &url,
+        "set-attribute",
+        "{ key: k, value: v }",
+        "fail-closed",
+        "{}",
+    ));
+    let dir = weir
+        .private_cache()
+        .expect("weir names its private compile cache");
+    let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "{}", dir.display());
+    let markers = std::fs::read_dir(dir.join("helper-compiled"))
+        .expect("the helper compiled the filter there")
+        .count();
+    assert_eq!(markers, 1);
+    let (status, _, body) = send_trace(&weir).await;
+    assert_eq!(status, 200, "{body:?}");
+    let got = upstream.wait_for_items(1).await;
+    assert_eq!(str_attr(&got[0], "k").as_deref(), Some("v"));
+    let logs = weir.logs.lock().unwrap().join("\n");
+    assert!(!logs.contains("compiling in-process"), "{logs}");
+    assert!(weir.terminate().success());
+    assert!(!dir.exists(), "{} outlived weir", dir.display());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_filter_can_drop_items_and_reject_batches() {
     let (upstream, url) = Recorder::grpc().await;

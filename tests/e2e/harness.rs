@@ -263,6 +263,18 @@ impl Weir {
         })
     }
 
+    /// The private compile cache weir announced (a weir without a `state_dir`).
+    pub fn private_cache(&self) -> Option<std::path::PathBuf> {
+        self.logs.lock().unwrap().iter().find_map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).ok()?;
+            let f = &v["fields"];
+            f["message"]
+                .as_str()?
+                .contains("filters compile into a private cache")
+                .then(|| f["dir"].as_str().map(std::path::PathBuf::from))?
+        })
+    }
+
     /// Whether a line weir logged so far satisfies `line`.
     pub fn logged(&self, line: impl Fn(&str) -> bool) -> bool {
         self.logs.lock().unwrap().iter().any(|l| line(l))
@@ -305,6 +317,10 @@ impl Drop for Weir {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Killed, weir could not remove its private compile cache either.
+        if let Some(dir) = self.private_cache() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
         // Killed, weir could not remove the admin token file it published.
         let _ = std::fs::remove_file(weir::admin::token::discovery_path(self.admin.port()));
     }

@@ -95,7 +95,8 @@ pub struct Config {
     /// weir's own logs.
     pub logs: LogsConfig,
     /// Where weir keeps state across restarts: the compiled-filter cache (and filters pushed through the
-    /// admin API). Absent: nothing is kept.
+    /// admin API). Absent: nothing is kept (`weir run` compiles filters into a private temporary
+    /// cache, removed when it exits).
     pub state_dir: Option<PathBuf>,
     /// The Wasm engine's instance slots, shared by every filter.
     pub filter_runtime: FilterRuntimeConfig,
