@@ -423,6 +423,17 @@ fn a_first_entry_whose_fields_are_all_zero_is_the_zero_value() {
     assert!(with_first(&[0x12, 0x00]).is_ok());
     // An explicit zero index and an empty value: still zero.
     assert!(with_first(&[0x08, 0x00, 0x12, 0x00]).is_ok());
+    // A location whose one attribute index is 0 has an element in a repeated field: not the zero
+    // value, though every number in it is 0 (its re-encoding, packed, says so plainly).
+    let dict = [0x12, 0x02, 0x20, 0x00];
+    let mut bytes = vec![0x12, dict.len() as u8];
+    bytes.extend_from_slice(&dict);
+    assert!(matches!(
+        walk(Signal::Profiles, &bytes),
+        Err(WalkError::FirstEntryNotZero {
+            table: "location_table"
+        })
+    ));
     // A key index, or a value with something in it, is not.
     for entry in [
         &[0x08, 0x01][..],

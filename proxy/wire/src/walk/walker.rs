@@ -174,7 +174,7 @@ impl Walker<'_> {
                     // unset indices.
                     if *n == 0
                         && self.pos - start > 1
-                        && !zero_entry(field.kind, &self.buf[start..self.pos])
+                        && !zero_entry(table, &self.buf[start..self.pos])
                     {
                         return Err(WalkError::FirstEntryNotZero {
                             table: TABLES[usize::from(table)],
@@ -452,56 +452,35 @@ impl Walker<'_> {
     }
 }
 
-/// Whether a dictionary entry (a length prefix and the entry's bytes) is its table's zero value: every
-/// field in it zero, an empty string, or a message that is itself zero. The OpenTelemetry Collector
-/// writes the zero attribute as `{value: {}}`, an empty `AnyValue` present: as unset as no value.
-fn zero_entry(kind: Kind, mut bytes: &[u8]) -> bool {
+/// Whether a dictionary entry of `table` (a length prefix and the entry's bytes) is the table's zero
+/// value: the entry decodes to its message's default, where an attribute whose value is an empty
+/// `AnyValue` counts as one without a value (the OpenTelemetry Collector writes the zero attribute
+/// as `{value: {}}`). Decided on the decoded message, so that the verdict is the same for a request
+/// and for its re-encoding (a repeated field's one element of 0 is an element, an unset field is not),
+/// and run only on a table's first entry when it is not empty.
+fn zero_entry(table: u8, mut bytes: &[u8]) -> bool {
+    use opentelemetry_proto::tonic::profiles::v1development as p;
+    use prost::Message;
+    fn default<M: Message + Default + PartialEq>(bytes: &[u8]) -> bool {
+        M::decode(bytes).is_ok_and(|m| m == M::default())
+    }
     let Ok(len) = prost::encoding::decode_varint(&mut bytes) else {
         return false;
     };
     if usize::try_from(len).ok() != Some(bytes.len()) {
         return false;
     }
-    match kind {
-        Kind::Msg(msg) => zero_message(msg, bytes, RECURSION_LIMIT),
+    match table {
+        MAPPINGS => default::<p::Mapping>(bytes),
+        LOCATIONS => default::<p::Location>(bytes),
+        FUNCTIONS => default::<p::Function>(bytes),
+        LINKS => default::<p::Link>(bytes),
+        STACKS => default::<p::Stack>(bytes),
+        ATTRIBUTES => p::KeyValueAndUnit::decode(bytes).is_ok_and(|kv| {
+            kv.key_strindex == 0
+                && kv.unit_strindex == 0
+                && kv.value.is_none_or(|v| v.value.is_none())
+        }),
         _ => bytes.is_empty(),
     }
-}
-
-/// Whether every field in `bytes`, a `msg`, is zero (fields it does not know only when empty).
-fn zero_message(msg: &Msg, mut bytes: &[u8], depth: u32) -> bool {
-    use prost::encoding::decode_varint;
-    if depth == 0 {
-        return false;
-    }
-    while !bytes.is_empty() {
-        let Ok(key) = decode_varint(&mut bytes) else {
-            return false;
-        };
-        let (tag, wire) = (u32::try_from(key >> 3).unwrap_or(u32::MAX), key & 7);
-        let zero = match wire {
-            0 => decode_varint(&mut bytes) == Ok(0),
-            1 | 5 => {
-                let n = if wire == 1 { 8 } else { 4 };
-                let zero = bytes.len() >= n && bytes[..n].iter().all(|&b| b == 0);
-                bytes = bytes.get(n..).unwrap_or_default();
-                zero
-            }
-            2 => match decode_varint(&mut bytes).map(usize::try_from) {
-                Ok(Ok(n)) if n <= bytes.len() => {
-                    let (inner, rest) = bytes.split_at(n);
-                    bytes = rest;
-                    inner.is_empty()
-                        || matches!(msg.field(tag).map(|f| f.kind),
-                            Some(Kind::Msg(m)) if zero_message(m, inner, depth - 1))
-                }
-                _ => false,
-            },
-            _ => false,
-        };
-        if !zero {
-            return false;
-        }
-    }
-    true
 }
