@@ -79,7 +79,7 @@ impl WeirProcess {
         if !upstream_in_config {
             command.args(["--upstream", &format!("grpc://{upstream}")]);
         }
-        let mut child = command
+        let child = command
             .args(["--admin", "127.0.0.1:0"])
             .args(["--log-format", "json"])
             .args(extra_args)
@@ -89,37 +89,10 @@ impl WeirProcess {
             .spawn()
             .with_context(|| format!("spawning {}", bin.display()))?;
 
-        let log = Arc::new(Mutex::new(VecDeque::with_capacity(KEPT_LINES)));
-        let (tx, rx) = mpsc::channel();
-        let mut streams = 0;
-        if let Some(stderr) = child.stderr.take() {
-            spawn_reader(
-                "weir-stderr",
-                stderr,
-                tx.clone(),
-                Arc::clone(&log),
-                verbose,
-                None,
-            )?;
-            streams += 1;
-        }
-        if let Some(stdout) = child.stdout.take() {
-            spawn_reader("weir-stdout", stdout, tx, Arc::clone(&log), verbose, None)?;
-            streams += 1;
-        }
-
-        let mut process = Self {
-            child,
-            // Replaced as soon as weir has announced its listeners.
-            listeners: Listeners {
-                otlp_grpc: SocketAddr::from(([127, 0, 0, 1], 0)),
-                otlp_http: SocketAddr::from(([127, 0, 0, 1], 0)),
-                admin: None,
-            },
-            log,
-            exit: None,
-            _scratch: None,
-        };
+        // Replaced as soon as weir has announced its listeners.
+        let unknown = SocketAddr::from(([127, 0, 0, 1], 0));
+        let (mut process, rx, streams) =
+            Self::attach(child, "weir", (unknown, unknown), verbose, None, None)?;
         // On error, dropping `process` stops the child.
         process.listeners = process.wait_for_listeners(&rx, streams, startup_timeout)?;
         Ok(process)
@@ -194,7 +167,7 @@ impl WeirProcess {
         let (grpc, http) = (free_port()?, free_port()?);
         let scratch = std::env::temp_dir().join(format!("loadgen-rotel-{}", std::process::id()));
         std::fs::create_dir_all(&scratch).context("creating Rotel's scratch directory")?;
-        let mut child = Command::new(bin)
+        let child = Command::new(bin)
             .arg("start")
             .args(["--otlp-grpc-endpoint", &grpc.to_string()])
             .args(["--otlp-http-endpoint", &http.to_string()])
@@ -210,32 +183,8 @@ impl WeirProcess {
             .stderr(Stdio::piped())
             .spawn()
             .with_context(|| format!("spawning {}", bin.display()))?;
-        let log = Arc::new(Mutex::new(VecDeque::with_capacity(KEPT_LINES)));
-        let (tx, _rx) = mpsc::channel();
-        if let Some(stderr) = child.stderr.take() {
-            spawn_reader(
-                "rotel-stderr",
-                stderr,
-                tx.clone(),
-                Arc::clone(&log),
-                verbose,
-                None,
-            )?;
-        }
-        if let Some(stdout) = child.stdout.take() {
-            spawn_reader("rotel-stdout", stdout, tx, Arc::clone(&log), verbose, None)?;
-        }
-        let mut process = Self {
-            child,
-            listeners: Listeners {
-                otlp_grpc: grpc,
-                otlp_http: http,
-                admin: None,
-            },
-            log,
-            exit: None,
-            _scratch: None,
-        };
+        let (mut process, _rx, _) =
+            Self::attach(child, "rotel", (grpc, http), verbose, None, None)?;
         let deadline = Instant::now() + startup_timeout;
         for addr in [grpc, http] {
             loop {
@@ -294,45 +243,20 @@ impl WeirProcess {
         for (key, value) in env {
             command.env(key, value);
         }
-        let mut child = command
+        let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .with_context(|| format!("spawning {}", bin.display()))?;
-        let log = Arc::new(Mutex::new(VecDeque::with_capacity(KEPT_LINES)));
-        let (tx, rx) = mpsc::channel();
-        if let Some(stderr) = child.stderr.take() {
-            spawn_reader(
-                "otelcol-stderr",
-                stderr,
-                tx.clone(),
-                Arc::clone(&log),
-                verbose,
-                Some(OTELCOL_READY),
-            )?;
-        }
-        if let Some(stdout) = child.stdout.take() {
-            spawn_reader(
-                "otelcol-stdout",
-                stdout,
-                tx,
-                Arc::clone(&log),
-                verbose,
-                None,
-            )?;
-        }
-        let mut process = Self {
+        let (mut process, rx, _) = Self::attach(
             child,
-            listeners: Listeners {
-                otlp_grpc: grpc,
-                otlp_http: http,
-                admin: None,
-            },
-            log,
-            exit: None,
-            _scratch: Some(scratch),
-        };
+            "otelcol",
+            (grpc, http),
+            verbose,
+            Some(OTELCOL_READY),
+            Some(scratch),
+        )?;
         let deadline = Instant::now() + startup_timeout;
         loop {
             let now = Instant::now();
@@ -358,6 +282,51 @@ impl WeirProcess {
                 );
             }
         }
+    }
+
+    /// Wraps a spawned proxy: a reader thread per output stream (named `NAME-stderr`, `NAME-stdout`)
+    /// keeping its last lines and reporting `listening` lines and `ready` on the returned channel;
+    /// also returns how many streams are read.
+    fn attach(
+        mut child: Child,
+        name: &str,
+        (otlp_grpc, otlp_http): (SocketAddr, SocketAddr),
+        verbose: bool,
+        ready: Option<&'static str>,
+        scratch: Option<tempfile::TempDir>,
+    ) -> Result<(Self, mpsc::Receiver<OutputEvent>, usize)> {
+        let log = Arc::new(Mutex::new(VecDeque::with_capacity(KEPT_LINES)));
+        let (tx, rx) = mpsc::channel();
+        let mut streams = 0;
+        if let Some(stderr) = child.stderr.take() {
+            let stream = format!("{name}-stderr");
+            spawn_reader(
+                &stream,
+                stderr,
+                tx.clone(),
+                Arc::clone(&log),
+                verbose,
+                ready,
+            )?;
+            streams += 1;
+        }
+        if let Some(stdout) = child.stdout.take() {
+            let stream = format!("{name}-stdout");
+            spawn_reader(&stream, stdout, tx, Arc::clone(&log), verbose, None)?;
+            streams += 1;
+        }
+        let process = Self {
+            child,
+            listeners: Listeners {
+                otlp_grpc,
+                otlp_http,
+                admin: None,
+            },
+            log,
+            exit: None,
+            _scratch: scratch,
+        };
+        Ok((process, rx, streams))
     }
 
     /// The process id.
