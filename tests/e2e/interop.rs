@@ -143,9 +143,15 @@ async fn wait_for_written_until(
     path: &Path,
     done: impl Fn(&[(Signal, Vec<u8>)]) -> bool,
 ) -> Vec<(Signal, Vec<u8>)> {
+    poll(|| items(&written(path)), |got| done(got)).await
+}
+
+/// Reads `probe` until `done` holds for what it read, or 60 s have passed; returns the last reading.
+/// (A file exporter's output has no event to wait on but its content.)
+async fn poll<T>(mut probe: impl FnMut() -> T, done: impl Fn(&T) -> bool) -> T {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let got = items(&written(path));
+        let got = probe();
         if done(&got) || Instant::now() > deadline {
             return got;
         }
@@ -314,15 +320,14 @@ service:
     // (What the first Collector wrote is read again each time: a last metric export may land in
     // its file after the counts above were reached.)
     for file in ["grpc.json", "http.json"] {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let (got, sent) = loop {
-            let sent = items(&written(&first.file("sent.json")));
-            let got = items(&written(&last.file(file)));
-            if got == times(&sent, 2) || Instant::now() > deadline {
-                break (got, sent);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
+        let (got, sent) = poll(
+            || {
+                let sent = items(&written(&first.file("sent.json")));
+                (items(&written(&last.file(file))), sent)
+            },
+            |(got, sent)| *got == times(sent, 2),
+        )
+        .await;
         assert!(
             got == times(&sent, 2),
             "{file}: {} items, {} expected; weir: {:?}; the last Collector: {}",
