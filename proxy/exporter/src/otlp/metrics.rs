@@ -5,6 +5,7 @@
 //! every exporter has (`weir_exporter_*`) count items and retries; this one tells an operator which
 //! answers the retries were for.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -17,7 +18,8 @@ use weir_core::telemetry::Metrics;
 struct ResponseLabels {
     exporter: String,
     protocol: &'static str,
-    status: String,
+    /// Borrowed but for an HTTP status code.
+    status: Cow<'static, str>,
 }
 
 /// The `otlp` kind's family, shared by every `otlp` exporter.
@@ -63,9 +65,9 @@ impl Answer {
     /// Counts the attempt of `exporter` over `protocol` (`grpc` or `http`).
     pub(crate) fn count(&self, metrics: &OtlpMetrics, exporter: &str, protocol: &'static str) {
         let status = match (self.status.load(Ordering::Relaxed), protocol) {
-            (s, _) if s < 0 => "unanswered".to_string(),
-            (s, "grpc") => grpc_name(s).to_string(),
-            (s, _) => s.to_string(),
+            (s, _) if s < 0 => Cow::Borrowed("unanswered"),
+            (s, "grpc") => Cow::Borrowed(grpc_name(s)),
+            (s, _) => Cow::Owned(s.to_string()),
         };
         metrics
             .responses
