@@ -47,13 +47,6 @@ impl<'de> Deserialize<'de> for ReceiversConfig {
 }
 
 impl ReceiversConfig {
-    /// No receivers at all.
-    pub fn empty() -> Self {
-        Self {
-            sections: BTreeMap::new(),
-        }
-    }
-
     /// Each receiver: its key, its kind (the key up to a `/`) and its section (an empty map where the
     /// file left it empty).
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str, &Value)> {
@@ -75,11 +68,6 @@ impl ReceiversConfig {
     /// Receiver `key`'s section, made (empty) when the file has no such receiver.
     pub fn section_mut(&mut self, key: &str) -> &mut Value {
         self.sections.entry(key.to_string()).or_insert(Value::Null)
-    }
-
-    /// Adds or replaces receiver `key`.
-    pub fn insert(&mut self, key: impl Into<String>, section: Value) {
-        self.sections.insert(key.into(), section);
     }
 
     /// Checks the keys: at least one receiver, each `KIND` or `KIND/NAME` with neither part empty.
