@@ -17,6 +17,15 @@ fn main() {
         "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
         "postgresql",
         "3b18e512dba79e4c8300dd08aeb37f8e728b8dad3b18e512dba79e4c8300",
+        // The secret-dense mix (`loadgen --mix secrets`): seven secrets and three ordinary values.
+        "grace.hopper4821@mail.example",
+        "4539 1488 0343 6467",
+        "https://shop.example.com/api/v1/orders/123456?lang=en&token=tok_3b18e512dba79e4c8300dd08&page=2",
+        "SELECT id, status FROM orders WHERE customer_email = 'hopper.4821@mail.example' AND region = 'eu' LIMIT 50",
+        "172.16.20.31",
+        "2001:db8:1a2b:3c4d::5e6f",
+        "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOi3b18e512dba79e4c8300.3b18e512dba79e4c8300dd08aeb37f8e",
+        "/api/v1/orders/{id}",
     ];
     let mut found = Vec::new();
     let rounds = 200_000;

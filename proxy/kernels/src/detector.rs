@@ -52,13 +52,18 @@ impl Detector {
     pub(crate) fn may_match(self, p: &Profile, v: &[u8]) -> bool {
         match self {
             Detector::Email => p.at > 0,
-            Detector::CreditCard => p.digits >= 13 && longest_digit_run(v) >= 13,
+            Detector::CreditCard => p.digits >= 13 && has_digit_run(v, 13),
             Detector::Ipv4 => p.dots >= 3 && p.digits >= 4 && quad_starts(v).next().is_some(),
             Detector::Ipv6 => {
-                p.colons >= 7 || (p.colons >= 2 && memchr::memmem::find(v, b"::").is_some())
+                p.colons >= 7
+                    || (p.colons >= 2
+                        && memchr::memchr_iter(b':', v).any(|i| v.get(i + 1) == Some(&b':')))
             }
             Detector::Bearer => p.r >= 2 && contains_ignore_case(v, b"bearer"),
-            Detector::Jwt => p.j > 0 && memchr::memmem::find(v, b"eyJ").is_some(),
+            // `J` is rare: look for `ey` before each one (a `memmem` searcher is built per call).
+            Detector::Jwt => {
+                p.j > 0 && memchr::memchr_iter(b'J', v).any(|i| i >= 2 && &v[i - 2..i] == b"ey")
+            }
             Detector::UrlSecret => p.eq > 0,
         }
     }
@@ -166,6 +171,37 @@ impl Profile {
     }
 }
 
+/// Whether `v` has a run of at least `min` digits with single spaces or dashes between them (a card
+/// number's shape), looking at one byte in every `min` where nothing can be: such a run spans `min`
+/// bytes or more, all digits, spaces or dashes, so a byte that is none of those rules out the `min`
+/// before it. Most values that get here (a user agent, a URL with a hex token) have a handful of
+/// digit groups, and then a few bytes are read, not all of them.
+pub(crate) fn has_digit_run(v: &[u8], min: u32) -> bool {
+    let part = |c: u8| c.is_ascii_digit() || c == b' ' || c == b'-';
+    let n = (min as usize).max(1);
+    let mut i = n - 1;
+    while i < v.len() {
+        if !part(v[i]) {
+            i += n;
+            continue;
+        }
+        // The whole stretch of digits, spaces and dashes around `i`.
+        let (mut start, mut end) = (i, i + 1);
+        while start > 0 && part(v[start - 1]) {
+            start -= 1;
+        }
+        while end < v.len() && part(v[end]) {
+            end += 1;
+        }
+        if longest_digit_run(&v[start..end]) >= min {
+            return true;
+        }
+        // The next stretch starts after `end`'s byte, which is none of them.
+        i = end + n;
+    }
+    false
+}
+
 /// The longest run of digits with single spaces or dashes between them (a card number's shape).
 pub(crate) fn longest_digit_run(v: &[u8]) -> u32 {
     // Without branches: values that get here are often random hex, digits and letters alternating.
@@ -228,7 +264,22 @@ pub(crate) fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
 
 /// Luhn checksum of the ASCII digits in `s` (13 to 19 of them).
 pub fn luhn(s: &str) -> bool {
-    let digits: Vec<u32> = s.chars().filter_map(|c| c.to_digit(10)).collect();
+    ascii_digits(s).is_some_and(|(d, n)| luhn_digits(&d[..n]))
+}
+
+/// The ASCII digits of `s` in a buffer, without allocating; `None` when there are more than 19.
+fn ascii_digits(s: &str) -> Option<([u8; 19], usize)> {
+    let mut digits = [0u8; 19];
+    let mut n = 0;
+    for c in s.bytes().filter(u8::is_ascii_digit) {
+        *digits.get_mut(n)? = c - b'0';
+        n += 1;
+    }
+    Some((digits, n))
+}
+
+/// Luhn checksum of 13 to 19 digit values.
+fn luhn_digits(digits: &[u8]) -> bool {
     if !(13..=19).contains(&digits.len()) {
         return false;
     }
@@ -236,12 +287,13 @@ pub fn luhn(s: &str) -> bool {
         .iter()
         .rev()
         .enumerate()
-        .map(|(i, d)| {
+        .map(|(i, &d)| {
+            let d = u32::from(d);
             if i % 2 == 1 {
                 let x = d * 2;
                 if x > 9 { x - 9 } else { x }
             } else {
-                *d
+                d
             }
         })
         .sum();
@@ -252,27 +304,29 @@ pub fn luhn(s: &str) -> bool {
 /// Mastercard, American Express, Discover, JCB, Diners Club, UnionPay, Maestro). Timestamps in seconds,
 /// milliseconds or nanoseconds since 1970 start with 1 and are refused here whatever their checksum.
 pub fn card_number(s: &str) -> bool {
-    let digits: String = s.chars().filter(char::is_ascii_digit).collect();
-    let n = digits.len();
+    // More than 19 digits is no card (and no Luhn number).
+    let Some((buf, n)) = ascii_digits(s) else {
+        return false;
+    };
+    let digits = &buf[..n];
     let p = |k: usize| {
         digits
             .get(..k)
-            .and_then(|d| d.parse::<u32>().ok())
-            .unwrap_or(0)
+            .map_or(0, |d| d.iter().fold(0u32, |a, &c| a * 10 + u32::from(c)))
     };
-    let network = match digits.as_bytes().first() {
-        Some(b'4') => matches!(n, 13 | 16 | 19),
-        Some(b'2') => (2221..=2720).contains(&p(4)) && n == 16,
-        Some(b'5') => ((51..=55).contains(&p(2)) && n == 16) || (n >= 12 && p(2) == 50),
-        Some(b'3') => {
+    let network = match digits.first() {
+        Some(4) => matches!(n, 13 | 16 | 19),
+        Some(2) => (2221..=2720).contains(&p(4)) && n == 16,
+        Some(5) => ((51..=55).contains(&p(2)) && n == 16) || (n >= 12 && p(2) == 50),
+        Some(3) => {
             (matches!(p(2), 34 | 37) && n == 15)
                 || ((3528..=3589).contains(&p(4)) && (16..=19).contains(&n))
                 || (((300..=305).contains(&p(3)) || matches!(p(2), 36 | 38 | 39)) && n >= 14)
         }
-        Some(b'6') => (16..=19).contains(&n) || (n >= 12 && matches!(p(2), 56..=69)),
+        Some(6) => (16..=19).contains(&n) || (n >= 12 && matches!(p(2), 56..=69)),
         _ => false,
     };
-    network && luhn(&digits)
+    network && luhn_digits(digits)
 }
 
 #[cfg(test)]

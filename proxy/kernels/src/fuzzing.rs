@@ -74,6 +74,29 @@ mod tests {
         }
     }
 
+    /// The anchored fast path (`anchored`) against the plain patterns, where each detector's
+    /// candidate starts and hand-written matchers could go wrong: runs before and after an `@`,
+    /// boundaries, white space and `=` after a bearer token, short and broken JWTs, `::` and hex
+    /// around colons, parameters in any case (and the Kelvin sign, which `(?i)` folds to `k`).
+    #[test]
+    fn the_anchored_fast_path_finds_what_the_plain_patterns_find() {
+        for text in [
+            "a@b.com@c.org a.b@c.d.ef .x@y.zz @@ a@ @b.cc a@b.c ab@cd.e.fg",
+            "a@b.com.x@c.org mail:x+y%z@ex-ample.co.uk,,q@w.er",
+            "Bearer abcdefgh bearer\tABCDEFGH== BEARER  abc xbearer abcdefghij Bearer\x0babcdefghij=",
+            "bearer abcdefg bearer\n/+~._-abc== _bearer abcdefghijk bearer",
+            "eyJa.b.c eyJ.b.c eyJa..c xeyJa.b.c -eyJabc.def.ghi eyJa.b. eyJa.b.c.d eyeyJa.b.c",
+            "fe80::1 ::1 a::b 1:2:3:4:5:6:7:8 1:2:3:4:5:6:7:8:9 g::1 ::ffff:10.0.0.1 x1::2 12345::1",
+            "2001:db8:1a2b:3c4d::5e6f :: ::: 1::: Class::add 0:0:0:0:0:0:0:0",
+            "?token=abc&KEY=x &\u{212a}ey=kelvin ?sig=&password=p#w ?api_key=\u{3000}x &auth=a b",
+            "4539 1488 0343 6467 4539-1488-0343-6467 x4539148803436467 4539148803436467x 1-2-3-4-5-6-7-8-9-0-1-2-3",
+            "45391488034364670000000 378282246310005 5555555555554444 1.4539148803436467",
+            "Chrome/120.0.0.0 v1.2.3.4 10.0.0.1.5 a10.0.0.1 300.1.1.1 1.2.3.04",
+        ] {
+            super::detectors(text.as_bytes());
+        }
+    }
+
     /// What the fuzzer found in CI (fuzz/artifacts/kernels/crash-c8dd3c85…).
     #[test]
     fn the_fuzz_check_holds_on_what_the_fuzzer_found() {

@@ -12,6 +12,7 @@
 //! Plain Rust on strings, with no wasmtime in sight: the host's glue maps WIT types onto these.
 #![forbid(unsafe_code)]
 
+mod anchored;
 mod detector;
 mod pattern;
 mod rewrite;

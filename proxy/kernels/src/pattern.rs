@@ -90,6 +90,8 @@ pub struct PatternSet {
     key_patterns: Vec<Regex>,
     /// Value rules in order: detectors, then value patterns.
     value_rules: Vec<(Rule, Regex)>,
+    /// The detectors' patterns again, for anchored searches where a match can start (`anchored`).
+    detectors: Vec<(Detector, regex_automata::meta::Regex)>,
     /// Every value pattern at once, for one pass that finds which of them match.
     any: Option<RegexSet>,
 }
@@ -116,8 +118,10 @@ impl PatternSet {
             return Err(PatternError::TooMany(total));
         }
         let mut value_rules = Vec::new();
+        let mut detectors = Vec::new();
         for d in &spec.detectors {
             value_rules.push((Rule::Detector(*d), compile(d.pattern())?));
+            detectors.push((*d, crate::anchored::compile(*d)?));
         }
         for (i, p) in spec.value_patterns.iter().enumerate() {
             value_rules.push((Rule::ValuePattern(i as u32), compile(p)?));
@@ -147,6 +151,7 @@ impl PatternSet {
                 .map(|p| compile(p))
                 .collect::<Result<_, _>>()?,
             value_rules,
+            detectors,
             any,
             spec: spec.clone(),
         })
@@ -194,16 +199,16 @@ impl PatternSet {
     /// Appends the value rules' matches in `text` to `out`, rule by rule; returns how many it added.
     pub fn find_values(&self, text: &str, out: &mut Vec<Found>) -> usize {
         let before = out.len();
-        let detectors = self.spec.detectors.len();
+        let detectors = self.detectors.len();
         if detectors > 0 {
             let profile = Profile::of(text.as_bytes());
-            for (rule, re) in &self.value_rules[..detectors] {
-                match rule {
-                    Rule::Detector(Detector::Ipv4) if profile.dots >= 3 && profile.digits >= 4 => {
+            for (d, re) in &self.detectors {
+                match d {
+                    Detector::Ipv4 if profile.dots >= 3 && profile.digits >= 4 => {
                         find_ipv4(re, text, out)
                     }
-                    Rule::Detector(d) if d.may_match(&profile, text.as_bytes()) => {
-                        find_rule(*rule, re, text, out)
+                    d if d.may_match(&profile, text.as_bytes()) => {
+                        crate::anchored::find_detector(*d, re, text, out)
                     }
                     _ => {}
                 }
@@ -233,7 +238,7 @@ impl PatternSet {
 
 /// [`find_rule`] for IPv4 addresses, trying the pattern only where an address can start (the
 /// pattern's own search would scan the rest of the value after every refused look-alike).
-pub(crate) fn find_ipv4(re: &Regex, text: &str, out: &mut Vec<Found>) {
+pub(crate) fn find_ipv4(re: &regex_automata::meta::Regex, text: &str, out: &mut Vec<Found>) {
     let b = text.as_bytes();
     let alnum = |i: usize| b.get(i).is_some_and(|c| c.is_ascii_alphanumeric());
     let mut covered = 0;
@@ -250,16 +255,15 @@ pub(crate) fn find_ipv4(re: &Regex, text: &str, out: &mut Vec<Found>) {
         if product || v || dotted {
             continue;
         }
-        if let Some(m) = re.find_at(text, p)
-            && m.start() == p
-            && Detector::Ipv4.accept(text, m.start(), m.end())
+        if let Some(end) = crate::anchored::match_at(re, text, p)
+            && Detector::Ipv4.accept(text, p, end)
         {
             out.push(Found {
                 rule: Rule::Detector(Detector::Ipv4),
-                start: m.start() as u32,
-                end: m.end() as u32,
+                start: p as u32,
+                end: end as u32,
             });
-            covered = m.end();
+            covered = end;
         }
     }
 }
