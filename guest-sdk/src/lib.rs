@@ -50,7 +50,7 @@
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit/0.3.0",
+        path: "../wit/0.3.1",
         world: "profiles-filter",
         pub_export_macro: true,
         export_macro_name: "__export_filter_world",
@@ -87,7 +87,8 @@ pub use bindings::weir::filter::types::{
 /// ```
 pub mod kernels {
     pub use super::bindings::weir::filter::kernels::{
-        Detector, PatternMatch, PatternSet, PatternSpec, Rewrite, Rule, redact, sha256,
+        Detector, PatternMatch, PatternSet, PatternSpec, Redacted, Rewrite, Rule, Touched, redact,
+        sha256,
     };
 }
 

@@ -394,7 +394,7 @@ pipelines:
         })
         .collect();
     assert!(
-        versions.contains(&"0.2.0".to_string()) && versions.contains(&"0.3.0".to_string()),
+        versions.contains(&"0.2.0".to_string()) && versions.contains(&"0.3.1".to_string()),
         "{versions:?}"
     );
 }

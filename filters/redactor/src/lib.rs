@@ -3,9 +3,10 @@
 //! and from log bodies, before they leave the edge (the collector's `redaction` processor
 //! counterpart).
 //!
-//! The matching runs in weir, natively (`weir:filter/kernels`): the filter compiles its rules into a
-//! pattern set once, at `init`, and per batch receives only what matched, so a value that matches nothing
-//! never crosses into the filter. The detectors check their candidates against look-alikes: version
+//! The matching and the rewriting run in weir, natively (`weir:filter/kernels`): the filter compiles
+//! its rules into a pattern set once, at `init`, and per batch makes one call (`scan-and-redact`) that
+//! finds and rewrites every match and returns counts, so no value and no match crosses into the filter
+//! (only where the matches were, when `summary` asks for it). The detectors check their candidates against look-alikes: version
 //! strings (`1.2.3.4.5`), timestamps, UUIDs and commit hashes pass untouched.
 //!
 //! Config (JSON), every field optional:
@@ -23,7 +24,7 @@
 //!
 //! Every redaction is counted on `/metrics` as `weir_filter_counter_total{name="redacted"}`.
 
-use weir_guest_sdk::kernels::{Detector, PatternMatch, PatternSet, PatternSpec, Rewrite, redact};
+use weir_guest_sdk::kernels::{Detector, PatternSet, PatternSpec, Rewrite};
 use weir_guest_sdk::{
     AttributeEdit, Batch, EditOp, Filter, Lists, Location, Value, Verdict, export_filter, host,
     parse_config,
@@ -163,48 +164,22 @@ pub fn summary_entry(at: &Location, key: &str) -> Option<(u32, String)> {
     }
 }
 
-/// The distinct values the matches touch (a value with several matches counts once), in the order of
-/// their first match. Linear: a batch of 1000 secret-dense spans has 7000 matches, and comparing each
-/// with every value kept so far took 70% of the redactor's time there.
-pub fn distinct(found: &[PatternMatch]) -> Vec<&PatternMatch> {
-    let mut seen = std::collections::HashSet::with_capacity(found.len());
-    found
-        .iter()
-        .filter(|m| seen.insert((location_key(&m.at), m.key.as_str())))
-        .collect()
-}
-
-/// A location as something to hash: its kind, item and index.
-fn location_key(at: &Location) -> (u8, u32, u32) {
-    match at {
-        Location::Resource(i) => (0, *i, 0),
-        Location::Scope(i) => (1, *i, 0),
-        Location::Item(i) => (2, *i, 0),
-        Location::Point(p) => (3, p.item, p.index),
-        Location::Event(p) => (4, p.item, p.index),
-        Location::Link(p) => (5, p.item, p.index),
-        Location::Body(i) => (6, *i, 0),
-    }
-}
-
 impl Redactor {
+    /// Finds and rewrites in one host call (`scan-and-redact`): the matches never cross into the
+    /// filter, which gets back counts, and where the matches were only when it writes a summary.
     fn run(&self, batch: &Batch, lists: Lists) -> Verdict {
-        let found = self.set.scan(batch, lists);
-        if found.is_empty() {
+        let done = self
+            .set
+            .scan_and_redact(batch, lists, &self.rewrite, self.summary);
+        if done.matched == 0 {
             return Verdict::Continue;
         }
-        redact(batch, &found, &self.rewrite);
-        let touched = distinct(&found);
         if self.summary {
-            // Items in order of their first match, with the keys touched in each.
-            let mut items: Vec<(u32, Vec<String>)> = Vec::new();
-            for m in &touched {
-                let Some((item, key)) = summary_entry(&m.at, &m.key) else {
-                    continue;
-                };
-                match items.iter_mut().find(|(i, _)| *i == item) {
-                    Some((_, keys)) => keys.push(key),
-                    None => items.push((item, vec![key])),
+            // Per item, the keys touched in it, in the order they were found.
+            let mut items: std::collections::BTreeMap<u32, Vec<String>> = Default::default();
+            for t in &done.touched {
+                if let Some((item, key)) = summary_entry(&t.at, &t.key) {
+                    items.entry(item).or_default().push(key);
                 }
             }
             let mut edits = Vec::with_capacity(items.len() * 2);
@@ -222,7 +197,7 @@ impl Redactor {
             }
             batch.edit(&edits);
         }
-        host::counter_add("redacted", touched.len() as u64);
+        host::counter_add("redacted", u64::from(done.matched));
         Verdict::Continue
     }
 }
@@ -297,49 +272,6 @@ mod tests {
         );
         assert!(parse_config::<Config>(r#"{"builtins": ["phone"]}"#).is_err());
         assert!(parse_config::<Config>(r#"{"blok_keys": []}"#).is_err());
-    }
-
-    #[test]
-    fn distinct_keeps_the_first_match_of_each_value_in_order() {
-        use weir_guest_sdk::Part;
-        let m = |at: Location, key: &str, start: u32| PatternMatch {
-            at,
-            key: key.into(),
-            rule: weir_guest_sdk::kernels::Rule::Detector(Detector::Email),
-            start,
-            end: start + 1,
-        };
-        let part = |item, index| Part { item, index };
-        let found = vec![
-            m(Location::Item(0), "a", 0),
-            m(Location::Item(0), "a", 5),
-            m(Location::Item(0), "b", 0),
-            m(Location::Event(part(0, 1)), "a", 0),
-            m(Location::Event(part(0, 2)), "a", 0),
-            m(Location::Item(1), "a", 0),
-            m(Location::Event(part(0, 1)), "a", 9),
-            m(Location::Resource(0), "a", 0),
-        ];
-        let kept: Vec<_> = distinct(&found)
-            .iter()
-            .map(|m| (m.at, m.key.as_str(), m.start))
-            .collect();
-        assert_eq!(
-            kept,
-            vec![
-                (Location::Item(0), "a", 0),
-                (Location::Item(0), "b", 0),
-                (Location::Event(part(0, 1)), "a", 0),
-                (Location::Event(part(0, 2)), "a", 0),
-                (Location::Item(1), "a", 0),
-                (Location::Resource(0), "a", 0),
-            ]
-        );
-        // Twenty thousand values, each matched once, stay twenty thousand.
-        let many: Vec<_> = (0..20_000)
-            .map(|i| m(Location::Point(part(i / 10, i % 10)), "k", 0))
-            .collect();
-        assert_eq!(distinct(&many).len(), 20_000);
     }
 
     #[test]

@@ -51,12 +51,14 @@ pub mod v0_2 {
     }
 }
 
-/// `weir:filter@0.3.0`: 0.2.1 and profiles. A filter built against world `profiles-filter` exports
-/// `process-profiles`; one built against world `filter` ([`v0_3::without_profiles`]) does not, and
-/// passes profiles by. Both import the same interfaces, implemented once.
+/// `weir:filter@0.3.1`: 0.2.1 and profiles (0.3.0), and `pattern-set.scan-and-redact` (0.3.1). Filters
+/// built against 0.3.0 link to it too (semver-compatible imports, a subset). A filter built against
+/// world `profiles-filter` exports `process-profiles`; one built against world `filter`
+/// ([`v0_3::without_profiles`]) does not, and passes profiles by. Both import the same interfaces,
+/// implemented once.
 pub mod v0_3 {
     wasmtime::component::bindgen!({
-        path: "../../wit/0.3.0",
+        path: "../../wit/0.3.1",
         world: "profiles-filter",
         imports: { default: trappable },
         additional_derives: [PartialEq],
@@ -75,10 +77,10 @@ pub mod v0_3 {
         conversions_since_0_2!(types, kernels);
     }
 
-    /// World `filter` of 0.3.0: the same imports, without `process-profiles`.
+    /// World `filter` of 0.3: the same imports, without `process-profiles`.
     pub mod without_profiles {
         wasmtime::component::bindgen!({
-            path: "../../wit/0.3.0",
+            path: "../../wit/0.3.1",
             world: "filter",
             imports: { default: trappable },
             with: {

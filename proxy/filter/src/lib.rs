@@ -89,7 +89,7 @@ pub enum FilterError {
     #[error("compile: {0}")]
     Compile(String),
     /// The component does not fit weir's filter world.
-    #[error("link: {0} (does it implement weir:filter@0.3.0, @0.2 or @0.1.0?)")]
+    #[error("link: {0} (does it implement weir:filter@0.3, @0.2 or @0.1.0?)")]
     Link(String),
     /// `init` refused the configuration.
     #[error("{0}")]

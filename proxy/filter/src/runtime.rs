@@ -416,8 +416,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            err.to_string()
-                .contains("weir:filter@0.3.0, @0.2 or @0.1.0"),
+            err.to_string().contains("weir:filter@0.3, @0.2 or @0.1.0"),
             "{err}"
         );
     }

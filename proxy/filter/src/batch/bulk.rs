@@ -1,11 +1,12 @@
 //! What interface 0.2 adds to the batch, on plain types: scopes, any attribute list by [`Target`], bulk
 //! reads into one byte buffer and one entry list (no allocation per value), bulk edits, and the kernels
-//! that run over the batch natively: a pattern set's scan and the redaction of what it found.
+//! that run over the batch natively: a pattern set's scan (the redaction of what it finds is in
+//! `redact`).
 
 use std::borrow::Cow;
 
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use weir_kernels::{Found, PatternSet, Rewrite, Rule};
+use weir_kernels::{Found, PatternSet, Rule};
 
 use super::index::point_attrs;
 use super::journal::Undo;
@@ -13,7 +14,7 @@ use super::{BatchState, R, Target, point_count};
 use weir_core::{Payload, Signal};
 
 /// A value as text for pattern matching: strings as they are, arrays and maps as OTLP/JSON.
-fn value_text(v: &AnyValue) -> Option<Cow<'_, str>> {
+pub(super) fn value_text(v: &AnyValue) -> Option<Cow<'_, str>> {
     match &v.value {
         Some(any_value::Value::StringValue(s)) => Some(Cow::Borrowed(s)),
         Some(any_value::Value::ArrayValue(_) | any_value::Value::KvlistValue(_)) => {
@@ -108,7 +109,7 @@ pub(crate) enum Redaction {
 
 impl BatchState {
     /// Calls `f` with every attribute list `lists` selects, in batch order.
-    fn visit(&self, lists: Selection, mut f: impl FnMut(Target, &[KeyValue])) {
+    pub(super) fn visit(&self, lists: Selection, mut f: impl FnMut(Target, &[KeyValue])) {
         if lists.resources {
             for r in 0..self.resource_count() as u32 {
                 if let Some(a) = self.attrs(Target::Resource(r)) {
@@ -169,7 +170,7 @@ impl BatchState {
     }
 
     /// Calls `f` with every string log body, when `lists` selects bodies.
-    fn visit_bodies(&self, lists: Selection, mut f: impl FnMut(u32, &AnyValue, &str)) {
+    pub(super) fn visit_bodies(&self, lists: Selection, mut f: impl FnMut(u32, &AnyValue, &str)) {
         if !lists.bodies || self.signal() != Signal::Logs {
             return;
         }
@@ -262,7 +263,7 @@ impl BatchState {
     }
 
     /// Sets a value at a checked target: a body, every point of a metric item, or one list.
-    fn set_at(&mut self, t: Target, key: &str, value: AnyValue) -> R<()> {
+    pub(super) fn set_at(&mut self, t: Target, key: &str, value: AnyValue) -> R<()> {
         match t {
             Target::Body(i) => {
                 if let Some(l) = self.log_mut(i)? {
@@ -286,7 +287,7 @@ impl BatchState {
         Ok(())
     }
 
-    fn remove_at(&mut self, t: Target, key: &str) -> R<bool> {
+    pub(super) fn remove_at(&mut self, t: Target, key: &str) -> R<bool> {
         Ok(match t {
             Target::Body(i) => {
                 let Some(l) = self.log_mut(i)? else {
@@ -400,95 +401,7 @@ impl BatchState {
         }
         out
     }
-
-    /// Rewrites what `matches` found; returns how many values changed.
-    ///
-    /// Linear in the matches: they are grouped by value through a map (a search of the groups per
-    /// match made one call quadratic, and a host call cannot be interrupted by the deadline), and
-    /// `out_of_time` is asked every few values so that the CPU budget bounds the call as it bounds
-    /// the guest's own code.
-    pub(crate) fn redact(
-        &mut self,
-        matches: &[Match],
-        how: &Redaction,
-        out_of_time: &mut dyn FnMut() -> bool,
-    ) -> R<Option<u32>> {
-        let mut groups: Vec<Group<'_>> = Vec::new();
-        let mut index: std::collections::HashMap<(Target, &str), usize> =
-            std::collections::HashMap::new();
-        for m in matches {
-            let t = self.target(m.at)?;
-            let whole = m.rule.is_key_rule();
-            match index.entry((t, m.key.as_str())) {
-                std::collections::hash_map::Entry::Occupied(e) => {
-                    let g = &mut groups[*e.get()];
-                    g.2 |= whole;
-                    g.3.push((m.start, m.end));
-                }
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    e.insert(groups.len());
-                    groups.push((t, &m.key, whole, vec![(m.start, m.end)]));
-                }
-            }
-        }
-        let mask = |m: &str| Rewrite::Mask(m.to_string());
-        let mut changed = 0;
-        for (n, (t, key, whole, mut ranges)) in groups.into_iter().enumerate() {
-            if n % 64 == 63 && out_of_time() {
-                return Ok(None);
-            }
-            let current = match t {
-                Target::Body(i) => self.log(i)?.and_then(|l| l.body.clone()),
-                t => self
-                    .attrs(t)
-                    .and_then(|a| a.iter().find(|kv| kv.key == key))
-                    .and_then(|kv| kv.value.clone()),
-            };
-            let Some(current) = current else {
-                continue;
-            };
-            let text = value_text(&current).map(Cow::into_owned);
-            let is_json = !matches!(current.value, Some(any_value::Value::StringValue(_)) | None)
-                && text.is_some();
-            let rewrite = match how {
-                Redaction::Remove if !matches!(t, Target::Body(_)) => {
-                    if self.remove_at(t, key)? {
-                        changed += 1;
-                    }
-                    continue;
-                }
-                Redaction::Remove => mask("****"),
-                Redaction::Mask(m) => mask(m),
-                Redaction::Hash(salt) => Rewrite::Hash(salt.clone()),
-            };
-            let original = text.unwrap_or_default();
-            let new = if whole {
-                match &rewrite {
-                    Rewrite::Mask(m) => m.clone(),
-                    Rewrite::Hash(salt) => weir_kernels::salted_hash(salt, &original),
-                }
-            } else {
-                weir_kernels::rewrite(&original, &mut ranges, &rewrite)
-            };
-            if !whole && new == original {
-                continue;
-            }
-            let value = if is_json && !whole {
-                from_json(new)
-            } else {
-                AnyValue {
-                    value: Some(any_value::Value::StringValue(new)),
-                }
-            };
-            self.set_at(t, key, value)?;
-            changed += 1;
-        }
-        Ok(Some(changed))
-    }
 }
-
-/// The matches in one value: where, its key, whether a key rule covers it whole, and the ranges.
-type Group<'a> = (Target, &'a str, bool, Vec<(u32, u32)>);
 
 fn pattern_match<M: From<Match>>(at: Target, key: &str, rule: Rule, start: u32, end: u32) -> M {
     M::from(Match {

@@ -39,30 +39,45 @@ impl BatchState {
         let Some(attrs) = self.attrs_mut(t) else {
             return;
         };
-        let undo = match attrs.iter().position(|kv| kv.key == key) {
-            Some(pos) => {
-                let old = attrs[pos].value.replace(value);
-                Undo::Replaced(t, pos, old)
-            }
+        match attrs.iter().position(|kv| kv.key == key) {
+            Some(pos) => self.replace_at(t, pos, value),
             None => {
                 attrs.push(KeyValue {
                     key: key.to_string(),
                     value: Some(value),
                     ..Default::default()
                 });
-                Undo::Appended(t)
+                self.journal.push(Undo::Appended(t));
+                self.changed = true;
+                self.mark_modified(t);
             }
+        }
+    }
+
+    /// Replaces the value of the attribute at `pos` of `t`'s list (nothing when there is none).
+    pub(super) fn replace_at(&mut self, t: Target, pos: usize, value: AnyValue) {
+        let Some(kv) = self.attrs_mut(t).and_then(|a| a.get_mut(pos)) else {
+            return;
         };
-        self.journal.push(undo);
+        let old = kv.value.replace(value);
+        self.journal.push(Undo::Replaced(t, pos, old));
         self.changed = true;
         self.mark_modified(t);
     }
 
     pub(super) fn remove_attr(&mut self, t: Target, key: &str) -> bool {
-        let Some(attrs) = self.attrs_mut(t) else {
+        let Some(pos) = self
+            .attrs_mut(t)
+            .and_then(|a| a.iter().position(|kv| kv.key == key))
+        else {
             return false;
         };
-        let Some(pos) = attrs.iter().position(|kv| kv.key == key) else {
+        self.remove_attr_at(t, pos)
+    }
+
+    /// Removes the attribute at `pos` of `t`'s list; false when there is none.
+    pub(super) fn remove_attr_at(&mut self, t: Target, pos: usize) -> bool {
+        let Some(attrs) = self.attrs_mut(t).filter(|a| pos < a.len()) else {
             return false;
         };
         let kv = attrs.remove(pos);

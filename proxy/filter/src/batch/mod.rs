@@ -6,7 +6,8 @@
 //!   (`fail-open` means "the batch passes unchanged");
 //! - `convert`: the conversions between these plain types and each interface version's generated ones
 //!   (macros, instantiated beside each `bindgen!` site: the batch knows no WIT type);
-//! - `bulk`: what interface 0.2 adds (any attribute list by location, bulk reads and edits, the kernels).
+//! - `bulk`: what interface 0.2 adds (any attribute list by location, bulk reads and edits, the kernels);
+//! - `redact`: rewriting what a pattern set matched (0.2's `redact`, 0.3.1's `scan-and-redact`).
 
 use std::net::SocketAddr;
 
@@ -619,5 +620,6 @@ pub(crate) mod bulk;
 pub(crate) mod convert;
 mod index;
 mod journal;
+pub(crate) mod redact;
 #[cfg(test)]
 mod tests;

@@ -235,7 +235,7 @@ mod v0_2 {
     //! They are read and written through interface 0.2's types, as its filters do.
 
     use super::*;
-    use crate::batch::bulk::{Edit, Match};
+    use crate::batch::bulk::{Edit, Match, Selection};
     use crate::bindings::v0_2::weir::filter::kernels as k2;
     use crate::bindings::v0_2::weir::filter::types as t2;
     use t2::{AttributeEdit, EditOp, Lists, Location, Part, ValueKind};
@@ -534,6 +534,140 @@ mod v0_2 {
         )
         .unwrap();
         assert_eq!(all, Some(1000));
+    }
+
+    /// 0.3.1's `scan-and-redact`: the same rewrites as `scan` then `redact`, in one call.
+    #[test]
+    fn scan_and_redact_rewrites_in_one_call_what_scan_and_redact_would() {
+        use crate::batch::bulk::Redaction;
+        use crate::batch::redact::Redacted;
+        let attrs = vec![
+            ("password", "hunter2"),
+            ("client", "from 10.1.2.3 and 10.1.2.4"),
+            ("version", "1.2.3.4.5"),
+            ("mail", "a@b.io"),
+            ("note", "nothing"),
+        ];
+        let body = "mail jane@example.com";
+        let patterns = set(PatternSpec {
+            detectors: Detector::ALL.to_vec(),
+            key_names: vec!["password".into()],
+            ..Default::default()
+        });
+        let all: Selection =
+            (Lists::RESOURCES | Lists::SCOPES | Lists::ITEMS | Lists::BODIES).into();
+        for how in [
+            Redaction::Mask("****".into()),
+            Redaction::Hash("pepper".into()),
+            Redaction::Remove,
+        ] {
+            // The two-call way.
+            let mut two = logs_with(attrs.clone(), body);
+            let found: Vec<Match> = two.scan(&patterns, all);
+            two.begin();
+            let changed = two.redact(&found, &how, &mut || false).unwrap();
+            // The one-call way.
+            let mut one = logs_with(attrs.clone(), body);
+            one.begin();
+            let done = one
+                .scan_redact(&patterns, all, &how, true, &mut || false)
+                .unwrap()
+                .unwrap();
+            assert_eq!(Some(done.changed), changed, "{how:?}");
+            assert_eq!(done.matched, 5, "five values matched, one of them twice");
+            assert_eq!(
+                done.touched,
+                vec![
+                    (Target::Scope(0), "scope.owner".to_string()),
+                    (Target::Item(0), "password".to_string()),
+                    (Target::Item(0), "client".to_string()),
+                    (Target::Item(0), "mail".to_string()),
+                    (Target::Body(0), String::new()),
+                ]
+            );
+            let after_two = two.finish().0;
+            // Three removals from one list, last to first: each went, the rest stayed in order.
+            if how == Redaction::Remove {
+                let Payload::Logs(l) = &after_two else {
+                    panic!()
+                };
+                let keys: Vec<&str> = l.resource_logs[0].scope_logs[0].log_records[0]
+                    .attributes
+                    .iter()
+                    .map(|kv| kv.key.as_str())
+                    .collect();
+                assert_eq!(keys, ["version", "note"]);
+            }
+            // Rolled back, the one-call batch is the original again.
+            let mut undone = logs_with(attrs.clone(), body);
+            undone.begin();
+            undone
+                .scan_redact(&patterns, all, &how, false, &mut || false)
+                .unwrap()
+                .unwrap();
+            undone.rollback();
+            assert_eq!(undone.finish().0, logs_with(attrs.clone(), body).finish().0);
+            assert_eq!(one.finish().0, after_two, "{how:?}");
+        }
+        // Nothing to find (the scope's address is not looked at): nothing changes.
+        let mut clean = logs_with(vec![("note", "nothing")], "fine");
+        let items: Selection = (Lists::ITEMS | Lists::BODIES).into();
+        let done = clean
+            .scan_redact(&patterns, items, &Redaction::Remove, false, &mut || false)
+            .unwrap()
+            .unwrap();
+        assert_eq!(done, Redacted::default());
+        assert!(!clean.finish().2);
+    }
+
+    #[test]
+    fn scan_and_redact_stops_when_out_of_time_and_can_be_undone() {
+        use crate::batch::bulk::Redaction;
+        let attrs: Vec<(String, String)> = (0..1000)
+            .map(|i| (format!("k{i}"), format!("mail a{i}@example.com")))
+            .collect();
+        let pairs: Vec<(&str, &str)> = attrs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let patterns = set(PatternSpec {
+            detectors: vec![Detector::Email],
+            ..Default::default()
+        });
+        let mask = Redaction::Mask("****".into());
+        // Out of time while scanning: nothing was changed yet.
+        let mut b = logs_with(pairs.clone(), "");
+        b.begin();
+        let mut asked = 0;
+        let r = b
+            .scan_redact(&patterns, Lists::ITEMS.into(), &mask, false, &mut || {
+                asked += 1;
+                asked > 2
+            })
+            .unwrap();
+        assert_eq!(r, None);
+        assert_eq!(asked, 3, "asked every 64 values");
+        assert!(!b.finish().2, "nothing changed");
+        // Out of time while rewriting: what changed is undone.
+        let mut b = logs_with(pairs.clone(), "");
+        b.begin();
+        let mut asked = 0;
+        let r = b
+            .scan_redact(&patterns, Lists::ITEMS.into(), &mask, false, &mut || {
+                asked += 1;
+                asked > 1000 / 64 + 2
+            })
+            .unwrap();
+        assert_eq!(r, None);
+        b.rollback();
+        assert_eq!(b.finish().0, logs_with(pairs.clone(), "").finish().0);
+        // With time, every value changes.
+        let mut b = logs_with(pairs, "");
+        let done = b
+            .scan_redact(&patterns, Lists::ITEMS.into(), &mask, false, &mut || false)
+            .unwrap()
+            .unwrap();
+        assert_eq!((done.matched, done.changed), (1000, 1000));
     }
 
     #[test]

@@ -315,9 +315,9 @@ macro_rules! batch_methods_since_0_2 {
 
 /// The `kernels` interface of 0.2 on (pattern sets, redaction, SHA-256), with what its types
 /// weigh, for the generated `types` and `kernels` modules named; invoked at the top level of a
-/// version's module.
+/// version's module. `pattern_set: { ... }` adds the methods a later version gives `pattern-set`.
 macro_rules! kernels_since_0_2 {
-    ($types:ident, $kernels:ident) => {
+    ($types:ident, $kernels:ident $(, pattern_set: { $($pattern_set:tt)* })?) => {
         impl Weight for $types::AttributeEdit {
             fn weight(&self) -> usize {
                 let op = match &self.op {
@@ -409,6 +409,7 @@ macro_rules! kernels_since_0_2 {
                 self.pattern_sets = self.pattern_sets.saturating_sub(1);
                 Ok(())
             }
+            $($($pattern_set)*)?
         }
     };
 }

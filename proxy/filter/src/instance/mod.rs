@@ -38,8 +38,8 @@ pub enum Verdict {
 }
 
 /// The `weir:filter` version of 0.2 or later a component was built against (`0.2.0`, `0.2.1`,
-/// `0.3.0`), read from the name of the `types` interface it imports (0.2.0 and 0.2.1 link to the same
-/// bindings).
+/// `0.3.0`, `0.3.1`), read from the name of the `types` interface it imports (0.2.0 and 0.2.1 link to the same
+/// bindings, and so do 0.3.0 and 0.3.1).
 fn exported_version(
     engine: &wasmtime::Engine,
     component: &wasmtime::component::Component,
@@ -50,6 +50,7 @@ fn exported_version(
             return match version {
                 "0.2.0" => "0.2.0",
                 "0.3.0" => "0.3.0",
+                "0.3.1" => "0.3.1",
                 _ => "0.2.1",
             };
         }
@@ -242,7 +243,7 @@ impl LoadedFilter {
             .map_err(|e| FilterError::Link(format!("{e:#}")))?;
         // The exports say which version a component implements: try the newest first.
         let version = exported_version(runtime.engine(), &module.component);
-        let (pre, interface) = if version == "0.3.0" {
+        let (pre, interface) = if version.starts_with("0.3.") {
             match v0_3::ProfilesFilterPre::new(linked.clone()) {
                 Ok(p) => (Pre::V03(p), version),
                 Err(with_profiles) => match v0_3::without_profiles::FilterPre::new(linked) {
