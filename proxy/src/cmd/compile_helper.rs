@@ -20,7 +20,7 @@ pub(crate) fn main(cache_dir: &Path, instances: u32, memory: usize) -> ExitCode 
     match compiled {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("weir compile-helper: {e:#}");
+            eprintln!("weir compile-helper: {}", super::report(&e));
             ExitCode::FAILURE
         }
     }

@@ -43,7 +43,7 @@ pub(crate) fn main(cmd: DeadLetterCommand) -> ExitCode {
     match dead_letter_command(cmd) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("weir dead-letter: {e:#}");
+            eprintln!("weir dead-letter: {}", super::report(&e));
             ExitCode::FAILURE
         }
     }

@@ -136,7 +136,7 @@ pub(crate) fn main(cmd: FilterCommand) -> ExitCode {
     match filter_command(cmd) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("weir: {e:#}");
+            eprintln!("weir: {}", super::report(&e));
             ExitCode::FAILURE
         }
     }

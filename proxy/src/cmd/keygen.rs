@@ -10,7 +10,7 @@ pub(crate) fn main(prefix: &std::path::Path) -> ExitCode {
     match keygen(prefix) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("weir keygen: {e:#}");
+            eprintln!("weir keygen: {}", super::report(&e));
             ExitCode::FAILURE
         }
     }

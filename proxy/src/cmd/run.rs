@@ -39,7 +39,7 @@ pub(crate) fn main(args: &RunArgs) -> ExitCode {
     let config = match build_config(args) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("weir: {e:#}");
+            eprintln!("weir: {}", super::report(&e));
             return ExitCode::from(64);
         }
     };
@@ -47,8 +47,8 @@ pub(crate) fn main(args: &RunArgs) -> ExitCode {
     match run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("weir: {e:#}");
+            tracing::error!("{}", super::report(&e));
+            eprintln!("weir: {}", super::report(&e));
             ExitCode::FAILURE
         }
     }
