@@ -18,12 +18,7 @@ use crate::pattern::{Found, PatternError, REGEX_SIZE_LIMIT, Rule, next_boundary}
 /// A detector's pattern, compiled for anchored searches.
 pub(crate) fn compile(d: Detector) -> Result<Regex, PatternError> {
     Regex::builder()
-        .configure(
-            Regex::config()
-                .nfa_size_limit(Some(REGEX_SIZE_LIMIT))
-                .dfa_size_limit(Some(4 << 20))
-                .dfa_state_limit(Some(100_000)),
-        )
+        .configure(Regex::config().nfa_size_limit(Some(REGEX_SIZE_LIMIT)))
         .build(d.pattern())
         .map_err(|e| PatternError::Regex {
             pattern: d.pattern().to_string(),
