@@ -163,6 +163,75 @@ fn bearer_end(b: &[u8], start: usize) -> Option<usize> {
     Some(i + run(b, i, |c| c == b'='))
 }
 
+/// The e-mail pattern (`[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}`) anchored at `start`, the
+/// first character of a run before an `@`. The greedy domain run gives characters back until a `.`
+/// with two letters or more after it (at least one character after the `@`), and the letters run on:
+/// the end the automaton's leftmost-first search finds.
+fn email_end(b: &[u8], start: usize) -> Option<usize> {
+    let at = start + run(b, start, email_local);
+    if at == start || b.get(at) != Some(&b'@') {
+        return None;
+    }
+    let domain = at + 1;
+    let len = run(b, domain, |c| {
+        c.is_ascii_alphanumeric() || c == b'.' || c == b'-'
+    });
+    (1..len)
+        .rev()
+        .filter(|&k| b[domain + k] == b'.')
+        .find_map(|k| {
+            let letters = run(b, domain + k + 1, |c| c.is_ascii_alphabetic());
+            (letters >= 2).then_some(domain + k + 1 + letters)
+        })
+}
+
+/// The parameter names of the URL-secret pattern.
+const SECRET_PARAMETERS: [&[u8]; 12] = [
+    b"access_token",
+    b"token",
+    b"api_key",
+    b"apikey",
+    b"key",
+    b"secret",
+    b"password",
+    b"passwd",
+    b"pwd",
+    b"sig",
+    b"signature",
+    b"auth",
+];
+
+/// The URL-secret pattern (`(?i)([?&](?:access_token|token|...)=)[^&#\s]+`) anchored at a `?` or `&`:
+/// `Some(end)` for a match, `Some(None)` for none. The name runs to the first `=` (no name holds
+/// one) and is compared without ASCII case; the value runs to `&`, `#` or white space (Unicode's, as
+/// `\s` is here). `None` when the name has a non-ASCII character: `(?i)` folds the Kelvin sign into
+/// `k` and the long s into `s`, and the pattern decides.
+fn url_secret_end(text: &str, start: usize) -> Option<Option<usize>> {
+    let b = text.as_bytes();
+    let name = start + 1;
+    let mut eq = name;
+    while eq < b.len() && eq - name <= 12 {
+        match b[eq] {
+            b'=' => break,
+            c if !c.is_ascii() => return None,
+            _ => eq += 1,
+        }
+    }
+    if b.get(eq) != Some(&b'=')
+        || !SECRET_PARAMETERS
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(&b[name..eq]))
+    {
+        return Some(None);
+    }
+    let value = eq + 1;
+    let len = text[value..]
+        .char_indices()
+        .find(|&(_, c)| c == '&' || c == '#' || c.is_whitespace())
+        .map_or(text.len() - value, |(i, _)| i);
+    Some((len > 0).then_some(value + len))
+}
+
 /// Appends detector `d`'s matches in `text`, each checked against look-alikes: what `find_rule` finds
 /// with the plain pattern, found by trying the anchored pattern where a match can start.
 pub(crate) fn find_detector(d: Detector, re: &Regex, text: &str, out: &mut Vec<Found>) {
@@ -175,6 +244,10 @@ pub(crate) fn find_detector(d: Detector, re: &Regex, text: &str, out: &mut Vec<F
         let end = match d {
             Detector::Jwt => jwt_end(b, start),
             Detector::Bearer => bearer_end(b, start),
+            Detector::Email => email_end(b, start),
+            Detector::UrlSecret => {
+                url_secret_end(text, start).unwrap_or_else(|| match_at(re, text, start))
+            }
             _ => match_at(re, text, start),
         };
         let Some(end) = end else {
