@@ -635,30 +635,31 @@ mod v0_2 {
             ..Default::default()
         });
         let mask = Redaction::Mask("****".into());
+        // A call whose clock says "out of time" from its `asks + 1`th question on.
+        let out_after = |asks: usize| {
+            let mut b = logs_with(pairs.clone(), "");
+            b.begin();
+            let mut asked = 0;
+            let r = b
+                .scan_redact(&patterns, Lists::ITEMS.into(), &mask, false, &mut || {
+                    asked += 1;
+                    asked > asks
+                })
+                .unwrap();
+            (b, r, asked)
+        };
         // Out of time while scanning: nothing was changed yet.
-        let mut b = logs_with(pairs.clone(), "");
-        b.begin();
-        let mut asked = 0;
-        let r = b
-            .scan_redact(&patterns, Lists::ITEMS.into(), &mask, false, &mut || {
-                asked += 1;
-                asked > 2
-            })
-            .unwrap();
+        let (b, r, asked) = out_after(2);
         assert_eq!(r, None);
         assert_eq!(asked, 3, "asked every 64 values");
         assert!(!b.finish().2, "nothing changed");
-        // Out of time while rewriting: what changed is undone.
-        let mut b = logs_with(pairs.clone(), "");
-        b.begin();
-        let mut asked = 0;
-        let r = b
-            .scan_redact(&patterns, Lists::ITEMS.into(), &mask, false, &mut || {
-                asked += 1;
-                asked > 1000 / 64 + 2
-            })
-            .unwrap();
+        // Out of time while rewriting (the scan asks 15 times): what changed is undone.
+        let (mut b, r, _) = out_after(1000 / 64 + 2);
         assert_eq!(r, None);
+        assert!(
+            b.modified_count() > 0,
+            "some values were rewritten before the stop"
+        );
         b.rollback();
         assert_eq!(b.finish().0, logs_with(pairs.clone(), "").finish().0);
         // With time, every value changes.
