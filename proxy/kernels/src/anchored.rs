@@ -13,17 +13,23 @@ use regex_automata::meta::Regex;
 use regex_automata::{Anchored, Input};
 
 use crate::detector::Detector;
-use crate::pattern::{Found, PatternError, REGEX_SIZE_LIMIT, Rule, next_boundary};
 
-/// A detector's pattern, compiled for anchored searches.
-pub(crate) fn compile(d: Detector) -> Result<Regex, PatternError> {
+/// A detector's pattern, compiled for anchored searches, its automaton at most `size_limit` bytes;
+/// the error is the reason it could not be.
+pub(crate) fn compile(d: Detector, size_limit: usize) -> Result<Regex, String> {
     Regex::builder()
-        .configure(Regex::config().nfa_size_limit(Some(REGEX_SIZE_LIMIT)))
+        .configure(Regex::config().nfa_size_limit(Some(size_limit)))
         .build(d.pattern())
-        .map_err(|e| PatternError::Regex {
-            pattern: d.pattern().to_string(),
-            reason: e.to_string(),
-        })
+        .map_err(|e| e.to_string())
+}
+
+/// The next char boundary after `i`.
+pub(crate) fn next_boundary(text: &str, i: usize) -> usize {
+    let mut j = i + 1;
+    while j < text.len() && !text.is_char_boundary(j) {
+        j += 1;
+    }
+    j
 }
 
 fn word(c: u8) -> bool {
@@ -232,9 +238,10 @@ fn url_secret_end(text: &str, start: usize) -> Option<Option<usize>> {
     Some((len > 0).then_some(value + len))
 }
 
-/// Appends detector `d`'s matches in `text`, each checked against look-alikes: what `find_rule` finds
-/// with the plain pattern, found by trying the anchored pattern where a match can start.
-pub(crate) fn find_detector(d: Detector, re: &Regex, text: &str, out: &mut Vec<Found>) {
+/// Hands `found` the byte range of each of detector `d`'s matches in `text`, each checked against
+/// look-alikes: what `find_rule` finds with the plain pattern, found by trying the anchored pattern
+/// where a match can start.
+pub(crate) fn find_detector(d: Detector, re: &Regex, text: &str, mut found: impl FnMut(u32, u32)) {
     let b = text.as_bytes();
     let mut at = 0;
     while at <= text.len() {
@@ -262,11 +269,7 @@ pub(crate) fn find_detector(d: Detector, re: &Regex, text: &str, out: &mut Vec<F
                 start
             };
             if end > from {
-                out.push(Found {
-                    rule: Rule::Detector(d),
-                    start: from as u32,
-                    end: end as u32,
-                });
+                found(from as u32, end as u32);
             }
             at = end;
         } else {

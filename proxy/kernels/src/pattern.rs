@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use regex::{Regex, RegexSet};
 
+use crate::anchored::next_boundary;
 use crate::detector::{Detector, Profile, quad_starts};
 
 /// A pattern set as a filter describes it.
@@ -121,7 +122,13 @@ impl PatternSet {
         let mut detectors = Vec::new();
         for d in &spec.detectors {
             value_rules.push((Rule::Detector(*d), compile(d.pattern())?));
-            detectors.push((*d, crate::anchored::compile(*d)?));
+            let anchored = crate::anchored::compile(*d, REGEX_SIZE_LIMIT).map_err(|e| {
+                PatternError::Regex {
+                    pattern: d.pattern().to_string(),
+                    reason: e.to_string(),
+                }
+            })?;
+            detectors.push((*d, anchored));
         }
         for (i, p) in spec.value_patterns.iter().enumerate() {
             value_rules.push((Rule::ValuePattern(i as u32), compile(p)?));
@@ -208,7 +215,13 @@ impl PatternSet {
                         find_ipv4(re, text, out)
                     }
                     d if d.may_match(&profile, text.as_bytes()) => {
-                        crate::anchored::find_detector(*d, re, text, out)
+                        crate::anchored::find_detector(*d, re, text, |start, end| {
+                            out.push(Found {
+                                rule: Rule::Detector(*d),
+                                start,
+                                end,
+                            })
+                        })
                     }
                     _ => {}
                 }
@@ -306,15 +319,6 @@ pub(crate) fn find_rule(rule: Rule, re: &Regex, text: &str, out: &mut Vec<Found>
             at = next_boundary(text, m.start());
         }
     }
-}
-
-/// The next char boundary after `i`.
-pub(crate) fn next_boundary(text: &str, i: usize) -> usize {
-    let mut j = i + 1;
-    while j < text.len() && !text.is_char_boundary(j) {
-        j += 1;
-    }
-    j
 }
 
 /// Compiled pattern sets shared by every instance of every filter that asks for the same spec: a filter
