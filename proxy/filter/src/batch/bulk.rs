@@ -370,37 +370,71 @@ impl BatchState {
     /// whole value.
     pub(crate) fn scan<M: From<Match>>(&self, set: &PatternSet, lists: Selection) -> Vec<M> {
         let mut out = Vec::new();
+        self.each_match(set, lists, &mut || false, |at, _, key, m| match m {
+            ValueMatch::Key(rule, len) => out.push(pattern_match(at, key, rule, 0, len)),
+            ValueMatch::Ranges(found) => out.extend(
+                found
+                    .iter()
+                    .map(|f| pattern_match(at, key, f.rule, f.start, f.end)),
+            ),
+        });
+        out
+    }
+
+    /// Calls `f` with each value of the selected lists that `set` matches, in batch order (attributes,
+    /// then log bodies): where, the attribute's index in its list (0 for a body), its key (empty for a
+    /// body), and what matched. Asks `out_of_time` every [`CHECK_EVERY`] values and stops when it says
+    /// so; false then.
+    pub(super) fn each_match(
+        &self,
+        set: &PatternSet,
+        lists: Selection,
+        out_of_time: &mut dyn FnMut() -> bool,
+        mut f: impl FnMut(Target, usize, &str, ValueMatch<'_>),
+    ) -> bool {
+        let (key_rules, value_rules) = (set.has_key_rules(), set.has_value_rules());
         let mut found: Vec<Found> = Vec::new();
-        let key_rules = set.has_key_rules();
-        let value_rules = set.has_value_rules();
+        let (mut seen, mut stopped) = (0usize, false);
         self.visit(lists, |at, attrs| {
-            for kv in attrs {
+            for (pos, kv) in attrs.iter().enumerate() {
+                seen += 1;
+                if stopped || (seen % CHECK_EVERY == 0 && out_of_time()) {
+                    stopped = true;
+                    return;
+                }
                 let text = kv.value.as_ref().and_then(value_text);
                 if key_rules && let Some(rule) = set.key_rule(&kv.key) {
                     let len = text.as_ref().map_or(0, |t| t.len()) as u32;
-                    out.push(pattern_match(at, &kv.key, rule, 0, len));
-                    continue;
-                }
-                if value_rules && let Some(text) = text {
+                    f(at, pos, &kv.key, ValueMatch::Key(rule, len));
+                } else if value_rules && let Some(text) = text {
                     found.clear();
-                    set.find_values(&text, &mut found);
-                    for f in &found {
-                        out.push(pattern_match(at, &kv.key, f.rule, f.start, f.end));
+                    if set.find_values(&text, &mut found) > 0 {
+                        f(at, pos, &kv.key, ValueMatch::Ranges(&found));
                     }
                 }
             }
         });
-        if value_rules {
+        if value_rules && !stopped {
             self.visit_bodies(lists, |i, _, body| {
                 found.clear();
-                set.find_values(body, &mut found);
-                for f in &found {
-                    out.push(pattern_match(Target::Body(i), "", f.rule, f.start, f.end));
+                if set.find_values(body, &mut found) > 0 {
+                    f(Target::Body(i), 0, "", ValueMatch::Ranges(&found));
                 }
             });
         }
-        out
+        !stopped
     }
+}
+
+/// How often (in values) a long host call asks whether its CPU budget is spent.
+pub(super) const CHECK_EVERY: usize = 64;
+
+/// What one value matched, as [`BatchState::each_match`] hands it over.
+pub(super) enum ValueMatch<'a> {
+    /// A key rule: the whole value, whose text is this many bytes long.
+    Key(Rule, u32),
+    /// Value rules: these ranges of its text.
+    Ranges(&'a [Found]),
 }
 
 fn pattern_match<M: From<Match>>(at: Target, key: &str, rule: Rule, start: u32, end: u32) -> M {

@@ -9,14 +9,11 @@ use std::collections::hash_map::Entry;
 use std::ops::Range;
 
 use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
-use weir_kernels::{Found, PatternSet, Rewrite};
+use weir_kernels::{PatternSet, Rewrite};
 
-use super::bulk::{Match, Redaction, Selection, from_json, value_text};
+use super::bulk::{CHECK_EVERY, Match, Redaction, Selection, ValueMatch, from_json, value_text};
 use super::{BatchState, R, Target};
 use weir_core::Signal;
-
-/// How often (in values) a long call asks whether its CPU budget is spent.
-const CHECK_EVERY: usize = 64;
 
 /// What [`BatchState::scan_redact`] did.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -153,64 +150,28 @@ impl BatchState {
         list_touched: bool,
         out_of_time: &mut dyn FnMut() -> bool,
     ) -> R<Option<Redacted>> {
-        let (key_rules, value_rules) = (set.has_key_rules(), set.has_value_rules());
         let mut hits: Vec<Hit> = Vec::new();
         let mut ranges: Vec<(u32, u32)> = Vec::new();
-        let mut found: Vec<Found> = Vec::new();
-        let (mut scanned, mut stopped) = (0usize, false);
-        let mut value = |at: Target, pos: usize, text: &str, hits: &mut Vec<Hit>| {
-            found.clear();
-            if set.find_values(text, &mut found) > 0 {
-                let from = ranges.len();
+        let mut out = Redacted::default();
+        let done = self.each_match(set, lists, out_of_time, |at, pos, key, m| {
+            let from = ranges.len();
+            if let ValueMatch::Ranges(found) = m {
                 ranges.extend(found.iter().map(|f| (f.start, f.end)));
-                hits.push(Hit {
-                    at,
-                    pos,
-                    whole: false,
-                    ranges: from..ranges.len(),
-                });
             }
-        };
-        self.visit(lists, |at, attrs| {
-            for (pos, kv) in attrs.iter().enumerate() {
-                if stopped {
-                    return;
-                }
-                scanned += 1;
-                if scanned % CHECK_EVERY == 0 && out_of_time() {
-                    stopped = true;
-                    return;
-                }
-                if key_rules && set.key_rule(&kv.key).is_some() {
-                    hits.push(Hit {
-                        at,
-                        pos,
-                        whole: true,
-                        ranges: 0..0,
-                    });
-                } else if value_rules && let Some(text) = kv.value.as_ref().and_then(value_text) {
-                    value(at, pos, &text, &mut hits);
-                }
+            hits.push(Hit {
+                at,
+                pos,
+                whole: matches!(m, ValueMatch::Key(..)),
+                ranges: from..ranges.len(),
+            });
+            if list_touched {
+                out.touched.push((at, key.to_string()));
             }
         });
-        if value_rules && !stopped {
-            self.visit_bodies(lists, |i, _, body| {
-                value(Target::Body(i), 0, body, &mut hits)
-            });
-        }
-        if stopped {
+        if !done {
             return Ok(None);
         }
-        let mut out = Redacted {
-            matched: hits.len() as u32,
-            ..Redacted::default()
-        };
-        if list_touched {
-            out.touched = hits
-                .iter()
-                .map(|h| (h.at, self.key_at(h.at, h.pos).to_string()))
-                .collect();
-        }
+        out.matched = hits.len() as u32;
         let rewrite = rewrite_of(how);
         for (n, h) in hits.iter().enumerate().rev() {
             if n % CHECK_EVERY == CHECK_EVERY - 1 && out_of_time() {
@@ -243,16 +204,5 @@ impl BatchState {
             out.changed += 1;
         }
         Ok(Some(out))
-    }
-
-    /// The key of the attribute at `pos` of `at`'s list (empty for a body).
-    fn key_at(&self, at: Target, pos: usize) -> &str {
-        match at {
-            Target::Body(_) => "",
-            t => self
-                .attrs(t)
-                .and_then(|a| a.get(pos))
-                .map_or("", |kv| kv.key.as_str()),
-        }
     }
 }
