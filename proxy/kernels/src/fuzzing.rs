@@ -86,6 +86,7 @@ mod tests {
             "Bearer abcdefgh bearer\tABCDEFGH== BEARER  abc xbearer abcdefghij Bearer\x0babcdefghij=",
             "bearer abcdefg bearer\n/+~._-abc== _bearer abcdefghijk bearer",
             "eyJa.b.c eyJ.b.c eyJa..c xeyJa.b.c -eyJabc.def.ghi eyJa.b. eyJa.b.c.d eyeyJa.b.c",
+            "-eyJa.-eyJb.c -eyJ-eyJa.b.c eyJa.b -eyJc.d.e eyJa.-eyJb -eyJ.eyJa.b.c eyJa.b.-eyJc.d",
             "fe80::1 ::1 a::b 1:2:3:4:5:6:7:8 1:2:3:4:5:6:7:8:9 g::1 ::ffff:10.0.0.1 x1::2 12345::1",
             "2001:db8:1a2b:3c4d::5e6f :: ::: 1::: Class::add 0:0:0:0:0:0:0:0",
             "?token=abc&KEY=x &\u{212a}ey=kelvin ?sig=&password=p#w ?api_key=\u{3000}x &auth=a b",
