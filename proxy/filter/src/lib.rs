@@ -25,6 +25,7 @@ pub mod allowance;
 pub mod batch;
 mod bindings;
 pub mod chain;
+pub mod componentize;
 mod host;
 pub mod instance;
 pub mod kernels;

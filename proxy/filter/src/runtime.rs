@@ -16,6 +16,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 use super::FilterError;
 use super::bindings;
+use super::componentize::{componentize, is_core_module};
 use super::host::StoreState;
 use weir_kernels::PatternCache;
 
@@ -360,23 +361,6 @@ pub fn compile_into_cache(
     Runtime::with_sizing(Some(cache_dir), sizing)?
         .compile(bytes)
         .map(drop)
-}
-
-/// Core modules start with `\0asm` and version 1; components use a different version/layer.
-fn is_core_module(bytes: &[u8]) -> bool {
-    bytes.len() >= 8 && &bytes[..4] == b"\0asm" && bytes[4..8] == [1, 0, 0, 0]
-}
-
-/// Turns a core module carrying wit-bindgen's component-type section into a component.
-fn componentize(module: &[u8]) -> Result<Vec<u8>, FilterError> {
-    wit_component::ComponentEncoder::default()
-        .module(module)
-        .and_then(|e| e.validate(true).encode())
-        .map_err(|e| {
-            FilterError::Compile(format!(
-                "not a weir filter component, nor a core module built with wit-bindgen: {e:#}"
-            ))
-        })
 }
 
 #[cfg(test)]

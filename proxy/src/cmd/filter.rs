@@ -75,6 +75,15 @@ pub(crate) enum FilterCommand {
         #[command(flatten)]
         admin: AdminArgs,
     },
+    /// Make a core module a component: weir's world is embedded when the module has none (Go's
+    /// toolchain cannot write one), and a module that imports WASI preview 1 gets the adapter.
+    Componentize {
+        /// The core module.
+        file: PathBuf,
+        /// Where to write the component.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
     /// Run a filter offline on an OTLP/JSON batch and print what it did.
     Test {
         /// The .wasm file.
@@ -182,6 +191,32 @@ fn filter_command(cmd: FilterCommand) -> anyhow::Result<()> {
             let report =
                 weir::filter::offline::run(&module, &config, signal, &input, Default::default())?;
             println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
+        FilterCommand::Componentize { file, output } => {
+            use weir::filter::componentize;
+            let module =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            if !componentize::is_core_module(&module) {
+                anyhow::bail!("{} is not a core Wasm module", file.display());
+            }
+            let embedded = !componentize::has_world(&module);
+            let component = componentize::componentize(&componentize::embed_world(&module)?)?;
+            std::fs::write(&output, &component)
+                .with_context(|| format!("writing {}", output.display()))?;
+            println!(
+                "{}: {} bytes{}",
+                output.display(),
+                component.len(),
+                if embedded {
+                    format!(
+                        " (weir's world {} embedded)",
+                        componentize::INTERFACE_VERSION
+                    )
+                } else {
+                    String::new()
+                }
+            );
             Ok(())
         }
         FilterCommand::Push {

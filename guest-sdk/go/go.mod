@@ -1,0 +1,3 @@
+module weir/filter
+
+go 1.25
