@@ -23,6 +23,9 @@ pub struct TestReport {
     pub items_modified: usize,
     /// Route labels the filter set: label set (comma-separated exporter names) to item count.
     pub routes: std::collections::BTreeMap<String, usize>,
+    /// The counters the filter added to (`host.counter-add`), by name: what `/metrics` would show as
+    /// `weir_filter_counter_total`.
+    pub counters: std::collections::BTreeMap<String, u64>,
     /// The batch after the filter, as OTLP/JSON.
     pub output: serde_json::Value,
 }
@@ -45,14 +48,8 @@ pub fn run(
         on_error: OnError::FailClosed,
         limits,
     };
-    let filter = LoadedFilter::load(
-        runtime,
-        spec,
-        compiled,
-        signal,
-        Arc::new(Metrics::new()),
-        None,
-    )?;
+    let metrics = Arc::new(Metrics::new());
+    let filter = LoadedFilter::load(runtime, spec, compiled, signal, metrics.clone(), None)?;
     let batch = BatchState::new(payload, http::HeaderMap::new(), None);
     // What a filter drops and changes are items of the batch: profiles, not their samples.
     let items_in = batch.len();
@@ -78,6 +75,35 @@ pub fn run(
         items_dropped,
         items_modified,
         routes,
+        counters: counters(&metrics.render()),
         output,
     })
+}
+
+/// The filter counters in a `/metrics` exposition: `name` label to value.
+fn counters(exposition: &str) -> std::collections::BTreeMap<String, u64> {
+    exposition
+        .lines()
+        .filter_map(|line| line.strip_prefix("weir_filter_counter_total{"))
+        .filter_map(|rest| {
+            let (labels, value) = rest.rsplit_once("} ")?;
+            let name = labels.split("name=\"").nth(1)?.split('"').next()?;
+            Some((name.to_string(), value.trim().parse::<f64>().ok()? as u64))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counters_are_read_from_the_exposition() {
+        let text = "# TYPE weir_filter_counter_total counter\n\
+            weir_filter_counter_total{signal=\"traces\",filter=\"test\",name=\"dropped\"} 2\n\
+            weir_filter_counter_total{signal=\"traces\",filter=\"test\",name=\"tagged\"} 14\n\
+            weir_other_total 3\n";
+        let got = super::counters(text);
+        assert_eq!(got.get("dropped"), Some(&2));
+        assert_eq!(got.get("tagged"), Some(&14));
+        assert_eq!(got.len(), 2);
+    }
 }

@@ -84,13 +84,34 @@ pub(crate) enum FilterCommand {
         #[arg(short, long)]
         output: PathBuf,
     },
-    /// Run a filter offline on an OTLP/JSON batch and print what it did.
-    Test {
-        /// The .wasm file.
-        file: PathBuf,
-        /// OTLP/JSON request to feed it.
+    /// Start a filter project in DIR (default ./NAME): weir's example filter in that language, its
+    /// build script, weir's WIT, the language's SDK and a test input.
+    New {
+        /// The filter's name (lower-case letters, digits, '-' and '_').
+        name: String,
+        /// rust, go, js, ts, python, c or zig.
         #[arg(long)]
-        input: PathBuf,
+        lang: String,
+        /// Where to write it.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Build the filter project in DIR with its build.sh; prints the module's path. Exits with 69
+    /// when the language's toolchain is missing (build.sh says how to install it).
+    Build {
+        /// The project.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Run a filter offline on an OTLP/JSON batch and print what it did. Given a project directory
+    /// (the default), builds it first and feeds it test/input.json with test/config.json.
+    Test {
+        /// A .wasm file, or a filter project's directory.
+        #[arg(default_value = ".")]
+        file: PathBuf,
+        /// OTLP/JSON request to feed it [default for a project: test/input.json].
+        #[arg(long)]
+        input: Option<PathBuf>,
         /// Filter configuration: JSON text, or @FILE.
         #[arg(long)]
         config: Option<String>,
@@ -146,7 +167,13 @@ pub(crate) fn main(cmd: FilterCommand) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("weir: {}", super::report(&e));
-            ExitCode::FAILURE
+            if e.downcast_ref::<super::scaffold::MissingToolchain>()
+                .is_some()
+            {
+                ExitCode::from(super::scaffold::MISSING_TOOLCHAIN)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -171,12 +198,45 @@ fn filter_command(cmd: FilterCommand) -> anyhow::Result<()> {
         .build()
         .context("cannot start the tokio runtime")?;
     match cmd {
+        FilterCommand::New { name, lang, dir } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+            let written = super::scaffold::new(&name, &lang, &dir)?;
+            println!(
+                "{}: a {lang} filter project ({} files). Next:\n  weir filter test {}      # builds it, runs it on test/input.json\n  weir filter push {name} {}/build/filter.wasm --config @{}/test/config.json",
+                dir.display(),
+                written.len(),
+                dir.display(),
+                dir.display(),
+                dir.display(),
+            );
+            Ok(())
+        }
+        FilterCommand::Build { dir } => {
+            let module = super::scaffold::build(&dir)?;
+            println!("{}", module.display());
+            Ok(())
+        }
         FilterCommand::Test {
             file,
             input,
             config,
             signal,
         } => {
+            // A project: build it, and take its test input and config unless told otherwise.
+            let (file, input, config) = if file.is_dir() {
+                let module = super::scaffold::build(&file)?;
+                let input = input.unwrap_or_else(|| file.join("test/input.json"));
+                let default_config = file.join("test/config.json");
+                let config = config.or_else(|| {
+                    default_config
+                        .is_file()
+                        .then(|| format!("@{}", default_config.display()))
+                });
+                (module, input, config)
+            } else {
+                let input = input.context("--input: the OTLP/JSON request to feed the filter")?;
+                (file, input, config)
+            };
             let module =
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let input =

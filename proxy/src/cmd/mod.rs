@@ -7,6 +7,7 @@ pub(crate) mod dead_letter;
 pub(crate) mod filter;
 pub(crate) mod keygen;
 pub(crate) mod run;
+pub(crate) mod scaffold;
 pub(crate) mod validate;
 
 /// An error and its causes on one line, as `{:#}` prints them, without the repeats: weir's typed
