@@ -38,17 +38,19 @@ for wasm in "$here/target/$target/release/"*.wasm; do
   echo "$out/${name//_/-}.wasm"
 done
 
-# Filters in Python (python/<name>/app.py), made components by componentize-py (from PyPI).
+# Filters in Python (python/<name>/app.py, on weir's helper module guest-sdk/python/weir_filter.py),
+# made components by componentize-py (from PyPI).
 if ! command -v componentize-py >/dev/null 2>&1; then
   echo "build.sh: installing componentize-py for the Python filters" >&2
-  python3 -m pip install -q componentize-py >&2
+  python3 -m pip install -q componentize-py==0.25.1 >&2
 fi
 for dir in "$here"/python/*/; do
   name="$(basename "$dir")"
   target_file="$out/py-$name.wasm"
   # Rebuild only when the source changed: componentizing bundles CPython and takes a while.
-  if [ ! -f "$target_file" ] || [ -n "$(find "$dir" -newer "$target_file" -name '*.py')" ]; then
-    componentize-py -d "$here/../wit/0.1.0" -w filter componentize app -p "$dir" -o "$target_file" >&2
+  if [ ! -f "$target_file" ] || [ -n "$(find "$dir" "$here/../guest-sdk/python" -newer "$target_file" -name '*.py')" ]; then
+    componentize-py -d "$here/../wit/0.3.1" -w filter componentize app -p "$dir" \
+      -p "$here/../guest-sdk/python" -o "$target_file" >&2
   fi
   echo "$target_file"
 done

@@ -17,6 +17,7 @@ const GROUPS: &[(&str, &str)] = &[
     ("sdk-rust", "guest-sdk"),
     ("sdk-go", "guest-sdk/go"),
     ("sdk-ts", "guest-sdk/ts"),
+    ("sdk-python", "guest-sdk/python"),
     ("wit", "wit/0.3.1"),
 ];
 
@@ -29,6 +30,7 @@ const SKIP: &[&str] = &[
     "Cargo.lock",
     "go",
     "ts",
+    "python",
 ];
 
 fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
@@ -39,8 +41,8 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
     entries.sort();
     for path in entries {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        // Only a group's own top level skips the SDK folders ("go" and "ts" inside guest-sdk/).
-        if SKIP.contains(&name) && (dir == root || !matches!(name, "go" | "ts")) {
+        // Only a group's own top level skips the other SDKs' folders inside guest-sdk/.
+        if SKIP.contains(&name) && (dir == root || !matches!(name, "go" | "ts" | "python")) {
             continue;
         }
         if path.is_dir() {

@@ -49,6 +49,18 @@ struct Args {
     /// secrets the redactor masks).
     #[arg(long, value_enum, default_value_t = payload::Mix::Plain)]
     mix: payload::Mix,
+    /// Only measure these builds of the example filter (examples/filters/), as LANGUAGE=MODULE, e.g.
+    /// `--language go=examples/filters/go/build/filter.wasm`: module size, compile time, instance
+    /// creation, per-span cost, memory per instance and resident memory added.
+    #[arg(long, value_parser = parse_language)]
+    language: Vec<(String, PathBuf)>,
+}
+
+fn parse_language(arg: &str) -> Result<(String, PathBuf), String> {
+    let (name, path) = arg
+        .split_once('=')
+        .ok_or_else(|| format!("{arg}: expected LANGUAGE=MODULE"))?;
+    Ok((name.to_string(), PathBuf::from(path)))
 }
 
 struct Bench {
@@ -166,6 +178,9 @@ fn main() -> Result<()> {
     };
     let n = args.iterations;
     let spans = args.spans as f64;
+    if !args.language.is_empty() {
+        return languages(&b, &args, &payloads);
+    }
 
     // The work a request does anyway, for scale: decode + encode of one batch.
     let bodies: Vec<Vec<u8>> = payloads.iter().map(Payload::encode_protobuf).collect();
@@ -401,6 +416,93 @@ fn main() -> Result<()> {
     println!(
         "  push: validate + swap (compiled)          {:>9.1} ms",
         put.as_secs_f64() * 1e3
+    );
+    Ok(())
+}
+
+/// The example filter's configuration (examples/filters/testdata/config.json).
+const EXAMPLE: &str = r#"{"drop_prefix": "health", "key": "team", "value": "checkout"}"#;
+
+/// This process's resident memory, in bytes.
+fn rss() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+/// `--language`: the example filter as each language builds it.
+fn languages(b: &Bench, args: &Args, payloads: &[Payload]) -> Result<()> {
+    let mib = |bytes: u64| bytes as f64 / (1 << 20) as f64;
+    println!(
+        "weir filterbench: the example filter per language, {} spans per batch",
+        args.spans
+    );
+    println!(
+        "  {:<8} {:>10} {:>11} {:>13} {:>12} {:>14} {:>16}",
+        "language", "module", "compile", "instance", "per span", "memory/inst.", "resident added"
+    );
+    let noop = Chain::new(vec![b.load("noop", "")?]);
+    for (name, path) in &args.language {
+        let bytes = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
+        let before = rss();
+        // Compile: a runtime of its own, without a disk cache, so nothing is reused.
+        let runtime = Arc::new(Runtime::new(None)?);
+        let started = Instant::now();
+        let compiled = runtime.compile(&bytes)?;
+        let compile = started.elapsed();
+        let spec = FilterSpec {
+            name: name.clone(),
+            config: EXAMPLE.to_string(),
+            on_error: OnError::FailClosed,
+            limits: FilterLimits {
+                deadline: Duration::from_secs(1),
+                concurrency: 64,
+                ..Default::default()
+            },
+        };
+        let filter = LoadedFilter::load(
+            runtime,
+            spec,
+            compiled,
+            Signal::Traces,
+            b.metrics.clone(),
+            None,
+        )?;
+        // Instance creation (instantiate + init), a bounded number of times.
+        let rounds = 16u32;
+        let started = Instant::now();
+        for _ in 0..rounds {
+            filter.prewarm().map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        let instance = started.elapsed() / rounds;
+        let chain = Chain::new(vec![filter.clone()]);
+        let iterations = (args.iterations / 4).max(40);
+        let [with, base] = per_batch_all(&[&chain, &noop], payloads, iterations)?[..] else {
+            unreachable!("one figure per chain")
+        };
+        let per_span = (with.as_secs_f64() - base.as_secs_f64()) * 1e9 / args.spans as f64;
+        let memory = filter
+            .stats
+            .instance_memory
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let added = rss().saturating_sub(before);
+        println!(
+            "  {:<8} {:>7.2} MB {:>8.0} ms {:>10.0} µs {:>9.0} ns {:>10.1} MiB {:>12.1} MiB",
+            name,
+            bytes.len() as f64 / 1e6,
+            compile.as_secs_f64() * 1e3,
+            instance.as_secs_f64() * 1e6,
+            per_span,
+            mib(memory),
+            mib(added),
+        );
+        drop(chain);
+        drop(filter);
+    }
+    println!(
+        "  (per span: over a one-noop chain; resident added: this process after compile, load and {} instances)",
+        16 + 1
     );
     Ok(())
 }

@@ -14,6 +14,7 @@ mod filter_limits;
 mod filters;
 mod forwarding;
 mod interop;
+mod languages;
 mod memory;
 mod peers;
 mod profiles;

@@ -4,8 +4,8 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here"
-# The tool: on PATH, in the project's node_modules, or where weir's CI caches it ($WEIR_JS_TOOLS).
-PATH="$here/node_modules/.bin:${WEIR_JS_TOOLS:-$HOME/.cache/weir/tools/js}/node_modules/.bin:$PATH"
+# The tool: in the project's node_modules (`npm install`), or on PATH.
+PATH="$here/node_modules/.bin:$PATH"
 if ! command -v componentize-js >/dev/null 2>&1; then
   echo "missing toolchain: componentize-js; install it with: npm install" >&2
   exit 69

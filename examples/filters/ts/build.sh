@@ -5,8 +5,8 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here"
 missing() { echo "missing toolchain: $1; install it with: $2" >&2; exit 69; }
-# The tools: on PATH, in the project's node_modules, or where weir's CI caches them ($WEIR_JS_TOOLS).
-PATH="$here/node_modules/.bin:${WEIR_JS_TOOLS:-$HOME/.cache/weir/tools/js}/node_modules/.bin:$PATH"
+# The tools: in the project's node_modules (`npm install`), or on PATH.
+PATH="$here/node_modules/.bin:$PATH"
 command -v tsc >/dev/null 2>&1 && command -v componentize-js >/dev/null 2>&1 ||
   missing "tsc and componentize-js" "npm install"
 # The project's own copies of weir's WIT and SDK (`weir filter new` writes them), else the repository's.

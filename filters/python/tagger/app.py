@@ -1,48 +1,39 @@
-"""A weir filter in Python (componentize-py): tags every item with the language it went through.
+"""A weir filter in Python (componentize-py), on weir's helper module (guest-sdk/python/weir_filter.py):
+tags every item with the language it went through.
 
 Config: {"key": "filter.lang", "value": "python", "verbose": false} (all optional). Shows the host
-imports: log, a counter, and print(), which weir writes into its own log (within the filter's log-line
+imports: a counter, and print(), which weir writes into its own log (within the filter's log-line
 allowance: with "verbose", a line per item tagged, most of which a large batch has suppressed).
 """
 
-import json
-
-from componentize_py_types import Err
-from wit_world import WitWorld as Base
-from wit_world.imports import host, types
+import weir_filter as weir
 
 
-# componentize-py makes a new WitWorld object per call: state that lives as long as the instance (as weir
-# reuses instances) belongs at module level.
-SETTINGS = {"key": "filter.lang", "value": "python"}
-VERBOSE = [False]
+class Tagger(weir.Filter):
+    def __init__(self, config: dict):
+        super().__init__(config)
+        self.key = str(config.get("key", "filter.lang"))
+        self.value = str(config.get("value", "python"))
+        self.verbose = bool(config.get("verbose", False))
+        print(f"python tagger ready: {self.key}={self.value}")
 
+    def _tag(self, batch: weir.Batch):
+        items = batch.items()
+        for item in items:
+            item.set_attribute(self.key, self.value)
+            if self.verbose:
+                print(f"tagged item {item.index}")
+        weir.counter("tagged", len(items))
+        return weir.CONTINUE
 
-class WitWorld(Base):
-    def init(self, config: str) -> None:
-        try:
-            c = json.loads(config) if config.strip() else {}
-        except ValueError as e:
-            raise Err(f"invalid config: {e}")
-        SETTINGS.update({k: str(v) for k, v in c.items() if k in SETTINGS})
-        VERBOSE[0] = bool(c.get("verbose", False))
-        print(f"python tagger ready: {SETTINGS['key']}={SETTINGS['value']}")
-
-    def _tag(self, batch: types.Batch) -> types.Verdict:
-        n = batch.item_count()
-        value = types.Value_Str(SETTINGS["value"])
-        for item in range(n):
-            batch.set_attribute(item, SETTINGS["key"], value)
-            if VERBOSE[0]:
-                print(f"tagged item {item}")
-        host.counter_add("tagged", n)
-        return types.Verdict_Continue()
-
-    def process_traces(self, batch: types.Batch) -> types.Verdict:
+    def traces(self, batch):
         return self._tag(batch)
 
-    def process_metrics(self, batch: types.Batch) -> types.Verdict:
+    def metrics(self, batch):
         return self._tag(batch)
 
-    def process_logs(self, batch: types.Batch) -> types.Verdict:
+    def logs(self, batch):
         return self._tag(batch)
+
+
+WitWorld = weir.export(Tagger)

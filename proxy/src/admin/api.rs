@@ -87,6 +87,9 @@ pub struct FilterStatsInfo {
     /// Instances alive now.
     #[serde(default)]
     pub instances: usize,
+    /// The largest linear memory an instance has had, in bytes (what each instance costs).
+    #[serde(default)]
+    pub instance_memory_bytes: u64,
     /// The interface version the module implements (`0.1.0`, `0.2.0`, `0.2.1`, `0.3.0`).
     #[serde(default)]
     pub interface: String,
@@ -119,6 +122,7 @@ impl From<FilterStatus> for FilterInfo {
                 rejected: c.rejected,
                 busy: c.busy,
                 instances: s.instances,
+                instance_memory_bytes: c.instance_memory,
                 interface: s.interface.to_string(),
             },
             signed_by: s.signed_by,

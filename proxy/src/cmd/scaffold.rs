@@ -116,6 +116,11 @@ pub(crate) fn new(name: &str, lang: &str, dir: &Path) -> anyhow::Result<Vec<Path
                 out.push((Path::new("weir").join(path), bytes.to_vec()));
             }
         }
+        "python" => {
+            for (path, bytes) in files("sdk-python") {
+                out.push((PathBuf::from(path), bytes.to_vec()));
+            }
+        }
         _ => {}
     }
     for (path, bytes) in files("wit") {

@@ -94,6 +94,8 @@ pub struct FilterCounts {
     pub rejected: u64,
     /// Calls refused because every instance stayed busy (back-pressure).
     pub busy: u64,
+    /// The largest linear memory an instance has had, in bytes.
+    pub instance_memory: u64,
 }
 
 #[derive(Clone)]
@@ -242,6 +244,7 @@ pub(super) fn status(signal: Signal, name: &str, entry: Option<&Entry>) -> Optio
             items_modified: s.items_modified.load(Relaxed),
             rejected: s.rejected.load(Relaxed),
             busy: s.busy.load(Relaxed),
+            instance_memory: s.instance_memory.load(Relaxed),
         },
         instances: v.filter.instances(),
         interface: v.filter.interface,

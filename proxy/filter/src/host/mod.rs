@@ -161,6 +161,8 @@ pub(crate) struct MemoryCap {
     pub(crate) exceeded: bool,
     /// Why, when the host's side of the call went past its allowance rather than linear memory.
     pub(crate) host_exceeded: Option<String>,
+    /// The largest linear memory of the filter's instances (shared by them; `FilterStats`).
+    pub(crate) largest: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl ResourceLimiter for MemoryCap {
@@ -174,6 +176,9 @@ impl ResourceLimiter for MemoryCap {
             self.exceeded = true;
             return Ok(false);
         }
+        // Called for a memory's first allocation too, so this sees every instance's size.
+        self.largest
+            .fetch_max(desired as u64, std::sync::atomic::Ordering::Relaxed);
         Ok(true)
     }
 

@@ -105,6 +105,8 @@ pub struct FilterStats {
     pub rejected: AtomicU64,
     /// Calls refused because every instance stayed busy (back-pressure, not faults).
     pub busy: AtomicU64,
+    /// The largest linear memory any instance has had, in bytes: what one instance costs.
+    pub instance_memory: Arc<AtomicU64>,
 }
 
 /// Why a call did not return a verdict.
@@ -359,6 +361,7 @@ impl LoadedFilter {
                     max: self.spec.limits.memory,
                     exceeded: false,
                     host_exceeded: None,
+                    largest: self.stats.instance_memory.clone(),
                 },
                 filter: self.name.clone(),
                 signal: self.signal,

@@ -21,6 +21,12 @@ fn a_filter_built_against_0_2_0_links_to_the_0_2_1_host_and_says_so() {
     let metrics = Arc::new(Metrics::new());
     let filter = LoadedFilter::load(runtime, spec, module, Signal::Traces, metrics, None).unwrap();
     assert_eq!(filter.interface, "0.2.0");
+    // Its instance's linear memory is on record: at least the module's initial memory, some pages.
+    let memory = filter.stats.instance_memory.load(Ordering::Relaxed);
+    assert!(
+        memory >= 64 << 10 && memory < 64 << 20,
+        "instance memory {memory}"
+    );
 }
 
 #[test]

@@ -141,6 +141,10 @@ class Batch:
     def metrics(self):
         return [Metric(self, i) for i in range(len(self))]
 
+    def items(self):
+        """The items whatever the signal: spans, log records or metrics."""
+        return [Item(self, i) for i in range(len(self))]
+
 
 class Filter:
     """A filter. Override what you need; every hook passes the batch on unchanged by default."""
