@@ -50,13 +50,18 @@ if [ ! -x "$py/bin/componentize-py" ] || ! "$py/bin/python" -c 'import ziglang' 
 fi
 
 # clang for wasm32-wasi, with Debian's wasi-libc.
-if ! command -v clang >/dev/null 2>&1 || [ ! -f /usr/lib/wasm32-wasi/libc.a ] ||
-  ! ls /usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a >/dev/null 2>&1; then
+clang_ready() {
+  command -v clang >/dev/null 2>&1 && [ -f /usr/lib/wasm32-wasi/libc.a ] &&
+    [ -f "$(clang -print-resource-dir)/lib/wasi/libclang_rt.builtins-wasm32.a" ]
+}
+if ! clang_ready; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     step "installing clang, lld and wasi-libc"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-      clang lld wasi-libc libclang-rt-14-dev-wasm32 >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang lld wasi-libc >/dev/null
+    # The wasm32 compiler-rt of the clang just installed (Debian 12: 14).
+    major="$(clang -dumpversion | cut -d. -f1)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "libclang-rt-$major-dev-wasm32" >/dev/null
   else
     step "no clang for wasm32-wasi, and not root: the C example builds with Zig instead"
   fi

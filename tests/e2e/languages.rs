@@ -66,14 +66,14 @@ fn spans(got: &[weir::Payload]) -> Vec<(String, Option<String>)> {
         .collect()
 }
 
-/// New project, offline test, push, and the effect at the upstream, for `lang`.
-async fn example_end_to_end(lang: &str) {
+/// A project made by `weir filter new demo --lang LANG` in a temporary directory, built and run
+/// offline by `weir filter test`: the directory, the project and the test's report. `None` when the
+/// toolchain is missing (and `WEIR_REQUIRE_TOOLCHAINS` is not set).
+fn built_project(lang: &str) -> Option<(tempfile::TempDir, PathBuf, serde_json::Value)> {
     let work = tempfile::tempdir().unwrap();
     let out = weir_cli(&["filter", "new", "demo", "--lang", lang], work.path());
     assert!(out.status.success(), "{lang}: filter new: {out:?}");
     let project = work.path().join("demo");
-
-    // Built from source and run offline on the project's own test input.
     let out = {
         let _one = BUILDS.lock().unwrap_or_else(|p| p.into_inner());
         weir_cli(&["filter", "test", "demo"], work.path())
@@ -91,10 +91,31 @@ async fn example_end_to_end(lang: &str) {
             panic!("{message}; WEIR_REQUIRE_TOOLCHAINS is set, so the test cannot skip");
         }
         eprintln!("skipped: {message}");
-        return;
+        return None;
     }
     assert!(out.status.success(), "{lang}: filter test: {stderr}");
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = serde_json::from_slice(&out.stdout).unwrap();
+    Some((work, project, report))
+}
+
+/// Pushes the project's module as `demo`, with its test config and the default limits.
+fn push(weir: &Weir, project: &Path) -> String {
+    let config = format!("@{}", project.join("test/config.json").display());
+    ok(Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["filter", "push", "demo"])
+        .arg(project.join("build/filter.wasm"))
+        .args(["--config", &config])
+        .args(["--admin", &format!("http://{}", weir.admin)])
+        .output()
+        .unwrap())
+}
+
+/// New project, offline test, push, and the effect at the upstream, for `lang`.
+async fn example_end_to_end(lang: &str) {
+    // Built from source and run offline on the project's own test input.
+    let Some((_work, project, report)) = built_project(lang) else {
+        return;
+    };
     assert_eq!(report["verdict"], "continue", "{lang}: {report}");
     assert_eq!(report["items_in"], 4, "{lang}: {report}");
     assert_eq!(report["items_dropped"], 2, "{lang}: {report}");
@@ -104,16 +125,7 @@ async fn example_end_to_end(lang: &str) {
     // Pushed into a running weir with the CLI, with the default limits.
     let (upstream, url) = Recorder::grpc().await;
     let weir = Weir::start(&url);
-    let module = project.join("build/filter.wasm");
-    let config = format!("@{}", project.join("test/config.json").display());
-    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(["filter", "push", "demo"])
-        .arg(&module)
-        .args(["--config", &config])
-        .args(["--admin", &format!("http://{}", weir.admin)])
-        .output()
-        .unwrap();
-    let pushed = ok(out);
+    let pushed = push(&weir, &project);
     assert!(
         pushed.contains("traces/demo: version 1 active"),
         "{lang}: {pushed}"
@@ -179,4 +191,61 @@ async fn c_example_end_to_end() {
 #[tokio::test(flavor = "multi_thread")]
 async fn zig_example_end_to_end() {
     example_end_to_end("zig").await;
+}
+
+/// The Go SDK gives back what the host hands a call (span names, through `cabi_realloc`) when the call
+/// ends. 40 batches of 1,000 spans with 1 KB names pass 40 MB of names through one instance; kept, they
+/// would take it past 32 MiB of linear memory (and to its 64 MiB limit, a fault on every call).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_go_filter_gives_back_what_each_call_was_handed() {
+    let Some((_work, project, _)) = built_project("go") else {
+        return;
+    };
+    let (_upstream, url) = Recorder::grpc().await;
+    let weir = Weir::start(&url);
+    push(&weir, &project);
+    let spans: Vec<serde_json::Value> = (0..1000)
+        .map(|i| {
+            serde_json::json!({
+                "traceId": "5b8efff798038103d269b633813fc60c",
+                "spanId": format!("{:016x}", i + 1),
+                "name": format!("{i:04}-{}", "n".repeat(1000)),
+            })
+        })
+        .collect();
+    let body = serde_json::to_vec(&serde_json::json!({
+        "resourceSpans": [{ "scopeSpans": [{ "spans": spans }] }]
+    }))
+    .unwrap();
+    for _ in 0..40 {
+        let (status, _, reply) = post(
+            &weir.http_url(Signal::Traces),
+            &[("content-type", "application/json")],
+            body.clone(),
+        )
+        .await;
+        assert_eq!(status, 200, "{reply:?}");
+    }
+    let list = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args([
+            "filter",
+            "list",
+            "--json",
+            "--admin",
+            &format!("http://{}", weir.admin),
+        ])
+        .output()
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_str(&ok(list)).unwrap();
+    let stats = &list["filters"][0]["stats"];
+    assert_eq!(stats["errors"], 0, "{stats}");
+    assert!(
+        stats["items_in"].as_u64().unwrap() >= 40 * 1000,
+        "every span seen: {stats}"
+    );
+    let memory = stats["instance_memory_bytes"].as_u64().unwrap();
+    assert!(
+        memory < 32 << 20,
+        "an instance grew to {memory} bytes: {stats}"
+    );
 }

@@ -15,7 +15,7 @@ wit-bindgen c "$wit" --world filter --out-dir build/gen >/dev/null
 if [ -n "${CC:-}" ]; then
   cc=($CC)
 elif command -v clang >/dev/null 2>&1 && [ -f /usr/lib/wasm32-wasi/libc.a ] &&
-  ls /usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a >/dev/null 2>&1; then
+  [ -f "$(clang -print-resource-dir)/lib/wasi/libclang_rt.builtins-wasm32.a" ]; then
   cc=(clang --target=wasm32-wasi --sysroot=/usr)
 elif python3 -c 'import ziglang' 2>/dev/null; then
   cc=(python3 -m ziglang cc -target wasm32-wasi)

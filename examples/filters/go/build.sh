@@ -4,8 +4,9 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here"
-if ! command -v go >/dev/null 2>&1; then
-  echo "missing toolchain: Go 1.25 or newer; install it from https://go.dev/dl/ (or: apt-get install golang-go, if 1.25+)" >&2
+minor="$( (go env GOVERSION 2>/dev/null || true) | sed -n 's/^go1\.\([0-9]*\).*/\1/p')"
+if [ -z "$minor" ] || [ "$minor" -lt 25 ]; then
+  echo "missing toolchain: Go 1.25 or newer (go:wasmexport with -buildmode=c-shared); install it from https://go.dev/dl/" >&2
   exit 69
 fi
 weir="${WEIR:-weir}"

@@ -18,7 +18,7 @@ fi
 # The project's own copy of weir's WIT (`weir filter new` writes one), else the repository's.
 wit="$here/wit"; [ -d "$wit" ] || wit="$here/../../../wit/0.3.1"
 mkdir -p build/gen
-wit-bindgen c "$wit" --world filter --out-dir build/gen >/dev/null 2>&1
+wit-bindgen c "$wit" --world filter --out-dir build/gen >/dev/null
 "${zig[@]}" translate-c build/gen/filter.h -target wasm32-wasi -lc --cache-dir build/zig-cache \
   > build/gen/filter_h.zig
 "${zig[@]}" build-exe -target wasm32-wasi -fno-entry -rdynamic -lc -O ReleaseSmall \

@@ -45,11 +45,15 @@ fn check_name(name: &str) -> anyhow::Result<()> {
             "filter name {name:?}: use lower-case letters, digits, '-' and '_', starting with a letter"
         );
     }
+    // A Go project's module path: `weir` would shadow the SDK's `weir/filter`.
+    if name == "weir" {
+        bail!("filter name \"weir\" is taken by the Go SDK's module path: choose another");
+    }
     Ok(())
 }
 
 /// What a project's `.gitignore` holds: every toolchain's output.
-const GITIGNORE: &str = "build/\ntarget/\nCargo.lock\nnode_modules/\n__pycache__/\n";
+const GITIGNORE: &str = "build/\ntarget/\nnode_modules/\n__pycache__/\n";
 
 /// Writes project `name` in language `lang` into `dir` (which must not exist, or be empty). Returns
 /// the files written, relative to `dir`.

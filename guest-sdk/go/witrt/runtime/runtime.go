@@ -4,6 +4,13 @@
 //
 // It implements the API of go.bytecodealliance.org/pkg/wit/runtime that the generated code calls; that
 // module is not served by the Go module proxy weir builds with, so generate.sh points the bindings here.
+//
+// What the host passes in lives in a static arena, not on Go's heap, because `cabi_realloc` runs
+// inside the host's lowering of a value, where the component may not call out: Go's allocator, when it
+// needs a new span, asks WASI for the time, and the call traps ("cannot leave component instance").
+// The arena is reused from the start at the end of each export call (`Unpin`), so what the host hands
+// a call is valid until that call returns: weir/filter's views copy what they return; code that keeps
+// a value from the raw bindings past the call must copy it (strings.Clone).
 package runtime
 
 import (
@@ -11,15 +18,24 @@ import (
 	"unsafe"
 )
 
-// pinned holds what the host allocated through cabi_realloc until the next export call begins
-// (`Unpin`): the generated code turns that memory into strings and slices without copying.
+// hostArenaSize bounds what the host can pass one call. Past it, cabi_realloc falls back to Go's heap,
+// which works while Go has room and otherwise makes the call fail (a fault, not corruption).
+const hostArenaSize = 8 << 20
+
+// hostArena holds what the host passes in: untouched pages cost nothing resident.
+var hostArena [hostArenaSize]byte
+
+// hostUsed is how much of hostArena this call has used.
+var hostUsed uintptr
+
+// pinned holds what cabi_realloc had to take from Go's heap, until `Unpin`.
 var pinned goruntime.Pinner
 
 // empty is where empty allocations point.
 var empty uint64
 
-// Allocate returns size bytes aligned to align (at most 8), pinned by pinner so that the garbage
-// collector keeps them while the host reads or writes them.
+// Allocate returns size bytes aligned to align (at most 8) from Go's heap, pinned by pinner so that
+// the garbage collector keeps them while the host reads or writes them. Not for cabi_realloc.
 func Allocate(pinner *goruntime.Pinner, size, align uintptr) unsafe.Pointer {
 	if size == 0 {
 		// A valid, aligned address for an empty list: nothing is read or written there.
@@ -31,16 +47,28 @@ func Allocate(pinner *goruntime.Pinner, size, align uintptr) unsafe.Pointer {
 	return ptr
 }
 
-// Unpin releases what the host allocated during the previous export call. The generated export
-// wrappers call it once they have lifted their arguments.
+// Unpin ends a call's use of what the host passed it: the arena is reused from the start, and what
+// came from Go's heap is released. The generated `init` wrapper calls it once it has lifted its
+// argument; weir/filter calls it when each process call returns.
 func Unpin() {
+	hostUsed = 0
 	pinned.Unpin()
 }
 
 //go:wasmexport cabi_realloc
 func cabiRealloc(old unsafe.Pointer, oldSize, align, newSize uintptr) unsafe.Pointer {
-	ptr := Allocate(&pinned, newSize, align)
-	if old != nil && oldSize > 0 && newSize > 0 {
+	if newSize == 0 {
+		return unsafe.Pointer(&empty)
+	}
+	var ptr unsafe.Pointer
+	start := (hostUsed + align - 1) &^ (align - 1)
+	if align != 0 && start+newSize <= hostArenaSize && start+newSize > start {
+		ptr = unsafe.Pointer(&hostArena[start])
+		hostUsed = start + newSize
+	} else {
+		ptr = Allocate(&pinned, newSize, align)
+	}
+	if old != nil && oldSize > 0 {
 		copy(unsafe.Slice((*byte)(ptr), newSize), unsafe.Slice((*byte)(old), min(oldSize, newSize)))
 	}
 	return ptr

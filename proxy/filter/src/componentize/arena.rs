@@ -64,7 +64,10 @@ pub(crate) fn find_arena(module: &[u8]) -> Result<Option<(u32, u32)>, FilterErro
             let end = start
                 .checked_add(len)
                 .ok_or_else(|| bad("the arena's length overflows"))?;
-            let first = (start + MAGIC.len() as u32 + 8 + 15) & !15;
+            let first = start
+                .checked_add(MAGIC.len() as u32 + 8 + 15)
+                .ok_or_else(|| bad("the arena's address overflows"))?
+                & !15;
             if first >= end {
                 return Err(bad("the arena is smaller than its header"));
             }
@@ -75,8 +78,8 @@ pub(crate) fn find_arena(module: &[u8]) -> Result<Option<(u32, u32)>, FilterErro
 }
 
 /// The bump allocator: `(old, old_size, align, new_size) -> ptr` over `[global bump, end)`. The
-/// adapter allocates a few times (its state and stack) and never frees or grows, so a reallocation or
-/// an exhausted arena traps.
+/// adapter allocates a few times (its state and stack) and never frees or grows, so a reallocation, an
+/// alignment that is not a power of two, or an exhausted arena traps.
 fn allocator(bump: u32, end: u32) -> Function {
     use Instruction::*;
     // Parameters: 0 old, 1 old_size, 2 align, 3 new_size. Locals: 4 ptr, 5 next.
@@ -84,6 +87,18 @@ fn allocator(bump: u32, end: u32) -> Function {
     for ins in [
         // A reallocation: the adapter never asks for one.
         LocalGet(0),
+        If(BlockType::Empty),
+        Unreachable,
+        End,
+        // align must be a power of two: align == 0 || align & (align - 1) != 0 traps.
+        LocalGet(2),
+        I32Eqz,
+        LocalGet(2),
+        LocalGet(2),
+        I32Const(1),
+        I32Sub,
+        I32And,
+        I32Or,
         If(BlockType::Empty),
         Unreachable,
         End,
@@ -132,7 +147,13 @@ pub fn give_adapter_an_arena(module: &[u8]) -> Result<Option<Vec<u8>>, FilterErr
         (0u32, 0u32, 0u32, 0u32, 0u32);
     for payload in Parser::new(0).parse_all(module) {
         match payload.map_err(bad)? {
-            Payload::TypeSection(r) => types = r.count(),
+            // A rec group may hold several types: count types, not groups.
+            Payload::TypeSection(r) => {
+                types = 0;
+                for group in r {
+                    types += group.map_err(bad)?.types().len() as u32;
+                }
+            }
             Payload::ImportSection(r) => {
                 for import in r.into_imports() {
                     match import.map_err(bad)?.ty {
@@ -348,8 +369,15 @@ mod tests {
         // Aligned up from first + 100.
         assert_eq!(alloc.call(&mut store, (0, 0, 16, 10)).unwrap(), first + 112);
         assert_eq!(alloc.call(&mut store, (0, 0, 1, 3)).unwrap(), first + 122);
-        // A reallocation, and a request past the end, trap.
+        // A reallocation, an alignment that is not a power of two, and a request past the end, trap.
         assert!(alloc.call(&mut store, (first, 100, 8, 200)).is_err());
+        let mut store = Store::new(&engine, ());
+        let instance = Instance::new(&mut store, &module, &[]).unwrap();
+        let alloc = instance
+            .get_typed_func::<(i32, i32, i32, i32), i32>(&mut store, EXPORT)
+            .unwrap();
+        assert!(alloc.call(&mut store, (0, 0, 0, 8)).is_err());
+        assert!(alloc.call(&mut store, (0, 0, 6, 8)).is_err());
         let mut store = Store::new(&engine, ());
         let instance = Instance::new(&mut store, &module, &[]).unwrap();
         let alloc = instance

@@ -24,7 +24,7 @@ fn a_filter_built_against_0_2_0_links_to_the_0_2_1_host_and_says_so() {
     // Its instance's linear memory is on record: at least the module's initial memory, some pages.
     let memory = filter.stats.instance_memory.load(Ordering::Relaxed);
     assert!(
-        memory >= 64 << 10 && memory < 64 << 20,
+        (64 << 10..64 << 20).contains(&memory),
         "instance memory {memory}"
     );
 }
