@@ -12,6 +12,9 @@
 #[allow(dead_code)]
 #[path = "payload.rs"]
 mod payload;
+#[allow(dead_code)]
+#[path = "procstat.rs"]
+mod procstat;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -424,11 +427,8 @@ fn main() -> Result<()> {
 const EXAMPLE: &str = r#"{"drop_prefix": "health", "key": "team", "value": "checkout"}"#;
 
 /// This process's resident memory, in bytes.
-fn rss() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |pages| pages * 4096)
+fn rss() -> Result<u64> {
+    Ok(procstat::rss_kib(std::process::id())? * 1024)
 }
 
 /// `--language`: the example filter as each language builds it.
@@ -445,7 +445,7 @@ fn languages(b: &Bench, args: &Args, payloads: &[Payload]) -> Result<()> {
     let noop = Chain::new(vec![b.load("noop", "")?]);
     for (name, path) in &args.language {
         let bytes = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
-        let before = rss();
+        let before = rss()?;
         // Compile: a runtime of its own, without a disk cache, so nothing is reused.
         let runtime = Arc::new(Runtime::new(None)?);
         let started = Instant::now();
@@ -486,7 +486,7 @@ fn languages(b: &Bench, args: &Args, payloads: &[Payload]) -> Result<()> {
             .stats
             .instance_memory
             .load(std::sync::atomic::Ordering::Relaxed);
-        let added = rss().saturating_sub(before);
+        let added = rss()?.saturating_sub(before);
         println!(
             "  {:<8} {:>7.2} MB {:>8.0} ms {:>10.0} µs {:>9.0} ns {:>10.1} MiB {:>12.1} MiB",
             name,
